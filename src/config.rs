@@ -1,0 +1,122 @@
+//! Command-line and environment configuration (clap). The defaults run on SQLite under `./data`
+//! with no setup.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// The referral service of the 1480 counselling line and the 123 social emergency.
+#[derive(Debug, Parser)]
+#[command(name = "referrals", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+    /// Logging.
+    #[command(flatten)]
+    pub log: LogConfig,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Runs the gRPC server.
+    Serve(ServeConfig),
+    /// Applies the database migrations and exits.
+    Migrate(DatabaseConfig),
+}
+
+/// Where the cases are kept.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseConfig {
+    /// Directory for the service's files; the SQLite database lives here unless
+    /// --database-url names another database.
+    #[arg(long, env = "REFERRALS_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// Database URL: sqlite:PATH or postgres://USER@HOST/DB. Defaults to
+    /// sqlite://DATA_DIR/referrals.db.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Most database connections the service opens.
+    #[arg(long, env = "REFERRALS_DB_MAX_CONNECTIONS", default_value_t = 16)]
+    pub db_max_connections: u32,
+}
+
+impl DatabaseConfig {
+    /// Returns the database URL, defaulting to the SQLite file in the data directory.
+    pub fn url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("referrals.db").display()))
+    }
+
+    /// Names the backend without the URL's credentials, for logs.
+    pub fn backend(&self) -> &'static str {
+        if self.url().starts_with("postgres") {
+            "postgres"
+        } else {
+            "sqlite"
+        }
+    }
+}
+
+/// The server's settings.
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    /// Address to listen on.
+    #[arg(long, env = "REFERRALS_LISTEN", default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+    /// Database.
+    #[command(flatten)]
+    pub database: DatabaseConfig,
+    /// Runs even when the database's durability settings are weakened (an in-memory SQLite,
+    /// synchronous_commit=off, fsync=off). For throwaway demos only: acknowledged intakes may be
+    /// lost.
+    #[arg(long, env = "REFERRALS_ALLOW_WEAK_DURABILITY")]
+    pub allow_weak_durability: bool,
+    /// Largest request message accepted, in bytes; larger ones are refused.
+    #[arg(long, env = "REFERRALS_MAX_MESSAGE_BYTES", default_value_t = 256 * 1024)]
+    pub max_message_bytes: usize,
+    /// How often the health service checks the database.
+    #[arg(long, env = "REFERRALS_HEALTH_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub health_interval: Duration,
+    /// Most intakes waiting for the writer before submitters wait for room.
+    #[arg(long, env = "REFERRALS_INTAKE_QUEUE", default_value_t = 4096)]
+    pub intake_queue: usize,
+    /// Most intakes committed in one transaction.
+    #[arg(long, env = "REFERRALS_INTAKE_BATCH", default_value_t = 256)]
+    pub intake_batch: usize,
+    /// How long an intake waits for room in a full queue before RESOURCE_EXHAUSTED.
+    #[arg(long, env = "REFERRALS_INTAKE_QUEUE_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub intake_queue_timeout: Duration,
+    /// How long shutdown waits for requests in flight before closing.
+    #[arg(long, env = "REFERRALS_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: Duration,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Args)]
+pub struct LogConfig {
+    /// Log format.
+    #[arg(
+        long,
+        env = "REFERRALS_LOG_FORMAT",
+        default_value = "pretty",
+        global = true
+    )]
+    pub log_format: LogFormat,
+    /// Log filter, in tracing's EnvFilter syntax (for example `info` or `referrals=debug`).
+    #[arg(long, env = "REFERRALS_LOG", default_value = "info", global = true)]
+    pub log: String,
+}
+
+/// Log formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}

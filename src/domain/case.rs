@@ -1,0 +1,103 @@
+//! The recorded case as the read side sees it, and the filters a case list takes.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::intake::{Contact, Intake};
+use super::triage::Assessment;
+use super::types::{CaseStatus, Category, Line, Priority, RequestedAction};
+
+/// The fields of a case a list shows; none of them is sensitive.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaseSummary {
+    /// Case identifier (UUIDv7, so it sorts by creation time).
+    pub case_id: Uuid,
+    /// Reference a person can read aloud.
+    pub reference: String,
+    /// Line the case came in on.
+    pub line: Line,
+    /// Lifecycle status.
+    pub status: CaseStatus,
+    /// Current priority.
+    pub priority: Priority,
+    /// Main problem.
+    pub primary_category: Category,
+    /// Province of the incident.
+    pub province: String,
+    /// County of the incident.
+    pub county: String,
+    /// True when a subject is a minor.
+    pub minors_involved: bool,
+    /// Version, raised by every change.
+    pub version: i64,
+    /// When the case was recorded.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A contact as recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedContact {
+    /// Contact identifier.
+    pub contact_id: Uuid,
+    /// Line it came in on.
+    pub line: Line,
+    /// The contact as reported.
+    pub contact: Contact,
+    /// When the service recorded it.
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// A case with its details.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaseRecord {
+    /// List fields.
+    pub summary: CaseSummary,
+    /// The intake as recorded.
+    pub intake: Intake,
+    /// What the intake asked for.
+    pub action: RequestedAction,
+    /// Triage at intake.
+    pub assessment: Assessment,
+    /// Every contact, oldest first.
+    pub contacts: Vec<RecordedContact>,
+}
+
+/// Filters of a case list; they combine with AND.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct CaseFilter {
+    /// Only this line.
+    pub line: Option<Line>,
+    /// Only this priority.
+    pub priority: Option<Priority>,
+    /// Only cases with this category, primary or secondary.
+    pub category: Option<Category>,
+    /// Only this province.
+    pub province: Option<String>,
+    /// Only this county (with the province).
+    pub county: Option<String>,
+    /// Only this status.
+    pub status: Option<CaseStatus>,
+    /// Created at or after.
+    pub created_from: Option<DateTime<Utc>>,
+    /// Created before.
+    pub created_before: Option<DateTime<Utc>>,
+}
+
+/// One page request of a case list: newest first, strictly older than `after` when given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageRequest {
+    /// Largest number of cases to return.
+    pub size: usize,
+    /// Continue after this case (the last one of the previous page).
+    pub after: Option<Uuid>,
+}
+
+/// Page sizes a list accepts.
+pub mod paging {
+    /// Page size when the client sends none.
+    pub const DEFAULT_PAGE_SIZE: usize = 50;
+    /// Largest page size.
+    pub const MAX_PAGE_SIZE: usize = 500;
+}

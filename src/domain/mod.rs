@@ -1,0 +1,13 @@
+//! The service's own vocabulary: intake values, triage, case records and the errors they raise.
+//! Nothing here knows about gRPC or SQL, so all of it is testable on its own.
+
+pub mod case;
+pub mod error;
+pub mod intake;
+pub mod province;
+pub mod reference;
+pub mod sensitive;
+pub mod triage;
+pub mod types;
+
+pub use error::{Error, FieldViolation};

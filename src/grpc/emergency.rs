@@ -1,0 +1,36 @@
+//! `referral.v1.EmergencyIntake`: intake from the 123 social emergency.
+
+use chrono::Utc;
+use tonic::{Request, Response, Status};
+
+use super::{convert, record_intake};
+use crate::pb::emergency_intake_server::EmergencyIntake;
+use crate::pb::{ReportEmergencyRequest, ReportEmergencyResponse};
+use crate::store::writer::IntakeWriter;
+
+/// Records 123 calls as cases.
+pub struct EmergencyService {
+    writer: IntakeWriter,
+}
+
+impl EmergencyService {
+    /// Creates the service over the intake writer.
+    pub fn new(writer: IntakeWriter) -> Self {
+        Self { writer }
+    }
+}
+
+#[tonic::async_trait]
+impl EmergencyIntake for EmergencyService {
+    #[tracing::instrument(skip_all, fields(rpc = "ReportEmergency"))]
+    async fn report_emergency(
+        &self,
+        request: Request<ReportEmergencyRequest>,
+    ) -> Result<Response<ReportEmergencyResponse>, Status> {
+        let intake = convert::emergency_intake(request.into_inner(), Utc::now())?;
+        let receipt = record_intake(&self.writer, intake).await?;
+        Ok(Response::new(ReportEmergencyResponse {
+            receipt: Some(receipt.into()),
+        }))
+    }
+}

@@ -1,0 +1,15 @@
+//! The referral service of Iran's 1480 counselling line and 123 social emergency: it records each
+//! intake as a case, exactly once, and lets call centres follow it.
+//!
+//! `main.rs` only parses configuration; everything a test needs is reachable from here, chiefly
+//! [`run`], which serves on a listener the caller bound.
+
+pub mod config;
+pub mod domain;
+pub mod grpc;
+pub mod pb;
+mod server;
+pub mod store;
+pub mod telemetry;
+
+pub use server::{ServeError, migrate, open_store, run, shutdown_signal};

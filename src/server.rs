@@ -1,0 +1,212 @@
+//! Assembles the store, the intake writer and the gRPC services, and serves them until shutdown.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::server::NamedService;
+use tonic::transport::Server;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+use tower_http::trace::TraceLayer;
+
+use crate::config::{DatabaseConfig, ServeConfig};
+use crate::domain::Error;
+use crate::grpc::case_tracking::CaseTrackingService;
+use crate::grpc::emergency::EmergencyService;
+use crate::grpc::hotline::HotlineService;
+use crate::pb;
+use crate::pb::case_tracking_server::CaseTrackingServer;
+use crate::pb::emergency_intake_server::EmergencyIntakeServer;
+use crate::pb::hotline_intake_server::HotlineIntakeServer;
+use crate::store::Store;
+use crate::store::writer::{IntakeWriter, WriterConfig};
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The database could not be opened or migrated.
+    #[error("cannot open the database: {0}")]
+    Store(#[from] Error),
+    /// The database runs with settings that may lose acknowledged intakes.
+    #[error(
+        "refusing to run with weakened durability: {}; fix the database settings, or pass \
+         --allow-weak-durability for a throwaway demo",
+        .0.join("; ")
+    )]
+    WeakDurability(Vec<String>),
+    /// The data directory could not be created.
+    #[error("cannot create the data directory: {0}")]
+    DataDir(#[source] std::io::Error),
+    /// Server reflection could not be built from the descriptors.
+    #[error("cannot build server reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// The transport failed.
+    #[error("transport error: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Opens the configured database, creating the data directory for the default SQLite file, and
+/// applies the migrations.
+pub async fn open_store(config: &DatabaseConfig) -> Result<Arc<dyn Store>, ServeError> {
+    if config.database_url.is_none() {
+        std::fs::create_dir_all(&config.data_dir).map_err(ServeError::DataDir)?;
+    }
+    Ok(crate::store::open(&config.url(), config.db_max_connections).await?)
+}
+
+/// Applies the migrations and returns.
+pub async fn migrate(config: &DatabaseConfig) -> Result<(), ServeError> {
+    let store = open_store(config).await?;
+    store.close().await;
+    tracing::info!(backend = config.backend(), "migrations applied");
+    Ok(())
+}
+
+/// Serves the service on `listener` until `shutdown` completes, then lets requests in flight
+/// finish (up to the configured grace), commits queued intakes and closes the database.
+pub async fn run(
+    config: ServeConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let store = open_store(&config.database).await?;
+    let durability = store.durability().await?;
+    if !durability.weakened.is_empty() {
+        if !config.allow_weak_durability {
+            store.close().await;
+            return Err(ServeError::WeakDurability(durability.weakened));
+        }
+        tracing::warn!(settings = ?durability.weakened, "running with weakened durability: acknowledged intakes may be lost");
+    }
+
+    let (writer, writer_task) = IntakeWriter::spawn(
+        store.clone(),
+        WriterConfig {
+            queue_capacity: config.intake_queue,
+            max_batch: config.intake_batch,
+            queue_timeout: config.intake_queue_timeout,
+        },
+    );
+    let (health, health_service) = tonic_health::server::health_reporter();
+    let health_task = tokio::spawn(watch_database(
+        store.clone(),
+        health,
+        config.health_interval,
+    ));
+
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let limit = config.max_message_bytes;
+    let router = Server::builder()
+        .layer(TraceLayer::new_for_grpc())
+        .add_service(health_service)
+        .add_service(reflection().build_v1()?)
+        .add_service(reflection().build_v1alpha()?)
+        .add_service(
+            HotlineIntakeServer::new(HotlineService::new(writer.clone()))
+                .max_decoding_message_size(limit),
+        )
+        .add_service(
+            EmergencyIntakeServer::new(EmergencyService::new(writer))
+                .max_decoding_message_size(limit),
+        )
+        .add_service(
+            CaseTrackingServer::new(CaseTrackingService::new(store.clone()))
+                .max_decoding_message_size(limit),
+        );
+
+    tracing::info!(
+        listen = %listener.local_addr().map_err(ServeError::DataDir)?,
+        backend = config.database.backend(),
+        "serving"
+    );
+    let shutdown = shutdown.shared();
+    let grace = config.shutdown_grace;
+    let serve =
+        router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.clone());
+    let result = tokio::select! {
+        result = serve => result.map_err(ServeError::from),
+        () = async { shutdown.await; tokio::time::sleep(grace).await } => {
+            tracing::warn!(grace = ?grace, "requests still in flight after the shutdown grace; closing");
+            Ok(())
+        }
+    };
+
+    // The router, and with it every handle on the writer's queue, is gone: the writer commits
+    // what is queued and stops.
+    health_task.abort();
+    if writer_task.await.is_err() {
+        tracing::error!("intake writer panicked");
+    }
+    store.close().await;
+    tracing::info!("stopped");
+    result
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutdown requested");
+}
+
+/// The services whose health follows the database's.
+const SERVICES: [&str; 4] = [
+    "",
+    <HotlineIntakeServer<HotlineService> as NamedService>::NAME,
+    <EmergencyIntakeServer<EmergencyService> as NamedService>::NAME,
+    <CaseTrackingServer<CaseTrackingService> as NamedService>::NAME,
+];
+
+/// Keeps the health service in step with the database: NOT_SERVING while it does not answer.
+async fn watch_database(store: Arc<dyn Store>, health: HealthReporter, interval: Duration) {
+    let mut serving = None;
+    loop {
+        let answers = tokio::time::timeout(interval.max(Duration::from_secs(1)), store.ping())
+            .await
+            .is_ok_and(|ping| ping.is_ok());
+        if serving != Some(answers) {
+            let status = if answers {
+                tracing::info!("database reachable; serving");
+                ServingStatus::Serving
+            } else {
+                tracing::warn!("database unreachable; reporting NOT_SERVING");
+                ServingStatus::NotServing
+            };
+            for service in SERVICES {
+                health.set_service_status(service, status).await;
+            }
+            serving = Some(answers);
+        }
+        tokio::time::sleep(interval).await;
+    }
+}

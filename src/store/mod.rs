@@ -1,0 +1,101 @@
+//! Durable storage of cases and their events: one [`Store`] trait, a SQLite implementation (the
+//! embedded default) and a PostgreSQL one (production), and the group-commit writer in front.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::domain::Error;
+use crate::domain::case::{CaseFilter, CaseRecord, CaseSummary, PageRequest};
+use crate::domain::intake::{NewIntake, Receipt};
+
+pub mod postgres;
+mod sql;
+pub mod sqlite;
+pub mod writer;
+
+/// What became of one intake in a committed batch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IntakeOutcome {
+    /// A new case was recorded.
+    Recorded(Receipt),
+    /// The request id was seen before with the same payload; this is the original receipt.
+    Replayed(Receipt),
+    /// The request id was seen before with a different payload.
+    Conflict,
+}
+
+/// The durability settings a backend runs with, as read back from the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Durability {
+    /// Settings that weaken durability, each described for the operator; empty when none does.
+    pub weakened: Vec<String>,
+}
+
+/// Storage of cases. Both backends pass the same conformance suite (`tests/`).
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Records a batch of intakes in one transaction, in order, and returns one outcome each.
+    ///
+    /// A replayed or conflicting request id writes nothing. The batch's request ids must be
+    /// distinct; the writer guarantees this. An error means nothing of the batch was written.
+    async fn record_intakes(&self, batch: &[NewIntake]) -> Result<Vec<IntakeOutcome>, Error>;
+
+    /// Returns a case with its details, or `None` when there is no such case.
+    async fn get_case(&self, case_id: Uuid) -> Result<Option<CaseRecord>, Error>;
+
+    /// Returns up to `page.size` case summaries matching `filter`, newest first.
+    async fn list_cases(
+        &self,
+        filter: &CaseFilter,
+        page: &PageRequest,
+    ) -> Result<Vec<CaseSummary>, Error>;
+
+    /// Checks that the database answers.
+    async fn ping(&self) -> Result<(), Error>;
+
+    /// Reads the durability settings the database runs with.
+    async fn durability(&self) -> Result<Durability, Error>;
+
+    /// Closes the connections, waiting for those in use to be returned.
+    async fn close(&self);
+}
+
+/// Opens the store a database URL names and applies its migrations.
+pub async fn open(database_url: &str, max_connections: u32) -> Result<Arc<dyn Store>, Error> {
+    if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
+        Ok(Arc::new(
+            postgres::PostgresStore::connect(database_url, max_connections).await?,
+        ))
+    } else if database_url.starts_with("sqlite:") {
+        Ok(Arc::new(
+            sqlite::SqliteStore::connect(database_url, max_connections).await?,
+        ))
+    } else {
+        Err(Error::internal(format!(
+            "unsupported database URL scheme (expected sqlite: or postgres://): {}",
+            database_url.split(':').next().unwrap_or_default()
+        )))
+    }
+}
+
+/// Maps a database driver error to the domain's, once, by kind.
+pub(crate) fn map_sqlx_error(error: sqlx::Error) -> Error {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => Error::Unavailable(Box::new(error)),
+        // Connection exceptions (08) and operator intervention such as a shutting-down server (57P).
+        sqlx::Error::Database(ref db)
+            if db
+                .code()
+                .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")) =>
+        {
+            Error::Unavailable(Box::new(error))
+        }
+        other => Error::Internal(Box::new(other)),
+    }
+}

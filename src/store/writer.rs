@@ -1,0 +1,167 @@
+//! The group-commit writer: concurrent intakes wait in a bounded queue, and one task commits
+//! whatever has gathered as a single transaction, answering each intake only after that commit.
+//!
+//! One fsync then covers many intakes, which is where a durable service's throughput comes from.
+//! A batch that fails as a whole is retried one intake at a time, so one bad intake never fails
+//! the others. Two intakes with the same request id never share a batch: the later one waits for
+//! the next batch and then finds the first one's key, so a retry storm still creates one case.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::{IntakeOutcome, Store};
+use crate::domain::Error;
+use crate::domain::intake::NewIntake;
+use crate::domain::types::Line;
+
+/// How the writer batches and pushes back.
+#[derive(Debug, Clone, Copy)]
+pub struct WriterConfig {
+    /// Most intakes waiting for the writer; past that, submitters wait.
+    pub queue_capacity: usize,
+    /// Most intakes in one transaction.
+    pub max_batch: usize,
+    /// How long a submitter waits for room in a full queue before it is told to retry.
+    pub queue_timeout: Duration,
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        Self {
+            queue_capacity: 4096,
+            max_batch: 256,
+            queue_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+struct Job {
+    intake: NewIntake,
+    reply: oneshot::Sender<Result<IntakeOutcome, Error>>,
+}
+
+impl Job {
+    fn key(&self) -> (Line, &str) {
+        (self.intake.line(), self.intake.request_id.as_str())
+    }
+}
+
+/// The submitting side of the writer. Cloning it shares the queue; when the last clone is
+/// dropped the writer commits what is queued and stops.
+#[derive(Clone)]
+pub struct IntakeWriter {
+    queue: mpsc::Sender<Job>,
+    queue_timeout: Duration,
+}
+
+impl IntakeWriter {
+    /// Starts the writer task over `store`.
+    pub fn spawn(store: Arc<dyn Store>, config: WriterConfig) -> (Self, JoinHandle<()>) {
+        let (queue, receiver) = mpsc::channel(config.queue_capacity.max(1));
+        let task = tokio::spawn(run(store, receiver, config.max_batch.max(1)));
+        (
+            Self {
+                queue,
+                queue_timeout: config.queue_timeout,
+            },
+            task,
+        )
+    }
+
+    /// Queues an intake and waits until it is committed (or found to be a retry).
+    ///
+    /// Once queued, the intake is committed even if the caller stops waiting; a client that
+    /// retries with the same request id then gets the original receipt.
+    pub async fn submit(&self, intake: NewIntake) -> Result<IntakeOutcome, Error> {
+        let (reply, answer) = oneshot::channel();
+        match tokio::time::timeout(self.queue_timeout, self.queue.send(Job { intake, reply })).await
+        {
+            Err(_) => return Err(Error::Overloaded("intake queue is full; retry shortly")),
+            Ok(Err(_)) => return Err(Error::Overloaded("the service is shutting down")),
+            Ok(Ok(())) => {}
+        }
+        answer
+            .await
+            .map_err(|_| Error::internal("the intake writer stopped before answering"))?
+    }
+}
+
+async fn run(store: Arc<dyn Store>, mut receiver: mpsc::Receiver<Job>, max_batch: usize) {
+    let mut pending: VecDeque<Job> = VecDeque::new();
+    loop {
+        if pending.is_empty() {
+            match receiver.recv().await {
+                Some(job) => pending.push_back(job),
+                None => break,
+            }
+        }
+        while pending.len() < max_batch {
+            match receiver.try_recv() {
+                Ok(job) => pending.push_back(job),
+                Err(_) => break,
+            }
+        }
+        let batch = take_batch(&mut pending, max_batch);
+        commit(store.as_ref(), batch).await;
+    }
+    tracing::debug!("intake writer stopped");
+}
+
+/// Takes up to `max` jobs with distinct keys from the front of the queue, keeping the order of
+/// those left behind.
+fn take_batch(pending: &mut VecDeque<Job>, max: usize) -> Vec<Job> {
+    let mut batch = Vec::new();
+    let mut rest = VecDeque::new();
+    let mut keys = HashSet::new();
+    for job in pending.drain(..) {
+        if batch.len() < max && keys.insert((job.key().0, job.key().1.to_owned())) {
+            batch.push(job);
+        } else {
+            rest.push_back(job);
+        }
+    }
+    *pending = rest;
+    batch
+}
+
+async fn commit(store: &dyn Store, batch: Vec<Job>) {
+    let intakes: Vec<NewIntake> = batch.iter().map(|job| job.intake.clone()).collect();
+    match store.record_intakes(&intakes).await {
+        Ok(outcomes) => {
+            for (job, outcome) in batch.into_iter().zip(outcomes) {
+                let _ = job.reply.send(Ok(outcome));
+            }
+        }
+        Err(error @ Error::Unavailable(_)) => {
+            tracing::warn!(batch = batch.len(), error = %error, "intake batch not written: database unavailable");
+            for job in batch {
+                let _ = job
+                    .reply
+                    .send(Err(Error::Unavailable("database unavailable".into())));
+            }
+        }
+        Err(error) if batch.len() > 1 => {
+            tracing::warn!(batch = batch.len(), error = %error, "intake batch failed; retrying one by one");
+            for job in batch {
+                let outcome = store
+                    .record_intakes(std::slice::from_ref(&job.intake))
+                    .await
+                    .and_then(|mut outcomes| {
+                        outcomes
+                            .pop()
+                            .ok_or_else(|| Error::internal("store returned no outcome"))
+                    });
+                let _ = job.reply.send(outcome);
+            }
+        }
+        Err(error) => {
+            for job in batch {
+                let _ = job.reply.send(Err(Error::internal(error.to_string())));
+            }
+        }
+    }
+}
