@@ -1,0 +1,301 @@
+//! Test harness: the real server on 127.0.0.1:0 with a database of its own, reached through the
+//! generated clients. Every suite runs on SQLite and on PostgreSQL (`TEST_DATABASE_URL`).
+
+#![allow(dead_code, unreachable_pub)]
+
+pub mod fixtures;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Parser;
+use referrals::config::ServeConfig;
+use referrals::pb::case_tracking_client::CaseTrackingClient;
+use referrals::pb::emergency_intake_client::EmergencyIntakeClient;
+use referrals::pb::hotline_intake_client::HotlineIntakeClient;
+use referrals::{ServeError, run};
+use sqlx::Connection;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::{Channel, Endpoint};
+
+/// Stamps each listed `async fn name(backend: Backend)` of the enclosing file into a test per
+/// backend: `sqlite::name` and `postgres::name`.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
+/// The database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A database of the test's own: a SQLite file in a temporary directory, or a fresh PostgreSQL
+/// database created on the server `TEST_DATABASE_URL` names.
+pub struct TestDb {
+    pub backend: Backend,
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    admin_url: Option<String>,
+    name: String,
+}
+
+fn admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| {
+        panic!(
+            "TEST_DATABASE_URL is not set. Run the suite with scripts/test, which starts a \
+             throwaway PostgreSQL, or point TEST_DATABASE_URL at a PostgreSQL server you may \
+             create databases on"
+        )
+    })
+}
+
+/// Replaces the database name of a PostgreSQL URL.
+fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let authority_end = base
+        .find("://")
+        .map(|i| i + 3)
+        .and_then(|start| base[start..].find('/').map(|j| start + j))
+        .unwrap_or(base.len());
+    let mut out = format!("{}/{database}", &base[..authority_end]);
+    if let Some(query) = query {
+        out.push('?');
+        out.push_str(query);
+    }
+    out
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        match backend {
+            Backend::Sqlite => Self {
+                backend,
+                url: format!("sqlite://{}", dir.path().join("referrals.db").display()),
+                dir,
+                admin_url: None,
+                name: String::new(),
+            },
+            Backend::Postgres => {
+                let admin = admin_url();
+                let name = format!("referrals_test_{}", uuid::Uuid::now_v7().simple());
+                let mut conn = sqlx::PgConnection::connect(&admin)
+                    .await
+                    .expect("connect to TEST_DATABASE_URL");
+                sqlx::query(sqlx::AssertSqlSafe(format!("create database {name}")))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create test database");
+                Self {
+                    backend,
+                    url: with_database(&admin, &name),
+                    dir,
+                    admin_url: Some(admin),
+                    name,
+                }
+            }
+        }
+    }
+
+    /// Runs a statement on the server as administrator (PostgreSQL only).
+    pub async fn admin(&self, sql: String) {
+        let admin = self.admin_url.as_ref().expect("PostgreSQL test database");
+        let mut conn = sqlx::PgConnection::connect(admin).await.expect("connect");
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await
+            .expect("administrative statement");
+    }
+
+    /// The PostgreSQL database's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Counts the rows of `table`, straight from the database.
+    pub async fn count(&self, table: &str) -> i64 {
+        let sql = format!("select count(*) from {table}");
+        match self.backend {
+            Backend::Sqlite => {
+                let mut conn = sqlx::SqliteConnection::connect(&self.url)
+                    .await
+                    .expect("connect");
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                    .fetch_one(&mut conn)
+                    .await
+                    .expect("count")
+            }
+            Backend::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(&self.url)
+                    .await
+                    .expect("connect");
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                    .fetch_one(&mut conn)
+                    .await
+                    .expect("count")
+            }
+        }
+    }
+
+    /// Returns the event ids in commit order, straight from the database.
+    pub async fn event_ids(&self) -> Vec<i64> {
+        let sql = "select event_id from events order by event_id";
+        match self.backend {
+            Backend::Sqlite => {
+                let mut conn = sqlx::SqliteConnection::connect(&self.url)
+                    .await
+                    .expect("connect");
+                sqlx::query_scalar(sql)
+                    .fetch_all(&mut conn)
+                    .await
+                    .expect("events")
+            }
+            Backend::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(&self.url)
+                    .await
+                    .expect("connect");
+                sqlx::query_scalar(sql)
+                    .fetch_all(&mut conn)
+                    .await
+                    .expect("events")
+            }
+        }
+    }
+
+    /// Drops the PostgreSQL database; the SQLite directory goes with the value.
+    pub async fn drop_database(self) {
+        if self.admin_url.is_some() {
+            self.admin(format!(
+                "drop database if exists {} with (force)",
+                self.name
+            ))
+            .await;
+        }
+    }
+}
+
+#[derive(Parser)]
+struct TestCli {
+    #[command(flatten)]
+    serve: ServeConfig,
+}
+
+/// A server configuration for `url` with the defaults of the command line.
+pub fn config(url: &str) -> ServeConfig {
+    let mut config = TestCli::parse_from(["referrals", "--database-url", url]).serve;
+    config.health_interval = Duration::from_millis(100);
+    config
+}
+
+/// The real server, serving on an ephemeral port.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub db: TestDb,
+    channel: Channel,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: JoinHandle<Result<(), ServeError>>,
+}
+
+impl TestServer {
+    /// Starts a server with the default configuration on a new database.
+    pub async fn start(backend: Backend) -> Self {
+        Self::start_on(TestDb::new(backend).await, |_| {}).await
+    }
+
+    /// Starts a server on `db` with a configuration `configure` may change.
+    pub async fn start_on(db: TestDb, configure: impl FnOnce(&mut ServeConfig)) -> Self {
+        let mut config = config(&db.url);
+        configure(&mut config);
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let (shutdown, signal) = oneshot::channel::<()>();
+        let handle = tokio::spawn(run(config, listener, async {
+            let _ = signal.await;
+        }));
+        let channel = Endpoint::from_shared(format!("http://{addr}"))
+            .expect("endpoint")
+            .connect_timeout(Duration::from_secs(10))
+            .connect_lazy();
+        Self {
+            addr,
+            db,
+            channel,
+            shutdown: Some(shutdown),
+            handle,
+        }
+    }
+
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
+    pub fn hotline(&self) -> HotlineIntakeClient<Channel> {
+        HotlineIntakeClient::new(self.channel())
+    }
+
+    pub fn emergency(&self) -> EmergencyIntakeClient<Channel> {
+        EmergencyIntakeClient::new(self.channel())
+    }
+
+    pub fn cases(&self) -> CaseTrackingClient<Channel> {
+        CaseTrackingClient::new(self.channel())
+    }
+
+    /// Signals shutdown and waits for the server to stop; returns its database.
+    pub async fn stop(mut self) -> TestDb {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        self.handle
+            .await
+            .expect("server task")
+            .expect("server stopped cleanly");
+        self.db
+    }
+
+    /// Stops the server and drops its database.
+    pub async fn finish(self) {
+        self.stop().await.drop_database().await;
+    }
+}
+
+/// Waits for `condition` to hold, polling without sleeping on a timer the test depends on:
+/// fails after `limit`.
+pub async fn eventually<F, Fut>(limit: Duration, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    tokio::time::timeout(limit, async {
+        while !condition().await {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("condition did not hold in time");
+}
