@@ -33,11 +33,13 @@ create table cases (
     details blob not null
 ) strict;
 
--- One index per list filter, each ending in case_id so a page walks it in order.
-create index cases_line_idx on cases (line, case_id);
-create index cases_priority_idx on cases (priority, case_id);
-create index cases_province_county_idx on cases (province, county, case_id);
-create index cases_status_idx on cases (status, case_id);
+-- Lists go newest first by (created_at, case_id): one index per filter, each ending in those
+-- two columns so a page is a range walk of the index.
+create index cases_created_idx on cases (created_at, case_id);
+create index cases_line_idx on cases (line, created_at, case_id);
+create index cases_priority_idx on cases (priority, created_at, case_id);
+create index cases_province_county_idx on cases (province, county, created_at, case_id);
+create index cases_status_idx on cases (status, created_at, case_id);
 
 create table case_categories (
     case_id blob not null references cases (case_id),

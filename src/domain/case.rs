@@ -85,13 +85,31 @@ pub struct CaseFilter {
     pub created_before: Option<DateTime<Utc>>,
 }
 
-/// One page request of a case list: newest first, strictly older than `after` when given.
+/// One page request of a case list, newest first by `(created_at, case_id)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageRequest {
     /// Largest number of cases to return.
     pub size: usize,
-    /// Continue after this case (the last one of the previous page).
-    pub after: Option<Uuid>,
+    /// Continue after this position (the last case of the previous page).
+    pub after: Option<Cursor>,
+}
+
+/// A position in a case list: the list's sort key of one case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    /// The case's creation time.
+    pub created_at: DateTime<Utc>,
+    /// The case's id, which breaks ties.
+    pub case_id: Uuid,
+}
+
+impl From<&CaseSummary> for Cursor {
+    fn from(case: &CaseSummary) -> Self {
+        Self {
+            created_at: case.created_at,
+            case_id: case.case_id,
+        }
+    }
 }
 
 /// Page sizes a list accepts.

@@ -58,7 +58,7 @@ impl CaseTracking for CaseTrackingService {
             cases.truncate(page.size);
             cases
                 .last()
-                .map(|last| convert::page_token(last.case_id, &filter))
+                .map(|last| convert::page_token(last.into(), &filter))
                 .unwrap_or_default()
         } else {
             String::new()

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::domain::case::{
-    CaseFilter, CaseRecord, CaseSummary, PageRequest, RecordedContact, paging,
+    CaseFilter, CaseRecord, CaseSummary, Cursor, PageRequest, RecordedContact, paging,
 };
 use crate::domain::intake::{
     Age, Contact, Coordinates, Intake, Location, NewIntake, Receipt, Reporter, RequestId,
@@ -314,17 +314,15 @@ pub(crate) fn hotline_intake(
     received_at: DateTime<Utc>,
 ) -> Result<NewIntake, Error> {
     let payload_hash = digest(&request);
-    let mut v = Violations::default();
-    let action = v
-        .enumeration::<HotlineAction>("action", request.action)
-        .map(RequestedAction::Hotline);
     new_intake(
-        v,
         request.request_id,
         request.intake,
-        action,
-        payload_hash,
         received_at,
+        payload_hash,
+        |v| {
+            v.enumeration::<HotlineAction>("action", request.action)
+                .map(RequestedAction::Hotline)
+        },
     )
 }
 
@@ -334,17 +332,15 @@ pub(crate) fn emergency_intake(
     received_at: DateTime<Utc>,
 ) -> Result<NewIntake, Error> {
     let payload_hash = digest(&request);
-    let mut v = Violations::default();
-    let action = v
-        .enumeration::<EmergencyAction>("action", request.action)
-        .map(RequestedAction::Emergency);
     new_intake(
-        v,
         request.request_id,
         request.intake,
-        action,
-        payload_hash,
         received_at,
+        payload_hash,
+        |v| {
+            v.enumeration::<EmergencyAction>("action", request.action)
+                .map(RequestedAction::Emergency)
+        },
     )
 }
 
@@ -354,20 +350,22 @@ fn digest(request: &impl Message) -> [u8; 32] {
     Sha256::digest(request.encode_to_vec()).into()
 }
 
+/// Parses the parts both lines share; violations come out in the order of the request's fields.
 fn new_intake(
-    mut v: Violations,
     request_id: String,
     intake: Option<pb::Intake>,
-    action: Option<RequestedAction>,
-    payload_hash: [u8; 32],
     received_at: DateTime<Utc>,
+    payload_hash: [u8; 32],
+    action: impl FnOnce(&mut Violations) -> Option<RequestedAction>,
 ) -> Result<NewIntake, Error> {
+    let mut v = Violations::default();
     let request_id = RequestId::parse(&request_id)
         .map_err(|why| v.add("request_id", why))
         .ok();
     let intake = v
         .required("intake", intake)
         .and_then(|intake| parse_intake(&mut v, intake, received_at));
+    let action = action(&mut v);
     let assessment = intake
         .as_ref()
         .and_then(|intake| triage::assess(intake).map_err(|e| v.0.push(e)).ok());
@@ -780,25 +778,33 @@ pub(crate) fn list_request(raw: pb::ListCasesRequest) -> Result<(CaseFilter, Pag
     v.finish(parsed)
 }
 
-/// A page token: the last case id of the page and a fingerprint of the filters, so a token is
-/// not silently reused with other filters.
-pub(crate) fn page_token(last: Uuid, filter: &CaseFilter) -> String {
-    let mut bytes = last.as_bytes().to_vec();
+/// A page token: the position of the page's last case and a fingerprint of the filters, so a
+/// token is not silently reused with other filters.
+pub(crate) fn page_token(last: Cursor, filter: &CaseFilter) -> String {
+    let mut bytes = last.created_at.timestamp_micros().to_be_bytes().to_vec();
+    bytes.extend_from_slice(last.case_id.as_bytes());
     bytes.extend_from_slice(&filter_fingerprint(filter));
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-fn decode_page_token(token: &str, filter: &CaseFilter) -> Result<Uuid, &'static str> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(token)
-        .map_err(|_| "is not a token this service issued")?;
-    let (id, fingerprint) = bytes
-        .split_at_checked(16)
-        .ok_or("is not a token this service issued")?;
+fn decode_page_token(token: &str, filter: &CaseFilter) -> Result<Cursor, &'static str> {
+    const FOREIGN: &str = "is not a token this service issued";
+    let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| FOREIGN)?;
+    let micros: [u8; 8] = bytes
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .ok_or(FOREIGN)?;
+    let id = bytes.get(8..24).ok_or(FOREIGN)?;
+    let fingerprint = bytes.get(24..).ok_or(FOREIGN)?;
     if fingerprint != filter_fingerprint(filter) {
         return Err("was issued for other filters; send the same filters as the first page");
     }
-    Uuid::from_slice(id).map_err(|_| "is not a token this service issued")
+    let created_at = DateTime::from_timestamp_micros(i64::from_be_bytes(micros)).ok_or(FOREIGN)?;
+    let case_id = Uuid::from_slice(id).map_err(|_| FOREIGN)?;
+    Ok(Cursor {
+        created_at,
+        case_id,
+    })
 }
 
 fn filter_fingerprint(filter: &CaseFilter) -> [u8; 8] {

@@ -119,17 +119,6 @@ fn from_micros(micros: i64) -> Result<DateTime<Utc>, Error> {
         .ok_or_else(|| Error::internal(format!("stored time out of range: {micros}")))
 }
 
-/// The smallest UUIDv7 of the millisecond `at` falls in. Case ids are UUIDv7 stamped with the
-/// case's creation time, so a created-time bound is also a primary-key bound the index can use.
-pub(super) fn uuid_v7_floor(at: DateTime<Utc>) -> Uuid {
-    let millis = u64::try_from(at.timestamp_millis()).unwrap_or(0);
-    let mut bytes = [0_u8; 16];
-    bytes[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
-    bytes[6] = 0x70;
-    bytes[8] = 0x80;
-    Uuid::from_bytes(bytes)
-}
-
 fn uuid_v7_at(at: DateTime<Utc>) -> Uuid {
     let seconds = u64::try_from(at.timestamp()).unwrap_or(0);
     Uuid::new_v7(uuid::Timestamp::from_unix(
@@ -482,18 +471,18 @@ macro_rules! impl_sql_store {
                 }
                 if let Some(from) = filter.created_from {
                     q.push(" and created_at >= ").push_bind(micros(from));
-                    q.push(" and case_id >= ").push_bind(uuid_v7_floor(from));
                 }
                 if let Some(before) = filter.created_before {
                     q.push(" and created_at < ").push_bind(micros(before));
-                    let next_milli = before + chrono::Duration::milliseconds(1);
-                    q.push(" and case_id < ")
-                        .push_bind(uuid_v7_floor(next_milli));
                 }
                 if let Some(after) = page.after {
-                    q.push(" and case_id < ").push_bind(after);
+                    q.push(" and (created_at, case_id) < (")
+                        .push_bind(micros(after.created_at))
+                        .push(", ")
+                        .push_bind(after.case_id)
+                        .push(")");
                 }
-                q.push(" order by case_id desc limit ")
+                q.push(" order by created_at desc, case_id desc limit ")
                     .push_bind(page.size as i64);
                 let rows: Vec<CaseRow> = q
                     .build_query_as()
@@ -525,21 +514,3 @@ macro_rules! impl_sql_store {
 }
 
 pub(super) use impl_sql_store;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_uuid_floor_sorts_below_every_uuid_of_its_millisecond_and_above_the_previous() {
-        let at = Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap()
-            + chrono::Duration::microseconds(123_456);
-        let floor = uuid_v7_floor(at);
-        for _ in 0..100 {
-            let id = uuid_v7_at(at);
-            assert!(floor <= id);
-            assert!(id < uuid_v7_floor(at + chrono::Duration::milliseconds(1)));
-            assert!(uuid_v7_at(at - chrono::Duration::milliseconds(1)) < floor);
-        }
-    }
-}

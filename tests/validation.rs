@@ -1,0 +1,368 @@
+//! Bad input: every bad field is named in `google.rpc.BadRequest`, and nothing is written.
+
+mod common;
+
+use common::fixtures::{emergency, timestamp};
+use common::{Backend, TestServer};
+use referrals::pb::{self, ReportEmergencyRequest, subject};
+use tonic::Code;
+use tonic_types::StatusExt;
+
+type Change = Box<dyn Fn(&mut ReportEmergencyRequest)>;
+
+fn change(f: impl Fn(&mut ReportEmergencyRequest) + 'static) -> Change {
+    Box::new(f)
+}
+
+fn intake(r: &mut ReportEmergencyRequest) -> &mut pb::Intake {
+    r.intake.as_mut().unwrap()
+}
+
+/// Each row: what is wrong, how the request is spoiled, and the fields the answer must name.
+fn bad_requests() -> Vec<(&'static str, Change, Vec<&'static str>)> {
+    vec![
+        (
+            "an empty request id",
+            change(|r| r.request_id.clear()),
+            vec!["request_id"],
+        ),
+        (
+            "a request id with a space",
+            change(|r| r.request_id = "a b".into()),
+            vec!["request_id"],
+        ),
+        (
+            "a request id over 128 characters",
+            change(|r| r.request_id = "x".repeat(129)),
+            vec!["request_id"],
+        ),
+        ("no intake", change(|r| r.intake = None), vec!["intake"]),
+        (
+            "an unspecified action",
+            change(|r| r.action = 0),
+            vec!["action"],
+        ),
+        (
+            "an unknown action number",
+            change(|r| r.action = 99),
+            vec!["action"],
+        ),
+        (
+            "no contact",
+            change(|r| intake(r).contact = None),
+            vec!["intake.contact"],
+        ),
+        (
+            "a pre-2020 province code",
+            change(|r| intake(r).contact.as_mut().unwrap().answering_province = "IR-32".into()),
+            vec!["intake.contact.answering_province"],
+        ),
+        (
+            "an unspecified channel",
+            change(|r| intake(r).contact.as_mut().unwrap().channel = 0),
+            vec!["intake.contact.channel"],
+        ),
+        (
+            "no start time",
+            change(|r| intake(r).contact.as_mut().unwrap().started_at = None),
+            vec!["intake.contact.started_at"],
+        ),
+        (
+            "a start time an hour ahead",
+            change(|r| {
+                let soon = chrono::Utc::now().timestamp() + 3600;
+                intake(r).contact.as_mut().unwrap().started_at = Some(timestamp(soon));
+                intake(r).contact.as_mut().unwrap().answered_at = None;
+                intake(r).contact.as_mut().unwrap().ended_at = None;
+            }),
+            vec!["intake.contact.started_at"],
+        ),
+        (
+            "an end before the start",
+            change(|r| intake(r).contact.as_mut().unwrap().ended_at = Some(timestamp(0))),
+            vec!["intake.contact.ended_at"],
+        ),
+        (
+            "a timestamp with negative nanos",
+            change(|r| {
+                intake(r).contact.as_mut().unwrap().answered_at = Some(prost_types::Timestamp {
+                    seconds: 1,
+                    nanos: -1,
+                })
+            }),
+            vec!["intake.contact.answered_at"],
+        ),
+        (
+            "a caller number with letters",
+            change(|r| intake(r).contact.as_mut().unwrap().caller_number = "0912abc".into()),
+            vec!["intake.contact.caller_number"],
+        ),
+        (
+            "an anonymous reporter with a name",
+            change(|r| intake(r).reporter.as_mut().unwrap().anonymous = true),
+            vec!["intake.reporter.name"],
+        ),
+        (
+            "a callback number without consent",
+            change(|r| intake(r).reporter.as_mut().unwrap().callback_consent = false),
+            vec!["intake.reporter.callback_number"],
+        ),
+        (
+            "an unknown relationship",
+            change(|r| intake(r).reporter.as_mut().unwrap().relationship = 42),
+            vec!["intake.reporter.relationship"],
+        ),
+        (
+            "no subjects",
+            change(|r| intake(r).subjects.clear()),
+            vec!["intake.subjects"],
+        ),
+        (
+            "21 subjects",
+            change(|r| {
+                let one = intake(r).subjects[0].clone();
+                intake(r).subjects = vec![one; 21];
+            }),
+            vec!["intake.subjects"],
+        ),
+        (
+            "a subject without an age",
+            change(|r| intake(r).subjects[0].age = None),
+            vec!["intake.subjects[0].age"],
+        ),
+        (
+            "an age of 130",
+            change(|r| intake(r).subjects[0].age = Some(subject::Age::AgeYears(130))),
+            vec!["intake.subjects[0].age_years"],
+        ),
+        (
+            "a 30-year-old marked as a minor",
+            change(|r| intake(r).subjects[0].age = Some(subject::Age::AgeYears(30))),
+            vec!["intake.subjects[0].minor"],
+        ),
+        (
+            "an unspecified sex on the second subject",
+            change(|r| {
+                let mut second = intake(r).subjects[0].clone();
+                second.sex = 0;
+                intake(r).subjects.push(second);
+            }),
+            vec!["intake.subjects[1].sex"],
+        ),
+        (
+            "a national id with letters",
+            change(|r| intake(r).subjects[0].national_id = "00123X".into()),
+            vec!["intake.subjects[0].national_id"],
+        ),
+        (
+            "no location",
+            change(|r| intake(r).location = None),
+            vec!["intake.location"],
+        ),
+        (
+            "an empty province",
+            change(|r| intake(r).location.as_mut().unwrap().province.clear()),
+            vec!["intake.location.province"],
+        ),
+        (
+            "an empty county",
+            change(|r| intake(r).location.as_mut().unwrap().county = "  ".into()),
+            vec!["intake.location.county"],
+        ),
+        (
+            "a county with a control character",
+            change(|r| intake(r).location.as_mut().unwrap().county = "Teh\u{7}ran".into()),
+            vec!["intake.location.county"],
+        ),
+        (
+            "a latitude of 91",
+            change(|r| {
+                intake(r)
+                    .location
+                    .as_mut()
+                    .unwrap()
+                    .coordinates
+                    .as_mut()
+                    .unwrap()
+                    .latitude = 91.0
+            }),
+            vec!["intake.location.coordinates.latitude"],
+        ),
+        (
+            "an address of 501 characters",
+            change(|r| intake(r).location.as_mut().unwrap().address = "a".repeat(501)),
+            vec!["intake.location.address"],
+        ),
+        (
+            "a narrative of 8001 characters",
+            change(|r| intake(r).narrative = "ن".repeat(8001)),
+            vec!["intake.narrative"],
+        ),
+        (
+            "an unspecified primary category",
+            change(|r| intake(r).primary_category = 0),
+            vec!["intake.primary_category"],
+        ),
+        (
+            "a secondary category repeating the primary",
+            change(|r| {
+                intake(r).secondary_categories = vec![pb::Category::ChildAbusePhysical as i32]
+            }),
+            vec!["intake.secondary_categories[0]"],
+        ),
+        (
+            "a repeated secondary category",
+            change(|r| {
+                intake(r).secondary_categories = vec![
+                    pb::Category::ChildNeglect as i32,
+                    pb::Category::ChildNeglect as i32,
+                ]
+            }),
+            vec!["intake.secondary_categories[1]"],
+        ),
+        (
+            "an unknown secondary category",
+            change(|r| intake(r).secondary_categories = vec![999]),
+            vec!["intake.secondary_categories[0]"],
+        ),
+        (
+            "no risk facts",
+            change(|r| intake(r).risk = None),
+            vec!["intake.risk"],
+        ),
+        (
+            "an unanswered screening question",
+            change(|r| {
+                intake(r)
+                    .risk
+                    .as_mut()
+                    .unwrap()
+                    .suicide_screening
+                    .as_mut()
+                    .unwrap()
+                    .plan = 0
+            }),
+            vec!["intake.risk.suicide_screening.plan"],
+        ),
+        (
+            "an unspecified recency",
+            change(|r| intake(r).risk.as_mut().unwrap().recency = 0),
+            vec!["intake.risk.recency"],
+        ),
+        (
+            "a lowered priority without a reason",
+            change(|r| intake(r).priority_override = Some(pb::Priority::P4OutsideMandate as i32)),
+            vec!["intake.priority_override_reason"],
+        ),
+        (
+            "an unspecified priority override",
+            change(|r| intake(r).priority_override = Some(0)),
+            vec!["intake.priority_override"],
+        ),
+        (
+            "an override reason without an override",
+            change(|r| intake(r).priority_override_reason = "because".into()),
+            vec!["intake.priority_override_reason"],
+        ),
+        (
+            "several bad fields at once",
+            change(|r| {
+                r.request_id.clear();
+                r.action = 0;
+                intake(r).location.as_mut().unwrap().county.clear();
+                intake(r).subjects[0].sex = 0;
+            }),
+            vec![
+                "request_id",
+                "intake.subjects[0].sex",
+                "intake.location.county",
+                "action",
+            ],
+        ),
+    ]
+}
+
+async fn every_bad_field_is_named_and_nothing_is_written(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let mut client = server.emergency();
+    for (what, spoil, fields) in bad_requests() {
+        let mut request = emergency("bad-1");
+        spoil(&mut request);
+        let status = client.report_emergency(request).await.expect_err(what);
+        assert_eq!(status.code(), Code::InvalidArgument, "{what}: {status:?}");
+        let details = status.get_error_details();
+        let named: Vec<&str> = details
+            .bad_request()
+            .unwrap_or_else(|| panic!("{what}: no BadRequest details"))
+            .field_violations
+            .iter()
+            .map(|v| v.field.as_str())
+            .collect();
+        assert_eq!(named, fields, "{what}");
+        for field in fields {
+            assert!(
+                status.message().contains(field),
+                "{what}: message names {field}"
+            );
+        }
+    }
+    assert_eq!(server.db.count("cases").await, 0);
+    assert_eq!(server.db.count("events").await, 0);
+    assert_eq!(server.db.count("idempotency_keys").await, 0);
+
+    // The same request id still works once the request is right: a rejection leaves no key.
+    client
+        .report_emergency(emergency("bad-1"))
+        .await
+        .expect("the corrected request is accepted");
+    server.finish().await;
+}
+
+async fn limits_are_stated_in_the_violation(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let mut request = emergency("limits-1");
+    let one = request.intake.as_ref().unwrap().subjects[0].clone();
+    request.intake.as_mut().unwrap().subjects = vec![one; 21];
+    let status = server
+        .emergency()
+        .report_emergency(request)
+        .await
+        .unwrap_err();
+    let details = status.get_error_details();
+    let violation = &details.bad_request().unwrap().field_violations[0];
+    assert_eq!(violation.description, "has more than 20 subjects");
+    server.finish().await;
+}
+
+async fn a_message_over_the_size_limit_is_refused(backend: Backend) {
+    let db = common::TestDb::new(backend).await;
+    let server = TestServer::start_on(db, |config| config.max_message_bytes = 4096).await;
+    let mut request = emergency("big-1");
+    request.intake.as_mut().unwrap().narrative = "x".repeat(6000);
+    let status = server
+        .emergency()
+        .report_emergency(request)
+        .await
+        .unwrap_err();
+    // tonic refuses an over-long message before decoding it, with OUT_OF_RANGE.
+    assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
+    assert!(
+        status.message().contains("the limit is: 4096 bytes"),
+        "{status:?}"
+    );
+    assert_eq!(server.db.count("cases").await, 0);
+
+    // A request under the limit still goes through.
+    server
+        .emergency()
+        .report_emergency(emergency("small-1"))
+        .await
+        .expect("a small request is accepted");
+    server.finish().await;
+}
+
+backend_tests!(
+    every_bad_field_is_named_and_nothing_is_written,
+    limits_are_stated_in_the_violation,
+    a_message_over_the_size_limit_is_refused,
+);
