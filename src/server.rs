@@ -83,7 +83,7 @@ pub async fn run(
         tracing::warn!(settings = ?durability.weakened, "running with weakened durability: acknowledged intakes may be lost");
     }
 
-    let (writer, writer_task) = IntakeWriter::spawn(
+    let (writer, writer_handle) = IntakeWriter::spawn(
         store.clone(),
         WriterConfig {
             queue_capacity: config.intake_queue,
@@ -92,9 +92,15 @@ pub async fn run(
         },
     );
     let (health, health_service) = tonic_health::server::health_reporter();
+    // The durability check just reached the database: every service starts out SERVING.
+    for service in SERVICES {
+        health
+            .set_service_status(service, ServingStatus::Serving)
+            .await;
+    }
     let health_task = tokio::spawn(watch_database(
         store.clone(),
-        health,
+        health.clone(),
         config.health_interval,
     ));
 
@@ -127,7 +133,18 @@ pub async fn run(
         backend = config.database.backend(),
         "serving"
     );
-    let shutdown = shutdown.shared();
+    // On the signal, health turns NOT_SERVING first, so load balancers stop sending new work
+    // while requests in flight finish.
+    let shutdown = async move {
+        shutdown.await;
+        health_task.abort();
+        for service in SERVICES {
+            health
+                .set_service_status(service, ServingStatus::NotServing)
+                .await;
+        }
+    }
+    .shared();
     let grace = config.shutdown_grace;
     let serve =
         router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.clone());
@@ -139,12 +156,8 @@ pub async fn run(
         }
     };
 
-    // The router, and with it every handle on the writer's queue, is gone: the writer commits
-    // what is queued and stops.
-    health_task.abort();
-    if writer_task.await.is_err() {
-        tracing::error!("intake writer panicked");
-    }
+    // Intakes still queued are committed; any that arrive from here on are refused.
+    writer_handle.stop().await;
     store.close().await;
     tracing::info!("stopped");
     result
@@ -189,12 +202,13 @@ const SERVICES: [&str; 4] = [
 
 /// Keeps the health service in step with the database: NOT_SERVING while it does not answer.
 async fn watch_database(store: Arc<dyn Store>, health: HealthReporter, interval: Duration) {
-    let mut serving = None;
+    let mut serving = true;
     loop {
+        tokio::time::sleep(interval).await;
         let answers = tokio::time::timeout(interval.max(Duration::from_secs(1)), store.ping())
             .await
             .is_ok_and(|ping| ping.is_ok());
-        if serving != Some(answers) {
+        if serving != answers {
             let status = if answers {
                 tracing::info!("database reachable; serving");
                 ServingStatus::Serving
@@ -205,8 +219,7 @@ async fn watch_database(store: Arc<dyn Store>, health: HealthReporter, interval:
             for service in SERVICES {
                 health.set_service_status(service, status).await;
             }
-            serving = Some(answers);
+            serving = answers;
         }
-        tokio::time::sleep(interval).await;
     }
 }

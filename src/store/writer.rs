@@ -50,8 +50,7 @@ impl Job {
     }
 }
 
-/// The submitting side of the writer. Cloning it shares the queue; when the last clone is
-/// dropped the writer commits what is queued and stops.
+/// The submitting side of the writer. Cloning it shares the queue.
 #[derive(Clone)]
 pub struct IntakeWriter {
     queue: mpsc::Sender<Job>,
@@ -60,15 +59,16 @@ pub struct IntakeWriter {
 
 impl IntakeWriter {
     /// Starts the writer task over `store`.
-    pub fn spawn(store: Arc<dyn Store>, config: WriterConfig) -> (Self, JoinHandle<()>) {
+    pub fn spawn(store: Arc<dyn Store>, config: WriterConfig) -> (Self, WriterHandle) {
         let (queue, receiver) = mpsc::channel(config.queue_capacity.max(1));
-        let task = tokio::spawn(run(store, receiver, config.max_batch.max(1)));
+        let (stop, stop_signal) = oneshot::channel();
+        let task = tokio::spawn(run(store, receiver, stop_signal, config.max_batch.max(1)));
         (
             Self {
                 queue,
                 queue_timeout: config.queue_timeout,
             },
-            task,
+            WriterHandle { stop, task },
         )
     }
 
@@ -90,13 +90,45 @@ impl IntakeWriter {
     }
 }
 
-async fn run(store: Arc<dyn Store>, mut receiver: mpsc::Receiver<Job>, max_batch: usize) {
+/// Stops the writer.
+pub struct WriterHandle {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl WriterHandle {
+    /// Closes the queue (later submissions are refused), commits everything already queued and
+    /// waits for the writer to finish.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        if self.task.await.is_err() {
+            tracing::error!("intake writer panicked");
+        }
+    }
+}
+
+async fn run(
+    store: Arc<dyn Store>,
+    mut receiver: mpsc::Receiver<Job>,
+    mut stop: oneshot::Receiver<()>,
+    max_batch: usize,
+) {
     let mut pending: VecDeque<Job> = VecDeque::new();
+    let mut stopping = false;
     loop {
         if pending.is_empty() {
-            match receiver.recv().await {
-                Some(job) => pending.push_back(job),
-                None => break,
+            tokio::select! {
+                job = receiver.recv() => match job {
+                    Some(job) => pending.push_back(job),
+                    // Closed and drained, or every submitter is gone.
+                    None => break,
+                },
+                _ = &mut stop, if !stopping => {
+                    // Refuse new intakes but keep what is queued: recv() drains it, then ends.
+                    receiver.close();
+                    stopping = true;
+                    continue;
+                }
             }
         }
         while pending.len() < max_batch {

@@ -209,6 +209,7 @@ struct TestCli {
 pub fn config(url: &str) -> ServeConfig {
     let mut config = TestCli::parse_from(["referrals", "--database-url", url]).serve;
     config.health_interval = Duration::from_millis(100);
+    config.shutdown_grace = Duration::from_secs(3);
     config
 }
 
@@ -266,11 +267,16 @@ impl TestServer {
         CaseTrackingClient::new(self.channel())
     }
 
-    /// Signals shutdown and waits for the server to stop; returns its database.
-    pub async fn stop(mut self) -> TestDb {
+    /// Sends the shutdown signal without waiting.
+    pub fn signal_shutdown(&mut self) {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
+    }
+
+    /// Signals shutdown and waits for the server to stop; returns its database.
+    pub async fn stop(mut self) -> TestDb {
+        self.signal_shutdown();
         self.handle
             .await
             .expect("server task")

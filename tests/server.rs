@@ -1,0 +1,297 @@
+//! The server as operators see it: health, reflection, durability checks, graceful shutdown.
+
+mod common;
+
+use std::time::Duration;
+
+use common::fixtures::{emergency, hotline};
+use common::{Backend, TestDb, TestServer, config};
+use referrals::ServeError;
+use referrals::pb::GetCaseRequest;
+use tokio_stream::StreamExt;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
+
+const SERVICES: [&str; 4] = [
+    "",
+    "referral.v1.HotlineIntake",
+    "referral.v1.EmergencyIntake",
+    "referral.v1.CaseTracking",
+];
+
+async fn health_reports_serving_for_every_service(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let mut health = HealthClient::new(server.channel());
+    let mut watch = health
+        .watch(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    wait_for(&mut watch, ServingStatus::Serving).await;
+    for service in SERVICES {
+        let status = health
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .expect(service)
+            .into_inner()
+            .status();
+        assert_eq!(status, ServingStatus::Serving, "{service:?}");
+    }
+    let unknown = health
+        .check(HealthCheckRequest {
+            service: "referral.v1.Nothing".into(),
+        })
+        .await
+        .expect_err("unknown service");
+    assert_eq!(unknown.code(), tonic::Code::NotFound);
+
+    // Shutdown turns health NOT_SERVING before the server goes.
+    let mut shutting_down = TestServer::start_on(TestDb::new(backend).await, |_| {}).await;
+    let mut watch = HealthClient::new(shutting_down.channel())
+        .watch(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    wait_for(&mut watch, ServingStatus::Serving).await;
+    shutting_down.signal_shutdown();
+    wait_for(&mut watch, ServingStatus::NotServing).await;
+    drop(watch);
+    shutting_down.finish().await;
+    server.finish().await;
+}
+
+/// Reads a health watch stream until it reports `wanted`, for at most 20 seconds.
+async fn wait_for(watch: &mut tonic::Streaming<HealthCheckResponse>, wanted: ServingStatus) {
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(update) = watch.next().await {
+            if update.expect("health update").status() == wanted {
+                return;
+            }
+        }
+        panic!("health stream ended before {wanted:?}");
+    })
+    .await
+    .unwrap_or_else(|_| panic!("health never reported {wanted:?}"));
+}
+
+/// The PostgreSQL database goes away (connections refused and cut), then comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_health_is_not_serving_while_the_database_is_unreachable() {
+    let server = TestServer::start(Backend::Postgres).await;
+    let mut watch = HealthClient::new(server.channel())
+        .watch(HealthCheckRequest {
+            service: "referral.v1.EmergencyIntake".into(),
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    wait_for(&mut watch, ServingStatus::Serving).await;
+
+    let name = server.db.name().to_owned();
+    server
+        .db
+        .admin(format!("alter database {name} allow_connections false"))
+        .await;
+    server
+        .db
+        .admin(format!(
+            "select pg_terminate_backend(pid) from pg_stat_activity where datname = '{name}'"
+        ))
+        .await;
+    wait_for(&mut watch, ServingStatus::NotServing).await;
+    let refused = server
+        .emergency()
+        .report_emergency(emergency("outage-1"))
+        .await;
+    assert!(
+        refused.is_err(),
+        "no intake is acknowledged while the database is away"
+    );
+
+    server
+        .db
+        .admin(format!("alter database {name} allow_connections true"))
+        .await;
+    wait_for(&mut watch, ServingStatus::Serving).await;
+    server
+        .emergency()
+        .report_emergency(emergency("outage-1"))
+        .await
+        .expect("intake works again once the database is back");
+    server.finish().await;
+}
+
+async fn reflection_lists_every_service_in_both_versions(backend: Backend) {
+    use tonic_reflection::pb::{v1, v1alpha};
+    let server = TestServer::start(backend).await;
+    let expected = [
+        "grpc.health.v1.Health",
+        "referral.v1.CaseTracking",
+        "referral.v1.EmergencyIntake",
+        "referral.v1.HotlineIntake",
+    ];
+
+    let mut client = v1::server_reflection_client::ServerReflectionClient::new(server.channel());
+    let request = v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(
+            String::new(),
+        )),
+    };
+    let mut answers = client
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .expect("v1 reflection")
+        .into_inner();
+    let Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+        answers.next().await.unwrap().unwrap().message_response
+    else {
+        panic!("not a service list");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for service in expected {
+        assert!(
+            names.iter().any(|n| n == service),
+            "v1 lists {service}: {names:?}"
+        );
+    }
+
+    let mut client =
+        v1alpha::server_reflection_client::ServerReflectionClient::new(server.channel());
+    let request = v1alpha::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(
+            v1alpha::server_reflection_request::MessageRequest::FileContainingSymbol(
+                "referral.v1.HotlineIntake".into(),
+            ),
+        ),
+    };
+    let mut answers = client
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .expect("v1alpha reflection")
+        .into_inner();
+    let response = answers.next().await.unwrap().unwrap().message_response;
+    assert!(
+        matches!(
+            response,
+            Some(v1alpha::server_reflection_response::MessageResponse::FileDescriptorResponse(ref f))
+                if !f.file_descriptor_proto.is_empty()
+        ),
+        "v1alpha describes the intake service: {response:?}"
+    );
+    server.finish().await;
+}
+
+/// Runs the server on `url` and returns how it ended, stopping it at once if it did start.
+async fn start_and_stop(url: &str, allow_weak: bool) -> Result<(), ServeError> {
+    let mut config = config(url);
+    config.allow_weak_durability = allow_weak;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    referrals::run(config, listener, async {}).await
+}
+
+#[tokio::test]
+async fn sqlite_in_memory_is_refused_unless_explicitly_allowed() {
+    let refused = start_and_stop("sqlite::memory:", false)
+        .await
+        .expect_err("refused");
+    let message = refused.to_string();
+    assert!(message.contains("journal_mode is memory"), "{message}");
+    assert!(message.contains("--allow-weak-durability"), "{message}");
+    start_and_stop("sqlite::memory:", true)
+        .await
+        .expect("allowed with the flag");
+}
+
+#[tokio::test]
+async fn sqlite_runs_with_wal_and_full_synchronous() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    start_and_stop(&db.url, false)
+        .await
+        .expect("durable settings");
+    // WAL mode is a property of the file itself; it persists after the server is gone.
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+    let journal: String = sqlx::query_scalar("pragma journal_mode")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(journal, "wal");
+}
+
+#[tokio::test]
+async fn postgres_with_synchronous_commit_off_is_refused_unless_explicitly_allowed() {
+    let db = TestDb::new(Backend::Postgres).await;
+    db.admin(format!(
+        "alter database {} set synchronous_commit = off",
+        db.name()
+    ))
+    .await;
+    let refused = start_and_stop(&db.url, false).await.expect_err("refused");
+    assert!(
+        refused.to_string().contains("synchronous_commit is off"),
+        "{refused}"
+    );
+    start_and_stop(&db.url, true)
+        .await
+        .expect("allowed with the flag");
+    db.drop_database().await;
+}
+
+async fn shutdown_loses_no_acknowledged_intake(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    // Make sure the server is up, then race 30 intakes against the shutdown signal.
+    server
+        .hotline()
+        .submit_referral(hotline("warm-up"))
+        .await
+        .unwrap();
+    let submissions: Vec<_> = (0..30)
+        .map(|i| {
+            let mut client = server.emergency();
+            tokio::spawn(async move {
+                client
+                    .report_emergency(emergency(&format!("race-{i}")))
+                    .await
+            })
+        })
+        .collect();
+    tokio::task::yield_now().await;
+    let db = server.stop().await;
+    let acknowledged: Vec<String> = futures::future::join_all(submissions)
+        .await
+        .into_iter()
+        .filter_map(|r| r.expect("task").ok())
+        .map(|r| r.into_inner().receipt.unwrap().case_id)
+        .collect();
+
+    let server = TestServer::start_on(db, |_| {}).await;
+    for case_id in &acknowledged {
+        server
+            .cases()
+            .get_case(GetCaseRequest {
+                case_id: case_id.clone(),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("acknowledged case {case_id} lost: {e}"));
+    }
+    assert_eq!(
+        server.db.count("cases").await,
+        acknowledged.len() as i64 + 1
+    );
+    server.finish().await;
+}
+
+backend_tests!(
+    health_reports_serving_for_every_service,
+    reflection_lists_every_service_in_both_versions,
+    shutdown_loses_no_acknowledged_intake,
+);
