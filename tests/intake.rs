@@ -6,7 +6,7 @@ mod common;
 use common::fixtures::{emergency, hotline};
 use common::{Backend, TestServer};
 use referrals::domain::reference;
-use referrals::pb::{GetCaseRequest, IntakeReceipt, Line, Priority};
+use referrals::pb::{GetCaseRequest, IntakeReceipt, Line, ListCasesRequest, Priority};
 use tonic::Code;
 
 fn parse_uuid(id: &str) -> uuid::Uuid {
@@ -251,4 +251,41 @@ backend_tests!(
     concurrent_distinct_intakes_each_get_a_case_and_gapless_numbers,
     the_same_request_id_on_the_other_line_is_another_intake,
     an_acknowledged_intake_survives_a_restart,
+    two_servers_on_one_database_still_record_an_intake_once,
 );
+
+/// Two server processes on one database: a retry storm split across them still creates one case.
+async fn two_servers_on_one_database_still_record_an_intake_once(backend: Backend) {
+    let first = TestServer::start(backend).await;
+    // The first server has migrated the database once it answers.
+    first
+        .cases()
+        .list_cases(ListCasesRequest::default())
+        .await
+        .expect("first server up");
+    let second = TestServer::start_on(first.db.same_database(), |_| {}).await;
+    let submissions = (0..20).map(|i| {
+        let mut client = if i % 2 == 0 {
+            first.emergency()
+        } else {
+            second.emergency()
+        };
+        tokio::spawn(async move { client.report_emergency(emergency("shared-storm")).await })
+    });
+    let receipts: Vec<IntakeReceipt> = futures::future::join_all(submissions)
+        .await
+        .into_iter()
+        .map(|r| {
+            r.expect("task")
+                .expect("accepted")
+                .into_inner()
+                .receipt
+                .expect("receipt")
+        })
+        .collect();
+    let case_ids: std::collections::HashSet<_> = receipts.iter().map(|r| &r.case_id).collect();
+    assert_eq!(case_ids.len(), 1);
+    assert_eq!(first.db.count("cases").await, 1);
+    second.stop().await;
+    first.finish().await;
+}

@@ -122,6 +122,18 @@ impl TestDb {
         }
     }
 
+    /// Another handle on the same database, for a second server; dropping the database stays
+    /// with the original.
+    pub fn same_database(&self) -> TestDb {
+        TestDb {
+            backend: self.backend,
+            url: self.url.clone(),
+            dir: tempfile::tempdir().expect("temporary directory"),
+            admin_url: None,
+            name: self.name.clone(),
+        }
+    }
+
     /// Runs a statement on the server as administrator (PostgreSQL only).
     pub async fn admin(&self, sql: String) {
         let admin = self.admin_url.as_ref().expect("PostgreSQL test database");

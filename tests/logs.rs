@@ -1,0 +1,188 @@
+//! No sensitive field ever reaches a log line or an error message: sentinel values planted in
+//! every sensitive field go through successful and failing RPCs with every crate logging at TRACE,
+//! and none of them appears in the captured output.
+
+mod common;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use common::fixtures::{emergency, hotline};
+use common::{Backend, TestDb, TestServer};
+use referrals::config::{LogConfig, LogFormat};
+use referrals::pb::{self, GetCaseRequest, ListCasesRequest};
+
+const SENTINELS: [&str; 10] = [
+    "09990001111",
+    "SentinelReporterName",
+    "09990002222",
+    "SentinelSubjectName",
+    "9990003333",
+    "SentinelAddress",
+    "35.123456789",
+    "51.987654321",
+    "SentinelNarrative",
+    "SentinelPerpetrator",
+];
+
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Installs, once per test binary, a subscriber that captures every event of every crate.
+fn captured_logs() -> Capture {
+    static CAPTURE: OnceLock<Capture> = OnceLock::new();
+    CAPTURE
+        .get_or_init(|| {
+            let capture = Capture::default();
+            let writer = capture.clone();
+            let config = LogConfig {
+                log_format: LogFormat::Json,
+                log: "trace".into(),
+            };
+            referrals::telemetry::init_with_writer(&config, move || writer.clone())
+                .expect("subscriber installed");
+            capture
+        })
+        .clone()
+}
+
+fn plant(intake: &mut pb::Intake) {
+    let contact = intake.contact.as_mut().unwrap();
+    contact.caller_number = SENTINELS[0].into();
+    let reporter = intake.reporter.as_mut().unwrap();
+    reporter.name = SENTINELS[1].into();
+    reporter.callback_number = SENTINELS[2].into();
+    let subject = &mut intake.subjects[0];
+    subject.name = SENTINELS[3].into();
+    subject.national_id = SENTINELS[4].into();
+    let location = intake.location.as_mut().unwrap();
+    location.address = SENTINELS[5].into();
+    location.coordinates = Some(pb::Coordinates {
+        latitude: 35.123456789,
+        longitude: 51.987654321,
+    });
+    intake.narrative = SENTINELS[8].into();
+    intake.risk.as_mut().unwrap().perpetrator_relationship = SENTINELS[9].into();
+}
+
+fn planted_emergency(request_id: &str) -> pb::ReportEmergencyRequest {
+    let mut request = emergency(request_id);
+    plant(request.intake.as_mut().unwrap());
+    request
+}
+
+fn assert_clean(what: &str, text: &str) {
+    for sentinel in SENTINELS {
+        assert!(!text.contains(sentinel), "{what} contains {sentinel}");
+    }
+}
+
+async fn no_sensitive_field_reaches_the_logs(backend: Backend) {
+    let logs = captured_logs();
+    let server = TestServer::start_on(TestDb::new(backend).await, |c| {
+        c.max_message_bytes = 16 * 1024
+    })
+    .await;
+    let mut errors = Vec::new();
+
+    let receipt = server
+        .emergency()
+        .report_emergency(planted_emergency("s-1"))
+        .await
+        .unwrap()
+        .into_inner()
+        .receipt
+        .unwrap();
+    let mut h = hotline("s-2");
+    plant(h.intake.as_mut().unwrap());
+    server.hotline().submit_referral(h).await.unwrap();
+    // A retry, and a conflicting reuse of the request id.
+    server
+        .emergency()
+        .report_emergency(planted_emergency("s-1"))
+        .await
+        .unwrap();
+    let mut conflicting = planted_emergency("s-1");
+    conflicting.intake.as_mut().unwrap().narrative = format!("{} again", SENTINELS[8]);
+    errors.push(
+        server
+            .emergency()
+            .report_emergency(conflicting)
+            .await
+            .unwrap_err(),
+    );
+
+    // Rejections whose bad fields hold the sentinels themselves.
+    let mut bad = planted_emergency("s-3");
+    {
+        let intake = bad.intake.as_mut().unwrap();
+        intake.reporter.as_mut().unwrap().anonymous = true;
+        intake.reporter.as_mut().unwrap().callback_consent = false;
+        intake.location.as_mut().unwrap().address = SENTINELS[5].repeat(40);
+        intake.subjects[0].name = format!("{}\u{1}", SENTINELS[3]);
+        intake.subjects[0].national_id = format!("{}x", SENTINELS[4]);
+        intake.contact.as_mut().unwrap().caller_number = format!("{}abc", SENTINELS[0]);
+        intake.narrative = SENTINELS[8].repeat(600);
+    }
+    errors.push(server.emergency().report_emergency(bad).await.unwrap_err());
+    let mut oversized = planted_emergency("s-4");
+    oversized.intake.as_mut().unwrap().narrative = SENTINELS[8].repeat(1000);
+    errors.push(
+        server
+            .emergency()
+            .report_emergency(oversized)
+            .await
+            .unwrap_err(),
+    );
+
+    // Reads.
+    server
+        .cases()
+        .get_case(GetCaseRequest {
+            case_id: receipt.case_id,
+        })
+        .await
+        .unwrap();
+    server
+        .cases()
+        .list_cases(ListCasesRequest::default())
+        .await
+        .unwrap();
+    errors.push(
+        server
+            .cases()
+            .get_case(GetCaseRequest {
+                case_id: SENTINELS[3].into(),
+            })
+            .await
+            .unwrap_err(),
+    );
+    server.finish().await;
+
+    for status in &errors {
+        assert_clean("an error returned to the client", &format!("{status:?}"));
+    }
+    let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    assert!(
+        text.contains("intake recorded"),
+        "the capture holds the service's logs"
+    );
+    assert!(
+        text.contains("\"level\":\"TRACE\""),
+        "the capture runs at TRACE"
+    );
+    assert_clean("the logs", &text);
+}
+
+backend_tests!(no_sensitive_field_reaches_the_logs);
