@@ -25,7 +25,7 @@ async fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!(%error, "stopped with an error");
+            tracing::error!(error = error.report(), "stopped with an error");
             ExitCode::FAILURE
         }
     }

@@ -29,7 +29,7 @@ use crate::store::writer::{IntakeWriter, WriterConfig};
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     /// The database could not be opened or migrated.
-    #[error("cannot open the database: {0}")]
+    #[error("cannot open the database")]
     Store(#[from] Error),
     /// The database runs with settings that may lose acknowledged intakes.
     #[error(
@@ -39,14 +39,28 @@ pub enum ServeError {
     )]
     WeakDurability(Vec<String>),
     /// The data directory could not be created.
-    #[error("cannot create the data directory: {0}")]
+    #[error("cannot create the data directory")]
     DataDir(#[source] std::io::Error),
     /// Server reflection could not be built from the descriptors.
-    #[error("cannot build server reflection: {0}")]
+    #[error("cannot build server reflection")]
     Reflection(#[from] tonic_reflection::server::Error),
     /// The transport failed.
-    #[error("transport error: {0}")]
+    #[error("transport error")]
     Transport(#[from] tonic::transport::Error),
+}
+
+impl ServeError {
+    /// Describes the error with every cause behind it, for the operator reading the log.
+    pub fn report(&self) -> String {
+        let mut report = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(error) = cause {
+            report.push_str(": ");
+            report.push_str(&error.to_string());
+            cause = error.source();
+        }
+        report
+    }
 }
 
 /// Opens the configured database, creating the data directory for the default SQLite file, and

@@ -203,7 +203,7 @@ async fn sqlite_in_memory_is_refused_unless_explicitly_allowed() {
     let refused = start_and_stop("sqlite::memory:", false)
         .await
         .expect_err("refused");
-    let message = refused.to_string();
+    let message = refused.report();
     assert!(message.contains("journal_mode is memory"), "{message}");
     assert!(message.contains("--allow-weak-durability"), "{message}");
     start_and_stop("sqlite::memory:", true)

@@ -1,0 +1,101 @@
+//! The `referrals` binary as a newcomer runs it: defaults to SQLite under ./data, serves, and
+//! stops cleanly on SIGTERM.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::fixtures::hotline;
+use referrals::pb::hotline_intake_client::HotlineIntakeClient;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_referrals");
+
+#[tokio::test]
+async fn serve_defaults_to_sqlite_under_data_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BINARY)
+        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .env_remove("REFERRALS_DATA_DIR")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("referrals starts");
+
+    // The "serving" line names the address the kernel picked.
+    let stderr = child.stderr.take().unwrap();
+    let (address_tx, address_rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line)
+                && event["fields"]["message"] == "serving"
+            {
+                let _ = address_tx.send(event["fields"]["listen"].as_str().unwrap().to_owned());
+            }
+            lines.push(line);
+        }
+        lines
+    });
+    let address = address_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the server logs its address");
+
+    let mut client = HotlineIntakeClient::connect(format!("http://{address}"))
+        .await
+        .expect("connect");
+    let receipt = client
+        .submit_referral(hotline("binary-1"))
+        .await
+        .expect("intake accepted")
+        .into_inner()
+        .receipt
+        .unwrap();
+    assert!(receipt.reference.starts_with("1480-"));
+    assert!(dir.path().join("data/referrals.db").exists());
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .expect("wait");
+    assert!(status.success(), "exit status {status}");
+    let lines = reader.join().unwrap();
+    assert!(
+        lines.iter().any(|l| l.contains("shutdown requested")),
+        "{lines:?}"
+    );
+    assert!(lines.iter().any(|l| l.contains("\"stopped\"")), "{lines:?}");
+}
+
+#[test]
+fn migrate_applies_the_migrations_and_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("m.db").display());
+    let output = Command::new(BINARY)
+        .args(["migrate", "--database-url", &url])
+        .output()
+        .expect("referrals runs");
+    assert!(output.status.success(), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("migrations applied"));
+}
+
+#[test]
+fn an_unknown_database_scheme_is_a_clear_error() {
+    let output = Command::new(BINARY)
+        .args(["migrate", "--database-url", "mysql://localhost/x"])
+        .output()
+        .expect("referrals runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("unsupported database URL scheme"),
+        "{stderr}"
+    );
+}
