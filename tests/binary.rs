@@ -1,6 +1,8 @@
 //! The `referrals` binary as a newcomer runs it: defaults to SQLite under ./data, serves, and
 //! stops cleanly on SIGTERM.
 
+#![allow(clippy::unwrap_used)] // Tests may unwrap: a panic is a failure with a message.
+
 mod common;
 
 use std::io::{BufRead, BufReader};

@@ -1,6 +1,8 @@
 //! Recording intakes: receipts, exactly-once under retries and concurrency, durability across a
 //! restart, and the event each intake writes.
 
+#![allow(clippy::unwrap_used)] // Tests may unwrap: a panic is a failure with a message.
+
 mod common;
 
 use common::fixtures::{emergency, hotline};

@@ -1,5 +1,7 @@
 //! Listing cases: every filter, stable cursor pagination, bounded pages.
 
+#![allow(clippy::unwrap_used)] // Tests may unwrap: a panic is a failure with a message.
+
 mod common;
 
 use std::collections::BTreeSet;

@@ -2,6 +2,8 @@
 //! every sensitive field go through successful and failing RPCs with every crate logging at TRACE,
 //! and none of them appears in the captured output.
 
+#![allow(clippy::unwrap_used)] // Tests may unwrap: a panic is a failure with a message.
+
 mod common;
 
 use std::io::Write;

@@ -1,5 +1,7 @@
 //! The server as operators see it: health, reflection, durability checks, graceful shutdown.
 
+#![allow(clippy::unwrap_used)] // Tests may unwrap: a panic is a failure with a message.
+
 mod common;
 
 use std::time::Duration;

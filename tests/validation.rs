@@ -1,5 +1,7 @@
 //! Bad input: every bad field is named in `google.rpc.BadRequest`, and nothing is written.
 
+#![allow(clippy::unwrap_used)] // Tests may unwrap: a panic is a failure with a message.
+
 mod common;
 
 use common::fixtures::{emergency, timestamp};

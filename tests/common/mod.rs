@@ -225,6 +225,18 @@ pub fn config(url: &str) -> ServeConfig {
     config
 }
 
+/// Tests are quiet; `TEST_LOG=1` sends the servers' logs to stderr.
+fn show_logs_if_asked() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        let config = referrals::config::LogConfig {
+            log_format: referrals::config::LogFormat::Pretty,
+            log: std::env::var("REFERRALS_LOG").unwrap_or_else(|_| "info".into()),
+        };
+        // Another test of this binary may have installed it already.
+        let _ = referrals::telemetry::init(&config);
+    }
+}
+
 /// The real server, serving on an ephemeral port.
 pub struct TestServer {
     pub addr: SocketAddr,
@@ -242,6 +254,7 @@ impl TestServer {
 
     /// Starts a server on `db` with a configuration `configure` may change.
     pub async fn start_on(db: TestDb, configure: impl FnOnce(&mut ServeConfig)) -> Self {
+        show_logs_if_asked();
         let mut config = config(&db.url);
         configure(&mut config);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
