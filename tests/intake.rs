@@ -135,13 +135,19 @@ async fn a_request_id_reused_for_another_intake_is_refused(backend: Backend) {
     server.finish().await;
 }
 
-async fn twenty_concurrent_identical_intakes_create_one_case(backend: Backend) {
-    let server = TestServer::start(backend).await;
-    let submissions = (0..20).map(|_| {
-        let mut client = server.emergency();
-        tokio::spawn(async move { client.report_emergency(emergency("storm-1")).await })
+/// Sends `count` 123 intakes at once, the `i`th through `servers[i % len]` with request id
+/// `request_id(i)`, and returns their receipts in order.
+async fn report_concurrently(
+    servers: &[&TestServer],
+    count: usize,
+    request_id: impl Fn(usize) -> String,
+) -> Vec<IntakeReceipt> {
+    let submissions = (0..count).map(|i| {
+        let mut client = servers[i % servers.len()].emergency();
+        let request = emergency(&request_id(i));
+        tokio::spawn(async move { client.report_emergency(request).await })
     });
-    let receipts: Vec<IntakeReceipt> = futures::future::join_all(submissions)
+    futures::future::join_all(submissions)
         .await
         .into_iter()
         .map(|r| {
@@ -151,7 +157,12 @@ async fn twenty_concurrent_identical_intakes_create_one_case(backend: Backend) {
                 .receipt
                 .expect("receipt")
         })
-        .collect();
+        .collect()
+}
+
+async fn twenty_concurrent_identical_intakes_create_one_case(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let receipts = report_concurrently(&[&server], 20, |_| "storm-1".into()).await;
 
     let case_ids: std::collections::HashSet<_> = receipts.iter().map(|r| &r.case_id).collect();
     assert_eq!(case_ids.len(), 1, "every retry names the same case");
@@ -164,25 +175,7 @@ async fn twenty_concurrent_identical_intakes_create_one_case(backend: Backend) {
 
 async fn concurrent_distinct_intakes_each_get_a_case_and_gapless_numbers(backend: Backend) {
     let server = TestServer::start(backend).await;
-    let submissions = (0..40).map(|i| {
-        let mut client = server.emergency();
-        tokio::spawn(async move {
-            client
-                .report_emergency(emergency(&format!("many-{i}")))
-                .await
-        })
-    });
-    let receipts: Vec<IntakeReceipt> = futures::future::join_all(submissions)
-        .await
-        .into_iter()
-        .map(|r| {
-            r.expect("task")
-                .expect("accepted")
-                .into_inner()
-                .receipt
-                .expect("receipt")
-        })
-        .collect();
+    let receipts = report_concurrently(&[&server], 40, |i| format!("many-{i}")).await;
 
     let mut references: Vec<String> = receipts.iter().map(|r| r.reference.clone()).collect();
     references.sort();
@@ -266,25 +259,7 @@ async fn two_servers_on_one_database_still_record_an_intake_once(backend: Backen
         .await
         .expect("first server up");
     let second = TestServer::start_on(first.db.same_database(), |_| {}).await;
-    let submissions = (0..20).map(|i| {
-        let mut client = if i % 2 == 0 {
-            first.emergency()
-        } else {
-            second.emergency()
-        };
-        tokio::spawn(async move { client.report_emergency(emergency("shared-storm")).await })
-    });
-    let receipts: Vec<IntakeReceipt> = futures::future::join_all(submissions)
-        .await
-        .into_iter()
-        .map(|r| {
-            r.expect("task")
-                .expect("accepted")
-                .into_inner()
-                .receipt
-                .expect("receipt")
-        })
-        .collect();
+    let receipts = report_concurrently(&[&first, &second], 20, |_| "shared-storm".into()).await;
     let case_ids: std::collections::HashSet<_> = receipts.iter().map(|r| &r.case_id).collect();
     assert_eq!(case_ids.len(), 1);
     assert_eq!(first.db.count("cases").await, 1);

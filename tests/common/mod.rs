@@ -151,50 +151,32 @@ impl TestDb {
 
     /// Counts the rows of `table`, straight from the database.
     pub async fn count(&self, table: &str) -> i64 {
-        let sql = format!("select count(*) from {table}");
-        match self.backend {
-            Backend::Sqlite => {
-                let mut conn = sqlx::SqliteConnection::connect(&self.url)
-                    .await
-                    .expect("connect");
-                sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-                    .fetch_one(&mut conn)
-                    .await
-                    .expect("count")
-            }
-            Backend::Postgres => {
-                let mut conn = sqlx::PgConnection::connect(&self.url)
-                    .await
-                    .expect("connect");
-                sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-                    .fetch_one(&mut conn)
-                    .await
-                    .expect("count")
-            }
-        }
+        self.integers(&format!("select count(*) from {table}"))
+            .await[0]
     }
 
     /// Returns the event ids in commit order, straight from the database.
     pub async fn event_ids(&self) -> Vec<i64> {
-        let sql = "select event_id from events order by event_id";
+        self.integers("select event_id from events order by event_id")
+            .await
+    }
+
+    /// Runs a query returning one integer column, on a connection of its own.
+    async fn integers(&self, sql: &str) -> Vec<i64> {
         match self.backend {
             Backend::Sqlite => {
-                let mut conn = sqlx::SqliteConnection::connect(&self.url)
-                    .await
-                    .expect("connect");
-                sqlx::query_scalar(sql)
+                let mut conn = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
                     .fetch_all(&mut conn)
                     .await
-                    .expect("events")
+                    .unwrap()
             }
             Backend::Postgres => {
-                let mut conn = sqlx::PgConnection::connect(&self.url)
-                    .await
-                    .expect("connect");
-                sqlx::query_scalar(sql)
+                let mut conn = sqlx::PgConnection::connect(&self.url).await.unwrap();
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
                     .fetch_all(&mut conn)
                     .await
-                    .expect("events")
+                    .unwrap()
             }
         }
     }
