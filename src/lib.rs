@@ -8,6 +8,7 @@ pub mod config;
 pub mod domain;
 pub mod grpc;
 pub mod pb;
+pub mod routing;
 mod server;
 pub mod store;
 pub mod telemetry;

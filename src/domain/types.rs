@@ -30,8 +30,12 @@ domain_enum! {
     /// The phone line a call came in on.
     pub enum Line {
         /// صدای مشاور ۱۴۸۰.
+        #[serde(rename = "hotline_1480")]
+        #[strum(serialize = "hotline_1480")]
         Hotline1480,
         /// اورژانس اجتماعی ۱۲۳.
+        #[serde(rename = "emergency_123")]
+        #[strum(serialize = "emergency_123")]
         Emergency123,
     }
 }
@@ -418,6 +422,8 @@ domain_enum! {
         /// Happening now.
         Ongoing,
         /// Within the last 24 hours.
+        #[serde(rename = "last_24_hours")]
+        #[strum(serialize = "last_24_hours")]
         Last24Hours,
         /// Within the last week.
         LastWeek,
@@ -434,6 +440,8 @@ domain_enum! {
         /// Refer the caller to a counselling centre.
         CounsellingCentreReferral,
         /// Hand the case over to 123 because of acute risk.
+        #[serde(rename = "hand_over_to_123")]
+        #[strum(serialize = "hand_over_to_123")]
         HandOverTo123,
         /// Refer to a specialised service.
         SpecialisedService,

@@ -1,0 +1,619 @@
+//! The directory routing reads: provinces and their neighbours, counties and their designated
+//! cover (شهرستان معین), service points and mobile teams, indexed by county and kind so that a
+//! decision looks only at the handful of places near the incident.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Datelike, Timelike, Utc};
+use chrono_tz::Asia::Tehran;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::types::{Category, Sex};
+
+/// A county, named by its province code and its English name (names repeat across provinces).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct CountyKey {
+    /// ISO 3166-2:IR code of the province.
+    pub province: String,
+    /// English name, as in the directory.
+    pub name: String,
+}
+
+/// A county (شهرستان).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct County {
+    /// Province code.
+    pub province: String,
+    /// English name.
+    pub name_en: String,
+    /// Persian name.
+    pub name_fa: String,
+    /// Latitude of the county seat.
+    pub lat: f64,
+    /// Longitude of the county seat.
+    pub lon: f64,
+    /// The county that covers this one when it has no social-emergency centre of its own.
+    #[serde(default)]
+    pub covered_by: Option<String>,
+}
+
+/// Kinds of service point.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum ServicePointKind {
+    /// مرکز اورژانس اجتماعی ۱۲۳ استان — the province's 123 centre, which takes hand-overs.
+    SocialEmergencyCentre,
+    /// مرکز مداخله در بحران — crisis-intervention centre.
+    CrisisInterventionCentre,
+    /// پایگاه خدمات اجتماعی — neighbourhood social-service base.
+    SocialServiceBase,
+    /// خانه امن — safe house.
+    SafeHouse,
+    /// مرکز مشاوره — counselling centre.
+    CounsellingCentre,
+    /// مرکز تخصصی پیشگیری از خودکشی — suicide-specialised centre.
+    SuicideSpecialisedCentre,
+    /// مرکز شبانه‌روزی کودکان — child residential centre.
+    ChildResidentialCentre,
+    /// پلیس ۱۱۰ — police.
+    #[serde(rename = "police_110")]
+    #[strum(serialize = "police_110")]
+    Police110,
+    /// اورژانس ۱۱۵ — emergency medical service.
+    #[serde(rename = "ems_115")]
+    #[strum(serialize = "ems_115")]
+    Ems115,
+    /// پزشکی قانونی — forensic medicine.
+    ForensicMedicine,
+    /// واحد حمایت از اطفال دادستانی — the prosecutor's child-protection unit.
+    ProsecutorChildProtection,
+}
+
+impl ServicePointKind {
+    /// Returns the stable name used in policies and storage.
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+
+    /// True for outside bodies, which are notified rather than asked to accept.
+    pub fn is_outside_body(self) -> bool {
+        matches!(
+            self,
+            Self::Police110
+                | Self::Ems115
+                | Self::ForensicMedicine
+                | Self::ProsecutorChildProtection
+        )
+    }
+}
+
+/// Days of the week, in Tehran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Day {
+    /// شنبه, the first working day.
+    Saturday,
+    /// یکشنبه.
+    Sunday,
+    /// دوشنبه.
+    Monday,
+    /// سه‌شنبه.
+    Tuesday,
+    /// چهارشنبه.
+    Wednesday,
+    /// پنجشنبه.
+    Thursday,
+    /// جمعه, the weekly holiday.
+    Friday,
+}
+
+impl Day {
+    fn of(weekday: chrono::Weekday) -> Self {
+        match weekday {
+            chrono::Weekday::Sat => Self::Saturday,
+            chrono::Weekday::Sun => Self::Sunday,
+            chrono::Weekday::Mon => Self::Monday,
+            chrono::Weekday::Tue => Self::Tuesday,
+            chrono::Weekday::Wed => Self::Wednesday,
+            chrono::Weekday::Thu => Self::Thursday,
+            chrono::Weekday::Fri => Self::Friday,
+        }
+    }
+
+    fn previous(self) -> Self {
+        match self {
+            Self::Saturday => Self::Friday,
+            Self::Sunday => Self::Saturday,
+            Self::Monday => Self::Sunday,
+            Self::Tuesday => Self::Monday,
+            Self::Wednesday => Self::Tuesday,
+            Self::Thursday => Self::Wednesday,
+            Self::Friday => Self::Thursday,
+        }
+    }
+}
+
+/// A time of day in Tehran, `HH:MM`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct LocalTime(u16);
+
+impl LocalTime {
+    /// Minutes after midnight.
+    pub fn minutes(self) -> u16 {
+        self.0
+    }
+
+    /// The time of day of `at` in Tehran, with its day.
+    pub fn in_tehran(at: DateTime<Utc>) -> (Day, Self) {
+        let local = at.with_timezone(&Tehran);
+        let minutes = local.hour() * 60 + local.minute();
+        (Day::of(local.weekday()), Self(minutes as u16))
+    }
+}
+
+impl TryFrom<String> for LocalTime {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        let bad = || format!("{text:?} is not a time of day as HH:MM (00:00 to 24:00)");
+        let (h, m) = text.split_once(':').ok_or_else(bad)?;
+        let (h, m): (u16, u16) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+        if m >= 60 || h > 24 || (h == 24 && m != 0) || text.len() != 5 {
+            return Err(bad());
+        }
+        Ok(Self(h * 60 + m))
+    }
+}
+
+impl From<LocalTime> for String {
+    fn from(time: LocalTime) -> Self {
+        format!("{:02}:{:02}", time.0 / 60, time.0 % 60)
+    }
+}
+
+/// A weekly window: on `days`, from `from` to `to` Tehran time. A window whose `to` is not after
+/// its `from` runs across midnight into the next day (`20:00`–`08:00`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window {
+    /// Days the window starts on.
+    pub days: Vec<Day>,
+    /// Start, inclusive.
+    pub from: LocalTime,
+    /// End, exclusive.
+    pub to: LocalTime,
+}
+
+impl Window {
+    /// True when `(day, time)` falls in the window.
+    pub fn contains(&self, day: Day, time: LocalTime) -> bool {
+        if self.from < self.to {
+            self.days.contains(&day) && self.from <= time && time < self.to
+        } else {
+            (self.days.contains(&day) && time >= self.from)
+                || (self.days.contains(&day.previous()) && time < self.to)
+        }
+    }
+}
+
+/// When a service point takes cases.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type", content = "windows")]
+pub enum OpeningHours {
+    /// Day and night, every day.
+    AlwaysOpen,
+    /// Only in these weekly windows.
+    Weekly(Vec<Window>),
+}
+
+impl OpeningHours {
+    /// True when open at `at`.
+    pub fn is_open(&self, at: DateTime<Utc>) -> bool {
+        match self {
+            Self::AlwaysOpen => true,
+            Self::Weekly(windows) => {
+                let (day, time) = LocalTime::in_tehran(at);
+                windows.iter().any(|w| w.contains(day, time))
+            }
+        }
+    }
+}
+
+/// Who a service point admits. An empty list admits everyone.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Admission {
+    /// Sexes admitted.
+    pub sexes: Vec<Sex>,
+    /// Youngest age admitted, in years.
+    pub min_age: Option<u32>,
+    /// Oldest age admitted, in years.
+    pub max_age: Option<u32>,
+    /// False when no one under 18 is admitted on their own.
+    pub accepts_minors: Option<bool>,
+    /// True when a woman's children are admitted with her, whatever their age or sex.
+    pub accepts_women_with_children: bool,
+}
+
+/// A place a case can be referred to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServicePoint {
+    /// Stable identifier.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Kind.
+    pub kind: ServicePointKind,
+    /// Province code.
+    pub province: String,
+    /// County (English name).
+    pub county: String,
+    /// Latitude.
+    pub lat: f64,
+    /// Longitude.
+    pub lon: f64,
+    /// Categories served; empty means all.
+    #[serde(default)]
+    pub categories: Vec<Category>,
+    /// Opening hours.
+    pub hours: OpeningHours,
+    /// Places (beds), for the kinds that admit people.
+    #[serde(default)]
+    pub capacity: Option<u32>,
+    /// Places taken.
+    #[serde(default)]
+    pub occupancy: u32,
+    /// Admission limits.
+    #[serde(default)]
+    pub admission: Admission,
+}
+
+impl ServicePoint {
+    /// The county the point stands in.
+    pub fn county_key(&self) -> CountyKey {
+        CountyKey {
+            province: self.province.clone(),
+            name: self.county.clone(),
+        }
+    }
+}
+
+/// A mobile team's duty status.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::EnumString,
+    strum::IntoStaticStr,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum DutyStatus {
+    /// On shift and free.
+    Available,
+    /// On shift, on a case.
+    Busy,
+    /// Not on shift.
+    OffDuty,
+    /// Vehicle or crew out of service.
+    OutOfService,
+}
+
+/// A mobile emergency team (خودروی سیار).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MobileTeam {
+    /// Stable identifier.
+    pub id: String,
+    /// Display name or call sign.
+    pub name: String,
+    /// Province code.
+    pub province: String,
+    /// Base county (English name).
+    pub base_county: String,
+    /// Duty status.
+    pub status: DutyStatus,
+    /// Last known position, if the team's app sent one.
+    #[serde(default)]
+    pub position: Option<(f64, f64)>,
+    /// Cases the team is working on.
+    #[serde(default)]
+    pub load: u32,
+}
+
+/// One province's entry: its code and the provinces that take its overflow, nearest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProvinceEntry {
+    /// ISO 3166-2:IR code.
+    pub code: String,
+    /// Neighbouring provinces, nearest first.
+    #[serde(default)]
+    pub neighbours: Vec<String>,
+}
+
+/// The directory's contents, as a seed file holds them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DirectoryData {
+    /// Provinces with their neighbours.
+    pub provinces: Vec<ProvinceEntry>,
+    /// Counties.
+    pub counties: Vec<County>,
+    /// Service points.
+    pub service_points: Vec<ServicePoint>,
+    /// Mobile teams.
+    pub teams: Vec<MobileTeam>,
+}
+
+/// Why a directory cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid directory: {}", .0.join("; "))]
+pub struct DirectoryError(pub Vec<String>);
+
+/// The directory, indexed for routing.
+#[derive(Debug, Clone, Default)]
+pub struct Directory {
+    data: DirectoryData,
+    neighbours: HashMap<String, Vec<String>>,
+    counties: HashMap<CountyKey, usize>,
+    counties_by_province: HashMap<String, Vec<CountyKey>>,
+    points: HashMap<(CountyKey, ServicePointKind), Vec<usize>>,
+    teams: HashMap<CountyKey, Vec<usize>>,
+}
+
+impl Directory {
+    /// Checks and indexes directory data.
+    pub fn new(data: DirectoryData) -> Result<Self, DirectoryError> {
+        let mut problems = Vec::new();
+        let mut directory = Self::default();
+        for province in &data.provinces {
+            if crate::domain::province::by_code(&province.code).is_none() {
+                problems.push(format!("unknown province {}", province.code));
+            }
+            directory
+                .neighbours
+                .insert(province.code.clone(), province.neighbours.clone());
+        }
+        for (i, county) in data.counties.iter().enumerate() {
+            let key = CountyKey {
+                province: county.province.clone(),
+                name: county.name_en.clone(),
+            };
+            if crate::domain::province::by_code(&county.province).is_none() {
+                problems.push(format!(
+                    "county {} is in unknown province {}",
+                    county.name_en, county.province
+                ));
+            }
+            if directory.counties.insert(key.clone(), i).is_some() {
+                problems.push(format!(
+                    "county {} appears twice in {}",
+                    county.name_en, county.province
+                ));
+            }
+            directory
+                .counties_by_province
+                .entry(county.province.clone())
+                .or_default()
+                .push(key);
+        }
+        for county in &data.counties {
+            if let Some(cover) = &county.covered_by {
+                let key = CountyKey {
+                    province: county.province.clone(),
+                    name: cover.clone(),
+                };
+                if !directory.counties.contains_key(&key) {
+                    problems.push(format!(
+                        "county {} is covered by {cover}, which is not a county of {}",
+                        county.name_en, county.province
+                    ));
+                }
+            }
+        }
+        let mut ids = std::collections::HashSet::new();
+        for (i, point) in data.service_points.iter().enumerate() {
+            if !ids.insert(point.id.as_str()) {
+                problems.push(format!("service point id {} appears twice", point.id));
+            }
+            if !directory.counties.contains_key(&point.county_key()) {
+                problems.push(format!(
+                    "service point {} is in unknown county {}",
+                    point.id, point.county
+                ));
+            }
+            directory
+                .points
+                .entry((point.county_key(), point.kind))
+                .or_default()
+                .push(i);
+        }
+        for (i, team) in data.teams.iter().enumerate() {
+            if !ids.insert(team.id.as_str()) {
+                problems.push(format!("team id {} appears twice", team.id));
+            }
+            let key = CountyKey {
+                province: team.province.clone(),
+                name: team.base_county.clone(),
+            };
+            if !directory.counties.contains_key(&key) {
+                problems.push(format!(
+                    "team {} is based in unknown county {}",
+                    team.id, team.base_county
+                ));
+            }
+            directory.teams.entry(key).or_default().push(i);
+        }
+        // Each county's list in a fixed order, so that decisions do not depend on file order.
+        for list in directory.counties_by_province.values_mut() {
+            list.sort();
+        }
+        directory.data = data;
+        if problems.is_empty() {
+            Ok(directory)
+        } else {
+            Err(DirectoryError(problems))
+        }
+    }
+
+    /// The data the directory was built from.
+    pub fn data(&self) -> &DirectoryData {
+        &self.data
+    }
+
+    /// Finds a county of `province` by its English (case-insensitive) or Persian name.
+    pub fn county(&self, province: &str, name: &str) -> Option<&County> {
+        let name = name.trim();
+        self.counties_by_province
+            .get(province)?
+            .iter()
+            .filter_map(|key| self.counties.get(key).map(|&i| &self.data.counties[i]))
+            .find(|c| c.name_en.eq_ignore_ascii_case(name) || c.name_fa == name)
+    }
+
+    /// The counties of a province, in name order.
+    pub fn counties_of(&self, province: &str) -> &[CountyKey] {
+        self.counties_by_province
+            .get(province)
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// A county by key.
+    pub fn county_by_key(&self, key: &CountyKey) -> Option<&County> {
+        self.counties.get(key).map(|&i| &self.data.counties[i])
+    }
+
+    /// A province's neighbours, nearest first.
+    pub fn neighbours(&self, province: &str) -> &[String] {
+        self.neighbours.get(province).map_or(&[], Vec::as_slice)
+    }
+
+    /// Service points of `kind` in a county.
+    pub fn points_in(
+        &self,
+        county: &CountyKey,
+        kind: ServicePointKind,
+    ) -> impl Iterator<Item = &ServicePoint> {
+        self.points
+            .get(&(county.clone(), kind))
+            .into_iter()
+            .flatten()
+            .map(|&i| &self.data.service_points[i])
+    }
+
+    /// Mobile teams based in a county.
+    pub fn teams_in(&self, county: &CountyKey) -> impl Iterator<Item = &MobileTeam> {
+        self.teams
+            .get(county)
+            .into_iter()
+            .flatten()
+            .map(|&i| &self.data.teams[i])
+    }
+}
+
+/// Great-circle distance in kilometres.
+pub fn distance_km(a: (f64, f64), b: (f64, f64)) -> f64 {
+    let (lat1, lon1) = (a.0.to_radians(), a.1.to_radians());
+    let (lat2, lon2) = (b.0.to_radians(), b.1.to_radians());
+    let h = ((lat2 - lat1) / 2.0).sin().powi(2)
+        + lat1.cos() * lat2.cos() * ((lon2 - lon1) / 2.0).sin().powi(2);
+    2.0 * 6371.0 * h.sqrt().asin()
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn at_tehran(day: u32, hour: u32, minute: u32) -> DateTime<Utc> {
+        // 2026-11-21 is a Saturday.
+        Tehran
+            .with_ymd_and_hms(2026, 11, day, hour, minute, 0)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn time(text: &str) -> LocalTime {
+        LocalTime::try_from(text.to_owned()).unwrap()
+    }
+
+    #[test]
+    fn office_hours_open_and_close_on_the_minute() {
+        let hours = OpeningHours::Weekly(vec![Window {
+            days: vec![
+                Day::Saturday,
+                Day::Sunday,
+                Day::Monday,
+                Day::Tuesday,
+                Day::Wednesday,
+            ],
+            from: time("07:30"),
+            to: time("14:30"),
+        }]);
+        assert!(!hours.is_open(at_tehran(21, 7, 29)));
+        assert!(hours.is_open(at_tehran(21, 7, 30)));
+        assert!(hours.is_open(at_tehran(21, 14, 29)));
+        assert!(!hours.is_open(at_tehran(21, 14, 30)));
+        assert!(!hours.is_open(at_tehran(27, 10, 0)), "closed on Friday");
+    }
+
+    #[test]
+    fn a_window_across_midnight_runs_into_the_next_day() {
+        let hours = OpeningHours::Weekly(vec![Window {
+            days: vec![Day::Thursday],
+            from: time("20:00"),
+            to: time("08:00"),
+        }]);
+        // 2026-11-26 is a Thursday, 2026-11-27 a Friday.
+        assert!(!hours.is_open(at_tehran(26, 19, 59)));
+        assert!(hours.is_open(at_tehran(26, 20, 0)));
+        assert!(hours.is_open(at_tehran(26, 23, 59)));
+        assert!(hours.is_open(at_tehran(27, 0, 0)));
+        assert!(hours.is_open(at_tehran(27, 7, 59)));
+        assert!(!hours.is_open(at_tehran(27, 8, 0)));
+        assert!(
+            !hours.is_open(at_tehran(27, 20, 0)),
+            "Friday evening is not in the window"
+        );
+        assert!(
+            !hours.is_open(at_tehran(26, 3, 0)),
+            "Thursday early morning belongs to Wednesday"
+        );
+    }
+
+    #[test]
+    fn times_of_day_parse_strictly() {
+        assert_eq!(time("00:00").minutes(), 0);
+        assert_eq!(time("24:00").minutes(), 1440);
+        for bad in ["7:30", "24:01", "12:60", "noon", "12-30", ""] {
+            assert!(LocalTime::try_from(bad.to_owned()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn distances_between_capitals_are_plausible() {
+        let tehran = (35.69, 51.39);
+        let qom = (34.64, 50.88);
+        let km = distance_km(tehran, qom);
+        assert!((120.0..135.0).contains(&km), "{km}");
+    }
+}

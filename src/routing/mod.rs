@@ -1,0 +1,563 @@
+//! Routing: which mobile team, service point or outside body takes a case, by explicit policy,
+//! with the reasons kept (DESIGN §6).
+//!
+//! [`route`] finds the rule that fires and, for each of its actions, walks the cover chain — the
+//! incident's county, its designated cover county, the rest of the province, then the
+//! neighbouring provinces nearest first — and takes the best eligible place of the first step
+//! that has one. Every place looked at is kept in the decision with its verdict. The same inputs
+//! always give the same decision.
+
+pub mod directory;
+pub mod policy;
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use self::directory::{
+    CountyKey, Directory, DutyStatus, LocalTime, ServicePoint, ServicePointKind, distance_km,
+};
+use self::policy::{Action, Conditions, Flag, Policy};
+use crate::domain::intake::{Age, NewIntake};
+use crate::domain::types::{AgeBand, Category, Line, Priority, Sex};
+
+/// Kilometres a team's case in hand weighs against it: a team 15 km further away but free
+/// ranks level with a nearer team already on a case.
+const KM_PER_TEAM_CASE: f64 = 15.0;
+/// Kilometres a full service point weighs against it, in proportion to its occupancy.
+const KM_PER_FULL_OCCUPANCY: f64 = 30.0;
+
+/// What routing needs to know of a subject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubjectFacts {
+    /// Sex as reported.
+    pub sex: Sex,
+    /// Youngest and oldest age the subject may be, when known.
+    pub age_range: Option<(u32, u32)>,
+    /// Whether the subject is a minor, when known.
+    pub minor: Option<bool>,
+}
+
+/// The facts of a case routing weighs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoutingRequest {
+    /// Line of origin.
+    pub line: Line,
+    /// Categories, primary first.
+    pub categories: Vec<Category>,
+    /// Priority.
+    pub priority: Priority,
+    /// Facts actions may depend on.
+    pub flags: Vec<Flag>,
+    /// The subjects.
+    pub subjects: Vec<SubjectFacts>,
+    /// Province code of the incident.
+    pub province: String,
+    /// County of the incident, as the intake named it.
+    pub county: String,
+    /// Position of the incident, when the caller gave it.
+    pub position: Option<(f64, f64)>,
+    /// When the case is routed.
+    pub at: DateTime<Utc>,
+}
+
+fn age_range(age: Age) -> Option<(u32, u32)> {
+    match age {
+        Age::Years(years) => Some((years, years)),
+        Age::Band(band) => match band {
+            AgeBand::EarlyChildhood => Some((0, 5)),
+            AgeBand::Child => Some((6, 11)),
+            AgeBand::YoungAdolescent => Some((12, 14)),
+            AgeBand::OlderAdolescent => Some((15, 17)),
+            AgeBand::YoungAdult => Some((18, 29)),
+            AgeBand::Adult => Some((30, 59)),
+            AgeBand::OlderAdult => Some((60, 120)),
+            AgeBand::Unknown => None,
+        },
+    }
+}
+
+impl RoutingRequest {
+    /// The routing facts of an intake, routed at `at`.
+    pub fn from_intake(new: &NewIntake, at: DateTime<Utc>) -> Self {
+        let intake = &new.intake;
+        let risk = &intake.risk;
+        let flags = [
+            (risk.violence_ongoing, Flag::ViolenceOngoing),
+            (risk.weapon_present, Flag::WeaponPresent),
+            (risk.injury_or_medical_need, Flag::InjuryOrMedicalNeed),
+            (risk.attempt_in_progress, Flag::AttemptInProgress),
+            (risk.risk_to_team, Flag::RiskToTeam),
+            (intake.minors_involved(), Flag::MinorsInvolved),
+        ]
+        .into_iter()
+        .filter_map(|(holds, flag)| holds.then_some(flag))
+        .collect();
+        Self {
+            line: new.line(),
+            categories: intake.categories().collect(),
+            priority: new.assessment.priority,
+            flags,
+            subjects: intake
+                .subjects
+                .iter()
+                .map(|s| SubjectFacts {
+                    sex: s.sex,
+                    age_range: age_range(s.age),
+                    minor: s.minor,
+                })
+                .collect(),
+            province: intake.location.province.clone(),
+            county: intake.location.county.clone(),
+            position: intake
+                .location
+                .coordinates
+                .as_ref()
+                .map(|c| (c.expose().latitude, c.expose().longitude)),
+            at,
+        }
+    }
+
+    fn has(&self, flag: Flag) -> bool {
+        self.flags.contains(&flag)
+    }
+}
+
+/// A step of the cover chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "step", content = "province")]
+pub enum CoverStep {
+    /// The incident's own county.
+    IncidentCounty,
+    /// The county designated to cover it (شهرستان معین).
+    DesignatedCounty,
+    /// The rest of the province.
+    Province,
+    /// A neighbouring province taking the overflow.
+    NeighbouringProvince(String),
+}
+
+/// What routing made of one place it looked at.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "verdict", content = "detail")]
+pub enum Verdict {
+    /// Chosen.
+    Chosen,
+    /// Eligible, but ranked below the chosen one.
+    RankedLower,
+    /// Closed at the time of routing.
+    Closed,
+    /// No free place.
+    Full,
+    /// Does not serve the case's categories.
+    NotServingCategory,
+    /// Does not admit a subject of the case.
+    Ineligible(String),
+    /// A team that is not available.
+    Unavailable(DutyStatus),
+    /// Left out on purpose (it declined or rejected the case before).
+    Excluded,
+}
+
+/// One place routing looked at.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Candidate {
+    /// Identifier of the team or service point.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// The step of the cover chain it was found in.
+    pub step: CoverStep,
+    /// Distance from the incident, in kilometres (rounded to 0.1).
+    pub distance_km: f64,
+    /// What routing made of it.
+    pub verdict: Verdict,
+}
+
+/// Where an action sends the case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum Destination {
+    /// A mobile team.
+    Team {
+        /// Team id.
+        id: String,
+        /// Team name.
+        name: String,
+    },
+    /// A service point or outside body.
+    ServicePoint {
+        /// Service point id.
+        id: String,
+        /// Its name.
+        name: String,
+        /// Its kind.
+        kind: ServicePointKind,
+    },
+}
+
+/// The outcome of one action of the rule that fired.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionDecision {
+    /// The action.
+    pub action: Action,
+    /// Why the action did not apply (a notification whose facts do not hold).
+    pub not_applicable: Option<String>,
+    /// Where the case goes; `None` when nothing qualified (or the action did not apply).
+    pub destination: Option<Destination>,
+    /// Every place looked at, in the order looked at.
+    pub candidates: Vec<Candidate>,
+}
+
+/// A routing decision, with everything needed to explain it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    /// Version of the policy that decided.
+    pub policy_version: i64,
+    /// The rule that fired.
+    pub rule_id: String,
+    /// What the rule says.
+    pub rule_description: String,
+    /// One entry per action of the rule.
+    pub actions: Vec<ActionDecision>,
+}
+
+impl Decision {
+    /// True when an action that applied found no destination: supervisors must step in.
+    pub fn unrouted(&self) -> bool {
+        self.actions
+            .iter()
+            .any(|a| a.not_applicable.is_none() && a.destination.is_none())
+    }
+}
+
+/// Decides where a case goes under `policy`.
+pub fn route(policy: &Policy, directory: &Directory, request: &RoutingRequest) -> Decision {
+    route_excluding(policy, directory, request, &HashSet::new())
+}
+
+/// Decides where a case goes, leaving out the teams and service points in `excluded` (those
+/// that already declined or rejected it).
+pub fn route_excluding(
+    policy: &Policy,
+    directory: &Directory,
+    request: &RoutingRequest,
+    excluded: &HashSet<String>,
+) -> Decision {
+    let router = Router {
+        directory,
+        request,
+        excluded,
+    };
+    // The policy always has a default rule, so some rule fires.
+    let rule = policy.rules().iter().find(|rule| router.holds(&rule.when));
+    let Some(rule) = rule else {
+        return Decision {
+            policy_version: policy.version(),
+            rule_id: String::new(),
+            rule_description: "no rule matched".into(),
+            actions: Vec::new(),
+        };
+    };
+    Decision {
+        policy_version: policy.version(),
+        rule_id: rule.id.clone(),
+        rule_description: rule.description.clone(),
+        actions: rule.then.iter().map(|a| router.act(a)).collect(),
+    }
+}
+
+struct Router<'a> {
+    directory: &'a Directory,
+    request: &'a RoutingRequest,
+    excluded: &'a HashSet<String>,
+}
+
+/// A place routing looks at: a team or a service point, with its verdict before ranking.
+struct Looked {
+    candidate: Candidate,
+    score: f64,
+    eligible: bool,
+}
+
+impl Router<'_> {
+    fn holds(&self, when: &Conditions) -> bool {
+        let r = self.request;
+        let any =
+            |list: &[Category]| list.is_empty() || r.categories.iter().any(|c| list.contains(c));
+        (when.lines.is_empty() || when.lines.contains(&r.line))
+            && any(&when.categories)
+            && (when.priorities.is_empty() || when.priorities.contains(&r.priority))
+            && when
+                .minors_involved
+                .is_none_or(|m| m == r.has(Flag::MinorsInvolved))
+            && (when.any_flag.is_empty() || when.any_flag.iter().any(|f| r.has(*f)))
+            && (when.provinces.is_empty() || when.provinces.contains(&r.province))
+            && (when.counties.is_empty()
+                || when
+                    .counties
+                    .iter()
+                    .any(|c| c.eq_ignore_ascii_case(r.county.trim())))
+            && (when.during.is_empty() || {
+                let (day, time) = LocalTime::in_tehran(r.at);
+                when.during.iter().any(|w| w.contains(day, time))
+            })
+            && when
+                .team_available
+                .is_none_or(|wanted| self.team().destination.is_some() == wanted)
+            && when
+                .capacity_available
+                .is_none_or(|kind| self.service_point(kind).destination.is_some())
+    }
+
+    fn act(&self, action: &Action) -> ActionDecision {
+        match action {
+            Action::DispatchMobileTeam => self.team(),
+            Action::ReferTo { kind } => self.service_point(*kind),
+            Action::HandOverTo123 => self.service_point(ServicePointKind::SocialEmergencyCentre),
+            Action::Notify { body, only_if } => {
+                if !only_if.is_empty() && !only_if.iter().any(|f| self.request.has(*f)) {
+                    ActionDecision {
+                        action: action.clone(),
+                        not_applicable: Some("none of the facts it depends on was reported".into()),
+                        destination: None,
+                        candidates: Vec::new(),
+                    }
+                } else {
+                    self.service_point(*body)
+                }
+            }
+        }
+        .with_action(action)
+    }
+
+    /// The cover chain: the steps in order, each with the counties it covers.
+    fn chain(&self) -> Vec<(CoverStep, Vec<CountyKey>)> {
+        let d = self.directory;
+        let r = self.request;
+        let mut steps = Vec::new();
+        let mut seen = HashSet::new();
+        if let Some(county) = d.county(&r.province, &r.county) {
+            let own = CountyKey {
+                province: county.province.clone(),
+                name: county.name_en.clone(),
+            };
+            seen.insert(own.clone());
+            steps.push((CoverStep::IncidentCounty, vec![own]));
+            if let Some(cover) = &county.covered_by {
+                let cover = CountyKey {
+                    province: county.province.clone(),
+                    name: cover.clone(),
+                };
+                seen.insert(cover.clone());
+                steps.push((CoverStep::DesignatedCounty, vec![cover]));
+            }
+        }
+        let rest: Vec<CountyKey> = d
+            .counties_of(&r.province)
+            .iter()
+            .filter(|k| !seen.contains(*k))
+            .cloned()
+            .collect();
+        steps.push((CoverStep::Province, rest));
+        for neighbour in d.neighbours(&r.province) {
+            steps.push((
+                CoverStep::NeighbouringProvince(neighbour.clone()),
+                d.counties_of(neighbour).to_vec(),
+            ));
+        }
+        steps
+    }
+
+    /// Where distances are measured from: the caller's position, else the county seat, else
+    /// the province's capital.
+    fn origin(&self) -> (f64, f64) {
+        let r = self.request;
+        r.position
+            .or_else(|| {
+                self.directory
+                    .county(&r.province, &r.county)
+                    .map(|c| (c.lat, c.lon))
+            })
+            .or_else(|| {
+                crate::domain::province::by_code(&r.province)
+                    .map(|p| (p.capital_lat, p.capital_lon))
+            })
+            .unwrap_or((32.0, 53.0))
+    }
+
+    fn team(&self) -> ActionDecision {
+        let origin = self.origin();
+        self.walk(
+            |step, county, looked| {
+                for team in self.directory.teams_in(county) {
+                    let position = team
+                        .position
+                        .or_else(|| self.directory.county_by_key(county).map(|c| (c.lat, c.lon)));
+                    let distance = position.map_or(f64::MAX, |p| distance_km(origin, p));
+                    let verdict = if self.excluded.contains(&team.id) {
+                        Verdict::Excluded
+                    } else if team.status != DutyStatus::Available {
+                        Verdict::Unavailable(team.status)
+                    } else {
+                        Verdict::RankedLower
+                    };
+                    looked.push(Looked {
+                        eligible: verdict == Verdict::RankedLower,
+                        score: distance + KM_PER_TEAM_CASE * f64::from(team.load),
+                        candidate: Candidate {
+                            id: team.id.clone(),
+                            name: team.name.clone(),
+                            step: step.clone(),
+                            distance_km: round(distance),
+                            verdict,
+                        },
+                    });
+                }
+            },
+            |id, name| Destination::Team { id, name },
+        )
+    }
+
+    fn service_point(&self, kind: ServicePointKind) -> ActionDecision {
+        let origin = self.origin();
+        self.walk(
+            |step, county, looked| {
+                for point in self.directory.points_in(county, kind) {
+                    let distance = distance_km(origin, (point.lat, point.lon));
+                    let verdict = self.judge(point);
+                    let occupancy = point
+                        .capacity
+                        .filter(|&c| c > 0)
+                        .map_or(0.0, |c| f64::from(point.occupancy) / f64::from(c));
+                    looked.push(Looked {
+                        eligible: verdict == Verdict::RankedLower,
+                        score: distance + KM_PER_FULL_OCCUPANCY * occupancy,
+                        candidate: Candidate {
+                            id: point.id.clone(),
+                            name: point.name.clone(),
+                            step: step.clone(),
+                            distance_km: round(distance),
+                            verdict,
+                        },
+                    });
+                }
+            },
+            move |id, name| Destination::ServicePoint { id, name, kind },
+        )
+    }
+
+    fn judge(&self, point: &ServicePoint) -> Verdict {
+        let r = self.request;
+        if self.excluded.contains(&point.id) {
+            return Verdict::Excluded;
+        }
+        if !point.hours.is_open(r.at) {
+            return Verdict::Closed;
+        }
+        if point.capacity.is_some_and(|c| point.occupancy >= c) {
+            return Verdict::Full;
+        }
+        if !point.categories.is_empty()
+            && !r.categories.iter().any(|c| point.categories.contains(c))
+        {
+            return Verdict::NotServingCategory;
+        }
+        match admission_problem(point, &r.subjects) {
+            Some(why) => Verdict::Ineligible(why),
+            None => Verdict::RankedLower,
+        }
+    }
+
+    /// Walks the cover chain, stopping at the first step with an eligible place, and chooses
+    /// the best-ranked one there.
+    fn walk(
+        &self,
+        look: impl Fn(&CoverStep, &CountyKey, &mut Vec<Looked>),
+        destination: impl Fn(String, String) -> Destination,
+    ) -> ActionDecision {
+        let mut candidates = Vec::new();
+        for (step, counties) in self.chain() {
+            let mut looked = Vec::new();
+            for county in &counties {
+                look(&step, county, &mut looked);
+            }
+            looked.sort_by(|a, b| {
+                b.eligible
+                    .cmp(&a.eligible)
+                    .then(a.score.total_cmp(&b.score))
+                    .then_with(|| a.candidate.id.cmp(&b.candidate.id))
+            });
+            let chosen = looked
+                .first()
+                .filter(|l| l.eligible)
+                .map(|l| destination(l.candidate.id.clone(), l.candidate.name.clone()));
+            if let Some(first) = looked.first_mut().filter(|l| l.eligible) {
+                first.candidate.verdict = Verdict::Chosen;
+            }
+            candidates.extend(looked.into_iter().map(|l| l.candidate));
+            if chosen.is_some() {
+                return ActionDecision {
+                    action: Action::DispatchMobileTeam,
+                    not_applicable: None,
+                    destination: chosen,
+                    candidates,
+                };
+            }
+        }
+        ActionDecision {
+            action: Action::DispatchMobileTeam,
+            not_applicable: None,
+            destination: None,
+            candidates,
+        }
+    }
+}
+
+impl ActionDecision {
+    fn with_action(mut self, action: &Action) -> Self {
+        self.action = action.clone();
+        self
+    }
+}
+
+fn round(km: f64) -> f64 {
+    if km == f64::MAX {
+        km
+    } else {
+        (km * 10.0).round() / 10.0
+    }
+}
+
+/// Why a service point cannot admit the case's subjects, if it cannot.
+fn admission_problem(point: &ServicePoint, subjects: &[SubjectFacts]) -> Option<String> {
+    let rules = &point.admission;
+    let adult_woman = subjects
+        .iter()
+        .any(|s| s.sex == Sex::Female && s.minor == Some(false));
+    for (i, s) in subjects.iter().enumerate() {
+        // A woman's children come with her where the point says so.
+        if rules.accepts_women_with_children && adult_woman && s.minor == Some(true) {
+            continue;
+        }
+        if !rules.sexes.is_empty() && s.sex != Sex::Unknown && !rules.sexes.contains(&s.sex) {
+            return Some(format!("subject {} is of a sex it does not admit", i + 1));
+        }
+        if rules.accepts_minors == Some(false) && s.minor == Some(true) {
+            return Some(format!("subject {} is a minor", i + 1));
+        }
+        if let Some((youngest, oldest)) = s.age_range {
+            if rules.min_age.is_some_and(|min| oldest < min) {
+                return Some(format!("subject {} is under its minimum age", i + 1));
+            }
+            if rules.max_age.is_some_and(|max| youngest > max) {
+                return Some(format!("subject {} is over its maximum age", i + 1));
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,210 @@
+//! The routing policy: an ordered set of rules after NENA i3 policy routing. The rule with the
+//! highest priority whose conditions all hold fires; a rule without conditions is the default.
+//! Policies are data (TOML), checked as a whole before they replace the one in force.
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
+
+use super::directory::{ServicePointKind, Window};
+use crate::domain::types::{Category, Line, Priority};
+
+/// A fact about the case an action can depend on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Flag {
+    /// Violence is going on.
+    ViolenceOngoing,
+    /// A weapon or lethal means is present.
+    WeaponPresent,
+    /// Someone is injured or needs medical care.
+    InjuryOrMedicalNeed,
+    /// A suicide attempt is in progress.
+    AttemptInProgress,
+    /// The responding team may be at risk.
+    RiskToTeam,
+    /// A subject is a minor.
+    MinorsInvolved,
+}
+
+/// What a rule does. A rule's actions run in order; each finds its own destination.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "action")]
+pub enum Action {
+    /// Send the nearest available mobile team.
+    DispatchMobileTeam,
+    /// Refer the case to a service point of a kind.
+    ReferTo {
+        /// The kind of service point.
+        kind: ServicePointKind,
+    },
+    /// Tell an outside body (police 110, EMS 115, forensic medicine, the prosecutor's unit),
+    /// when any of `only_if` holds (always, when empty).
+    Notify {
+        /// The outside body.
+        body: ServicePointKind,
+        /// Facts of which at least one must hold.
+        #[serde(default)]
+        only_if: Vec<Flag>,
+    },
+    /// Hand a 1480 case to the province's 123 centre.
+    #[serde(rename = "hand_over_to_123")]
+    HandOverTo123,
+}
+
+/// Conditions of a rule; each present condition must hold. Lists match when the case has any of
+/// their values.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Conditions {
+    /// The case came in on one of these lines.
+    pub lines: Vec<Line>,
+    /// The case has one of these categories, primary or secondary.
+    pub categories: Vec<Category>,
+    /// The case has one of these priorities.
+    pub priorities: Vec<Priority>,
+    /// Whether a subject is a minor.
+    pub minors_involved: Option<bool>,
+    /// Whether any of these facts holds.
+    pub any_flag: Vec<Flag>,
+    /// The incident is in one of these provinces.
+    pub provinces: Vec<String>,
+    /// The incident is in one of these counties (English names).
+    pub counties: Vec<String>,
+    /// The call comes in during one of these weekly windows (Tehran time).
+    pub during: Vec<Window>,
+    /// Whether an available mobile team is within the cover chain.
+    pub team_available: Option<bool>,
+    /// A service point of this kind with a free place is open within the cover chain.
+    pub capacity_available: Option<ServicePointKind>,
+}
+
+impl Conditions {
+    /// True when the rule has no condition at all.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// One rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    /// Identifier, unique in the policy; kept with every decision it makes.
+    pub id: String,
+    /// Higher fires first; unique in the policy so the order is never ambiguous.
+    pub priority: i32,
+    /// What the rule says, for people reading a decision.
+    #[serde(default)]
+    pub description: String,
+    /// Conditions; none makes the rule a default.
+    #[serde(default)]
+    pub when: Conditions,
+    /// Actions; none means the case goes nowhere (information, nuisance).
+    #[serde(default)]
+    pub then: Vec<Action>,
+}
+
+/// A policy as a file holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyDocument {
+    /// The rules, in any order.
+    pub rules: Vec<Rule>,
+}
+
+/// A checked policy: rules sorted by priority, highest first, with a default at the end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    version: i64,
+    rules: Vec<Rule>,
+}
+
+/// Why a policy was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("policy refused: {}", .0.join("; "))]
+pub struct PolicyError(pub Vec<String>);
+
+impl Policy {
+    /// Parses and checks a TOML policy; `version` is the one it will be stored under.
+    pub fn parse(toml_text: &str, version: i64) -> Result<Self, PolicyError> {
+        let document: PolicyDocument =
+            toml::from_str(toml_text).map_err(|e| PolicyError(vec![e.message().to_owned()]))?;
+        Self::new(document, version)
+    }
+
+    /// Checks a policy document.
+    pub fn new(document: PolicyDocument, version: i64) -> Result<Self, PolicyError> {
+        let mut problems = Vec::new();
+        let mut ids = HashSet::new();
+        let mut priorities = HashSet::new();
+        for rule in &document.rules {
+            if rule.id.trim().is_empty() {
+                problems.push("a rule has an empty id".to_owned());
+            }
+            if !ids.insert(rule.id.as_str()) {
+                problems.push(format!("rule id {:?} appears twice", rule.id));
+            }
+            if !priorities.insert(rule.priority) {
+                problems.push(format!(
+                    "rule {:?} shares priority {} with another rule",
+                    rule.id, rule.priority
+                ));
+            }
+            for province in &rule.when.provinces {
+                if crate::domain::province::by_code(province).is_none() {
+                    problems.push(format!(
+                        "rule {:?} names unknown province {province}",
+                        rule.id
+                    ));
+                }
+            }
+            for action in &rule.then {
+                match action {
+                    Action::Notify { body, .. } if !body.is_outside_body() => {
+                        problems.push(format!(
+                            "rule {:?} notifies {}, which is not an outside body",
+                            rule.id,
+                            body.as_str()
+                        ))
+                    }
+                    Action::ReferTo { kind } if kind.is_outside_body() => problems.push(format!(
+                        "rule {:?} refers to {}, an outside body: use notify",
+                        rule.id,
+                        kind.as_str()
+                    )),
+                    _ => {}
+                }
+            }
+        }
+        if !document.rules.iter().any(|r| r.when.is_empty()) {
+            problems.push("no default rule (a rule without conditions)".to_owned());
+        }
+        if !problems.is_empty() {
+            return Err(PolicyError(problems));
+        }
+        let mut rules = document.rules;
+        rules.sort_by_key(|rule| std::cmp::Reverse(rule.priority));
+        Ok(Self { version, rules })
+    }
+
+    /// The version this policy is stored under.
+    pub fn version(&self) -> i64 {
+        self.version
+    }
+
+    /// The rules, highest priority first.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// The policy as a document again.
+    pub fn document(&self) -> PolicyDocument {
+        PolicyDocument {
+            rules: self.rules.clone(),
+        }
+    }
+}
+
+/// The policy that ships with the service (`seed/policy.toml`).
+pub const SHIPPED_POLICY: &str = include_str!("../../seed/policy.toml");

@@ -1,0 +1,1095 @@
+//! Table-driven tests of routing: every condition, every action, the cover chain, hours across
+//! midnight, capacity, admissions, no destination, re-route, and the shipped policy's practice.
+
+#![allow(clippy::type_complexity)] // The tables spell out their columns.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, TimeZone, Utc};
+use chrono_tz::Asia::Tehran;
+
+use super::directory::*;
+use super::policy::*;
+use super::*;
+
+/// 2026-11-21 is a Saturday; `day` 26 is a Thursday, 27 a Friday.
+fn tehran(day: u32, hour: u32, minute: u32) -> DateTime<Utc> {
+    Tehran
+        .with_ymd_and_hms(2026, 11, day, hour, minute, 0)
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+fn county(name: &str, lat: f64, lon: f64, covered_by: Option<&str>) -> County {
+    County {
+        province: if name == "Tabriz" { "IR-03" } else { "IR-24" }.into(),
+        name_en: name.into(),
+        name_fa: format!("fa-{name}"),
+        lat,
+        lon,
+        covered_by: covered_by.map(Into::into),
+    }
+}
+
+fn point(id: &str, kind: ServicePointKind, county: &str, lat: f64, lon: f64) -> ServicePoint {
+    ServicePoint {
+        id: id.into(),
+        name: format!("{id} name"),
+        kind,
+        province: if county == "Tabriz" { "IR-03" } else { "IR-24" }.into(),
+        county: county.into(),
+        lat,
+        lon,
+        categories: vec![],
+        hours: OpeningHours::AlwaysOpen,
+        capacity: None,
+        occupancy: 0,
+        admission: Admission::default(),
+    }
+}
+
+fn team(id: &str, county: &str, status: DutyStatus, load: u32, position: (f64, f64)) -> MobileTeam {
+    MobileTeam {
+        id: id.into(),
+        name: format!("{id} name"),
+        province: if county == "Tabriz" { "IR-03" } else { "IR-24" }.into(),
+        base_county: county.into(),
+        status,
+        position: Some(position),
+        load,
+    }
+}
+
+/// Ardabil province: Ardabil (the seat), Namin (covered by Ardabil), Meshgin Shahr; Tabriz in
+/// the neighbouring East Azerbaijan takes the overflow.
+fn small_directory(change: impl FnOnce(&mut DirectoryData)) -> Directory {
+    use ServicePointKind as K;
+    let mut data = DirectoryData {
+        provinces: vec![
+            ProvinceEntry {
+                code: "IR-24".into(),
+                neighbours: vec!["IR-03".into()],
+            },
+            ProvinceEntry {
+                code: "IR-03".into(),
+                neighbours: vec![],
+            },
+        ],
+        counties: vec![
+            county("Ardabil", 38.25, 48.29, None),
+            county("Namin", 38.42, 48.48, Some("Ardabil")),
+            county("Meshgin Shahr", 38.40, 47.68, None),
+            county("Tabriz", 38.08, 46.29, None),
+        ],
+        service_points: vec![
+            point(
+                "ard-crisis",
+                K::CrisisInterventionCentre,
+                "Ardabil",
+                38.25,
+                48.29,
+            ),
+            point(
+                "mgs-crisis",
+                K::CrisisInterventionCentre,
+                "Meshgin Shahr",
+                38.40,
+                47.68,
+            ),
+            point("ard-123", K::SocialEmergencyCentre, "Ardabil", 38.25, 48.29),
+            point("ard-police", K::Police110, "Ardabil", 38.25, 48.29),
+            point("nmn-police", K::Police110, "Namin", 38.42, 48.48),
+            point("ard-ems", K::Ems115, "Ardabil", 38.25, 48.29),
+            point(
+                "ard-prosecutor",
+                K::ProsecutorChildProtection,
+                "Ardabil",
+                38.25,
+                48.29,
+            ),
+            point("tbz-safe", K::SafeHouse, "Tabriz", 38.08, 46.29),
+        ],
+        teams: vec![
+            team(
+                "ard-t1",
+                "Ardabil",
+                DutyStatus::Available,
+                0,
+                (38.25, 48.29),
+            ),
+            team(
+                "mgs-t1",
+                "Meshgin Shahr",
+                DutyStatus::Available,
+                0,
+                (38.40, 47.68),
+            ),
+        ],
+    };
+    change(&mut data);
+    Directory::new(data).unwrap()
+}
+
+fn request(county: &str) -> RoutingRequest {
+    RoutingRequest {
+        line: Line::Emergency123,
+        categories: vec![Category::SpouseAbuse],
+        priority: Priority::P1Urgent,
+        flags: vec![],
+        subjects: vec![SubjectFacts {
+            sex: Sex::Female,
+            age_range: Some((30, 30)),
+            minor: Some(false),
+        }],
+        province: "IR-24".into(),
+        county: county.into(),
+        position: None,
+        at: tehran(21, 10, 0),
+    }
+}
+
+/// A policy of one rule with `when` (priority 10) and a default that goes nowhere.
+fn policy_with(when: Conditions, then: Vec<Action>) -> Policy {
+    Policy::new(
+        PolicyDocument {
+            rules: vec![
+                Rule {
+                    id: "rule".into(),
+                    priority: 10,
+                    description: String::new(),
+                    when,
+                    then,
+                },
+                Rule {
+                    id: "default".into(),
+                    priority: 0,
+                    description: String::new(),
+                    when: Conditions::default(),
+                    then: vec![],
+                },
+            ],
+        },
+        1,
+    )
+    .unwrap()
+}
+
+fn chosen(decision: &Decision, action: usize) -> Option<String> {
+    decision.actions[action]
+        .destination
+        .as_ref()
+        .map(|d| match d {
+            Destination::Team { id, .. } | Destination::ServicePoint { id, .. } => id.clone(),
+        })
+}
+
+fn verdict_of(decision: &Decision, action: usize, id: &str) -> Verdict {
+    decision.actions[action]
+        .candidates
+        .iter()
+        .find(|c| c.id == id)
+        .unwrap_or_else(|| panic!("{id} was not looked at"))
+        .verdict
+        .clone()
+}
+
+#[test]
+fn each_condition_decides_whether_its_rule_fires() {
+    let window = |from: &str, to: &str| Window {
+        days: vec![Day::Thursday],
+        from: LocalTime::try_from(from.to_owned()).unwrap(),
+        to: LocalTime::try_from(to.to_owned()).unwrap(),
+    };
+    let busy = |d: &mut DirectoryData| {
+        for t in &mut d.teams {
+            t.status = DutyStatus::Busy;
+        }
+    };
+    type Tweak = Box<dyn Fn(&mut RoutingRequest)>;
+    let keep: fn() -> Tweak = || Box::new(|_| {});
+    let rows: Vec<(
+        &str,
+        Conditions,
+        Tweak,
+        Option<fn(&mut DirectoryData)>,
+        bool,
+    )> = vec![
+        (
+            "line matches",
+            Conditions {
+                lines: vec![Line::Emergency123],
+                ..Default::default()
+            },
+            keep(),
+            None,
+            true,
+        ),
+        (
+            "line differs",
+            Conditions {
+                lines: vec![Line::Hotline1480],
+                ..Default::default()
+            },
+            keep(),
+            None,
+            false,
+        ),
+        (
+            "category matches",
+            Conditions {
+                categories: vec![Category::SpouseAbuse],
+                ..Default::default()
+            },
+            keep(),
+            None,
+            true,
+        ),
+        (
+            "a secondary category matches",
+            Conditions {
+                categories: vec![Category::Homelessness],
+                ..Default::default()
+            },
+            Box::new(|r| r.categories.push(Category::Homelessness)),
+            None,
+            true,
+        ),
+        (
+            "category differs",
+            Conditions {
+                categories: vec![Category::Parenting],
+                ..Default::default()
+            },
+            keep(),
+            None,
+            false,
+        ),
+        (
+            "priority matches",
+            Conditions {
+                priorities: vec![Priority::P1Urgent],
+                ..Default::default()
+            },
+            keep(),
+            None,
+            true,
+        ),
+        (
+            "priority differs",
+            Conditions {
+                priorities: vec![Priority::P0Immediate],
+                ..Default::default()
+            },
+            keep(),
+            None,
+            false,
+        ),
+        (
+            "no minors, as wanted",
+            Conditions {
+                minors_involved: Some(false),
+                ..Default::default()
+            },
+            keep(),
+            None,
+            true,
+        ),
+        (
+            "minors, as wanted",
+            Conditions {
+                minors_involved: Some(true),
+                ..Default::default()
+            },
+            Box::new(|r| r.flags.push(Flag::MinorsInvolved)),
+            None,
+            true,
+        ),
+        (
+            "minors wanted, none",
+            Conditions {
+                minors_involved: Some(true),
+                ..Default::default()
+            },
+            keep(),
+            None,
+            false,
+        ),
+        (
+            "a flag holds",
+            Conditions {
+                any_flag: vec![Flag::WeaponPresent, Flag::ViolenceOngoing],
+                ..Default::default()
+            },
+            Box::new(|r| r.flags.push(Flag::ViolenceOngoing)),
+            None,
+            true,
+        ),
+        (
+            "no flag holds",
+            Conditions {
+                any_flag: vec![Flag::WeaponPresent],
+                ..Default::default()
+            },
+            keep(),
+            None,
+            false,
+        ),
+        (
+            "province matches",
+            Conditions {
+                provinces: vec!["IR-24".into()],
+                ..Default::default()
+            },
+            keep(),
+            None,
+            true,
+        ),
+        (
+            "province differs",
+            Conditions {
+                provinces: vec!["IR-23".into()],
+                ..Default::default()
+            },
+            keep(),
+            None,
+            false,
+        ),
+        (
+            "county matches",
+            Conditions {
+                counties: vec!["ardabil".into()],
+                ..Default::default()
+            },
+            keep(),
+            None,
+            true,
+        ),
+        (
+            "county differs",
+            Conditions {
+                counties: vec!["Namin".into()],
+                ..Default::default()
+            },
+            keep(),
+            None,
+            false,
+        ),
+        (
+            "in a window across midnight",
+            Conditions {
+                during: vec![window("20:00", "08:00")],
+                ..Default::default()
+            },
+            Box::new(|r| r.at = tehran(27, 2, 0)),
+            None,
+            true,
+        ),
+        (
+            "outside the window",
+            Conditions {
+                during: vec![window("20:00", "08:00")],
+                ..Default::default()
+            },
+            Box::new(|r| r.at = tehran(27, 9, 0)),
+            None,
+            false,
+        ),
+        (
+            "a team is available",
+            Conditions {
+                team_available: Some(true),
+                ..Default::default()
+            },
+            keep(),
+            None,
+            true,
+        ),
+        (
+            "no team is available",
+            Conditions {
+                team_available: Some(true),
+                ..Default::default()
+            },
+            keep(),
+            Some(busy),
+            false,
+        ),
+        (
+            "no team, as wanted",
+            Conditions {
+                team_available: Some(false),
+                ..Default::default()
+            },
+            keep(),
+            Some(busy),
+            true,
+        ),
+        (
+            "capacity is available",
+            Conditions {
+                capacity_available: Some(ServicePointKind::CrisisInterventionCentre),
+                ..Default::default()
+            },
+            keep(),
+            None,
+            true,
+        ),
+        (
+            "no place of that kind anywhere",
+            Conditions {
+                capacity_available: Some(ServicePointKind::ChildResidentialCentre),
+                ..Default::default()
+            },
+            keep(),
+            None,
+            false,
+        ),
+    ];
+    for (what, when, tweak, change, fires) in rows {
+        let directory = small_directory(|d| {
+            if let Some(change) = change {
+                change(d);
+            }
+        });
+        let mut r = request("Ardabil");
+        tweak(&mut r);
+        let decision = route(&policy_with(when, vec![]), &directory, &r);
+        let expected = if fires { "rule" } else { "default" };
+        assert_eq!(decision.rule_id, expected, "{what}");
+    }
+}
+
+#[test]
+fn each_action_finds_its_kind_of_destination() {
+    use ServicePointKind as K;
+    let directory = small_directory(|_| {});
+    let rows: Vec<(&str, Action, Vec<Flag>, Option<&str>, bool)> = vec![
+        (
+            "dispatch sends the nearest team",
+            Action::DispatchMobileTeam,
+            vec![],
+            Some("ard-t1"),
+            false,
+        ),
+        (
+            "refer_to finds a point of the kind",
+            Action::ReferTo {
+                kind: K::CrisisInterventionCentre,
+            },
+            vec![],
+            Some("ard-crisis"),
+            false,
+        ),
+        (
+            "hand_over_to_123 finds the 123 centre",
+            Action::HandOverTo123,
+            vec![],
+            Some("ard-123"),
+            false,
+        ),
+        (
+            "notify without conditions",
+            Action::Notify {
+                body: K::Ems115,
+                only_if: vec![],
+            },
+            vec![],
+            Some("ard-ems"),
+            false,
+        ),
+        (
+            "notify when a fact holds",
+            Action::Notify {
+                body: K::Police110,
+                only_if: vec![Flag::WeaponPresent],
+            },
+            vec![Flag::WeaponPresent],
+            Some("ard-police"),
+            false,
+        ),
+        (
+            "notify is skipped when no fact holds",
+            Action::Notify {
+                body: K::Police110,
+                only_if: vec![Flag::WeaponPresent],
+            },
+            vec![],
+            None,
+            true,
+        ),
+    ];
+    for (what, action, flags, expected, not_applicable) in rows {
+        let mut r = request("Ardabil");
+        r.flags = flags;
+        let decision = route(
+            &policy_with(Conditions::default(), vec![action.clone()]),
+            &directory,
+            &r,
+        );
+        assert_eq!(decision.actions[0].action, action, "{what}");
+        assert_eq!(chosen(&decision, 0).as_deref(), expected, "{what}");
+        assert_eq!(
+            decision.actions[0].not_applicable.is_some(),
+            not_applicable,
+            "{what}"
+        );
+        assert!(
+            !decision.unrouted(),
+            "{what}: a skipped notification is not a failure"
+        );
+    }
+}
+
+#[test]
+fn the_cover_chain_goes_county_then_designated_county_then_province_then_neighbour() {
+    use ServicePointKind as K;
+    let dispatch = policy_with(Conditions::default(), vec![Action::DispatchMobileTeam]);
+    let police = policy_with(
+        Conditions::default(),
+        vec![Action::Notify {
+            body: K::Police110,
+            only_if: vec![],
+        }],
+    );
+    let safe_house = policy_with(
+        Conditions::default(),
+        vec![Action::ReferTo { kind: K::SafeHouse }],
+    );
+    let directory = small_directory(|_| {});
+
+    // Namin has its own police station.
+    let d = route(&police, &directory, &request("Namin"));
+    assert_eq!(chosen(&d, 0).as_deref(), Some("nmn-police"));
+    assert_eq!(d.actions[0].candidates[0].step, CoverStep::IncidentCounty);
+
+    // Namin has no team: its designated county, Ardabil, sends one.
+    let d = route(&dispatch, &directory, &request("Namin"));
+    assert_eq!(chosen(&d, 0).as_deref(), Some("ard-t1"));
+    assert_eq!(d.actions[0].candidates[0].step, CoverStep::DesignatedCounty);
+
+    // Ardabil's team is busy: the rest of the province (Meshgin Shahr) is next.
+    let busy = small_directory(|d| d.teams[0].status = DutyStatus::Busy);
+    let d = route(&dispatch, &busy, &request("Namin"));
+    assert_eq!(chosen(&d, 0).as_deref(), Some("mgs-t1"));
+    assert_eq!(
+        verdict_of(&d, 0, "ard-t1"),
+        Verdict::Unavailable(DutyStatus::Busy)
+    );
+    let step = d.actions[0]
+        .candidates
+        .iter()
+        .find(|c| c.id == "mgs-t1")
+        .unwrap()
+        .step
+        .clone();
+    assert_eq!(step, CoverStep::Province);
+
+    // No safe house in the province: the neighbouring province takes the overflow.
+    let d = route(&safe_house, &directory, &request("Ardabil"));
+    assert_eq!(chosen(&d, 0).as_deref(), Some("tbz-safe"));
+    assert_eq!(
+        d.actions[0].candidates[0].step,
+        CoverStep::NeighbouringProvince("IR-03".into())
+    );
+
+    // A county the directory does not know starts at the province.
+    let d = route(&dispatch, &directory, &request("Nowhere"));
+    assert_eq!(d.actions[0].candidates[0].step, CoverStep::Province);
+    assert!(chosen(&d, 0).is_some());
+}
+
+#[test]
+fn a_centre_open_overnight_is_chosen_after_midnight_and_passed_over_in_the_morning() {
+    use ServicePointKind as K;
+    let overnight = |d: &mut DirectoryData| {
+        d.service_points[0].hours = OpeningHours::Weekly(vec![Window {
+            days: vec![Day::Thursday],
+            from: LocalTime::try_from("20:00".to_owned()).unwrap(),
+            to: LocalTime::try_from("08:00".to_owned()).unwrap(),
+        }]);
+    };
+    let directory = small_directory(overnight);
+    let policy = policy_with(
+        Conditions::default(),
+        vec![Action::ReferTo {
+            kind: K::CrisisInterventionCentre,
+        }],
+    );
+    let mut r = request("Ardabil");
+    r.at = tehran(27, 1, 30);
+    assert_eq!(
+        chosen(&route(&policy, &directory, &r), 0).as_deref(),
+        Some("ard-crisis")
+    );
+    r.at = tehran(27, 9, 0);
+    let d = route(&policy, &directory, &r);
+    assert_eq!(verdict_of(&d, 0, "ard-crisis"), Verdict::Closed);
+    assert_eq!(chosen(&d, 0).as_deref(), Some("mgs-crisis"));
+}
+
+#[test]
+fn a_full_centre_is_passed_over() {
+    use ServicePointKind as K;
+    let directory = small_directory(|d| {
+        d.service_points[0].capacity = Some(10);
+        d.service_points[0].occupancy = 10;
+    });
+    let policy = policy_with(
+        Conditions::default(),
+        vec![Action::ReferTo {
+            kind: K::CrisisInterventionCentre,
+        }],
+    );
+    let d = route(&policy, &directory, &request("Ardabil"));
+    assert_eq!(verdict_of(&d, 0, "ard-crisis"), Verdict::Full);
+    assert_eq!(chosen(&d, 0).as_deref(), Some("mgs-crisis"));
+}
+
+#[test]
+fn admission_limits_decide_who_a_safe_house_takes() {
+    use ServicePointKind as K;
+    let directory = small_directory(|d| {
+        d.service_points[7].admission = Admission {
+            sexes: vec![Sex::Female],
+            min_age: Some(18),
+            max_age: None,
+            accepts_minors: Some(false),
+            accepts_women_with_children: true,
+        };
+    });
+    let policy = policy_with(
+        Conditions::default(),
+        vec![Action::ReferTo { kind: K::SafeHouse }],
+    );
+    let adult = |sex| SubjectFacts {
+        sex,
+        age_range: Some((30, 30)),
+        minor: Some(false),
+    };
+    let child = SubjectFacts {
+        sex: Sex::Male,
+        age_range: Some((6, 11)),
+        minor: Some(true),
+    };
+    let rows: Vec<(&str, Vec<SubjectFacts>, bool)> = vec![
+        ("a woman", vec![adult(Sex::Female)], true),
+        (
+            "a woman with her son",
+            vec![adult(Sex::Female), child],
+            true,
+        ),
+        ("a man", vec![adult(Sex::Male)], false),
+        ("a boy alone", vec![child], false),
+        (
+            "a girl of 15 alone",
+            vec![SubjectFacts {
+                sex: Sex::Female,
+                age_range: Some((15, 15)),
+                minor: Some(true),
+            }],
+            false,
+        ),
+    ];
+    for (what, subjects, admitted) in rows {
+        let mut r = request("Ardabil");
+        r.subjects = subjects;
+        let d = route(&policy, &directory, &r);
+        assert_eq!(chosen(&d, 0).is_some(), admitted, "{what}");
+        if !admitted {
+            assert!(
+                matches!(verdict_of(&d, 0, "tbz-safe"), Verdict::Ineligible(_)),
+                "{what}"
+            );
+        }
+    }
+
+    // A centre serving other categories is passed over too.
+    let specialised =
+        small_directory(|d| d.service_points[7].categories = vec![Category::Homelessness]);
+    let d = route(&policy, &specialised, &request("Ardabil"));
+    assert_eq!(verdict_of(&d, 0, "tbz-safe"), Verdict::NotServingCategory);
+}
+
+#[test]
+fn with_nothing_eligible_anywhere_the_case_is_unrouted_and_every_candidate_says_why() {
+    let directory = small_directory(|d| {
+        d.teams[0].status = DutyStatus::OffDuty;
+        d.teams[1].status = DutyStatus::OutOfService;
+    });
+    let d = route(
+        &policy_with(Conditions::default(), vec![Action::DispatchMobileTeam]),
+        &directory,
+        &request("Ardabil"),
+    );
+    assert!(d.unrouted());
+    assert_eq!(chosen(&d, 0), None);
+    assert_eq!(
+        verdict_of(&d, 0, "ard-t1"),
+        Verdict::Unavailable(DutyStatus::OffDuty)
+    );
+    assert_eq!(
+        verdict_of(&d, 0, "mgs-t1"),
+        Verdict::Unavailable(DutyStatus::OutOfService)
+    );
+}
+
+#[test]
+fn a_reroute_leaves_out_who_declined_and_takes_the_next_candidate() {
+    let directory = small_directory(|_| {});
+    let policy = policy_with(Conditions::default(), vec![Action::DispatchMobileTeam]);
+    let first = route(&policy, &directory, &request("Ardabil"));
+    assert_eq!(chosen(&first, 0).as_deref(), Some("ard-t1"));
+    let declined: HashSet<String> = ["ard-t1".to_owned()].into();
+    let second = route_excluding(&policy, &directory, &request("Ardabil"), &declined);
+    assert_eq!(chosen(&second, 0).as_deref(), Some("mgs-t1"));
+    assert_eq!(verdict_of(&second, 0, "ard-t1"), Verdict::Excluded);
+    let everyone: HashSet<String> = ["ard-t1".to_owned(), "mgs-t1".to_owned()].into();
+    assert!(route_excluding(&policy, &directory, &request("Ardabil"), &everyone).unrouted());
+}
+
+#[test]
+fn ranking_weighs_distance_against_load() {
+    let policy = policy_with(Conditions::default(), vec![Action::DispatchMobileTeam]);
+    let two_teams = |near_load: u32| {
+        small_directory(move |d| {
+            d.teams = vec![
+                team(
+                    "near",
+                    "Ardabil",
+                    DutyStatus::Available,
+                    near_load,
+                    (38.25, 48.29),
+                ),
+                // About 11 km away.
+                team("far", "Ardabil", DutyStatus::Available, 0, (38.35, 48.29)),
+            ];
+        })
+    };
+    assert_eq!(
+        chosen(&route(&policy, &two_teams(0), &request("Ardabil")), 0).as_deref(),
+        Some("near")
+    );
+    let d = route(&policy, &two_teams(1), &request("Ardabil"));
+    assert_eq!(
+        chosen(&d, 0).as_deref(),
+        Some("far"),
+        "a case in hand outweighs 11 km"
+    );
+    assert_eq!(verdict_of(&d, 0, "near"), Verdict::RankedLower);
+}
+
+#[test]
+fn the_same_inputs_give_the_same_decision_whatever_the_file_order() {
+    let policy = Policy::parse(SHIPPED_POLICY, 1).unwrap();
+    let seed: DirectoryData = toml::from_str(include_str!("../../seed/directory.toml")).unwrap();
+    let mut reversed = seed.clone();
+    reversed.counties.reverse();
+    reversed.service_points.reverse();
+    reversed.teams.reverse();
+    let (a, b) = (
+        Directory::new(seed).unwrap(),
+        Directory::new(reversed).unwrap(),
+    );
+    let mut r = request("Tehran");
+    r.province = "IR-23".into();
+    r.priority = Priority::P0Immediate;
+    r.flags = vec![Flag::ViolenceOngoing, Flag::MinorsInvolved];
+    assert_eq!(route(&policy, &a, &r), route(&policy, &b, &r));
+    assert_eq!(route(&policy, &a, &r), route(&policy, &a, &r));
+}
+
+#[test]
+fn bad_policies_are_refused_with_every_problem_named() {
+    let rule = |id: &str, priority: i32, when: Conditions, then: Vec<Action>| Rule {
+        id: id.into(),
+        priority,
+        description: String::new(),
+        when,
+        then,
+    };
+    let conditional = Conditions {
+        lines: vec![Line::Hotline1480],
+        ..Default::default()
+    };
+    let rows: Vec<(&str, Vec<Rule>, &str)> = vec![
+        (
+            "no default rule",
+            vec![rule("a", 1, conditional.clone(), vec![])],
+            "no default rule",
+        ),
+        (
+            "a repeated id",
+            vec![
+                rule("a", 1, conditional.clone(), vec![]),
+                rule("a", 0, Conditions::default(), vec![]),
+            ],
+            "appears twice",
+        ),
+        (
+            "a shared priority",
+            vec![
+                rule("a", 0, conditional.clone(), vec![]),
+                rule("b", 0, Conditions::default(), vec![]),
+            ],
+            "shares priority 0",
+        ),
+        (
+            "notifying a centre",
+            vec![rule(
+                "a",
+                0,
+                Conditions::default(),
+                vec![Action::Notify {
+                    body: ServicePointKind::SafeHouse,
+                    only_if: vec![],
+                }],
+            )],
+            "not an outside body",
+        ),
+        (
+            "referring to the police",
+            vec![rule(
+                "a",
+                0,
+                Conditions::default(),
+                vec![Action::ReferTo {
+                    kind: ServicePointKind::Police110,
+                }],
+            )],
+            "use notify",
+        ),
+        (
+            "an unknown province",
+            vec![
+                rule(
+                    "a",
+                    1,
+                    Conditions {
+                        provinces: vec!["IR-99".into()],
+                        ..Default::default()
+                    },
+                    vec![],
+                ),
+                rule("b", 0, Conditions::default(), vec![]),
+            ],
+            "unknown province IR-99",
+        ),
+    ];
+    for (what, rules, message) in rows {
+        let error = Policy::new(PolicyDocument { rules }, 1).expect_err(what);
+        assert!(error.to_string().contains(message), "{what}: {error}");
+    }
+    for (what, text) in [
+        ("not TOML", "rules = ["),
+        (
+            "an unknown condition",
+            "[[rules]]\nid = \"a\"\npriority = 0\nwhen = { colour = \"red\" }\n",
+        ),
+        (
+            "an unknown action",
+            "[[rules]]\nid = \"a\"\npriority = 0\nthen = [{ action = \"pray\" }]\n",
+        ),
+    ] {
+        assert!(Policy::parse(text, 1).is_err(), "{what}");
+    }
+}
+
+/// The shipped policy over the seed directory, as the call centres will meet it.
+mod shipped {
+    use super::*;
+
+    fn seeded() -> (Policy, Directory) {
+        let data: DirectoryData =
+            toml::from_str(include_str!("../../seed/directory.toml")).unwrap();
+        (
+            Policy::parse(SHIPPED_POLICY, 1).unwrap(),
+            Directory::new(data).unwrap(),
+        )
+    }
+
+    fn case(
+        line: Line,
+        province: &str,
+        county: &str,
+        category: Category,
+        priority: Priority,
+        flags: Vec<Flag>,
+    ) -> RoutingRequest {
+        let minors = flags.contains(&Flag::MinorsInvolved);
+        RoutingRequest {
+            line,
+            categories: vec![category],
+            priority,
+            flags,
+            subjects: vec![SubjectFacts {
+                sex: Sex::Female,
+                age_range: Some(if minors { (12, 12) } else { (30, 30) }),
+                minor: Some(minors),
+            }],
+            province: province.into(),
+            county: county.into(),
+            position: None,
+            at: tehran(22, 10, 0),
+        }
+    }
+
+    fn destinations(d: &Decision) -> Vec<String> {
+        (0..d.actions.len()).filter_map(|i| chosen(d, i)).collect()
+    }
+
+    #[test]
+    fn the_seed_directory_and_the_shipped_policy_load() {
+        let (policy, directory) = seeded();
+        assert!(policy.rules().len() >= 10);
+        for province in ["IR-23", "IR-24", "IR-09", "IR-26", "IR-16"] {
+            assert!(!directory.counties_of(province).is_empty(), "{province}");
+        }
+        assert_eq!(
+            directory
+                .county("IR-09", "نیشابور")
+                .map(|c| c.name_en.as_str()),
+            Some("Neyshabur")
+        );
+        assert!(
+            directory
+                .data()
+                .counties
+                .iter()
+                .any(|c| c.covered_by.is_some())
+        );
+    }
+
+    #[test]
+    fn the_shipped_policy_encodes_the_lines_practice() {
+        use Category as C;
+        use Flag as F;
+        use Line::*;
+        use Priority::*;
+        let (policy, directory) = seeded();
+        let rows: Vec<(&str, RoutingRequest, &str, Vec<&str>)> = vec![
+            (
+                "a 1480 caller with a plan goes to the province's 123 centre",
+                case(
+                    Hotline1480,
+                    "IR-23",
+                    "Tehran",
+                    C::SuicidalThoughts,
+                    P1Urgent,
+                    vec![],
+                ),
+                "hotline-acute-suicide-to-123",
+                vec!["thr-123"],
+            ),
+            (
+                "a 1480 attempt in progress also alerts EMS",
+                case(
+                    Hotline1480,
+                    "IR-09",
+                    "Neyshabur",
+                    C::SuicideAttempt,
+                    P0Immediate,
+                    vec![F::AttemptInProgress],
+                ),
+                "hotline-acute-suicide-to-123",
+                vec!["mhd-123", "mhd-neyshabur-ems"],
+            ),
+            (
+                "a P0 123 child case with violence gets a team, the police and the prosecutor's unit",
+                case(
+                    Emergency123,
+                    "IR-24",
+                    "Ardabil",
+                    C::ChildAbusePhysical,
+                    P0Immediate,
+                    vec![F::ViolenceOngoing, F::MinorsInvolved],
+                ),
+                "emergency-acute-team",
+                vec!["ard-t1", "ard-ardabil-police", "ard-prosecutor"],
+            ),
+            (
+                "an injury brings EMS",
+                case(
+                    Emergency123,
+                    "IR-26",
+                    "Qazvin",
+                    C::SpouseAbuse,
+                    P0Immediate,
+                    vec![F::ViolenceOngoing, F::InjuryOrMedicalNeed],
+                ),
+                "emergency-acute-team",
+                vec!["qzv-t1", "qzv-qazvin-police", "qzv-qazvin-ems"],
+            ),
+            (
+                "with Ilam's only team busy, a P1 case goes to the crisis centre",
+                case(
+                    Emergency123,
+                    "IR-16",
+                    "Ilam",
+                    C::RunawayOrExpelled,
+                    P1Urgent,
+                    vec![],
+                ),
+                "emergency-acute-no-team",
+                vec!["ilm-crisis-1"],
+            ),
+            (
+                "lower-risk suicidal thoughts go to a suicide-prevention centre",
+                case(
+                    Hotline1480,
+                    "IR-23",
+                    "Tehran",
+                    C::SuicidalThoughts,
+                    P2Priority,
+                    vec![],
+                ),
+                "suicide-specialised",
+                vec!["thr-suicide-1"],
+            ),
+            (
+                "neglect of a child goes to the social-service base and the prosecutor's unit",
+                case(
+                    Emergency123,
+                    "IR-09",
+                    "Mashhad",
+                    C::ChildNeglect,
+                    P2Priority,
+                    vec![F::MinorsInvolved],
+                ),
+                "child-p2-social-base",
+                vec!["mhd-mashhad-base", "mhd-prosecutor"],
+            ),
+            (
+                "counselling needs go to a counselling centre",
+                case(
+                    Hotline1480,
+                    "IR-26",
+                    "Takestan",
+                    C::Parenting,
+                    P3Routine,
+                    vec![],
+                ),
+                "counselling",
+                vec!["qzv-counsel-1"],
+            ),
+            (
+                "an information call goes nowhere",
+                case(
+                    Hotline1480,
+                    "IR-23",
+                    "Tehran",
+                    C::InformationOnly,
+                    P4OutsideMandate,
+                    vec![],
+                ),
+                "outside-mandate",
+                vec![],
+            ),
+        ];
+        for (what, request, rule, expected) in rows {
+            let decision = route(&policy, &directory, &request);
+            assert_eq!(decision.rule_id, rule, "{what}");
+            assert_eq!(destinations(&decision), expected, "{what}");
+            assert!(!decision.unrouted(), "{what}");
+        }
+    }
+}
