@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::clock::Clock;
+
 /// The referral service of the 1480 counselling line and the 123 social emergency.
 #[derive(Debug, Parser)]
 #[command(name = "referrals", version, about)]
@@ -71,6 +73,11 @@ pub struct ServeConfig {
     /// Database.
     #[command(flatten)]
     pub database: DatabaseConfig,
+    /// Directory seed file (TOML) to load at start, such as seed/directory.toml. Loading is
+    /// idempotent: entries are added or updated, and live state (occupancy, a team's duty
+    /// status, load and position) is set only for new entries.
+    #[arg(long, env = "REFERRALS_SEED_DIRECTORY")]
+    pub seed_directory: Option<PathBuf>,
     /// Runs even when the database's durability settings are weakened (an in-memory SQLite,
     /// synchronous_commit=off, fsync=off). For throwaway demos only: acknowledged intakes may be
     /// lost.
@@ -91,6 +98,9 @@ pub struct ServeConfig {
     /// How long an intake waits for room in a full queue before RESOURCE_EXHAUSTED.
     #[arg(long, env = "REFERRALS_INTAKE_QUEUE_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
     pub intake_queue_timeout: Duration,
+    /// The clock; the system clock unless a test sets one.
+    #[arg(skip)]
+    pub clock: Clock,
     /// How long shutdown waits for requests in flight before closing.
     #[arg(long, env = "REFERRALS_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,

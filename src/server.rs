@@ -1,6 +1,7 @@
 //! Assembles the store, the intake writer and the gRPC services, and serves them until shutdown.
 
 use std::future::Future;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,8 +23,10 @@ use crate::pb;
 use crate::pb::case_tracking_server::CaseTrackingServer;
 use crate::pb::emergency_intake_server::EmergencyIntakeServer;
 use crate::pb::hotline_intake_server::HotlineIntakeServer;
+use crate::routing::directory::{Directory, DirectoryData};
+use crate::routing::policy::{Policy, SHIPPED_POLICY};
 use crate::store::Store;
-use crate::store::writer::{IntakeWriter, WriterConfig};
+use crate::store::writer::{IntakeWriter, RoutingState, WriterConfig};
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +47,9 @@ pub enum ServeError {
     /// Server reflection could not be built from the descriptors.
     #[error("cannot build server reflection")]
     Reflection(#[from] tonic_reflection::server::Error),
+    /// The seed directory or the stored routing state cannot be used.
+    #[error("cannot prepare routing: {0}")]
+    Routing(String),
     /// The transport failed.
     #[error("transport error")]
     Transport(#[from] tonic::transport::Error),
@@ -97,8 +103,10 @@ pub async fn run(
         tracing::warn!(settings = ?durability.weakened, "running with weakened durability: acknowledged intakes may be lost");
     }
 
+    let routing = prepare_routing(store.as_ref(), config.seed_directory.as_deref()).await?;
     let (writer, writer_handle) = IntakeWriter::spawn(
         store.clone(),
+        routing,
         WriterConfig {
             queue_capacity: config.intake_queue,
             max_batch: config.intake_batch,
@@ -130,11 +138,11 @@ pub async fn run(
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?)
         .add_service(
-            HotlineIntakeServer::new(HotlineService::new(writer.clone()))
+            HotlineIntakeServer::new(HotlineService::new(writer.clone(), config.clock.clone()))
                 .max_decoding_message_size(limit),
         )
         .add_service(
-            EmergencyIntakeServer::new(EmergencyService::new(writer))
+            EmergencyIntakeServer::new(EmergencyService::new(writer, config.clock.clone()))
                 .max_decoding_message_size(limit),
         )
         .add_service(
@@ -175,6 +183,55 @@ pub async fn run(
     store.close().await;
     tracing::info!("stopped");
     result
+}
+
+/// Loads the seed directory when one is given, puts the shipped policy in force on a database
+/// that has none, and reads the routing state the writer starts with.
+async fn prepare_routing(
+    store: &dyn Store,
+    seed: Option<&Path>,
+) -> Result<RoutingState, ServeError> {
+    if let Some(path) = seed {
+        let cannot = |why: String| ServeError::Routing(format!("seed {}: {why}", path.display()));
+        let text = std::fs::read_to_string(path).map_err(|e| cannot(e.to_string()))?;
+        let data: DirectoryData = toml::from_str(&text).map_err(|e| cannot(e.to_string()))?;
+        Directory::new(data.clone()).map_err(|e| cannot(e.to_string()))?;
+        store.upsert_directory(&data).await?;
+        tracing::info!(
+            counties = data.counties.len(),
+            service_points = data.service_points.len(),
+            teams = data.teams.len(),
+            "seed directory loaded"
+        );
+    }
+    let stored = store.load_routing().await?;
+    let (version, document) = match stored.policy {
+        Some(policy) => policy,
+        None => {
+            let shipped = Policy::parse(SHIPPED_POLICY, 0)
+                .map_err(|e| ServeError::Routing(format!("shipped policy: {e}")))?
+                .document();
+            let version = store.store_policy(&shipped).await?;
+            tracing::info!(
+                policy_version = version,
+                "shipped routing policy put in force"
+            );
+            (version, shipped)
+        }
+    };
+    let policy = Policy::new(document, version)
+        .map_err(|e| ServeError::Routing(format!("stored policy {version}: {e}")))?;
+    let directory = Directory::new(stored.directory)
+        .map_err(|e| ServeError::Routing(format!("stored directory: {e}")))?;
+    if directory.data().counties.is_empty() {
+        tracing::warn!(
+            "the directory is empty: every case will be unrouted; load one with --seed-directory"
+        );
+    }
+    Ok(RoutingState {
+        policy: Arc::new(policy),
+        directory,
+    })
 }
 
 /// Completes on SIGINT or SIGTERM.

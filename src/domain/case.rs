@@ -5,7 +5,10 @@ use uuid::Uuid;
 
 use super::intake::{Contact, Intake};
 use super::triage::Assessment;
-use super::types::{CaseStatus, Category, Line, Priority, RequestedAction};
+use super::types::{
+    CaseStatus, Category, DispatchStatus, Line, Priority, ReferralStatus, RequestedAction,
+};
+use crate::routing::{Decision, Purpose, RoutingStatus};
 
 /// The fields of a case a list shows; none of them is sensitive.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,6 +52,38 @@ pub struct RecordedContact {
     pub recorded_at: DateTime<Utc>,
 }
 
+/// A referral as recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedReferral {
+    /// Referral identifier.
+    pub referral_id: Uuid,
+    /// The service point or outside body.
+    pub service_point_id: String,
+    /// Why it takes the case.
+    pub purpose: Purpose,
+    /// Where the referral stands.
+    pub status: ReferralStatus,
+    /// Version, raised by every change.
+    pub version: i64,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A dispatch as recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedDispatch {
+    /// Dispatch identifier.
+    pub dispatch_id: Uuid,
+    /// The team.
+    pub team_id: String,
+    /// Where the dispatch stands.
+    pub status: DispatchStatus,
+    /// Version, raised by every change.
+    pub version: i64,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+}
+
 /// A case with its details.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CaseRecord {
@@ -62,6 +97,14 @@ pub struct CaseRecord {
     pub assessment: Assessment,
     /// Every contact, oldest first.
     pub contacts: Vec<RecordedContact>,
+    /// How the case stands after routing.
+    pub routing_status: RoutingStatus,
+    /// The latest routing decision, with every candidate considered.
+    pub routing: Option<Decision>,
+    /// Referrals, notifications and hand-overs, oldest first.
+    pub referrals: Vec<RecordedReferral>,
+    /// Mobile teams sent, oldest first.
+    pub dispatches: Vec<RecordedDispatch>,
 }
 
 /// Filters of a case list; they combine with AND.

@@ -294,6 +294,9 @@ pub struct Receipt {
     pub triage_reasons: Vec<String>,
     /// Case version after the intake.
     pub version: i64,
+    /// What routing decided.
+    #[serde(default)]
+    pub routing: Option<crate::routing::RoutingSummary>,
     /// True when this is the original receipt of an earlier request with the same id.
     #[serde(skip)]
     pub replayed: bool,

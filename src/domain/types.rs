@@ -460,6 +460,48 @@ domain_enum! {
     }
 }
 
+domain_enum! {
+    /// Where a referral stands (FHIR Task subset).
+    pub enum ReferralStatus {
+        /// Sent, waiting for the receiving side.
+        Requested,
+        /// Accepted by the receiving side.
+        Accepted,
+        /// Refused by the receiving side.
+        Rejected,
+        /// Being worked.
+        InProgress,
+        /// Paused.
+        OnHold,
+        /// Done.
+        Completed,
+        /// Could not be done.
+        Failed,
+        /// Withdrawn by the requesting side.
+        Cancelled,
+    }
+}
+
+domain_enum! {
+    /// Where a dispatch stands (after NENA EIDO).
+    pub enum DispatchStatus {
+        /// The team was given the case.
+        Assigned,
+        /// The team confirmed.
+        Acknowledged,
+        /// On the way.
+        EnRoute,
+        /// At the scene.
+        OnScene,
+        /// Taking someone somewhere.
+        Transporting,
+        /// Done.
+        Cleared,
+        /// Called off before reaching the scene.
+        Cancelled,
+    }
+}
+
 /// What an intake asks for; the variant also says which line it came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -11,7 +11,8 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::domain::case::{
-    CaseFilter, CaseRecord, CaseSummary, Cursor, PageRequest, RecordedContact, paging,
+    CaseFilter, CaseRecord, CaseSummary, Cursor, PageRequest, RecordedContact, RecordedDispatch,
+    RecordedReferral, paging,
 };
 use crate::domain::intake::{
     Age, Contact, Coordinates, Intake, Location, NewIntake, Receipt, Reporter, RequestId,
@@ -19,11 +20,18 @@ use crate::domain::intake::{
 };
 use crate::domain::sensitive::Sensitive;
 use crate::domain::types::{
-    AgeBand, Answer, CaseStatus, Category, Channel, Disability, EmergencyAction, HotlineAction,
-    Language, Line, Nationality, PlaceType, Priority, Recency, Relationship, RequestedAction, Sex,
+    AgeBand, Answer, CaseStatus, Category, Channel, Disability, DispatchStatus, EmergencyAction,
+    HotlineAction, Language, Line, Nationality, PlaceType, Priority, Recency, ReferralStatus,
+    Relationship, RequestedAction, Sex,
 };
 use crate::domain::{Error, FieldViolation, province, triage};
 use crate::pb;
+use crate::routing::directory::ServicePointKind;
+use crate::routing::policy::Action;
+use crate::routing::{
+    ActionDecision, Assignment, Candidate, CoverStep, Decision, Destination, Purpose,
+    RoutingStatus, RoutingSummary, Verdict,
+};
 
 /// How far in the future a call's start may lie, for clocks that disagree.
 const CLOCK_SKEW: chrono::Duration = chrono::Duration::minutes(5);
@@ -39,24 +47,27 @@ trait WireEnum: Sized + Copy {
 /// Maps a domain enumeration to its generated counterpart. Variants named alike are listed
 /// once; differently named ones as `Wire => Domain`.
 macro_rules! wire_enum {
-    ($name:ident { $($same:ident),* $(,)? } $(, renamed { $($wire:ident => $domain:ident),* $(,)? })?) => {
+    ($name:ident as $pb:ident { $($same:ident),* $(,)? } $(, renamed { $($wire:ident => $domain:ident),* $(,)? })?) => {
         impl WireEnum for $name {
             fn from_wire(raw: i32) -> Option<Self> {
-                match pb::$name::try_from(raw).ok()? {
-                    pb::$name::Unspecified => None,
-                    $(pb::$name::$same => Some(Self::$same),)*
-                    $($(pb::$name::$wire => Some(Self::$domain),)*)?
+                match pb::$pb::try_from(raw).ok()? {
+                    pb::$pb::Unspecified => None,
+                    $(pb::$pb::$same => Some(Self::$same),)*
+                    $($(pb::$pb::$wire => Some(Self::$domain),)*)?
                 }
             }
 
             fn to_wire(self) -> i32 {
                 let wire = match self {
-                    $(Self::$same => pb::$name::$same,)*
-                    $($(Self::$domain => pb::$name::$wire,)*)?
+                    $(Self::$same => pb::$pb::$same,)*
+                    $($(Self::$domain => pb::$pb::$wire,)*)?
                 };
                 wire as i32
             }
         }
+    };
+    ($name:ident { $($same:ident),* $(,)? } $(, renamed { $($wire:ident => $domain:ident),* $(,)? })?) => {
+        wire_enum!($name as $name { $($same),* } $(, renamed { $($wire => $domain),* })?);
     };
 }
 
@@ -181,6 +192,44 @@ wire_enum!(EmergencyAction {
     ResolvedByPhone,
     MobileTeam,
     Placement
+});
+wire_enum!(ServicePointKind {
+    SocialEmergencyCentre,
+    CrisisInterventionCentre,
+    SocialServiceBase,
+    SafeHouse,
+    CounsellingCentre,
+    SuicideSpecialisedCentre,
+    ChildResidentialCentre,
+    Police110,
+    Ems115,
+    ForensicMedicine,
+    ProsecutorChildProtection,
+});
+wire_enum!(Purpose as AssignmentPurpose { Dispatch, Referral, Notification, HandOver });
+wire_enum!(RoutingStatus {
+    Routed,
+    Unrouted,
+    NoDestinationNeeded
+});
+wire_enum!(ReferralStatus {
+    Requested,
+    Accepted,
+    Rejected,
+    InProgress,
+    OnHold,
+    Completed,
+    Failed,
+    Cancelled,
+});
+wire_enum!(DispatchStatus {
+    Assigned,
+    Acknowledged,
+    EnRoute,
+    OnScene,
+    Transporting,
+    Cleared,
+    Cancelled,
 });
 
 /// Collects the violations of one request.
@@ -838,6 +887,149 @@ impl From<Receipt> for pb::IntakeReceipt {
             replayed: receipt.replayed,
             computed_priority: receipt.computed_priority.to_wire(),
             triage_reasons: receipt.triage_reasons,
+            routing: receipt.routing.map(Into::into),
+        }
+    }
+}
+
+impl From<&Assignment> for pb::Assignment {
+    fn from(a: &Assignment) -> Self {
+        let (destination, name, kind) = match &a.destination {
+            Destination::Team { id, name } => (
+                pb::assignment::Destination::TeamId(id.clone()),
+                name.clone(),
+                0,
+            ),
+            Destination::ServicePoint { id, name, kind } => (
+                pb::assignment::Destination::ServicePointId(id.clone()),
+                name.clone(),
+                kind.to_wire(),
+            ),
+        };
+        Self {
+            purpose: a.purpose.to_wire(),
+            destination: Some(destination),
+            name,
+            service_point_kind: kind,
+        }
+    }
+}
+
+impl From<RoutingSummary> for pb::RoutingSummary {
+    fn from(s: RoutingSummary) -> Self {
+        Self {
+            policy_version: s.policy_version,
+            rule_id: s.rule_id,
+            assignments: s.assignments.iter().map(Into::into).collect(),
+            unrouted: s.unrouted,
+        }
+    }
+}
+
+impl From<&Candidate> for pb::RoutingCandidate {
+    fn from(c: &Candidate) -> Self {
+        let (step, province) = match &c.step {
+            CoverStep::IncidentCounty => (pb::CoverStep::IncidentCounty, String::new()),
+            CoverStep::DesignatedCounty => (pb::CoverStep::DesignatedCounty, String::new()),
+            CoverStep::Province => (pb::CoverStep::Province, String::new()),
+            CoverStep::NeighbouringProvince(p) => (pb::CoverStep::NeighbouringProvince, p.clone()),
+        };
+        let (verdict, detail) = match &c.verdict {
+            Verdict::Chosen => (pb::CandidateVerdict::Chosen, String::new()),
+            Verdict::RankedLower => (pb::CandidateVerdict::RankedLower, String::new()),
+            Verdict::Closed => (pb::CandidateVerdict::Closed, String::new()),
+            Verdict::Full => (pb::CandidateVerdict::Full, String::new()),
+            Verdict::NotServingCategory => {
+                (pb::CandidateVerdict::NotServingCategory, String::new())
+            }
+            Verdict::Ineligible(why) => (pb::CandidateVerdict::Ineligible, why.clone()),
+            Verdict::Unavailable(status) => {
+                let status: &'static str = (*status).into();
+                (pb::CandidateVerdict::Unavailable, status.to_owned())
+            }
+            Verdict::Excluded => (pb::CandidateVerdict::Excluded, String::new()),
+        };
+        Self {
+            id: c.id.clone(),
+            name: c.name.clone(),
+            cover_step: step as i32,
+            cover_province: province,
+            distance_km: c.distance_km,
+            verdict: verdict as i32,
+            detail,
+        }
+    }
+}
+
+impl From<&ActionDecision> for pb::ActionOutcome {
+    fn from(a: &ActionDecision) -> Self {
+        let (action, kind, purpose) = match &a.action {
+            Action::DispatchMobileTeam => {
+                (pb::ActionType::DispatchMobileTeam, 0, Purpose::Dispatch)
+            }
+            Action::ReferTo { kind } => {
+                (pb::ActionType::ReferTo, kind.to_wire(), Purpose::Referral)
+            }
+            Action::Notify { body, .. } => (
+                pb::ActionType::Notify,
+                body.to_wire(),
+                Purpose::Notification,
+            ),
+            Action::HandOverTo123 => (
+                pb::ActionType::HandOverTo123,
+                ServicePointKind::SocialEmergencyCentre.to_wire(),
+                Purpose::HandOver,
+            ),
+        };
+        Self {
+            action: action as i32,
+            kind,
+            not_applicable: a.not_applicable.clone().unwrap_or_default(),
+            assignment: a.destination.as_ref().map(|destination| {
+                let assignment = Assignment {
+                    purpose,
+                    destination: destination.clone(),
+                };
+                (&assignment).into()
+            }),
+            candidates: a.candidates.iter().map(Into::into).collect(),
+        }
+    }
+}
+
+impl From<&Decision> for pb::RoutingDecision {
+    fn from(d: &Decision) -> Self {
+        Self {
+            policy_version: d.policy_version,
+            rule_id: d.rule_id.clone(),
+            rule_description: d.rule_description.clone(),
+            actions: d.actions.iter().map(Into::into).collect(),
+            unrouted: d.unrouted(),
+        }
+    }
+}
+
+impl From<RecordedReferral> for pb::Referral {
+    fn from(r: RecordedReferral) -> Self {
+        Self {
+            referral_id: r.referral_id.to_string(),
+            service_point_id: r.service_point_id,
+            purpose: r.purpose.to_wire(),
+            status: r.status.to_wire(),
+            version: r.version,
+            created_at: Some(timestamp(r.created_at)),
+        }
+    }
+}
+
+impl From<RecordedDispatch> for pb::Dispatch {
+    fn from(d: RecordedDispatch) -> Self {
+        Self {
+            dispatch_id: d.dispatch_id.to_string(),
+            team_id: d.team_id,
+            status: d.status.to_wire(),
+            version: d.version,
+            created_at: Some(timestamp(d.created_at)),
         }
     }
 }
@@ -991,6 +1183,10 @@ impl From<CaseRecord> for pb::Case {
             intake: Some((&case.intake).into()),
             requested_action,
             contacts: case.contacts.into_iter().map(Into::into).collect(),
+            routing_status: case.routing_status.to_wire(),
+            routing: case.routing.as_ref().map(Into::into),
+            referrals: case.referrals.into_iter().map(Into::into).collect(),
+            dispatches: case.dispatches.into_iter().map(Into::into).collect(),
             summary: Some(case.summary.into()),
         }
     }

@@ -1,9 +1,9 @@
 //! `referral.v1.EmergencyIntake`: intake from the 123 social emergency.
 
-use chrono::Utc;
 use tonic::{Request, Response, Status};
 
 use super::{convert, record_intake};
+use crate::clock::Clock;
 use crate::pb::emergency_intake_server::EmergencyIntake;
 use crate::pb::{ReportEmergencyRequest, ReportEmergencyResponse};
 use crate::store::writer::IntakeWriter;
@@ -11,12 +11,13 @@ use crate::store::writer::IntakeWriter;
 /// Records 123 calls as cases.
 pub struct EmergencyService {
     writer: IntakeWriter,
+    clock: Clock,
 }
 
 impl EmergencyService {
     /// Creates the service over the intake writer.
-    pub fn new(writer: IntakeWriter) -> Self {
-        Self { writer }
+    pub fn new(writer: IntakeWriter, clock: Clock) -> Self {
+        Self { writer, clock }
     }
 }
 
@@ -27,7 +28,7 @@ impl EmergencyIntake for EmergencyService {
         &self,
         request: Request<ReportEmergencyRequest>,
     ) -> Result<Response<ReportEmergencyResponse>, Status> {
-        let intake = convert::emergency_intake(request.into_inner(), Utc::now())?;
+        let intake = convert::emergency_intake(request.into_inner(), self.clock.now())?;
         let receipt = record_intake(&self.writer, intake).await?;
         Ok(Response::new(ReportEmergencyResponse {
             receipt: Some(receipt.into()),

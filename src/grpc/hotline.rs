@@ -1,9 +1,9 @@
 //! `referral.v1.HotlineIntake`: intake from the 1480 counselling line.
 
-use chrono::Utc;
 use tonic::{Request, Response, Status};
 
 use super::{convert, record_intake};
+use crate::clock::Clock;
 use crate::pb::hotline_intake_server::HotlineIntake;
 use crate::pb::{SubmitReferralRequest, SubmitReferralResponse};
 use crate::store::writer::IntakeWriter;
@@ -11,12 +11,13 @@ use crate::store::writer::IntakeWriter;
 /// Records 1480 calls as cases.
 pub struct HotlineService {
     writer: IntakeWriter,
+    clock: Clock,
 }
 
 impl HotlineService {
     /// Creates the service over the intake writer.
-    pub fn new(writer: IntakeWriter) -> Self {
-        Self { writer }
+    pub fn new(writer: IntakeWriter, clock: Clock) -> Self {
+        Self { writer, clock }
     }
 }
 
@@ -27,7 +28,7 @@ impl HotlineIntake for HotlineService {
         &self,
         request: Request<SubmitReferralRequest>,
     ) -> Result<Response<SubmitReferralResponse>, Status> {
-        let intake = convert::hotline_intake(request.into_inner(), Utc::now())?;
+        let intake = convert::hotline_intake(request.into_inner(), self.clock.now())?;
         let receipt = record_intake(&self.writer, intake).await?;
         Ok(Response::new(SubmitReferralResponse {
             receipt: Some(receipt.into()),

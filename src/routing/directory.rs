@@ -339,6 +339,17 @@ pub struct MobileTeam {
     pub load: u32,
 }
 
+/// A team's duty status and load at one moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TeamState {
+    /// The team.
+    pub team_id: String,
+    /// Its duty status.
+    pub status: DutyStatus,
+    /// Its cases in hand.
+    pub load: u32,
+}
+
 /// One province's entry: its code and the provinces that take its overflow, nearest first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProvinceEntry {
@@ -517,6 +528,28 @@ impl Directory {
             .into_iter()
             .flatten()
             .map(|&i| &self.data.service_points[i])
+    }
+
+    /// Marks a team busy with one more case, as a dispatch does, and returns what it was, so
+    /// that the change can be undone if the dispatch is not committed.
+    pub fn assign_team(&mut self, team_id: &str) -> Option<TeamState> {
+        let team = self.data.teams.iter_mut().find(|t| t.id == team_id)?;
+        let before = TeamState {
+            team_id: team.id.clone(),
+            status: team.status,
+            load: team.load,
+        };
+        team.status = DutyStatus::Busy;
+        team.load += 1;
+        Some(before)
+    }
+
+    /// Puts a team back as it was.
+    pub fn restore_team(&mut self, state: TeamState) {
+        if let Some(team) = self.data.teams.iter_mut().find(|t| t.id == state.team_id) {
+            team.status = state.status;
+            team.load = state.load;
+        }
     }
 
     /// Mobile teams based in a county.

@@ -223,12 +223,136 @@ pub struct Decision {
     pub actions: Vec<ActionDecision>,
 }
 
+/// Why a destination takes the case.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum Purpose {
+    /// A mobile team goes to the scene.
+    Dispatch,
+    /// A service point is asked to take the case.
+    Referral,
+    /// An outside body is told.
+    Notification,
+    /// The province's 123 centre takes a 1480 case.
+    HandOver,
+}
+
+impl Purpose {
+    /// Returns the stable name used in storage.
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+/// One destination of a decision, with why it was chosen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assignment {
+    /// Why the destination takes the case.
+    pub purpose: Purpose,
+    /// The destination.
+    pub destination: Destination,
+}
+
+/// What a receipt says of routing: the rule, the destinations and whether anything failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoutingSummary {
+    /// Version of the policy that decided.
+    pub policy_version: i64,
+    /// The rule that fired.
+    pub rule_id: String,
+    /// Where the case went.
+    pub assignments: Vec<Assignment>,
+    /// True when an action found no destination.
+    pub unrouted: bool,
+}
+
+/// How a case stands after routing.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum RoutingStatus {
+    /// Every action found its destination.
+    Routed,
+    /// An action found no destination: supervisors must step in.
+    Unrouted,
+    /// The rule that fired sends the case nowhere (information, nuisance).
+    NoDestinationNeeded,
+}
+
+impl RoutingStatus {
+    /// Returns the stable name used in storage.
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
 impl Decision {
     /// True when an action that applied found no destination: supervisors must step in.
     pub fn unrouted(&self) -> bool {
         self.actions
             .iter()
             .any(|a| a.not_applicable.is_none() && a.destination.is_none())
+    }
+
+    /// Where the case goes, action by action.
+    pub fn assignments(&self) -> Vec<Assignment> {
+        self.actions
+            .iter()
+            .filter_map(|a| {
+                let purpose = match a.action {
+                    Action::DispatchMobileTeam => Purpose::Dispatch,
+                    Action::ReferTo { .. } => Purpose::Referral,
+                    Action::Notify { .. } => Purpose::Notification,
+                    Action::HandOverTo123 => Purpose::HandOver,
+                };
+                a.destination.clone().map(|destination| Assignment {
+                    purpose,
+                    destination,
+                })
+            })
+            .collect()
+    }
+
+    /// How the case stands after this decision.
+    pub fn status(&self) -> RoutingStatus {
+        if self.unrouted() {
+            RoutingStatus::Unrouted
+        } else if self.assignments().is_empty() {
+            RoutingStatus::NoDestinationNeeded
+        } else {
+            RoutingStatus::Routed
+        }
+    }
+
+    /// The summary a receipt shows.
+    pub fn summary(&self) -> RoutingSummary {
+        RoutingSummary {
+            policy_version: self.policy_version,
+            rule_id: self.rule_id.clone(),
+            assignments: self.assignments(),
+            unrouted: self.unrouted(),
+        }
     }
 }
 

@@ -9,11 +9,26 @@ use uuid::Uuid;
 use crate::domain::Error;
 use crate::domain::case::{CaseFilter, CaseRecord, CaseSummary, PageRequest};
 use crate::domain::intake::{NewIntake, Receipt};
+use crate::routing::Decision;
+use crate::routing::directory::DirectoryData;
+use crate::routing::policy::PolicyDocument;
 
 pub mod postgres;
 mod sql;
 pub mod sqlite;
 pub mod writer;
+
+/// Decides where a new case goes (the writer's router).
+pub type RouteFn<'a> = dyn FnMut(&NewIntake) -> Decision + Send + 'a;
+
+/// The routing state as stored.
+#[derive(Debug, Clone, Default)]
+pub struct RoutingData {
+    /// The policy in force, with its version, if one was ever stored.
+    pub policy: Option<(i64, PolicyDocument)>,
+    /// The directory.
+    pub directory: DirectoryData,
+}
 
 /// What became of one intake in a committed batch.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,9 +53,27 @@ pub struct Durability {
 pub trait Store: Send + Sync + 'static {
     /// Records a batch of intakes in one transaction, in order, and returns one outcome each.
     ///
-    /// A replayed or conflicting request id writes nothing. The batch's request ids must be
-    /// distinct; the writer guarantees this. An error means nothing of the batch was written.
-    async fn record_intakes(&self, batch: &[NewIntake]) -> Result<Vec<IntakeOutcome>, Error>;
+    /// `route` decides where each new case goes; it is called once per new case, in batch
+    /// order, inside the transaction, and the referrals, dispatches and decision it returns are
+    /// written with the case. A replayed or conflicting request id is not routed and writes
+    /// nothing. The batch's request ids must be distinct; the writer guarantees this. An error
+    /// means nothing of the batch was written.
+    async fn record_intakes(
+        &self,
+        batch: &[NewIntake],
+        route: &mut RouteFn<'_>,
+    ) -> Result<Vec<IntakeOutcome>, Error>;
+
+    /// Reads the policy in force (if any was stored) and the whole directory.
+    async fn load_routing(&self) -> Result<RoutingData, Error>;
+
+    /// Adds or updates directory entries (a seed file). Live state — occupancy, a team's duty
+    /// status, load and position — is set only for entries that are new, so loading the same
+    /// seed again changes nothing.
+    async fn upsert_directory(&self, data: &DirectoryData) -> Result<(), Error>;
+
+    /// Stores a policy as the next version and returns that version.
+    async fn store_policy(&self, policy: &PolicyDocument) -> Result<i64, Error>;
 
     /// Returns a case with its details, or `None` when there is no such case.
     async fn get_case(&self, case_id: Uuid) -> Result<Option<CaseRecord>, Error>;

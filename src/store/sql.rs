@@ -9,11 +9,18 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::domain::Error;
-use crate::domain::case::{CaseRecord, CaseSummary, RecordedContact};
+use crate::domain::case::{
+    CaseRecord, CaseSummary, RecordedContact, RecordedDispatch, RecordedReferral,
+};
 use crate::domain::intake::{Contact, Intake, NewIntake, Receipt};
 use crate::domain::reference;
 use crate::domain::triage::Assessment;
-use crate::domain::types::{Line, RequestedAction};
+use crate::domain::types::{DispatchStatus, Line, ReferralStatus, RequestedAction};
+use crate::routing::directory::{
+    Admission, County, DirectoryData, MobileTeam, OpeningHours, ProvinceEntry, ServicePoint,
+};
+use crate::routing::policy::PolicyDocument;
+use crate::routing::{Decision, Destination, Purpose, RoutingStatus};
 
 pub(super) const FIND_IDEMPOTENCY_KEY: &str = "select payload_hash, receipt from idempotency_keys \
      where line = $1 and request_id = $2";
@@ -23,8 +30,64 @@ pub(super) const ADVANCE_SEQUENCE: &str = "update sequences set last_value = las
 
 pub(super) const INSERT_CASE: &str = "insert into cases (case_id, reference, line, status, \
      priority, computed_priority, primary_category, province, county, minors_involved, version, \
-     created_at, updated_at, details) \
-     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+     created_at, updated_at, details, routing_status) \
+     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
+
+pub(super) const INSERT_DECISION: &str = "insert into routing_decisions (case_id, decision_no, \
+     policy_version, rule_id, unrouted, decision, created_at) values ($1, $2, $3, $4, $5, $6, $7)";
+
+pub(super) const INSERT_REFERRAL: &str = "insert into referrals (referral_id, case_id, \
+     service_point_id, purpose, status, version, created_at, updated_at) \
+     values ($1, $2, $3, $4, $5, 1, $6, $6)";
+
+pub(super) const INSERT_DISPATCH: &str = "insert into dispatches (dispatch_id, case_id, team_id, \
+     status, version, created_at, updated_at) values ($1, $2, $3, $4, 1, $5, $5)";
+
+pub(super) const ASSIGN_TEAM: &str = "update teams set status = 'busy', load = load + 1, \
+     updated_at = $2 where team_id = $1";
+
+pub(super) const SELECT_DECISION: &str = "select decision from routing_decisions \
+     where case_id = $1 order by decision_no desc limit 1";
+
+pub(super) const SELECT_REFERRALS: &str = "select referral_id, service_point_id, purpose, status, \
+     version, created_at from referrals where case_id = $1 order by created_at, referral_id";
+
+pub(super) const SELECT_DISPATCHES: &str = "select dispatch_id, team_id, status, version, \
+     created_at from dispatches where case_id = $1 order by created_at, dispatch_id";
+
+pub(super) const UPSERT_PROVINCE: &str = "insert into provinces (province, neighbours) \
+     values ($1, $2) on conflict (province) do update set neighbours = excluded.neighbours";
+
+pub(super) const UPSERT_COUNTY: &str = "insert into counties (province, county, name_fa, lat, lon, \
+     covered_by) values ($1, $2, $3, $4, $5, $6) on conflict (province, county) do update set \
+     name_fa = excluded.name_fa, lat = excluded.lat, lon = excluded.lon, \
+     covered_by = excluded.covered_by";
+
+/// A seed never overwrites occupancy, which the centre itself keeps up to date.
+pub(super) const UPSERT_SERVICE_POINT: &str = "insert into service_points (service_point_id, \
+     kind, province, county, name, capacity, occupancy, details, updated_at) \
+     values ($1, $2, $3, $4, $5, $6, $7, $8, $9) on conflict (service_point_id) do update set \
+     kind = excluded.kind, province = excluded.province, county = excluded.county, \
+     name = excluded.name, capacity = excluded.capacity, details = excluded.details";
+
+/// A seed never overwrites a team's duty status, load or position, which the team reports.
+pub(super) const UPSERT_TEAM: &str = "insert into teams (team_id, province, base_county, name, \
+     status, load, lat, lon, updated_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+     on conflict (team_id) do update set province = excluded.province, \
+     base_county = excluded.base_county, name = excluded.name";
+
+pub(super) const SELECT_PROVINCES: &str =
+    "select province, neighbours from provinces order by province";
+pub(super) const SELECT_COUNTIES: &str = "select province, county, name_fa, lat, lon, covered_by \
+     from counties order by province, county";
+pub(super) const SELECT_SERVICE_POINTS: &str = "select service_point_id, kind, province, county, \
+     name, capacity, occupancy, details from service_points order by service_point_id";
+pub(super) const SELECT_TEAMS: &str = "select team_id, province, base_county, name, status, load, \
+     lat, lon from teams order by team_id";
+pub(super) const SELECT_POLICY: &str = "select policy_version, document from policies \
+     order by policy_version desc limit 1";
+pub(super) const INSERT_POLICY: &str = "insert into policies (policy_version, document, created_at) \
+     select coalesce(max(policy_version), 0) + 1, $1, $2 from policies returning policy_version";
 
 pub(super) const INSERT_CASE_CATEGORY: &str =
     "insert into case_categories (case_id, category, is_primary) values ($1, $2, $3)";
@@ -51,6 +114,98 @@ pub(super) struct IdempotencyRow {
     pub(super) receipt: Vec<u8>,
 }
 
+/// A stored routing decision.
+#[derive(sqlx::FromRow)]
+pub(super) struct DecisionRow {
+    decision: String,
+}
+
+/// A stored referral.
+#[derive(sqlx::FromRow)]
+pub(super) struct ReferralRow {
+    referral_id: Uuid,
+    service_point_id: String,
+    purpose: String,
+    status: String,
+    version: i64,
+    created_at: i64,
+}
+
+/// A stored dispatch.
+#[derive(sqlx::FromRow)]
+pub(super) struct DispatchRow {
+    dispatch_id: Uuid,
+    team_id: String,
+    status: String,
+    version: i64,
+    created_at: i64,
+}
+
+/// The rest of a case: routing, referrals and dispatches.
+pub(super) struct CaseExtras {
+    pub(super) routing_status: String,
+    pub(super) contacts: Vec<ContactRow>,
+    pub(super) decision: Option<DecisionRow>,
+    pub(super) referrals: Vec<ReferralRow>,
+    pub(super) dispatches: Vec<DispatchRow>,
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct ProvinceRow {
+    province: String,
+    neighbours: String,
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct CountyRow {
+    province: String,
+    county: String,
+    name_fa: String,
+    lat: f64,
+    lon: f64,
+    covered_by: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct ServicePointRow {
+    service_point_id: String,
+    kind: String,
+    province: String,
+    county: String,
+    name: String,
+    capacity: Option<i64>,
+    occupancy: i64,
+    details: String,
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct TeamRow {
+    team_id: String,
+    province: String,
+    base_county: String,
+    name: String,
+    status: String,
+    load: i64,
+    lat: Option<f64>,
+    lon: Option<f64>,
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct PolicyRow {
+    pub(super) policy_version: i64,
+    document: String,
+}
+
+/// The parts of a service point kept as JSON.
+#[derive(Serialize, Deserialize)]
+pub(super) struct ServicePointDetails {
+    lat: f64,
+    lon: f64,
+    categories: Vec<crate::domain::types::Category>,
+    hours: OpeningHours,
+    admission: Admission,
+}
+
 /// The list columns of a case.
 #[derive(sqlx::FromRow)]
 pub(super) struct CaseRow {
@@ -74,6 +229,14 @@ pub(super) struct CaseDetailRow {
     #[sqlx(flatten)]
     summary: CaseRow,
     details: Vec<u8>,
+}
+
+/// A case row with its routing status.
+#[derive(sqlx::FromRow)]
+pub(super) struct CaseWithRouting {
+    #[sqlx(flatten)]
+    pub(super) case: CaseDetailRow,
+    pub(super) routing_status: String,
 }
 
 /// A stored contact.
@@ -106,6 +269,22 @@ pub(super) struct NewCase {
     pub(super) event: Vec<u8>,
     pub(super) actor: String,
     pub(super) created_at: i64,
+    pub(super) routing_status: RoutingStatus,
+    pub(super) decision: Decision,
+    pub(super) decision_json: String,
+    pub(super) routing_event: Vec<u8>,
+    pub(super) referrals: Vec<(Uuid, String, Purpose)>,
+    pub(super) dispatches: Vec<(Uuid, String)>,
+}
+
+impl NewCase {
+    /// The kind of the event routing writes.
+    pub(super) fn routing_event_kind(&self) -> &'static str {
+        match self.routing_status {
+            RoutingStatus::Unrouted => "case_unrouted",
+            RoutingStatus::Routed | RoutingStatus::NoDestinationNeeded => "case_routed",
+        }
+    }
 }
 
 /// Microseconds since the Unix epoch, the stored form of a time.
@@ -140,8 +319,17 @@ fn to_json(value: &impl Serialize) -> Result<Vec<u8>, Error> {
     serde_json::to_vec(value).map_err(Error::internal)
 }
 
+/// Decodes stored JSON. The error names only where decoding failed: serde's own message may
+/// quote the stored value, which can be sensitive.
 fn from_json<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, Error> {
-    serde_json::from_slice(bytes).map_err(Error::internal)
+    serde_json::from_slice(bytes).map_err(|e| {
+        Error::internal(format!(
+            "stored JSON does not decode ({:?} error at line {}, column {})",
+            e.classify(),
+            e.line(),
+            e.column()
+        ))
+    })
 }
 
 fn parse_enum<T: std::str::FromStr>(column: &str, value: &str) -> Result<T, Error> {
@@ -163,11 +351,16 @@ pub(super) fn replay(
     Ok(super::IntakeOutcome::Replayed(receipt))
 }
 
-/// Works out the rows of a new case numbered `number` on its line.
-pub(super) fn prepare_case(intake: &NewIntake, number: u64) -> Result<NewCase, Error> {
+/// Works out the rows of a new case numbered `number` on its line, routed by `decision`.
+pub(super) fn prepare_case(
+    intake: &NewIntake,
+    number: u64,
+    decision: Decision,
+) -> Result<NewCase, Error> {
     let line = intake.line();
     let case_id = uuid_v7_at(intake.received_at);
     let reference = reference::format(line, number);
+    let summary = decision.summary();
     let receipt = Receipt {
         case_id,
         reference: reference.clone(),
@@ -175,8 +368,38 @@ pub(super) fn prepare_case(intake: &NewIntake, number: u64) -> Result<NewCase, E
         computed_priority: intake.assessment.computed,
         triage_reasons: intake.assessment.reasons.clone(),
         version: 1,
+        routing: Some(summary.clone()),
         replayed: false,
     };
+    let mut referrals = Vec::new();
+    let mut dispatches = Vec::new();
+    for assignment in &summary.assignments {
+        match &assignment.destination {
+            Destination::Team { id, .. } => {
+                dispatches.push((uuid_v7_at(intake.received_at), id.clone()))
+            }
+            Destination::ServicePoint { id, .. } => {
+                referrals.push((
+                    uuid_v7_at(intake.received_at),
+                    id.clone(),
+                    assignment.purpose,
+                ));
+            }
+        }
+    }
+    // Only ids and purposes: the decision's distances could place the incident.
+    let routing_event = serde_json::json!({
+        "status": decision.status().as_str(),
+        "policy_version": decision.policy_version,
+        "rule_id": decision.rule_id,
+        "assignments": summary.assignments.iter().map(|a| {
+            let (kind, id) = match &a.destination {
+                Destination::Team { id, .. } => ("team", id),
+                Destination::ServicePoint { id, .. } => ("service_point", id),
+            };
+            serde_json::json!({ "purpose": a.purpose.as_str(), "type": kind, "id": id })
+        }).collect::<Vec<_>>(),
+    });
     let details = CaseDetails {
         intake: intake.intake.clone(),
         action: intake.action,
@@ -211,6 +434,12 @@ pub(super) fn prepare_case(intake: &NewIntake, number: u64) -> Result<NewCase, E
         event: to_json(&event)?,
         actor: format!("{role}:{}", intake.intake.contact.operator_id),
         created_at: micros(intake.received_at),
+        routing_status: decision.status(),
+        decision_json: serde_json::to_string(&decision).map_err(Error::internal)?,
+        decision,
+        routing_event: to_json(&routing_event)?,
+        referrals,
+        dispatches,
     })
 }
 
@@ -245,9 +474,41 @@ impl CaseRow {
 }
 
 impl CaseDetailRow {
-    pub(super) fn into_record(self, contacts: Vec<ContactRow>) -> Result<CaseRecord, Error> {
+    pub(super) fn into_record(self, extras: CaseExtras) -> Result<CaseRecord, Error> {
         let details: CaseDetails = from_json(&self.details)?;
-        let contacts = contacts
+        let referrals = extras
+            .referrals
+            .into_iter()
+            .map(|row| {
+                Ok(RecordedReferral {
+                    referral_id: row.referral_id,
+                    service_point_id: row.service_point_id,
+                    purpose: parse_enum("purpose", &row.purpose)?,
+                    status: parse_enum::<ReferralStatus>("referral status", &row.status)?,
+                    version: row.version,
+                    created_at: from_micros(row.created_at)?,
+                })
+            })
+            .collect::<Result<_, Error>>()?;
+        let dispatches = extras
+            .dispatches
+            .into_iter()
+            .map(|row| {
+                Ok(RecordedDispatch {
+                    dispatch_id: row.dispatch_id,
+                    team_id: row.team_id,
+                    status: parse_enum::<DispatchStatus>("dispatch status", &row.status)?,
+                    version: row.version,
+                    created_at: from_micros(row.created_at)?,
+                })
+            })
+            .collect::<Result<_, Error>>()?;
+        let routing = extras
+            .decision
+            .map(|row| from_json::<Decision>(row.decision.as_bytes()))
+            .transpose()?;
+        let contacts = extras
+            .contacts
             .into_iter()
             .map(|row| {
                 Ok(RecordedContact {
@@ -264,8 +525,94 @@ impl CaseDetailRow {
             action: details.action,
             assessment: details.assessment,
             contacts,
+            routing_status: parse_enum("routing status", &extras.routing_status)?,
+            routing,
+            referrals,
+            dispatches,
         })
     }
+}
+
+/// Builds directory data from its stored rows.
+pub(super) fn directory_from_rows(
+    provinces: Vec<ProvinceRow>,
+    counties: Vec<CountyRow>,
+    points: Vec<ServicePointRow>,
+    teams: Vec<TeamRow>,
+) -> Result<DirectoryData, Error> {
+    Ok(DirectoryData {
+        provinces: provinces
+            .into_iter()
+            .map(|row| {
+                Ok(ProvinceEntry {
+                    code: row.province,
+                    neighbours: from_json(row.neighbours.as_bytes())?,
+                })
+            })
+            .collect::<Result<_, Error>>()?,
+        counties: counties
+            .into_iter()
+            .map(|row| County {
+                province: row.province,
+                name_en: row.county,
+                name_fa: row.name_fa,
+                lat: row.lat,
+                lon: row.lon,
+                covered_by: row.covered_by,
+            })
+            .collect(),
+        service_points: points
+            .into_iter()
+            .map(|row| {
+                let details: ServicePointDetails = from_json(row.details.as_bytes())?;
+                Ok(ServicePoint {
+                    id: row.service_point_id,
+                    name: row.name,
+                    kind: parse_enum("service point kind", &row.kind)?,
+                    province: row.province,
+                    county: row.county,
+                    lat: details.lat,
+                    lon: details.lon,
+                    categories: details.categories,
+                    hours: details.hours,
+                    capacity: row.capacity.map(|c| c as u32),
+                    occupancy: row.occupancy as u32,
+                    admission: details.admission,
+                })
+            })
+            .collect::<Result<_, Error>>()?,
+        teams: teams
+            .into_iter()
+            .map(|row| {
+                Ok(MobileTeam {
+                    id: row.team_id,
+                    name: row.name,
+                    province: row.province,
+                    base_county: row.base_county,
+                    status: parse_enum("duty status", &row.status)?,
+                    position: row.lat.zip(row.lon),
+                    load: row.load as u32,
+                })
+            })
+            .collect::<Result<_, Error>>()?,
+    })
+}
+
+/// The JSON column of a service point.
+pub(super) fn service_point_details(point: &ServicePoint) -> Result<String, Error> {
+    serde_json::to_string(&ServicePointDetails {
+        lat: point.lat,
+        lon: point.lon,
+        categories: point.categories.clone(),
+        hours: point.hours.clone(),
+        admission: point.admission.clone(),
+    })
+    .map_err(Error::internal)
+}
+
+/// Decodes a stored policy.
+pub(super) fn policy_from_row(row: PolicyRow) -> Result<(i64, PolicyDocument), Error> {
+    Ok((row.policy_version, from_json(row.document.as_bytes())?))
 }
 
 /// Implements [`super::Store`] for a backend's store with the shared SQL.
@@ -279,6 +626,7 @@ macro_rules! impl_sql_store {
             async fn record_intakes(
                 &self,
                 batch: &[$crate::domain::intake::NewIntake],
+                route: &mut $crate::store::RouteFn<'_>,
             ) -> Result<Vec<$crate::store::IntakeOutcome>, $crate::domain::Error> {
                 use $crate::store::map_sqlx_error as db_error;
                 use $crate::store::sql::*;
@@ -319,7 +667,7 @@ macro_rules! impl_sql_store {
                 let mut cases = Vec::new();
                 for intake in fresh() {
                     let number = next_number.entry(intake.line()).or_insert(1);
-                    let case = prepare_case(intake, *number)?;
+                    let case = prepare_case(intake, *number, route(intake))?;
                     *number += 1;
                     let assessment = &intake.assessment;
                     let data = &intake.intake;
@@ -338,9 +686,50 @@ macro_rules! impl_sql_store {
                         .bind(case.created_at)
                         .bind(case.created_at)
                         .bind(&case.details)
+                        .bind(case.routing_status.as_str())
                         .execute(&mut *tx)
                         .await
                         .map_err(db_error)?;
+                    sqlx::query(INSERT_DECISION)
+                        .bind(case.case_id)
+                        .bind(1_i64)
+                        .bind(case.decision.policy_version)
+                        .bind(&case.decision.rule_id)
+                        .bind(case.decision.unrouted())
+                        .bind(&case.decision_json)
+                        .bind(case.created_at)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_error)?;
+                    for (referral_id, service_point_id, purpose) in &case.referrals {
+                        sqlx::query(INSERT_REFERRAL)
+                            .bind(referral_id)
+                            .bind(case.case_id)
+                            .bind(service_point_id)
+                            .bind(purpose.as_str())
+                            .bind($crate::domain::types::ReferralStatus::Requested.as_str())
+                            .bind(case.created_at)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_error)?;
+                    }
+                    for (dispatch_id, team_id) in &case.dispatches {
+                        sqlx::query(INSERT_DISPATCH)
+                            .bind(dispatch_id)
+                            .bind(case.case_id)
+                            .bind(team_id)
+                            .bind($crate::domain::types::DispatchStatus::Assigned.as_str())
+                            .bind(case.created_at)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_error)?;
+                        sqlx::query(ASSIGN_TEAM)
+                            .bind(team_id)
+                            .bind(case.created_at)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_error)?;
+                    }
                     for category in data.categories() {
                         sqlx::query(INSERT_CASE_CATEGORY)
                             .bind(case.case_id)
@@ -376,22 +765,32 @@ macro_rules! impl_sql_store {
                 // Event numbers last: the sequence row stays locked until commit, so the shorter
                 // the stretch after this, the less concurrent writers wait.
                 if !cases.is_empty() {
-                    let count = cases.len() as i64;
+                    // Two events a case: recorded, then routed (or unrouted).
+                    let events: Vec<(&NewCase, &str, &str, &[u8])> = cases
+                        .iter()
+                        .flat_map(|case| {
+                            [
+                                (case, "case_recorded", case.actor.as_str(), case.event.as_slice()),
+                                (case, case.routing_event_kind(), "routing", case.routing_event.as_slice()),
+                            ]
+                        })
+                        .collect();
+                    let count = events.len() as i64;
                     let last: i64 = sqlx::query_scalar(ADVANCE_SEQUENCE)
                         .bind(count)
                         .bind("event")
                         .fetch_one(&mut *tx)
                         .await
                         .map_err(db_error)?;
-                    for (event_id, case) in (last - count + 1..).zip(&cases) {
+                    for (event_id, (case, kind, actor, data)) in (last - count + 1..).zip(events) {
                         sqlx::query(INSERT_EVENT)
                             .bind(event_id)
                             .bind(case.case_id)
-                            .bind("case_recorded")
-                            .bind(&case.actor)
+                            .bind(kind)
+                            .bind(actor)
                             .bind(case.created_at)
                             .bind(Option::<&str>::None)
-                            .bind(&case.event)
+                            .bind(data)
                             .execute(&mut *tx)
                             .await
                             .map_err(db_error)?;
@@ -419,20 +818,42 @@ macro_rules! impl_sql_store {
                 use $crate::store::map_sqlx_error as db_error;
                 use $crate::store::sql::*;
 
-                let query =
-                    format!("select {SUMMARY_COLUMNS}, details from cases where case_id = $1");
-                let row: Option<CaseDetailRow> = sqlx::query_as(sqlx::AssertSqlSafe(query))
+                let query = format!(
+                    "select {SUMMARY_COLUMNS}, details, routing_status from cases where case_id = $1"
+                );
+                // One read transaction, so the case and its parts are seen at one moment.
+                let mut tx = self.pool.begin().await.map_err(db_error)?;
+                let row: Option<CaseWithRouting> = sqlx::query_as(sqlx::AssertSqlSafe(query))
                     .bind(case_id)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&mut *tx)
                     .await
                     .map_err(db_error)?;
                 let Some(row) = row else { return Ok(None) };
-                let contacts: Vec<ContactRow> = sqlx::query_as(SELECT_CONTACTS)
-                    .bind(case_id)
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(db_error)?;
-                row.into_record(contacts).map(Some)
+                let extras = CaseExtras {
+                    routing_status: row.routing_status,
+                    contacts: sqlx::query_as(SELECT_CONTACTS)
+                        .bind(case_id)
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(db_error)?,
+                    decision: sqlx::query_as(SELECT_DECISION)
+                        .bind(case_id)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(db_error)?,
+                    referrals: sqlx::query_as(SELECT_REFERRALS)
+                        .bind(case_id)
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(db_error)?,
+                    dispatches: sqlx::query_as(SELECT_DISPATCHES)
+                        .bind(case_id)
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(db_error)?,
+                };
+                tx.commit().await.map_err(db_error)?;
+                row.case.into_record(extras).map(Some)
             }
 
             async fn list_cases(
@@ -490,6 +911,110 @@ macro_rules! impl_sql_store {
                     .await
                     .map_err(db_error)?;
                 rows.into_iter().map(CaseRow::into_summary).collect()
+            }
+
+            async fn load_routing(&self) -> Result<$crate::store::RoutingData, $crate::domain::Error> {
+                use $crate::store::map_sqlx_error as db_error;
+                use $crate::store::sql::*;
+
+                let mut tx = self.pool.begin().await.map_err(db_error)?;
+                let policy: Option<PolicyRow> = sqlx::query_as(SELECT_POLICY)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+                let provinces = sqlx::query_as(SELECT_PROVINCES).fetch_all(&mut *tx).await.map_err(db_error)?;
+                let counties = sqlx::query_as(SELECT_COUNTIES).fetch_all(&mut *tx).await.map_err(db_error)?;
+                let points = sqlx::query_as(SELECT_SERVICE_POINTS).fetch_all(&mut *tx).await.map_err(db_error)?;
+                let teams = sqlx::query_as(SELECT_TEAMS).fetch_all(&mut *tx).await.map_err(db_error)?;
+                tx.commit().await.map_err(db_error)?;
+                Ok($crate::store::RoutingData {
+                    policy: policy.map(policy_from_row).transpose()?,
+                    directory: directory_from_rows(provinces, counties, points, teams)?,
+                })
+            }
+
+            async fn upsert_directory(
+                &self,
+                data: &$crate::routing::directory::DirectoryData,
+            ) -> Result<(), $crate::domain::Error> {
+                use $crate::store::map_sqlx_error as db_error;
+                use $crate::store::sql::*;
+
+                let now = micros(chrono::Utc::now());
+                let mut tx = self.begin_write().await.map_err(db_error)?;
+                for province in &data.provinces {
+                    let neighbours = serde_json::to_string(&province.neighbours)
+                        .map_err($crate::domain::Error::internal)?;
+                    sqlx::query(UPSERT_PROVINCE)
+                        .bind(&province.code)
+                        .bind(neighbours)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_error)?;
+                }
+                for county in &data.counties {
+                    sqlx::query(UPSERT_COUNTY)
+                        .bind(&county.province)
+                        .bind(&county.name_en)
+                        .bind(&county.name_fa)
+                        .bind(county.lat)
+                        .bind(county.lon)
+                        .bind(&county.covered_by)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_error)?;
+                }
+                for point in &data.service_points {
+                    sqlx::query(UPSERT_SERVICE_POINT)
+                        .bind(&point.id)
+                        .bind(point.kind.as_str())
+                        .bind(&point.province)
+                        .bind(&point.county)
+                        .bind(&point.name)
+                        .bind(point.capacity.map(i64::from))
+                        .bind(i64::from(point.occupancy))
+                        .bind(service_point_details(point)?)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_error)?;
+                }
+                for team in &data.teams {
+                    let status: &'static str = team.status.into();
+                    sqlx::query(UPSERT_TEAM)
+                        .bind(&team.id)
+                        .bind(&team.province)
+                        .bind(&team.base_county)
+                        .bind(&team.name)
+                        .bind(status)
+                        .bind(i64::from(team.load))
+                        .bind(team.position.map(|p| p.0))
+                        .bind(team.position.map(|p| p.1))
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_error)?;
+                }
+                tx.commit().await.map_err(db_error)
+            }
+
+            async fn store_policy(
+                &self,
+                policy: &$crate::routing::policy::PolicyDocument,
+            ) -> Result<i64, $crate::domain::Error> {
+                use $crate::store::map_sqlx_error as db_error;
+                use $crate::store::sql::*;
+
+                let document = serde_json::to_string(policy).map_err($crate::domain::Error::internal)?;
+                let mut tx = self.begin_write().await.map_err(db_error)?;
+                let version: i64 = sqlx::query_scalar(INSERT_POLICY)
+                    .bind(document)
+                    .bind(micros(chrono::Utc::now()))
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+                tx.commit().await.map_err(db_error)?;
+                Ok(version)
             }
 
             async fn ping(&self) -> Result<(), $crate::domain::Error> {

@@ -2,6 +2,9 @@
 //! whatever has gathered as a single transaction, answering each intake only after that commit.
 //!
 //! One fsync then covers many intakes, which is where a durable service's throughput comes from.
+//! The writer also owns the routing state: it routes each new case inside the transaction that
+//! records it, and keeps its copy of the directory in step with the dispatches it commits, so
+//! two cases of one batch never take the same free team.
 //! A batch that fails as a whole is retried one intake at a time, so one bad intake never fails
 //! the others. Two intakes with the same request id never share a batch: the later one waits for
 //! the next batch and then finds the first one's key, so a retry storm still creates one case.
@@ -17,6 +20,40 @@ use super::{IntakeOutcome, Store};
 use crate::domain::Error;
 use crate::domain::intake::NewIntake;
 use crate::domain::types::Line;
+use crate::routing::directory::{Directory, TeamState};
+use crate::routing::policy::Policy;
+use crate::routing::{self, Decision, Destination, RoutingRequest};
+
+/// What the writer routes with.
+pub struct RoutingState {
+    /// The policy in force.
+    pub policy: Arc<Policy>,
+    /// The writer's copy of the directory.
+    pub directory: Directory,
+}
+
+impl RoutingState {
+    /// Routes a new case and marks the teams it dispatches busy, noting how they were before.
+    fn route(&mut self, intake: &NewIntake, undo: &mut Vec<TeamState>) -> Decision {
+        let request = RoutingRequest::from_intake(intake, intake.received_at);
+        let decision = routing::route(&self.policy, &self.directory, &request);
+        for assignment in decision.assignments() {
+            if let Destination::Team { id, .. } = &assignment.destination
+                && let Some(before) = self.directory.assign_team(id)
+            {
+                undo.push(before);
+            }
+        }
+        decision
+    }
+
+    /// Puts the teams back as they were before an uncommitted batch.
+    fn undo(&mut self, undo: Vec<TeamState>) {
+        for state in undo.into_iter().rev() {
+            self.directory.restore_team(state);
+        }
+    }
+}
 
 /// How the writer batches and pushes back.
 #[derive(Debug, Clone, Copy)]
@@ -58,11 +95,21 @@ pub struct IntakeWriter {
 }
 
 impl IntakeWriter {
-    /// Starts the writer task over `store`.
-    pub fn spawn(store: Arc<dyn Store>, config: WriterConfig) -> (Self, WriterHandle) {
+    /// Starts the writer task over `store`, routing with `routing`.
+    pub fn spawn(
+        store: Arc<dyn Store>,
+        routing: RoutingState,
+        config: WriterConfig,
+    ) -> (Self, WriterHandle) {
         let (queue, receiver) = mpsc::channel(config.queue_capacity.max(1));
         let (stop, stop_signal) = oneshot::channel();
-        let task = tokio::spawn(run(store, receiver, stop_signal, config.max_batch.max(1)));
+        let task = tokio::spawn(run(
+            store,
+            routing,
+            receiver,
+            stop_signal,
+            config.max_batch.max(1),
+        ));
         (
             Self {
                 queue,
@@ -109,6 +156,7 @@ impl WriterHandle {
 
 async fn run(
     store: Arc<dyn Store>,
+    mut routing: RoutingState,
     mut receiver: mpsc::Receiver<Job>,
     mut stop: oneshot::Receiver<()>,
     max_batch: usize,
@@ -138,7 +186,7 @@ async fn run(
             }
         }
         let batch = take_batch(&mut pending, max_batch);
-        commit(store.as_ref(), batch).await;
+        commit(store.as_ref(), &mut routing, batch).await;
     }
     tracing::debug!("intake writer stopped");
 }
@@ -160,9 +208,26 @@ fn take_batch(pending: &mut VecDeque<Job>, max: usize) -> Vec<Job> {
     batch
 }
 
-async fn commit(store: &dyn Store, batch: Vec<Job>) {
+/// Records intakes in one transaction, routing the new ones; on failure the writer's directory
+/// is put back as it was.
+async fn record(
+    store: &dyn Store,
+    routing: &mut RoutingState,
+    intakes: &[NewIntake],
+) -> Result<Vec<IntakeOutcome>, Error> {
+    let mut undo = Vec::new();
+    let result = store
+        .record_intakes(intakes, &mut |intake| routing.route(intake, &mut undo))
+        .await;
+    if result.is_err() {
+        routing.undo(undo);
+    }
+    result
+}
+
+async fn commit(store: &dyn Store, routing: &mut RoutingState, batch: Vec<Job>) {
     let intakes: Vec<NewIntake> = batch.iter().map(|job| job.intake.clone()).collect();
-    match store.record_intakes(&intakes).await {
+    match record(store, routing, &intakes).await {
         Ok(outcomes) => {
             for (job, outcome) in batch.into_iter().zip(outcomes) {
                 let _ = job.reply.send(Ok(outcome));
@@ -179,8 +244,7 @@ async fn commit(store: &dyn Store, batch: Vec<Job>) {
         Err(error) if batch.len() > 1 => {
             tracing::warn!(batch = batch.len(), error = %error, "intake batch failed; retrying one by one");
             for job in batch {
-                let outcome = store
-                    .record_intakes(std::slice::from_ref(&job.intake))
+                let outcome = record(store, routing, std::slice::from_ref(&job.intake))
                     .await
                     .and_then(|mut outcomes| {
                         outcomes

@@ -1,0 +1,348 @@
+//! Routing on intake: the decision is made in the intake's transaction, its referrals and
+//! dispatches are written with the case, and the receipt and the case show it.
+
+#![allow(clippy::unwrap_used)] // Tests may unwrap: a panic is a failure with a message.
+
+mod common;
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use common::fixtures::{CALL_TIME, emergency, hotline};
+use common::{Backend, TestDb, TestServer};
+use referrals::clock::{Clock, ManualTime};
+use referrals::pb::{
+    self, AssignmentPurpose, CandidateVerdict, CoverStep, DispatchStatus, GetCaseRequest,
+    IntakeReceipt, ReferralStatus, RoutingStatus, assignment,
+};
+
+fn seed() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/seed/directory.toml"))
+}
+
+/// Sunday 2026-11-22, 10:15 in Tehran: a quarter of an hour after the fixtures' call began.
+fn sunday_morning() -> DateTime<Utc> {
+    DateTime::from_timestamp(CALL_TIME + 900, 0).unwrap()
+}
+
+async fn seeded(backend: Backend) -> TestServer {
+    seeded_on(TestDb::new(backend).await).await
+}
+
+async fn seeded_on(db: TestDb) -> TestServer {
+    let time = ManualTime::new(sunday_morning());
+    TestServer::start_on(db, |c| {
+        c.seed_directory = Some(seed());
+        c.clock = Clock::manual(&time);
+    })
+    .await
+}
+
+/// A 123 report of a 12-year-old beaten right now, in Tehran.
+fn child_in_danger(request_id: &str) -> pb::ReportEmergencyRequest {
+    let mut request = emergency(request_id);
+    request
+        .intake
+        .as_mut()
+        .unwrap()
+        .risk
+        .as_mut()
+        .unwrap()
+        .violence_ongoing = true;
+    request
+}
+
+async fn report(server: &TestServer, request: pb::ReportEmergencyRequest) -> IntakeReceipt {
+    server
+        .emergency()
+        .report_emergency(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .receipt
+        .unwrap()
+}
+
+fn destinations(receipt: &IntakeReceipt) -> Vec<(AssignmentPurpose, String)> {
+    receipt
+        .routing
+        .as_ref()
+        .unwrap()
+        .assignments
+        .iter()
+        .map(|a| {
+            let id = match a.destination.as_ref().unwrap() {
+                assignment::Destination::TeamId(id)
+                | assignment::Destination::ServicePointId(id) => id.clone(),
+            };
+            (a.purpose(), id)
+        })
+        .collect()
+}
+
+async fn the_receipt_and_the_case_carry_the_routing_decision(backend: Backend) {
+    let server = seeded(backend).await;
+    let receipt = report(&server, child_in_danger("child-1")).await;
+    assert_eq!(receipt.priority(), pb::Priority::P0Immediate);
+    let routing = receipt.routing.as_ref().unwrap();
+    assert_eq!(routing.rule_id, "emergency-acute-team");
+    assert_eq!(routing.policy_version, 1);
+    assert!(!routing.unrouted);
+    use AssignmentPurpose::*;
+    assert_eq!(
+        destinations(&receipt),
+        [
+            (Dispatch, "thr-t1".to_owned()),
+            (Notification, "thr-tehran-police".to_owned()),
+            (Notification, "thr-prosecutor".to_owned()),
+        ]
+    );
+
+    let case = server
+        .cases()
+        .get_case(GetCaseRequest {
+            case_id: receipt.case_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .case
+        .unwrap();
+    assert_eq!(case.routing_status(), RoutingStatus::Routed);
+    let decision = case.routing.unwrap();
+    assert_eq!(decision.rule_id, "emergency-acute-team");
+    assert!(!decision.rule_description.is_empty());
+    let team_candidates = &decision.actions[0].candidates;
+    let verdict = |id: &str| {
+        let c = team_candidates.iter().find(|c| c.id == id).unwrap();
+        (c.verdict(), c.detail.clone(), c.cover_step())
+    };
+    assert_eq!(
+        verdict("thr-t1"),
+        (
+            CandidateVerdict::Chosen,
+            String::new(),
+            CoverStep::IncidentCounty
+        )
+    );
+    assert_eq!(
+        verdict("thr-t2"),
+        (
+            CandidateVerdict::Unavailable,
+            "busy".into(),
+            CoverStep::IncidentCounty
+        )
+    );
+    assert_eq!(verdict("thr-t3").0, CandidateVerdict::RankedLower);
+    // The EMS notification did not apply: nobody is injured.
+    assert!(
+        decision
+            .actions
+            .iter()
+            .any(|a| !a.not_applicable.is_empty())
+    );
+
+    assert_eq!(case.dispatches.len(), 1);
+    assert_eq!(case.dispatches[0].team_id, "thr-t1");
+    assert_eq!(case.dispatches[0].status(), DispatchStatus::Assigned);
+    let referrals: Vec<(String, AssignmentPurpose, ReferralStatus)> = case
+        .referrals
+        .iter()
+        .map(|r| (r.service_point_id.clone(), r.purpose(), r.status()))
+        .collect();
+    assert_eq!(
+        referrals,
+        [
+            (
+                "thr-tehran-police".to_owned(),
+                Notification,
+                ReferralStatus::Requested
+            ),
+            (
+                "thr-prosecutor".to_owned(),
+                Notification,
+                ReferralStatus::Requested
+            ),
+        ]
+    );
+    assert_eq!(
+        server.db.count("events where kind = 'case_routed'").await,
+        1
+    );
+    server.finish().await;
+}
+
+async fn each_dispatch_takes_a_team_so_the_next_case_walks_further_down_the_cover_chain(
+    backend: Backend,
+) {
+    let server = seeded(backend).await;
+    let mut teams = Vec::new();
+    for i in 0..4 {
+        let receipt = report(&server, child_in_danger(&format!("chain-{i}"))).await;
+        assert_eq!(
+            receipt.routing.as_ref().unwrap().rule_id,
+            "emergency-acute-team",
+            "case {i}"
+        );
+        teams.push(destinations(&receipt)[0].1.clone());
+    }
+    // Tehran county's two free teams, then Rey in the province, then Karaj in Alborz next door.
+    assert_eq!(teams, ["thr-t1", "thr-t3", "rey-t1", "krj-t1"]);
+
+    // With no team left within reach, the case goes to a crisis centre with the notifications.
+    let receipt = report(&server, child_in_danger("chain-4")).await;
+    assert_eq!(
+        receipt.routing.as_ref().unwrap().rule_id,
+        "emergency-acute-no-team"
+    );
+    assert_eq!(
+        destinations(&receipt)[0],
+        (AssignmentPurpose::Referral, "thr-crisis-1".to_owned())
+    );
+
+    // The teams are busy in the database too.
+    assert_eq!(server.db.count("teams where status = 'busy'").await, 2 + 4);
+    assert_eq!(server.db.count("dispatches").await, 4);
+    server.finish().await;
+}
+
+async fn team_state_and_the_directory_survive_a_restart_and_a_second_seeding(backend: Backend) {
+    let server = seeded(backend).await;
+    let first = report(&server, child_in_danger("restart-1")).await;
+    assert_eq!(destinations(&first)[0].1, "thr-t1");
+    let points = server.db.count("service_points").await;
+    let db = server.stop().await;
+
+    // Seeding again changes nothing: thr-t1 stays busy, so the next case gets thr-t3.
+    let server = seeded_on(db).await;
+    let second = report(&server, child_in_danger("restart-2")).await;
+    assert_eq!(destinations(&second)[0].1, "thr-t3");
+    assert_eq!(server.db.count("service_points").await, points);
+    assert_eq!(
+        server.db.count("policies").await,
+        1,
+        "the shipped policy is stored once"
+    );
+    server.finish().await;
+}
+
+async fn a_1480_caller_at_acute_risk_is_handed_to_the_provinces_123_centre(backend: Backend) {
+    let server = seeded(backend).await;
+    let mut request = hotline("acute-1");
+    let screening = request
+        .intake
+        .as_mut()
+        .unwrap()
+        .risk
+        .as_mut()
+        .unwrap()
+        .suicide_screening
+        .as_mut()
+        .unwrap();
+    screening.intent = pb::Answer::Yes as i32;
+    let receipt = server
+        .hotline()
+        .submit_referral(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .receipt
+        .unwrap();
+    assert_eq!(receipt.priority(), pb::Priority::P1Urgent);
+    assert_eq!(
+        receipt.routing.as_ref().unwrap().rule_id,
+        "hotline-acute-suicide-to-123"
+    );
+    assert_eq!(
+        destinations(&receipt),
+        [(AssignmentPurpose::HandOver, "thr-123".to_owned())]
+    );
+
+    // Lower risk goes to the suicide-prevention centre instead.
+    let receipt = server
+        .hotline()
+        .submit_referral(hotline("lower-1"))
+        .await
+        .unwrap()
+        .into_inner()
+        .receipt
+        .unwrap();
+    assert_eq!(
+        destinations(&receipt),
+        [(AssignmentPurpose::Referral, "thr-suicide-1".to_owned())]
+    );
+    server.finish().await;
+}
+
+async fn an_information_call_needs_no_destination(backend: Backend) {
+    let server = seeded(backend).await;
+    let mut request = hotline("info-1");
+    let intake = request.intake.as_mut().unwrap();
+    intake.primary_category = pb::Category::InformationOnly as i32;
+    intake.secondary_categories.clear();
+    intake.risk.as_mut().unwrap().suicide_screening = None;
+    let receipt = server
+        .hotline()
+        .submit_referral(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .receipt
+        .unwrap();
+    assert_eq!(receipt.priority(), pb::Priority::P4OutsideMandate);
+    let routing = receipt.routing.unwrap();
+    assert_eq!(routing.rule_id, "outside-mandate");
+    assert!(routing.assignments.is_empty());
+    assert!(!routing.unrouted);
+    let case = server
+        .cases()
+        .get_case(GetCaseRequest {
+            case_id: receipt.case_id,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .case
+        .unwrap();
+    assert_eq!(case.routing_status(), RoutingStatus::NoDestinationNeeded);
+    server.finish().await;
+}
+
+async fn with_no_destination_the_case_is_unrouted_and_an_event_says_so(backend: Backend) {
+    // No directory at all: nothing can take the case.
+    let server = TestServer::start(backend).await;
+    let receipt = report(&server, child_in_danger("lost-1")).await;
+    let routing = receipt.routing.as_ref().unwrap();
+    assert!(routing.unrouted);
+    assert!(routing.assignments.is_empty());
+    let case = server
+        .cases()
+        .get_case(GetCaseRequest {
+            case_id: receipt.case_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .case
+        .unwrap();
+    assert_eq!(case.routing_status(), RoutingStatus::Unrouted);
+    assert_eq!(
+        server.db.count("events where kind = 'case_unrouted'").await,
+        1
+    );
+    // A replay returns the same decision and routes nothing again.
+    let again = report(&server, child_in_danger("lost-1")).await;
+    assert!(again.replayed);
+    assert_eq!(again.routing, receipt.routing);
+    assert_eq!(server.db.count("routing_decisions").await, 1);
+    server.finish().await;
+}
+
+backend_tests!(
+    the_receipt_and_the_case_carry_the_routing_decision,
+    each_dispatch_takes_a_team_so_the_next_case_walks_further_down_the_cover_chain,
+    team_state_and_the_directory_survive_a_restart_and_a_second_seeding,
+    a_1480_caller_at_acute_risk_is_handed_to_the_provinces_123_centre,
+    an_information_call_needs_no_destination,
+    with_no_destination_the_case_is_unrouted_and_an_event_says_so,
+);
