@@ -385,6 +385,8 @@ pub struct Directory {
     data: DirectoryData,
     neighbours: HashMap<String, Vec<String>>,
     counties: HashMap<CountyKey, usize>,
+    /// Counties by province and lower-case English or Persian name.
+    county_names: HashMap<(String, String), usize>,
     counties_by_province: HashMap<String, Vec<CountyKey>>,
     points: HashMap<(CountyKey, ServicePointKind), Vec<usize>>,
     teams: HashMap<CountyKey, Vec<usize>>,
@@ -414,6 +416,12 @@ impl Directory {
                     county.name_en, county.province
                 ));
             }
+            directory
+                .county_names
+                .insert((county.province.clone(), county.name_en.to_lowercase()), i);
+            directory
+                .county_names
+                .insert((county.province.clone(), county.name_fa.clone()), i);
             if directory.counties.insert(key.clone(), i).is_some() {
                 problems.push(format!(
                     "county {} appears twice in {}",
@@ -493,11 +501,11 @@ impl Directory {
     /// Finds a county of `province` by its English (case-insensitive) or Persian name.
     pub fn county(&self, province: &str, name: &str) -> Option<&County> {
         let name = name.trim();
-        self.counties_by_province
-            .get(province)?
-            .iter()
-            .filter_map(|key| self.counties.get(key).map(|&i| &self.data.counties[i]))
-            .find(|c| c.name_en.eq_ignore_ascii_case(name) || c.name_fa == name)
+        let index = self
+            .county_names
+            .get(&(province.to_owned(), name.to_lowercase()))
+            .or_else(|| self.county_names.get(&(province.to_owned(), name.to_owned())))?;
+        Some(&self.data.counties[*index])
     }
 
     /// The counties of a province, in name order.

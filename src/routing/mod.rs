@@ -456,42 +456,20 @@ impl Router<'_> {
         .with_action(action)
     }
 
-    /// The cover chain: the steps in order, each with the counties it covers.
-    fn chain(&self) -> Vec<(CoverStep, Vec<CountyKey>)> {
-        let d = self.directory;
+    /// The incident's county and its designated cover county, when the directory knows them.
+    fn own_counties(&self) -> (Option<CountyKey>, Option<CountyKey>) {
         let r = self.request;
-        let mut steps = Vec::new();
-        let mut seen = HashSet::new();
-        if let Some(county) = d.county(&r.province, &r.county) {
-            let own = CountyKey {
-                province: county.province.clone(),
-                name: county.name_en.clone(),
-            };
-            seen.insert(own.clone());
-            steps.push((CoverStep::IncidentCounty, vec![own]));
-            if let Some(cover) = &county.covered_by {
-                let cover = CountyKey {
-                    province: county.province.clone(),
-                    name: cover.clone(),
-                };
-                seen.insert(cover.clone());
-                steps.push((CoverStep::DesignatedCounty, vec![cover]));
-            }
-        }
-        let rest: Vec<CountyKey> = d
-            .counties_of(&r.province)
-            .iter()
-            .filter(|k| !seen.contains(*k))
-            .cloned()
-            .collect();
-        steps.push((CoverStep::Province, rest));
-        for neighbour in d.neighbours(&r.province) {
-            steps.push((
-                CoverStep::NeighbouringProvince(neighbour.clone()),
-                d.counties_of(neighbour).to_vec(),
-            ));
-        }
-        steps
+        let Some(county) = self.directory.county(&r.province, &r.county) else {
+            return (None, None);
+        };
+        let key = |name: &str| CountyKey {
+            province: county.province.clone(),
+            name: name.to_owned(),
+        };
+        (
+            Some(key(&county.name_en)),
+            county.covered_by.as_deref().map(key),
+        )
     }
 
     /// Where distances are measured from: the caller's position, else the county seat, else
@@ -595,16 +573,17 @@ impl Router<'_> {
     }
 
     /// Walks the cover chain, stopping at the first step with an eligible place, and chooses
-    /// the best-ranked one there.
+    /// the best-ranked one there. Later steps are not even listed: the cost of a decision
+    /// follows the incident's surroundings, not the size of the directory.
     fn walk(
         &self,
         look: impl Fn(&CoverStep, &CountyKey, &mut Vec<Looked>),
         destination: impl Fn(String, String) -> Destination,
     ) -> ActionDecision {
         let mut candidates = Vec::new();
-        for (step, counties) in self.chain() {
+        let mut step = |step: CoverStep, counties: &mut dyn Iterator<Item = &CountyKey>| {
             let mut looked = Vec::new();
-            for county in &counties {
+            for county in counties {
                 look(&step, county, &mut looked);
             }
             looked.sort_by(|a, b| {
@@ -614,26 +593,45 @@ impl Router<'_> {
                     .then_with(|| a.candidate.id.cmp(&b.candidate.id))
             });
             let chosen = looked
-                .first()
+                .first_mut()
                 .filter(|l| l.eligible)
-                .map(|l| destination(l.candidate.id.clone(), l.candidate.name.clone()));
-            if let Some(first) = looked.first_mut().filter(|l| l.eligible) {
-                first.candidate.verdict = Verdict::Chosen;
-            }
+                .map(|first| {
+                    first.candidate.verdict = Verdict::Chosen;
+                    destination(first.candidate.id.clone(), first.candidate.name.clone())
+                });
             candidates.extend(looked.into_iter().map(|l| l.candidate));
-            if chosen.is_some() {
-                return ActionDecision {
-                    action: Action::DispatchMobileTeam,
-                    not_applicable: None,
-                    destination: chosen,
-                    candidates,
-                };
-            }
-        }
+            chosen
+        };
+        let (own, designated) = self.own_counties();
+        let province = &self.request.province;
+        let chosen = own
+            .as_ref()
+            .and_then(|c| step(CoverStep::IncidentCounty, &mut std::iter::once(c)))
+            .or_else(|| {
+                designated
+                    .as_ref()
+                    .and_then(|c| step(CoverStep::DesignatedCounty, &mut std::iter::once(c)))
+            })
+            .or_else(|| {
+                let mut rest = self
+                    .directory
+                    .counties_of(province)
+                    .iter()
+                    .filter(|k| Some(*k) != own.as_ref() && Some(*k) != designated.as_ref());
+                step(CoverStep::Province, &mut rest)
+            })
+            .or_else(|| {
+                self.directory.neighbours(province).iter().find_map(|neighbour| {
+                    step(
+                        CoverStep::NeighbouringProvince(neighbour.clone()),
+                        &mut self.directory.counties_of(neighbour).iter(),
+                    )
+                })
+            });
         ActionDecision {
             action: Action::DispatchMobileTeam,
             not_applicable: None,
-            destination: None,
+            destination: chosen,
             candidates,
         }
     }
