@@ -73,7 +73,11 @@ fn directory(points: usize) -> Directory {
             name: format!("Team {t}"),
             province: county.province.clone(),
             base_county: county.name_en.clone(),
-            status: if t % 3 == 0 { DutyStatus::Busy } else { DutyStatus::Available },
+            status: if t % 3 == 0 {
+                DutyStatus::Busy
+            } else {
+                DutyStatus::Available
+            },
             position: Some((county.lat + jitter(t) / 10.0, county.lon)),
             load: (t % 3) as u32,
         });
@@ -94,7 +98,9 @@ fn policy() -> Policy {
                 lines: vec![Line::Emergency123],
                 ..Default::default()
             },
-            then: vec![Action::ReferTo { kind: ServicePointKind::CounsellingCentre }],
+            then: vec![Action::ReferTo {
+                kind: ServicePointKind::CounsellingCentre,
+            }],
         })
         .collect();
     rules.push(Rule {
@@ -108,8 +114,13 @@ fn policy() -> Policy {
         },
         then: vec![
             Action::DispatchMobileTeam,
-            Action::ReferTo { kind: ServicePointKind::CrisisInterventionCentre },
-            Action::Notify { body: ServicePointKind::Police110, only_if: vec![] },
+            Action::ReferTo {
+                kind: ServicePointKind::CrisisInterventionCentre,
+            },
+            Action::Notify {
+                body: ServicePointKind::Police110,
+                only_if: vec![],
+            },
         ],
     });
     rules.push(Rule {
@@ -117,7 +128,9 @@ fn policy() -> Policy {
         priority: 0,
         description: String::new(),
         when: Conditions::default(),
-        then: vec![Action::ReferTo { kind: ServicePointKind::CrisisInterventionCentre }],
+        then: vec![Action::ReferTo {
+            kind: ServicePointKind::CrisisInterventionCentre,
+        }],
     });
     Policy::new(PolicyDocument { rules }, 1).expect("valid policy")
 }
@@ -128,7 +141,11 @@ fn request() -> RoutingRequest {
         categories: vec![Category::ChildAbusePhysical],
         priority: Priority::P0Immediate,
         flags: vec![],
-        subjects: vec![SubjectFacts { sex: Sex::Female, age_range: Some((9, 9)), minor: Some(true) }],
+        subjects: vec![SubjectFacts {
+            sex: Sex::Female,
+            age_range: Some((9, 9)),
+            minor: Some(true),
+        }],
         // County 22 is in Tehran (IR-23) for every directory size.
         province: "IR-23".into(),
         county: "County 23".into(),
@@ -144,11 +161,16 @@ fn decision(c: &mut Criterion) {
     for points in [1_000, 10_000, 100_000] {
         let directory = directory(points);
         let decision = route(&policy, &directory, &request);
-        assert_eq!(decision.rule_id, "acute", "the benchmark measures the intended path");
+        assert_eq!(
+            decision.rule_id, "acute",
+            "the benchmark measures the intended path"
+        );
         assert!(!decision.unrouted());
-        group.bench_with_input(BenchmarkId::new("service_points", points), &directory, |b, d| {
-            b.iter(|| route(black_box(&policy), black_box(d), black_box(&request)))
-        });
+        group.bench_with_input(
+            BenchmarkId::new("service_points", points),
+            &directory,
+            |b, d| b.iter(|| route(black_box(&policy), black_box(d), black_box(&request))),
+        );
     }
     group.finish();
 }

@@ -17,10 +17,12 @@ use tower_http::trace::TraceLayer;
 use crate::config::{DatabaseConfig, ServeConfig};
 use crate::domain::Error;
 use crate::grpc::case_tracking::CaseTrackingService;
+use crate::grpc::directory::DirectoryService;
 use crate::grpc::emergency::EmergencyService;
 use crate::grpc::hotline::HotlineService;
 use crate::pb;
 use crate::pb::case_tracking_server::CaseTrackingServer;
+use crate::pb::directory_server::DirectoryServer;
 use crate::pb::emergency_intake_server::EmergencyIntakeServer;
 use crate::pb::hotline_intake_server::HotlineIntakeServer;
 use crate::routing::directory::{Directory, DirectoryData};
@@ -113,6 +115,7 @@ pub async fn run(
             queue_timeout: config.intake_queue_timeout,
         },
     );
+    let directory_writer = writer.clone();
     let (health, health_service) = tonic_health::server::health_reporter();
     // The durability check just reached the database: every service starts out SERVING.
     for service in SERVICES {
@@ -147,6 +150,10 @@ pub async fn run(
         )
         .add_service(
             CaseTrackingServer::new(CaseTrackingService::new(store.clone()))
+                .max_decoding_message_size(limit),
+        )
+        .add_service(
+            DirectoryServer::new(DirectoryService::new(directory_writer))
                 .max_decoding_message_size(limit),
         );
 
@@ -211,7 +218,7 @@ async fn prepare_routing(
             let shipped = Policy::parse(SHIPPED_POLICY, 0)
                 .map_err(|e| ServeError::Routing(format!("shipped policy: {e}")))?
                 .document();
-            let version = store.store_policy(&shipped).await?;
+            let version = store.store_policy(&shipped, None).await?;
             tracing::info!(
                 policy_version = version,
                 "shipped routing policy put in force"
@@ -264,11 +271,12 @@ pub async fn shutdown_signal() {
 }
 
 /// The services whose health follows the database's.
-const SERVICES: [&str; 4] = [
+const SERVICES: [&str; 5] = [
     "",
     <HotlineIntakeServer<HotlineService> as NamedService>::NAME,
     <EmergencyIntakeServer<EmergencyService> as NamedService>::NAME,
     <CaseTrackingServer<CaseTrackingService> as NamedService>::NAME,
+    <DirectoryServer<DirectoryService> as NamedService>::NAME,
 ];
 
 /// Keeps the health service in step with the database: NOT_SERVING while it does not answer.

@@ -15,11 +15,12 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
 
-const SERVICES: [&str; 4] = [
+const SERVICES: [&str; 5] = [
     "",
     "referral.v1.HotlineIntake",
     "referral.v1.EmergencyIntake",
     "referral.v1.CaseTracking",
+    "referral.v1.Directory",
 ];
 
 async fn health_reports_serving_for_every_service(backend: Backend) {
@@ -136,6 +137,7 @@ async fn reflection_lists_every_service_in_both_versions(backend: Backend) {
     let expected = [
         "grpc.health.v1.Health",
         "referral.v1.CaseTracking",
+        "referral.v1.Directory",
         "referral.v1.EmergencyIntake",
         "referral.v1.HotlineIntake",
     ];

@@ -42,6 +42,9 @@ pub enum Error {
     /// An intake reused a request id with a different payload.
     #[error("request_id was already used for a different intake")]
     IdempotencyConflict,
+    /// The change was based on a version that is no longer current.
+    #[error("{0}")]
+    Stale(String),
     /// The service is too busy to take the request now; the client should retry.
     #[error("{0}")]
     Overloaded(&'static str),

@@ -26,7 +26,9 @@ use crate::domain::types::{
 };
 use crate::domain::{Error, FieldViolation, province, triage};
 use crate::pb;
-use crate::routing::directory::ServicePointKind;
+use crate::routing::directory::{
+    Day, DirectoryUpdate, DutyStatus, MobileTeam, OpeningHours, ServicePoint, ServicePointKind,
+};
 use crate::routing::policy::Action;
 use crate::routing::{
     ActionDecision, Assignment, Candidate, CoverStep, Decision, Destination, Purpose,
@@ -207,6 +209,13 @@ wire_enum!(ServicePointKind {
     ProsecutorChildProtection,
 });
 wire_enum!(Purpose as AssignmentPurpose { Dispatch, Referral, Notification, HandOver });
+wire_enum!(DutyStatus {
+    Available,
+    Busy,
+    OffDuty,
+    OutOfService
+});
+wire_enum!(Day as Weekday { Saturday, Sunday, Monday, Tuesday, Wednesday, Thursday, Friday });
 wire_enum!(RoutingStatus {
     Routed,
     Unrouted,
@@ -1188,6 +1197,136 @@ impl From<CaseRecord> for pb::Case {
             referrals: case.referrals.into_iter().map(Into::into).collect(),
             dispatches: case.dispatches.into_iter().map(Into::into).collect(),
             summary: Some(case.summary.into()),
+        }
+    }
+}
+
+/// Parses a centre's occupancy report.
+pub(crate) fn occupancy_update(raw: pb::UpdateOccupancyRequest) -> Result<DirectoryUpdate, Error> {
+    let mut v = Violations::default();
+    let id = v.required_text(
+        "service_point_id",
+        raw.service_point_id,
+        limits::MAX_SHORT_TEXT,
+    );
+    v.finish(id.map(|service_point_id| DirectoryUpdate::Occupancy {
+        service_point_id,
+        occupancy: raw.occupancy,
+    }))
+}
+
+/// Parses a team's duty-status report.
+pub(crate) fn team_update(raw: pb::UpdateTeamStatusRequest) -> Result<DirectoryUpdate, Error> {
+    let mut v = Violations::default();
+    let id = v.required_text("team_id", raw.team_id, limits::MAX_SHORT_TEXT);
+    let status = v.enumeration::<DutyStatus>("status", raw.status);
+    let position = match raw.position {
+        None => Some(None),
+        Some(p) => {
+            let valid = p.latitude.is_finite()
+                && p.longitude.is_finite()
+                && (-90.0..=90.0).contains(&p.latitude)
+                && (-180.0..=180.0).contains(&p.longitude);
+            if !valid {
+                v.add(
+                    "position",
+                    "must be a latitude from -90 to 90 and a longitude from -180 to 180",
+                );
+            }
+            valid.then_some(Some((p.latitude, p.longitude)))
+        }
+    };
+    let parsed = match (id, status, position) {
+        (Some(team_id), Some(status), Some(position)) => Some(DirectoryUpdate::Team {
+            team_id,
+            status,
+            position,
+        }),
+        _ => None,
+    };
+    v.finish(parsed)
+}
+
+/// Parses a directory list's filter: a required province, an optional county.
+pub(crate) fn directory_filter(
+    province: String,
+    county: String,
+) -> Result<(String, Option<String>), Error> {
+    let mut v = Violations::default();
+    let province = v.province("province", province);
+    let county = v.text("county", county, limits::MAX_SHORT_TEXT, false);
+    v.finish(province.map(|p| (p, county)))
+}
+
+/// Parses an optional service point kind.
+pub(crate) fn optional_kind(raw: Option<i32>) -> Result<Option<ServicePointKind>, Error> {
+    let mut v = Violations::default();
+    let kind = v.optional_enumeration::<ServicePointKind>("kind", raw);
+    v.finish(kind)
+}
+
+/// Parses a required id.
+pub(crate) fn required_id(field: &str, raw: String) -> Result<String, Error> {
+    let mut v = Violations::default();
+    let id = v.required_text(field, raw, limits::MAX_SHORT_TEXT);
+    v.finish(id)
+}
+
+impl From<&ServicePoint> for pb::ServicePoint {
+    fn from(p: &ServicePoint) -> Self {
+        let (always_open, windows) = match &p.hours {
+            OpeningHours::AlwaysOpen => (true, Vec::new()),
+            OpeningHours::Weekly(windows) => (
+                false,
+                windows
+                    .iter()
+                    .map(|w| pb::OpeningWindow {
+                        days: w.days.iter().map(|d| d.to_wire()).collect(),
+                        from: w.from.into(),
+                        to: w.to.into(),
+                    })
+                    .collect(),
+            ),
+        };
+        Self {
+            id: p.id.clone(),
+            name: p.name.clone(),
+            kind: p.kind.to_wire(),
+            province: p.province.clone(),
+            county: p.county.clone(),
+            position: Some(pb::Coordinates {
+                latitude: p.lat,
+                longitude: p.lon,
+            }),
+            categories: p.categories.iter().map(|c| c.to_wire()).collect(),
+            always_open,
+            windows,
+            capacity: p.capacity,
+            occupancy: p.occupancy,
+            admission: Some(pb::Admission {
+                sexes: p.admission.sexes.iter().map(|s| s.to_wire()).collect(),
+                min_age: p.admission.min_age,
+                max_age: p.admission.max_age,
+                accepts_minors: p.admission.accepts_minors,
+                accepts_women_with_children: p.admission.accepts_women_with_children,
+            }),
+        }
+    }
+}
+
+impl From<&MobileTeam> for pb::MobileTeam {
+    fn from(t: &MobileTeam) -> Self {
+        Self {
+            id: t.id.clone(),
+            name: t.name.clone(),
+            province: t.province.clone(),
+            base_county: t.base_county.clone(),
+            status: t.status.to_wire(),
+            position: t.position.map(|(latitude, longitude)| pb::Coordinates {
+                latitude,
+                longitude,
+            }),
+            load: t.load,
         }
     }
 }

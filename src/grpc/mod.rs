@@ -10,6 +10,7 @@ use crate::store::writer::IntakeWriter;
 
 pub mod case_tracking;
 pub(crate) mod convert;
+pub mod directory;
 pub mod emergency;
 pub mod hotline;
 mod status;

@@ -29,6 +29,7 @@ impl From<Error> for Status {
                 "request_id was already used for a different intake; send a new request_id",
             ),
             Error::Overloaded(why) => Status::resource_exhausted(why),
+            Error::Stale(why) => Status::aborted(why),
             Error::Unavailable(source) => {
                 tracing::warn!(error = %source, "storage unavailable");
                 Status::unavailable("storage unavailable; retry with the same request_id")

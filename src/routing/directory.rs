@@ -339,6 +339,27 @@ pub struct MobileTeam {
     pub load: u32,
 }
 
+/// A change to the directory's live state, reported by its owner.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DirectoryUpdate {
+    /// A team's duty status and, when sent, its position.
+    Team {
+        /// The team.
+        team_id: String,
+        /// Its duty status.
+        status: DutyStatus,
+        /// Its position, when the app sent one.
+        position: Option<(f64, f64)>,
+    },
+    /// A service point's occupied places.
+    Occupancy {
+        /// The service point.
+        service_point_id: String,
+        /// Places taken.
+        occupancy: u32,
+    },
+}
+
 /// A team's duty status and load at one moment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TeamState {
@@ -504,7 +525,10 @@ impl Directory {
         let index = self
             .county_names
             .get(&(province.to_owned(), name.to_lowercase()))
-            .or_else(|| self.county_names.get(&(province.to_owned(), name.to_owned())))?;
+            .or_else(|| {
+                self.county_names
+                    .get(&(province.to_owned(), name.to_owned()))
+            })?;
         Some(&self.data.counties[*index])
     }
 
@@ -558,6 +582,47 @@ impl Directory {
             team.status = state.status;
             team.load = state.load;
         }
+    }
+
+    /// Applies an owner's change to the live state; unknown ids change nothing.
+    pub fn apply(&mut self, update: &DirectoryUpdate) {
+        match update {
+            DirectoryUpdate::Team {
+                team_id,
+                status,
+                position,
+            } => {
+                if let Some(team) = self.data.teams.iter_mut().find(|t| &t.id == team_id) {
+                    team.status = *status;
+                    if position.is_some() {
+                        team.position = *position;
+                    }
+                }
+            }
+            DirectoryUpdate::Occupancy {
+                service_point_id,
+                occupancy,
+            } => {
+                if let Some(point) = self
+                    .data
+                    .service_points
+                    .iter_mut()
+                    .find(|p| &p.id == service_point_id)
+                {
+                    point.occupancy = *occupancy;
+                }
+            }
+        }
+    }
+
+    /// A team by id.
+    pub fn team(&self, team_id: &str) -> Option<&MobileTeam> {
+        self.data.teams.iter().find(|t| t.id == team_id)
+    }
+
+    /// A service point by id.
+    pub fn service_point(&self, id: &str) -> Option<&ServicePoint> {
+        self.data.service_points.iter().find(|p| p.id == id)
     }
 
     /// Mobile teams based in a county.

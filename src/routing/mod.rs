@@ -592,42 +592,41 @@ impl Router<'_> {
                     .then(a.score.total_cmp(&b.score))
                     .then_with(|| a.candidate.id.cmp(&b.candidate.id))
             });
-            let chosen = looked
-                .first_mut()
-                .filter(|l| l.eligible)
-                .map(|first| {
-                    first.candidate.verdict = Verdict::Chosen;
-                    destination(first.candidate.id.clone(), first.candidate.name.clone())
-                });
+            let chosen = looked.first_mut().filter(|l| l.eligible).map(|first| {
+                first.candidate.verdict = Verdict::Chosen;
+                destination(first.candidate.id.clone(), first.candidate.name.clone())
+            });
             candidates.extend(looked.into_iter().map(|l| l.candidate));
             chosen
         };
         let (own, designated) = self.own_counties();
         let province = &self.request.province;
-        let chosen = own
-            .as_ref()
-            .and_then(|c| step(CoverStep::IncidentCounty, &mut std::iter::once(c)))
-            .or_else(|| {
-                designated
-                    .as_ref()
-                    .and_then(|c| step(CoverStep::DesignatedCounty, &mut std::iter::once(c)))
-            })
-            .or_else(|| {
-                let mut rest = self
-                    .directory
-                    .counties_of(province)
-                    .iter()
-                    .filter(|k| Some(*k) != own.as_ref() && Some(*k) != designated.as_ref());
-                step(CoverStep::Province, &mut rest)
-            })
-            .or_else(|| {
-                self.directory.neighbours(province).iter().find_map(|neighbour| {
-                    step(
-                        CoverStep::NeighbouringProvince(neighbour.clone()),
-                        &mut self.directory.counties_of(neighbour).iter(),
-                    )
+        let chosen =
+            own.as_ref()
+                .and_then(|c| step(CoverStep::IncidentCounty, &mut std::iter::once(c)))
+                .or_else(|| {
+                    designated
+                        .as_ref()
+                        .and_then(|c| step(CoverStep::DesignatedCounty, &mut std::iter::once(c)))
                 })
-            });
+                .or_else(|| {
+                    let mut rest =
+                        self.directory.counties_of(province).iter().filter(|k| {
+                            Some(*k) != own.as_ref() && Some(*k) != designated.as_ref()
+                        });
+                    step(CoverStep::Province, &mut rest)
+                })
+                .or_else(|| {
+                    self.directory
+                        .neighbours(province)
+                        .iter()
+                        .find_map(|neighbour| {
+                            step(
+                                CoverStep::NeighbouringProvince(neighbour.clone()),
+                                &mut self.directory.counties_of(neighbour).iter(),
+                            )
+                        })
+                });
         ActionDecision {
             action: Action::DispatchMobileTeam,
             not_applicable: None,

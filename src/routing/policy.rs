@@ -44,7 +44,7 @@ pub enum Action {
         /// The outside body.
         body: ServicePointKind,
         /// Facts of which at least one must hold.
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
         only_if: Vec<Flag>,
     },
     /// Hand a 1480 case to the province's 123 centre.
@@ -58,24 +58,34 @@ pub enum Action {
 #[serde(default, deny_unknown_fields)]
 pub struct Conditions {
     /// The case came in on one of these lines.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub lines: Vec<Line>,
     /// The case has one of these categories, primary or secondary.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub categories: Vec<Category>,
     /// The case has one of these priorities.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub priorities: Vec<Priority>,
     /// Whether a subject is a minor.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub minors_involved: Option<bool>,
     /// Whether any of these facts holds.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub any_flag: Vec<Flag>,
     /// The incident is in one of these provinces.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub provinces: Vec<String>,
     /// The incident is in one of these counties (English names).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub counties: Vec<String>,
     /// The call comes in during one of these weekly windows (Tehran time).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub during: Vec<Window>,
     /// Whether an available mobile team is within the cover chain.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub team_available: Option<bool>,
     /// A service point of this kind with a free place is open within the cover chain.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub capacity_available: Option<ServicePointKind>,
 }
 

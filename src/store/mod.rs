@@ -10,7 +10,7 @@ use crate::domain::Error;
 use crate::domain::case::{CaseFilter, CaseRecord, CaseSummary, PageRequest};
 use crate::domain::intake::{NewIntake, Receipt};
 use crate::routing::Decision;
-use crate::routing::directory::DirectoryData;
+use crate::routing::directory::{DirectoryData, DirectoryUpdate};
 use crate::routing::policy::PolicyDocument;
 
 pub mod postgres;
@@ -72,8 +72,17 @@ pub trait Store: Send + Sync + 'static {
     /// seed again changes nothing.
     async fn upsert_directory(&self, data: &DirectoryData) -> Result<(), Error>;
 
-    /// Stores a policy as the next version and returns that version.
-    async fn store_policy(&self, policy: &PolicyDocument) -> Result<i64, Error>;
+    /// Stores a policy as the next version and returns that version; refused with
+    /// [`Error::Stale`] when `expected_version` is given and is not the latest version.
+    async fn store_policy(
+        &self,
+        policy: &PolicyDocument,
+        expected_version: Option<i64>,
+    ) -> Result<i64, Error>;
+
+    /// Records an owner's change to a team's duty status or a service point's occupancy;
+    /// [`Error::NotFound`] when there is no such team or service point.
+    async fn update_directory(&self, update: &DirectoryUpdate) -> Result<(), Error>;
 
     /// Returns a case with its details, or `None` when there is no such case.
     async fn get_case(&self, case_id: Uuid) -> Result<Option<CaseRecord>, Error>;

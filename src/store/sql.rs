@@ -86,6 +86,12 @@ pub(super) const SELECT_TEAMS: &str = "select team_id, province, base_county, na
      lat, lon from teams order by team_id";
 pub(super) const SELECT_POLICY: &str = "select policy_version, document from policies \
      order by policy_version desc limit 1";
+pub(super) const LATEST_POLICY_VERSION: &str =
+    "select coalesce(max(policy_version), 0) from policies";
+pub(super) const UPDATE_TEAM: &str = "update teams set status = $2, \
+     lat = coalesce($3, lat), lon = coalesce($4, lon), updated_at = $5 where team_id = $1";
+pub(super) const UPDATE_OCCUPANCY: &str = "update service_points set occupancy = $2, \
+     updated_at = $3 where service_point_id = $1";
 pub(super) const INSERT_POLICY: &str = "insert into policies (policy_version, document, created_at) \
      select coalesce(max(policy_version), 0) + 1, $1, $2 from policies returning policy_version";
 
@@ -298,13 +304,30 @@ fn from_micros(micros: i64) -> Result<DateTime<Utc>, Error> {
         .ok_or_else(|| Error::internal(format!("stored time out of range: {micros}")))
 }
 
-fn uuid_v7_at(at: DateTime<Utc>) -> Uuid {
-    let seconds = u64::try_from(at.timestamp()).unwrap_or(0);
-    Uuid::new_v7(uuid::Timestamp::from_unix(
-        uuid::NoContext,
-        seconds,
-        at.timestamp_subsec_nanos(),
-    ))
+/// Mints UUIDv7s stamped with one time that sort in the order they are minted, so a case's
+/// referrals and dispatches list in the order routing made them.
+struct Ids {
+    context: uuid::ContextV7,
+    seconds: u64,
+    nanos: u32,
+}
+
+impl Ids {
+    fn at(at: DateTime<Utc>) -> Self {
+        Self {
+            context: uuid::ContextV7::new(),
+            seconds: u64::try_from(at.timestamp()).unwrap_or(0),
+            nanos: at.timestamp_subsec_nanos(),
+        }
+    }
+
+    fn next(&self) -> Uuid {
+        Uuid::new_v7(uuid::Timestamp::from_unix(
+            &self.context,
+            self.seconds,
+            self.nanos,
+        ))
+    }
 }
 
 /// The `sequences` row holding the last case number of `line`.
@@ -358,7 +381,8 @@ pub(super) fn prepare_case(
     decision: Decision,
 ) -> Result<NewCase, Error> {
     let line = intake.line();
-    let case_id = uuid_v7_at(intake.received_at);
+    let ids = Ids::at(intake.received_at);
+    let case_id = ids.next();
     let reference = reference::format(line, number);
     let summary = decision.summary();
     let receipt = Receipt {
@@ -375,15 +399,9 @@ pub(super) fn prepare_case(
     let mut dispatches = Vec::new();
     for assignment in &summary.assignments {
         match &assignment.destination {
-            Destination::Team { id, .. } => {
-                dispatches.push((uuid_v7_at(intake.received_at), id.clone()))
-            }
+            Destination::Team { id, .. } => dispatches.push((ids.next(), id.clone())),
             Destination::ServicePoint { id, .. } => {
-                referrals.push((
-                    uuid_v7_at(intake.received_at),
-                    id.clone(),
-                    assignment.purpose,
-                ));
+                referrals.push((ids.next(), id.clone(), assignment.purpose));
             }
         }
     }
@@ -424,7 +442,7 @@ pub(super) fn prepare_case(
     };
     Ok(NewCase {
         case_id,
-        contact_id: uuid_v7_at(intake.received_at),
+        contact_id: ids.next(),
         line: line.as_str(),
         reference,
         details: to_json(&details)?,
@@ -1001,12 +1019,24 @@ macro_rules! impl_sql_store {
             async fn store_policy(
                 &self,
                 policy: &$crate::routing::policy::PolicyDocument,
+                expected_version: Option<i64>,
             ) -> Result<i64, $crate::domain::Error> {
                 use $crate::store::map_sqlx_error as db_error;
                 use $crate::store::sql::*;
 
                 let document = serde_json::to_string(policy).map_err($crate::domain::Error::internal)?;
                 let mut tx = self.begin_write().await.map_err(db_error)?;
+                if let Some(expected) = expected_version {
+                    let latest: i64 = sqlx::query_scalar(LATEST_POLICY_VERSION)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(db_error)?;
+                    if latest != expected {
+                        return Err($crate::domain::Error::Stale(format!(
+                            "policy version {latest} is in force, not {expected}; read it again"
+                        )));
+                    }
+                }
                 let version: i64 = sqlx::query_scalar(INSERT_POLICY)
                     .bind(document)
                     .bind(micros(chrono::Utc::now()))
@@ -1015,6 +1045,42 @@ macro_rules! impl_sql_store {
                     .map_err(db_error)?;
                 tx.commit().await.map_err(db_error)?;
                 Ok(version)
+            }
+
+            async fn update_directory(
+                &self,
+                update: &$crate::routing::directory::DirectoryUpdate,
+            ) -> Result<(), $crate::domain::Error> {
+                use $crate::routing::directory::DirectoryUpdate;
+                use $crate::store::map_sqlx_error as db_error;
+                use $crate::store::sql::*;
+
+                let now = micros(chrono::Utc::now());
+                let (query, what) = match update {
+                    DirectoryUpdate::Team { team_id, status, position } => {
+                        let status: &'static str = (*status).into();
+                        let query = sqlx::query(UPDATE_TEAM)
+                            .bind(team_id.clone())
+                            .bind(status)
+                            .bind(position.map(|p| p.0))
+                            .bind(position.map(|p| p.1))
+                            .bind(now);
+                        (query, "team")
+                    }
+                    DirectoryUpdate::Occupancy { service_point_id, occupancy } => {
+                        let query = sqlx::query(UPDATE_OCCUPANCY)
+                            .bind(service_point_id.clone())
+                            .bind(i64::from(*occupancy))
+                            .bind(now);
+                        (query, "service point")
+                    }
+                };
+                let mut tx = self.begin_write().await.map_err(db_error)?;
+                let updated = query.execute(&mut *tx).await.map_err(db_error)?.rows_affected();
+                if updated == 0 {
+                    return Err($crate::domain::Error::NotFound(what));
+                }
+                tx.commit().await.map_err(db_error)
             }
 
             async fn ping(&self) -> Result<(), $crate::domain::Error> {

@@ -2,15 +2,17 @@
 //! whatever has gathered as a single transaction, answering each intake only after that commit.
 //!
 //! One fsync then covers many intakes, which is where a durable service's throughput comes from.
-//! The writer also owns the routing state: it routes each new case inside the transaction that
-//! records it, and keeps its copy of the directory in step with the dispatches it commits, so
-//! two cases of one batch never take the same free team.
 //! A batch that fails as a whole is retried one intake at a time, so one bad intake never fails
 //! the others. Two intakes with the same request id never share a batch: the later one waits for
 //! the next batch and then finds the first one's key, so a retry storm still creates one case.
+//!
+//! The writer also owns the routing state. It routes each new case inside the transaction that
+//! records it and keeps the directory in step with the dispatches it commits, so two cases never
+//! take the same free team. Policy replacements and directory updates go through the same queue
+//! and are applied between batches, so no case is ever routed by a half-applied change.
 
 use std::collections::{HashSet, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
@@ -20,15 +22,15 @@ use super::{IntakeOutcome, Store};
 use crate::domain::Error;
 use crate::domain::intake::NewIntake;
 use crate::domain::types::Line;
-use crate::routing::directory::{Directory, TeamState};
-use crate::routing::policy::Policy;
+use crate::routing::directory::{Directory, DirectoryUpdate, TeamState};
+use crate::routing::policy::{Policy, PolicyDocument};
 use crate::routing::{self, Decision, Destination, RoutingRequest};
 
 /// What the writer routes with.
 pub struct RoutingState {
     /// The policy in force.
     pub policy: Arc<Policy>,
-    /// The writer's copy of the directory.
+    /// The directory, with the live state the writer keeps.
     pub directory: Directory,
 }
 
@@ -55,6 +57,32 @@ impl RoutingState {
     }
 }
 
+/// The routing state, shared between the writer (the only one that changes it) and the readers
+/// of the directory and the policy.
+#[derive(Clone)]
+pub struct SharedRouting(Arc<RwLock<RoutingState>>);
+
+impl SharedRouting {
+    /// Shares `state`.
+    pub fn new(state: RoutingState) -> Self {
+        Self(Arc::new(RwLock::new(state)))
+    }
+
+    /// Reads the state. A reader never waits for a transaction: the writer holds the lock only
+    /// while it routes one case or applies one change in memory.
+    pub fn read(&self) -> RwLockReadGuard<'_, RoutingState> {
+        self.0
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, RoutingState> {
+        self.0
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
 /// How the writer batches and pushes back.
 #[derive(Debug, Clone, Copy)]
 pub struct WriterConfig {
@@ -76,22 +104,39 @@ impl Default for WriterConfig {
     }
 }
 
-struct Job {
-    intake: NewIntake,
-    reply: oneshot::Sender<Result<IntakeOutcome, Error>>,
+type Reply<T> = oneshot::Sender<Result<T, Error>>;
+
+enum Command {
+    Intake {
+        intake: Box<NewIntake>,
+        reply: Reply<IntakeOutcome>,
+    },
+    ReplacePolicy {
+        document: PolicyDocument,
+        expected_version: Option<i64>,
+        reply: Reply<i64>,
+    },
+    UpdateDirectory {
+        update: DirectoryUpdate,
+        reply: Reply<()>,
+    },
 }
 
-impl Job {
-    fn key(&self) -> (Line, &str) {
-        (self.intake.line(), self.intake.request_id.as_str())
+impl Command {
+    fn intake_key(&self) -> Option<(Line, &str)> {
+        match self {
+            Self::Intake { intake, .. } => Some((intake.line(), intake.request_id.as_str())),
+            _ => None,
+        }
     }
 }
 
 /// The submitting side of the writer. Cloning it shares the queue.
 #[derive(Clone)]
 pub struct IntakeWriter {
-    queue: mpsc::Sender<Job>,
+    queue: mpsc::Sender<Command>,
     queue_timeout: Duration,
+    routing: SharedRouting,
 }
 
 impl IntakeWriter {
@@ -103,9 +148,10 @@ impl IntakeWriter {
     ) -> (Self, WriterHandle) {
         let (queue, receiver) = mpsc::channel(config.queue_capacity.max(1));
         let (stop, stop_signal) = oneshot::channel();
+        let routing = SharedRouting::new(routing);
         let task = tokio::spawn(run(
             store,
-            routing,
+            routing.clone(),
             receiver,
             stop_signal,
             config.max_batch.max(1),
@@ -114,9 +160,27 @@ impl IntakeWriter {
             Self {
                 queue,
                 queue_timeout: config.queue_timeout,
+                routing,
             },
             WriterHandle { stop, task },
         )
+    }
+
+    /// The routing state, for readers.
+    pub fn routing(&self) -> &SharedRouting {
+        &self.routing
+    }
+
+    async fn send<T>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Result<T, Error> {
+        let (reply, answer) = oneshot::channel();
+        match tokio::time::timeout(self.queue_timeout, self.queue.send(command(reply))).await {
+            Err(_) => return Err(Error::Overloaded("the write queue is full; retry shortly")),
+            Ok(Err(_)) => return Err(Error::Overloaded("the service is shutting down")),
+            Ok(Ok(())) => {}
+        }
+        answer
+            .await
+            .map_err(|_| Error::internal("the writer stopped before answering"))?
     }
 
     /// Queues an intake and waits until it is committed (or found to be a retry).
@@ -124,16 +188,33 @@ impl IntakeWriter {
     /// Once queued, the intake is committed even if the caller stops waiting; a client that
     /// retries with the same request id then gets the original receipt.
     pub async fn submit(&self, intake: NewIntake) -> Result<IntakeOutcome, Error> {
-        let (reply, answer) = oneshot::channel();
-        match tokio::time::timeout(self.queue_timeout, self.queue.send(Job { intake, reply })).await
-        {
-            Err(_) => return Err(Error::Overloaded("intake queue is full; retry shortly")),
-            Ok(Err(_)) => return Err(Error::Overloaded("the service is shutting down")),
-            Ok(Ok(())) => {}
-        }
-        answer
+        self.send(|reply| Command::Intake {
+            intake: Box::new(intake),
+            reply,
+        })
+        .await
+    }
+
+    /// Stores `document` as the next policy version and puts it in force for every case routed
+    /// after it; refused with [`Error::Stale`] when `expected_version` is not the version in
+    /// force.
+    pub async fn replace_policy(
+        &self,
+        document: PolicyDocument,
+        expected_version: Option<i64>,
+    ) -> Result<i64, Error> {
+        self.send(|reply| Command::ReplacePolicy {
+            document,
+            expected_version,
+            reply,
+        })
+        .await
+    }
+
+    /// Records an owner's change to the directory's live state.
+    pub async fn update_directory(&self, update: DirectoryUpdate) -> Result<(), Error> {
+        self.send(|reply| Command::UpdateDirectory { update, reply })
             .await
-            .map_err(|_| Error::internal("the intake writer stopped before answering"))?
     }
 }
 
@@ -144,35 +225,35 @@ pub struct WriterHandle {
 }
 
 impl WriterHandle {
-    /// Closes the queue (later submissions are refused), commits everything already queued and
-    /// waits for the writer to finish.
+    /// Closes the queue (later submissions are refused), carries out everything already queued
+    /// and waits for the writer to finish.
     pub async fn stop(self) {
         let _ = self.stop.send(());
         if self.task.await.is_err() {
-            tracing::error!("intake writer panicked");
+            tracing::error!("writer panicked");
         }
     }
 }
 
 async fn run(
     store: Arc<dyn Store>,
-    mut routing: RoutingState,
-    mut receiver: mpsc::Receiver<Job>,
+    routing: SharedRouting,
+    mut receiver: mpsc::Receiver<Command>,
     mut stop: oneshot::Receiver<()>,
     max_batch: usize,
 ) {
-    let mut pending: VecDeque<Job> = VecDeque::new();
+    let mut pending: VecDeque<Command> = VecDeque::new();
     let mut stopping = false;
     loop {
         if pending.is_empty() {
             tokio::select! {
-                job = receiver.recv() => match job {
-                    Some(job) => pending.push_back(job),
+                command = receiver.recv() => match command {
+                    Some(command) => pending.push_back(command),
                     // Closed and drained, or every submitter is gone.
                     None => break,
                 },
                 _ = &mut stop, if !stopping => {
-                    // Refuse new intakes but keep what is queued: recv() drains it, then ends.
+                    // Refuse new work but keep what is queued: recv() drains it, then ends.
                     receiver.close();
                     stopping = true;
                     continue;
@@ -181,83 +262,154 @@ async fn run(
         }
         while pending.len() < max_batch {
             match receiver.try_recv() {
-                Ok(job) => pending.push_back(job),
+                Ok(command) => pending.push_back(command),
                 Err(_) => break,
             }
         }
-        let batch = take_batch(&mut pending, max_batch);
-        commit(store.as_ref(), &mut routing, batch).await;
+        match pending.front() {
+            Some(Command::Intake { .. }) => {
+                let batch = take_batch(&mut pending, max_batch);
+                commit(store.as_ref(), &routing, batch).await;
+            }
+            Some(_) => {
+                if let Some(command) = pending.pop_front() {
+                    apply(store.as_ref(), &routing, command).await;
+                }
+            }
+            None => {}
+        }
     }
-    tracing::debug!("intake writer stopped");
+    tracing::debug!("writer stopped");
 }
 
-/// Takes up to `max` jobs with distinct keys from the front of the queue, keeping the order of
-/// those left behind.
-fn take_batch(pending: &mut VecDeque<Job>, max: usize) -> Vec<Job> {
+/// Takes up to `max` intakes with distinct keys from the front of the queue, up to the first
+/// other command, keeping the order of everything left behind.
+fn take_batch(
+    pending: &mut VecDeque<Command>,
+    max: usize,
+) -> Vec<(NewIntake, Reply<IntakeOutcome>)> {
     let mut batch = Vec::new();
     let mut rest = VecDeque::new();
     let mut keys = HashSet::new();
-    for job in pending.drain(..) {
-        if batch.len() < max && keys.insert((job.key().0, job.key().1.to_owned())) {
-            batch.push(job);
-        } else {
-            rest.push_back(job);
+    let mut open = true;
+    for command in pending.drain(..) {
+        let fits = open
+            && batch.len() < max
+            && command
+                .intake_key()
+                .is_some_and(|(line, id)| keys.insert((line, id.to_owned())));
+        match command {
+            Command::Intake { intake, reply } if fits => batch.push((*intake, reply)),
+            other => {
+                // A policy or directory change closes the batch: what comes after it is
+                // routed with the change applied.
+                if other.intake_key().is_none() {
+                    open = false;
+                }
+                rest.push_back(other);
+            }
         }
     }
     *pending = rest;
     batch
 }
 
-/// Records intakes in one transaction, routing the new ones; on failure the writer's directory
-/// is put back as it was.
+/// Records intakes in one transaction, routing the new ones; on failure the directory is put
+/// back as it was.
 async fn record(
     store: &dyn Store,
-    routing: &mut RoutingState,
+    routing: &SharedRouting,
     intakes: &[NewIntake],
 ) -> Result<Vec<IntakeOutcome>, Error> {
     let mut undo = Vec::new();
     let result = store
-        .record_intakes(intakes, &mut |intake| routing.route(intake, &mut undo))
+        .record_intakes(intakes, &mut |intake| {
+            routing.write().route(intake, &mut undo)
+        })
         .await;
     if result.is_err() {
-        routing.undo(undo);
+        routing.write().undo(undo);
     }
     result
 }
 
-async fn commit(store: &dyn Store, routing: &mut RoutingState, batch: Vec<Job>) {
-    let intakes: Vec<NewIntake> = batch.iter().map(|job| job.intake.clone()).collect();
+async fn commit(
+    store: &dyn Store,
+    routing: &SharedRouting,
+    batch: Vec<(NewIntake, Reply<IntakeOutcome>)>,
+) {
+    let intakes: Vec<NewIntake> = batch.iter().map(|(intake, _)| intake.clone()).collect();
     match record(store, routing, &intakes).await {
         Ok(outcomes) => {
-            for (job, outcome) in batch.into_iter().zip(outcomes) {
-                let _ = job.reply.send(Ok(outcome));
+            for ((_, reply), outcome) in batch.into_iter().zip(outcomes) {
+                let _ = reply.send(Ok(outcome));
             }
         }
         Err(error @ Error::Unavailable(_)) => {
             tracing::warn!(batch = batch.len(), error = %error, "intake batch not written: database unavailable");
-            for job in batch {
-                let _ = job
-                    .reply
-                    .send(Err(Error::Unavailable("database unavailable".into())));
+            for (_, reply) in batch {
+                let _ = reply.send(Err(Error::Unavailable("database unavailable".into())));
             }
         }
         Err(error) if batch.len() > 1 => {
             tracing::warn!(batch = batch.len(), error = %error, "intake batch failed; retrying one by one");
-            for job in batch {
-                let outcome = record(store, routing, std::slice::from_ref(&job.intake))
+            for (intake, reply) in batch {
+                let outcome = record(store, routing, std::slice::from_ref(&intake))
                     .await
                     .and_then(|mut outcomes| {
                         outcomes
                             .pop()
                             .ok_or_else(|| Error::internal("store returned no outcome"))
                     });
-                let _ = job.reply.send(outcome);
+                let _ = reply.send(outcome);
             }
         }
         Err(error) => {
-            for job in batch {
-                let _ = job.reply.send(Err(Error::internal(error.to_string())));
+            for (_, reply) in batch {
+                let _ = reply.send(Err(Error::internal(error.to_string())));
             }
+        }
+    }
+}
+
+/// Carries out a policy or directory change: in the database first, then in memory.
+async fn apply(store: &dyn Store, routing: &SharedRouting, command: Command) {
+    match command {
+        Command::ReplacePolicy {
+            document,
+            expected_version,
+            reply,
+        } => {
+            let result = async {
+                let version = store.store_policy(&document, expected_version).await?;
+                let policy = Policy::new(document, version).map_err(|e| {
+                    Error::internal(format!("a checked policy failed its check: {e}"))
+                })?;
+                routing.write().policy = Arc::new(policy);
+                tracing::info!(policy_version = version, "routing policy replaced");
+                Ok(version)
+            }
+            .await;
+            let _ = reply.send(result);
+        }
+        Command::UpdateDirectory { update, reply } => {
+            let result = async {
+                store.update_directory(&update).await?;
+                routing.write().directory.apply(&update);
+                Ok(())
+            }
+            .await;
+            let _ = reply.send(result);
+        }
+        Command::Intake { intake, reply } => {
+            let outcome = record(store, routing, std::slice::from_ref(&intake))
+                .await
+                .and_then(|mut outcomes| {
+                    outcomes
+                        .pop()
+                        .ok_or_else(|| Error::internal("store returned no outcome"))
+                });
+            let _ = reply.send(outcome);
         }
     }
 }

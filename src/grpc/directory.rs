@@ -1,0 +1,205 @@
+//! `referral.v1.Directory`: the routing policy, service points and mobile teams.
+//!
+//! Reads come from the routing state the writer keeps; changes go through the writer, so they
+//! take effect between two intake batches and never half-way through one.
+
+use tonic::{Request, Response, Status};
+
+use super::convert;
+use crate::domain::{Error, FieldViolation};
+use crate::pb;
+use crate::pb::directory_server::Directory;
+use crate::routing::directory::DirectoryUpdate;
+use crate::routing::policy::Policy;
+use crate::store::writer::IntakeWriter;
+
+/// Serves the directory and the policy.
+pub struct DirectoryService {
+    writer: IntakeWriter,
+}
+
+impl DirectoryService {
+    /// Creates the service over the writer and its routing state.
+    pub fn new(writer: IntakeWriter) -> Self {
+        Self { writer }
+    }
+
+    fn service_point(&self, id: &str) -> Result<pb::ServicePoint, Error> {
+        let routing = self.writer.routing().read();
+        let point = routing
+            .directory
+            .service_point(id)
+            .ok_or(Error::NotFound("service point"))?;
+        Ok(point.into())
+    }
+
+    fn team(&self, id: &str) -> Result<pb::MobileTeam, Error> {
+        let routing = self.writer.routing().read();
+        let team = routing.directory.team(id).ok_or(Error::NotFound("team"))?;
+        Ok(team.into())
+    }
+}
+
+#[tonic::async_trait]
+impl Directory for DirectoryService {
+    #[tracing::instrument(skip_all, fields(rpc = "GetPolicy"))]
+    async fn get_policy(
+        &self,
+        _request: Request<pb::GetPolicyRequest>,
+    ) -> Result<Response<pb::GetPolicyResponse>, Status> {
+        let policy = self.writer.routing().read().policy.clone();
+        let policy_toml = toml::to_string(&policy.document()).map_err(Error::internal)?;
+        Ok(Response::new(pb::GetPolicyResponse {
+            version: policy.version(),
+            policy_toml,
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "ReplacePolicy"))]
+    async fn replace_policy(
+        &self,
+        request: Request<pb::ReplacePolicyRequest>,
+    ) -> Result<Response<pb::ReplacePolicyResponse>, Status> {
+        let request = request.into_inner();
+        let policy = Policy::parse(&request.policy_toml, 0).map_err(|refused| {
+            Error::InvalidArgument(
+                refused
+                    .0
+                    .into_iter()
+                    .map(|problem| FieldViolation::new("policy_toml", problem))
+                    .collect(),
+            )
+        })?;
+        let expected = (request.expected_version != 0).then_some(request.expected_version);
+        let version = self
+            .writer
+            .replace_policy(policy.document(), expected)
+            .await?;
+        Ok(Response::new(pb::ReplacePolicyResponse { version }))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "ListServicePoints"))]
+    async fn list_service_points(
+        &self,
+        request: Request<pb::ListServicePointsRequest>,
+    ) -> Result<Response<pb::ListServicePointsResponse>, Status> {
+        let request = request.into_inner();
+        let kind = convert::optional_kind(request.kind)?;
+        let (province, county) = convert::directory_filter(request.province, request.county)?;
+        let routing = self.writer.routing().read();
+        let mut service_points: Vec<pb::ServicePoint> = routing
+            .directory
+            .data()
+            .service_points
+            .iter()
+            .filter(|p| p.province == province)
+            .filter(|p| {
+                county
+                    .as_ref()
+                    .is_none_or(|c| p.county.eq_ignore_ascii_case(c))
+            })
+            .filter(|p| kind.is_none_or(|k| p.kind == k))
+            .map(Into::into)
+            .collect();
+        service_points.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(Response::new(pb::ListServicePointsResponse {
+            service_points,
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "GetServicePoint"))]
+    async fn get_service_point(
+        &self,
+        request: Request<pb::GetServicePointRequest>,
+    ) -> Result<Response<pb::GetServicePointResponse>, Status> {
+        let id = convert::required_id("id", request.into_inner().id)?;
+        Ok(Response::new(pb::GetServicePointResponse {
+            service_point: Some(self.service_point(&id)?),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "UpdateOccupancy"))]
+    async fn update_occupancy(
+        &self,
+        request: Request<pb::UpdateOccupancyRequest>,
+    ) -> Result<Response<pb::UpdateOccupancyResponse>, Status> {
+        let update = convert::occupancy_update(request.into_inner())?;
+        if let DirectoryUpdate::Occupancy {
+            service_point_id,
+            occupancy,
+        } = &update
+        {
+            let capacity = self.service_point(service_point_id)?.capacity;
+            if capacity.is_some_and(|c| *occupancy > c) {
+                return Err(Error::invalid(
+                    "occupancy",
+                    "is more than the service point's capacity",
+                )
+                .into());
+            }
+        }
+        self.writer.update_directory(update.clone()).await?;
+        let DirectoryUpdate::Occupancy {
+            service_point_id, ..
+        } = &update
+        else {
+            return Err(Error::internal("occupancy update changed kind").into());
+        };
+        Ok(Response::new(pb::UpdateOccupancyResponse {
+            service_point: Some(self.service_point(service_point_id)?),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "ListTeams"))]
+    async fn list_teams(
+        &self,
+        request: Request<pb::ListTeamsRequest>,
+    ) -> Result<Response<pb::ListTeamsResponse>, Status> {
+        let request = request.into_inner();
+        let (province, county) = convert::directory_filter(request.province, request.county)?;
+        let routing = self.writer.routing().read();
+        let mut teams: Vec<pb::MobileTeam> = routing
+            .directory
+            .data()
+            .teams
+            .iter()
+            .filter(|t| t.province == province)
+            .filter(|t| {
+                county
+                    .as_ref()
+                    .is_none_or(|c| t.base_county.eq_ignore_ascii_case(c))
+            })
+            .map(Into::into)
+            .collect();
+        teams.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(Response::new(pb::ListTeamsResponse { teams }))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "GetTeam"))]
+    async fn get_team(
+        &self,
+        request: Request<pb::GetTeamRequest>,
+    ) -> Result<Response<pb::GetTeamResponse>, Status> {
+        let id = convert::required_id("id", request.into_inner().id)?;
+        Ok(Response::new(pb::GetTeamResponse {
+            team: Some(self.team(&id)?),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "UpdateTeamStatus"))]
+    async fn update_team_status(
+        &self,
+        request: Request<pb::UpdateTeamStatusRequest>,
+    ) -> Result<Response<pb::UpdateTeamStatusResponse>, Status> {
+        let update = convert::team_update(request.into_inner())?;
+        let DirectoryUpdate::Team { team_id, .. } = &update else {
+            return Err(Error::internal("team update changed kind").into());
+        };
+        let team_id = team_id.clone();
+        self.team(&team_id)?;
+        self.writer.update_directory(update).await?;
+        Ok(Response::new(pb::UpdateTeamStatusResponse {
+            team: Some(self.team(&team_id)?),
+        }))
+    }
+}

@@ -1,0 +1,372 @@
+//! The Directory service: the policy read and replaced atomically, and owners' updates to team
+//! status and occupancy taking effect on the next case routed.
+
+#![allow(clippy::unwrap_used)] // Tests may unwrap: a panic is a failure with a message.
+
+mod common;
+
+use chrono::DateTime;
+use common::fixtures::{CALL_TIME, emergency, hotline};
+use common::{Backend, TestDb, TestServer};
+use referrals::clock::{Clock, ManualTime};
+use referrals::pb::directory_client::DirectoryClient;
+use referrals::pb::{self, DutyStatus, ServicePointKind, assignment};
+use tonic::Code;
+use tonic::transport::Channel;
+use tonic_types::StatusExt;
+
+async fn seeded_on(db: TestDb) -> TestServer {
+    let time = ManualTime::new(DateTime::from_timestamp(CALL_TIME + 900, 0).unwrap());
+    TestServer::start_on(db, |c| {
+        c.seed_directory = Some(concat!(env!("CARGO_MANIFEST_DIR"), "/seed/directory.toml").into());
+        c.clock = Clock::manual(&time);
+    })
+    .await
+}
+
+fn directory(server: &TestServer) -> DirectoryClient<Channel> {
+    DirectoryClient::new(server.channel())
+}
+
+fn first_destination(receipt: &pb::IntakeReceipt) -> String {
+    match receipt.routing.as_ref().unwrap().assignments[0]
+        .destination
+        .as_ref()
+        .unwrap()
+    {
+        assignment::Destination::TeamId(id) | assignment::Destination::ServicePointId(id) => {
+            id.clone()
+        }
+    }
+}
+
+async fn child_in_danger(server: &TestServer, request_id: &str) -> pb::IntakeReceipt {
+    let mut request = emergency(request_id);
+    request
+        .intake
+        .as_mut()
+        .unwrap()
+        .risk
+        .as_mut()
+        .unwrap()
+        .violence_ongoing = true;
+    server
+        .emergency()
+        .report_emergency(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .receipt
+        .unwrap()
+}
+
+async fn the_policy_reads_back_and_replaces_atomically_with_a_new_version(backend: Backend) {
+    let server = seeded_on(TestDb::new(backend).await).await;
+    let mut client = directory(&server);
+    let current = client
+        .get_policy(pb::GetPolicyRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(current.version, 1);
+    assert!(
+        current
+            .policy_toml
+            .contains("id = \"hotline-acute-suicide-to-123\"")
+    );
+
+    // The TOML it returns is a policy it accepts.
+    let replaced = client
+        .replace_policy(pb::ReplacePolicyRequest {
+            policy_toml: current.policy_toml.clone(),
+            expected_version: 1,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(replaced.version, 2);
+
+    // A policy without a default rule is refused, with the problem named, and version 2 stays.
+    let without_default = "[[rules]]\nid = \"only\"\npriority = 1\nwhen = { lines = [\"hotline_1480\"] }\nthen = []\n".to_owned();
+    let refused = client
+        .replace_policy(pb::ReplacePolicyRequest {
+            policy_toml: without_default,
+            expected_version: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    let details = refused.get_error_details();
+    let violation = &details.bad_request().unwrap().field_violations[0];
+    assert_eq!(violation.field, "policy_toml");
+    assert!(
+        violation.description.contains("no default rule"),
+        "{}",
+        violation.description
+    );
+    let unparsable = client
+        .replace_policy(pb::ReplacePolicyRequest {
+            policy_toml: "rules = [".into(),
+            expected_version: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unparsable.code(), Code::InvalidArgument);
+    assert_eq!(
+        client
+            .get_policy(pb::GetPolicyRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .version,
+        2
+    );
+
+    // A change based on an old version is refused.
+    let stale = client
+        .replace_policy(pb::ReplacePolicyRequest {
+            policy_toml: current.policy_toml,
+            expected_version: 1,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(stale.code(), Code::Aborted);
+
+    let receipt = child_in_danger(&server, "after-replace").await;
+    assert_eq!(receipt.routing.unwrap().policy_version, 2);
+    server.finish().await;
+}
+
+/// Versions 2 to 6 rename every rule with their own suffix, so a decision that mixed two
+/// versions would name a rule its version does not have.
+async fn a_policy_replaced_under_concurrent_intakes_routes_each_case_by_one_whole_version(
+    backend: Backend,
+) {
+    let server = seeded_on(TestDb::new(backend).await).await;
+    let shipped = directory(&server)
+        .get_policy(pb::GetPolicyRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .policy_toml;
+    let intakes: Vec<_> = (0..60)
+        .map(|i| {
+            let mut client = server.hotline();
+            tokio::spawn(async move { client.submit_referral(hotline(&format!("race-{i}"))).await })
+        })
+        .collect();
+    for version in 2..=6 {
+        let renamed = shipped.replace("id = \"", &format!("id = \"v{version}-"));
+        let replaced = directory(&server)
+            .replace_policy(pb::ReplacePolicyRequest {
+                policy_toml: renamed,
+                expected_version: version - 1,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(replaced.version, version);
+    }
+    for intake in intakes {
+        let routing = intake
+            .await
+            .unwrap()
+            .unwrap()
+            .into_inner()
+            .receipt
+            .unwrap()
+            .routing
+            .unwrap();
+        let expected_prefix = format!("v{}-", routing.policy_version);
+        if routing.policy_version == 1 {
+            assert!(!routing.rule_id.starts_with('v'), "{routing:?}");
+        } else {
+            assert!(routing.rule_id.starts_with(&expected_prefix), "{routing:?}");
+        }
+    }
+    let after = server
+        .hotline()
+        .submit_referral(hotline("race-after"))
+        .await
+        .unwrap()
+        .into_inner()
+        .receipt
+        .unwrap();
+    assert_eq!(after.routing.as_ref().unwrap().policy_version, 6);
+    assert!(after.routing.unwrap().rule_id.starts_with("v6-"));
+    server.finish().await;
+}
+
+async fn a_team_reporting_off_duty_is_passed_over_from_the_next_case_on(backend: Backend) {
+    let server = seeded_on(TestDb::new(backend).await).await;
+    let mut client = directory(&server);
+    let team = client
+        .update_team_status(pb::UpdateTeamStatusRequest {
+            team_id: "thr-t1".into(),
+            status: DutyStatus::OffDuty as i32,
+            position: Some(pb::Coordinates {
+                latitude: 35.70,
+                longitude: 51.41,
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .team
+        .unwrap();
+    assert_eq!(team.status(), DutyStatus::OffDuty);
+    assert_eq!(team.position.unwrap().longitude, 51.41);
+    assert_eq!(
+        first_destination(&child_in_danger(&server, "after-off-duty").await),
+        "thr-t3"
+    );
+
+    let listed = client
+        .list_teams(pb::ListTeamsRequest {
+            province: "IR-23".into(),
+            county: "Tehran".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .teams;
+    let statuses: Vec<(String, DutyStatus)> =
+        listed.iter().map(|t| (t.id.clone(), t.status())).collect();
+    assert_eq!(
+        statuses,
+        [
+            ("thr-t1".to_owned(), DutyStatus::OffDuty),
+            ("thr-t2".to_owned(), DutyStatus::Busy),
+            ("thr-t3".to_owned(), DutyStatus::Busy),
+        ]
+    );
+
+    let unknown = client
+        .update_team_status(pb::UpdateTeamStatusRequest {
+            team_id: "nobody".into(),
+            status: DutyStatus::Available as i32,
+            position: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound);
+    let unspecified = client
+        .update_team_status(pb::UpdateTeamStatusRequest {
+            team_id: "thr-t1".into(),
+            status: 0,
+            position: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unspecified.code(), Code::InvalidArgument);
+
+    // The report is durable: after a restart thr-t1 is still off duty.
+    let db = server.stop().await;
+    let server = seeded_on(db).await;
+    let team = directory(&server)
+        .get_team(pb::GetTeamRequest {
+            id: "thr-t1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .team
+        .unwrap();
+    assert_eq!(team.status(), DutyStatus::OffDuty);
+    server.finish().await;
+}
+
+async fn a_full_centre_reported_by_its_owner_is_passed_over(backend: Backend) {
+    let server = seeded_on(TestDb::new(backend).await).await;
+    let mut client = directory(&server);
+    let before = server
+        .hotline()
+        .submit_referral(hotline("before-full"))
+        .await
+        .unwrap()
+        .into_inner()
+        .receipt
+        .unwrap();
+    assert_eq!(first_destination(&before), "thr-suicide-1");
+
+    let over = client
+        .update_occupancy(pb::UpdateOccupancyRequest {
+            service_point_id: "thr-suicide-1".into(),
+            occupancy: 11,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(over.code(), Code::InvalidArgument);
+    let point = client
+        .update_occupancy(pb::UpdateOccupancyRequest {
+            service_point_id: "thr-suicide-1".into(),
+            occupancy: 10,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .service_point
+        .unwrap();
+    assert_eq!((point.occupancy, point.capacity), (10, Some(10)));
+
+    // With the suicide-prevention centre full, the next such caller goes to a crisis centre.
+    let after = server
+        .hotline()
+        .submit_referral(hotline("after-full"))
+        .await
+        .unwrap()
+        .into_inner()
+        .receipt
+        .unwrap();
+    assert_eq!(
+        after.routing.as_ref().unwrap().rule_id,
+        "suicide-crisis-centre"
+    );
+    assert_eq!(first_destination(&after), "thr-crisis-1");
+
+    let police: Vec<String> = client
+        .list_service_points(pb::ListServicePointsRequest {
+            province: "IR-24".into(),
+            county: String::new(),
+            kind: Some(ServicePointKind::Police110 as i32),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .service_points
+        .into_iter()
+        .map(|p| p.id)
+        .collect();
+    assert_eq!(
+        police,
+        [
+            "ard-ardabil-police",
+            "ard-meshgin-shahr-police",
+            "ard-parsabad-police"
+        ]
+    );
+    let missing = client
+        .get_service_point(pb::GetServicePointRequest {
+            id: "nowhere".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
+    let bad_province = client
+        .list_service_points(pb::ListServicePointsRequest {
+            province: "IR-99".into(),
+            county: String::new(),
+            kind: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad_province.code(), Code::InvalidArgument);
+    server.finish().await;
+}
+
+backend_tests!(
+    the_policy_reads_back_and_replaces_atomically_with_a_new_version,
+    a_policy_replaced_under_concurrent_intakes_routes_each_case_by_one_whole_version,
+    a_team_reporting_off_duty_is_passed_over_from_the_next_case_on,
+    a_full_centre_reported_by_its_owner_is_passed_over,
+);
