@@ -364,7 +364,182 @@ async fn a_full_centre_reported_by_its_owner_is_passed_over(backend: Backend) {
     server.finish().await;
 }
 
+async fn entries_added_through_the_directory_take_cases_and_survive_a_restart(backend: Backend) {
+    let server = seeded_on(TestDb::new(backend).await).await;
+    let mut client = directory(&server);
+    let county = pb::County {
+        province: "IR-23".into(),
+        name_en: "Pardis".into(),
+        name_fa: "پردیس".into(),
+        seat: Some(pb::Coordinates {
+            latitude: 35.74,
+            longitude: 51.78,
+        }),
+        covered_by: "Tehran".into(),
+    };
+    client
+        .upsert_county(pb::UpsertCountyRequest {
+            county: Some(county),
+        })
+        .await
+        .unwrap();
+    let team = pb::MobileTeam {
+        id: "prd-t1".into(),
+        name: "Pardis mobile team".into(),
+        province: "IR-23".into(),
+        base_county: "Pardis".into(),
+        status: DutyStatus::Available as i32,
+        position: Some(pb::Coordinates {
+            latitude: 35.74,
+            longitude: 51.78,
+        }),
+        load: 0,
+    };
+    client
+        .upsert_team(pb::UpsertTeamRequest {
+            team: Some(team.clone()),
+        })
+        .await
+        .unwrap();
+
+    let mut request = emergency("pardis-1");
+    let intake = request.intake.as_mut().unwrap();
+    intake.risk.as_mut().unwrap().violence_ongoing = true;
+    intake.location.as_mut().unwrap().county = "پردیس".into();
+    intake.location.as_mut().unwrap().coordinates = None;
+    let receipt = server
+        .emergency()
+        .report_emergency(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .receipt
+        .unwrap();
+    assert_eq!(
+        first_destination(&receipt),
+        "prd-t1",
+        "the new county's own team goes"
+    );
+
+    // Upserting the team again keeps its duty status, which the team reports itself.
+    let again = pb::MobileTeam {
+        status: DutyStatus::OutOfService as i32,
+        ..team
+    };
+    let stored = client
+        .upsert_team(pb::UpsertTeamRequest { team: Some(again) })
+        .await
+        .unwrap()
+        .into_inner()
+        .team
+        .unwrap();
+    assert_eq!(stored.status(), DutyStatus::Busy);
+
+    // Changing a centre's capacity keeps its occupancy.
+    let mut crisis = client
+        .get_service_point(pb::GetServicePointRequest {
+            id: "thr-crisis-1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .service_point
+        .unwrap();
+    crisis.capacity = Some(30);
+    crisis.occupancy = 0;
+    let stored = client
+        .upsert_service_point(pb::UpsertServicePointRequest {
+            service_point: Some(crisis.clone()),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .service_point
+        .unwrap();
+    assert_eq!((stored.capacity, stored.occupancy), (Some(30), 12));
+
+    // Entries that do not fit the directory are refused with every problem named.
+    let orphan = pb::ServicePoint {
+        id: "orphan".into(),
+        county: "Atlantis".into(),
+        ..crisis.clone()
+    };
+    let refused = client
+        .upsert_service_point(pb::UpsertServicePointRequest {
+            service_point: Some(orphan),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    let details = refused.get_error_details();
+    let violation = &details.bad_request().unwrap().field_violations[0];
+    assert_eq!(violation.field, "service_point");
+    assert!(
+        violation.description.contains("unknown county Atlantis"),
+        "{}",
+        violation.description
+    );
+    let bad_hours = pb::ServicePoint {
+        id: "bad-hours".into(),
+        always_open: false,
+        windows: vec![pb::OpeningWindow {
+            days: vec![],
+            from: "7:30".into(),
+            to: "14:30".into(),
+        }],
+        ..crisis
+    };
+    let refused = client
+        .upsert_service_point(pb::UpsertServicePointRequest {
+            service_point: Some(bad_hours),
+        })
+        .await
+        .unwrap_err();
+    let details = refused.get_error_details();
+    let fields: Vec<&str> = details
+        .bad_request()
+        .unwrap()
+        .field_violations
+        .iter()
+        .map(|v| v.field.as_str())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "service_point.windows[0].days",
+            "service_point.windows[0].from"
+        ]
+    );
+
+    let db = server.stop().await;
+    let server = seeded_on(db).await;
+    let counties: Vec<String> = directory(&server)
+        .list_counties(pb::ListCountiesRequest {
+            province: "IR-23".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .counties
+        .into_iter()
+        .map(|c| c.name_en)
+        .collect();
+    assert!(counties.contains(&"Pardis".to_owned()), "{counties:?}");
+    let team = directory(&server)
+        .get_team(pb::GetTeamRequest {
+            id: "prd-t1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .team
+        .unwrap();
+    assert_eq!(team.status(), DutyStatus::Busy);
+    server.finish().await;
+}
+
 backend_tests!(
+    entries_added_through_the_directory_take_cases_and_survive_a_restart,
     the_policy_reads_back_and_replaces_atomically_with_a_new_version,
     a_policy_replaced_under_concurrent_intakes_routes_each_case_by_one_whole_version,
     a_team_reporting_off_duty_is_passed_over_from_the_next_case_on,

@@ -27,7 +27,8 @@ use crate::domain::types::{
 use crate::domain::{Error, FieldViolation, province, triage};
 use crate::pb;
 use crate::routing::directory::{
-    Day, DirectoryUpdate, DutyStatus, MobileTeam, OpeningHours, ServicePoint, ServicePointKind,
+    Admission, County, Day, DirectoryUpdate, DutyStatus, LocalTime, MobileTeam, OpeningHours,
+    ServicePoint, ServicePointKind, Window,
 };
 use crate::routing::policy::Action;
 use crate::routing::{
@@ -1327,6 +1328,189 @@ impl From<&MobileTeam> for pb::MobileTeam {
                 longitude,
             }),
             load: t.load,
+        }
+    }
+}
+
+impl Violations {
+    /// A required position.
+    fn position(&mut self, field: &str, raw: Option<pb::Coordinates>) -> Option<(f64, f64)> {
+        let position = self.required(field, raw)?;
+        let valid = position.latitude.is_finite()
+            && position.longitude.is_finite()
+            && (-90.0..=90.0).contains(&position.latitude)
+            && (-180.0..=180.0).contains(&position.longitude);
+        if !valid {
+            self.add(
+                field,
+                "must be a latitude from -90 to 90 and a longitude from -180 to 180",
+            );
+        }
+        valid.then_some((position.latitude, position.longitude))
+    }
+
+    /// A list of required enumerations.
+    fn enumerations<T: WireEnum>(&mut self, field: &str, raw: &[i32]) -> Option<Vec<T>> {
+        let values: Vec<Option<T>> = raw
+            .iter()
+            .enumerate()
+            .map(|(i, &value)| self.enumeration(&format!("{field}[{i}]"), value))
+            .collect();
+        values.into_iter().collect()
+    }
+}
+
+/// Parses a county to add or update.
+pub(crate) fn county(raw: Option<pb::County>) -> Result<County, Error> {
+    let mut v = Violations::default();
+    let parsed = v.required("county", raw).and_then(|c| {
+        let province = v.province("county.province", c.province);
+        let name_en = v.required_text("county.name_en", c.name_en, limits::MAX_SHORT_TEXT);
+        let name_fa = v.required_text("county.name_fa", c.name_fa, limits::MAX_SHORT_TEXT);
+        let seat = v.position("county.seat", c.seat);
+        let covered_by = v.text(
+            "county.covered_by",
+            c.covered_by,
+            limits::MAX_SHORT_TEXT,
+            false,
+        );
+        Some(County {
+            province: province?,
+            name_en: name_en?,
+            name_fa: name_fa?,
+            lat: seat?.0,
+            lon: seat?.1,
+            covered_by,
+        })
+    });
+    v.finish(parsed)
+}
+
+/// Parses a service point to add or update.
+pub(crate) fn service_point(raw: Option<pb::ServicePoint>) -> Result<ServicePoint, Error> {
+    let mut v = Violations::default();
+    let parsed = v.required("service_point", raw).and_then(|p| {
+        let f = |name: &str| format!("service_point.{name}");
+        let id = v.required_text(&f("id"), p.id, limits::MAX_SHORT_TEXT);
+        let name = v.required_text(&f("name"), p.name, limits::MAX_SHORT_TEXT);
+        let kind = v.enumeration::<ServicePointKind>(&f("kind"), p.kind);
+        let province = v.province(&f("province"), p.province);
+        let county = v.required_text(&f("county"), p.county, limits::MAX_SHORT_TEXT);
+        let position = v.position(&f("position"), p.position);
+        let categories = v.enumerations::<Category>(&f("categories"), &p.categories);
+        let hours = match (p.always_open, p.windows.is_empty()) {
+            (true, true) => Some(OpeningHours::AlwaysOpen),
+            (true, false) => {
+                v.add(f("windows"), "must be empty when always_open is set");
+                None
+            }
+            (false, true) => {
+                v.add(f("windows"), "are required unless always_open is set");
+                None
+            }
+            (false, false) => {
+                let windows: Vec<Option<Window>> = p
+                    .windows
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, w)| {
+                        let g = |name: &str| format!("service_point.windows[{i}].{name}");
+                        if w.days.is_empty() {
+                            v.add(g("days"), "needs at least one day");
+                        }
+                        let days = v.enumerations::<Day>(&g("days"), &w.days);
+                        let mut time = |name: &str, text: String| {
+                            LocalTime::try_from(text)
+                                .map_err(|_| v.add(g(name), "must be a time of day as HH:MM"))
+                                .ok()
+                        };
+                        let from = time("from", w.from);
+                        let to = time("to", w.to);
+                        Some(Window {
+                            days: days.filter(|d| !d.is_empty())?,
+                            from: from?,
+                            to: to?,
+                        })
+                    })
+                    .collect();
+                windows
+                    .into_iter()
+                    .collect::<Option<Vec<_>>>()
+                    .map(OpeningHours::Weekly)
+            }
+        };
+        if p.capacity.is_some_and(|c| p.occupancy > c) {
+            v.add(f("occupancy"), "is more than the capacity");
+        }
+        let admission = p.admission.unwrap_or_default();
+        let sexes = v.enumerations::<Sex>(&f("admission.sexes"), &admission.sexes);
+        if let (Some(min), Some(max)) = (admission.min_age, admission.max_age)
+            && min > max
+        {
+            v.add(f("admission.max_age"), "is below min_age");
+        }
+        Some(ServicePoint {
+            id: id?,
+            name: name?,
+            kind: kind?,
+            province: province?,
+            county: county?,
+            lat: position?.0,
+            lon: position?.1,
+            categories: categories?,
+            hours: hours?,
+            capacity: p.capacity,
+            occupancy: p.occupancy,
+            admission: Admission {
+                sexes: sexes?,
+                min_age: admission.min_age,
+                max_age: admission.max_age,
+                accepts_minors: admission.accepts_minors,
+                accepts_women_with_children: admission.accepts_women_with_children,
+            },
+        })
+    });
+    v.finish(parsed)
+}
+
+/// Parses a mobile team to add or update.
+pub(crate) fn mobile_team(raw: Option<pb::MobileTeam>) -> Result<MobileTeam, Error> {
+    let mut v = Violations::default();
+    let parsed = v.required("team", raw).and_then(|t| {
+        let id = v.required_text("team.id", t.id, limits::MAX_SHORT_TEXT);
+        let name = v.required_text("team.name", t.name, limits::MAX_SHORT_TEXT);
+        let province = v.province("team.province", t.province);
+        let base_county =
+            v.required_text("team.base_county", t.base_county, limits::MAX_SHORT_TEXT);
+        let status = v.enumeration::<DutyStatus>("team.status", t.status);
+        let position = match t.position {
+            None => Some(None),
+            some => v.position("team.position", some).map(Some),
+        };
+        Some(MobileTeam {
+            id: id?,
+            name: name?,
+            province: province?,
+            base_county: base_county?,
+            status: status?,
+            position: position?,
+            load: t.load,
+        })
+    });
+    v.finish(parsed)
+}
+
+impl From<&County> for pb::County {
+    fn from(c: &County) -> Self {
+        Self {
+            province: c.province.clone(),
+            name_en: c.name_en.clone(),
+            name_fa: c.name_fa.clone(),
+            seat: Some(pb::Coordinates {
+                latitude: c.lat,
+                longitude: c.lon,
+            }),
+            covered_by: c.covered_by.clone().unwrap_or_default(),
         }
     }
 }

@@ -9,7 +9,7 @@ use super::convert;
 use crate::domain::{Error, FieldViolation};
 use crate::pb;
 use crate::pb::directory_server::Directory;
-use crate::routing::directory::DirectoryUpdate;
+use crate::routing::directory::{DirectoryData, DirectoryUpdate};
 use crate::routing::policy::Policy;
 use crate::store::writer::IntakeWriter;
 
@@ -182,6 +182,76 @@ impl Directory for DirectoryService {
     ) -> Result<Response<pb::GetTeamResponse>, Status> {
         let id = convert::required_id("id", request.into_inner().id)?;
         Ok(Response::new(pb::GetTeamResponse {
+            team: Some(self.team(&id)?),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "ListCounties"))]
+    async fn list_counties(
+        &self,
+        request: Request<pb::ListCountiesRequest>,
+    ) -> Result<Response<pb::ListCountiesResponse>, Status> {
+        let (province, _) =
+            convert::directory_filter(request.into_inner().province, String::new())?;
+        let routing = self.writer.routing().read();
+        let counties = routing
+            .directory
+            .counties_of(&province)
+            .iter()
+            .filter_map(|key| routing.directory.county_by_key(key))
+            .map(Into::into)
+            .collect();
+        Ok(Response::new(pb::ListCountiesResponse { counties }))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "UpsertCounty"))]
+    async fn upsert_county(
+        &self,
+        request: Request<pb::UpsertCountyRequest>,
+    ) -> Result<Response<pb::UpsertCountyResponse>, Status> {
+        let county = convert::county(request.into_inner().county)?;
+        let entries = DirectoryData {
+            counties: vec![county.clone()],
+            ..Default::default()
+        };
+        self.writer.upsert_directory(entries, "county").await?;
+        Ok(Response::new(pb::UpsertCountyResponse {
+            county: Some((&county).into()),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "UpsertServicePoint"))]
+    async fn upsert_service_point(
+        &self,
+        request: Request<pb::UpsertServicePointRequest>,
+    ) -> Result<Response<pb::UpsertServicePointResponse>, Status> {
+        let point = convert::service_point(request.into_inner().service_point)?;
+        let id = point.id.clone();
+        let entries = DirectoryData {
+            service_points: vec![point],
+            ..Default::default()
+        };
+        self.writer
+            .upsert_directory(entries, "service_point")
+            .await?;
+        Ok(Response::new(pb::UpsertServicePointResponse {
+            service_point: Some(self.service_point(&id)?),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "UpsertTeam"))]
+    async fn upsert_team(
+        &self,
+        request: Request<pb::UpsertTeamRequest>,
+    ) -> Result<Response<pb::UpsertTeamResponse>, Status> {
+        let team = convert::mobile_team(request.into_inner().team)?;
+        let id = team.id.clone();
+        let entries = DirectoryData {
+            teams: vec![team],
+            ..Default::default()
+        };
+        self.writer.upsert_directory(entries, "team").await?;
+        Ok(Response::new(pb::UpsertTeamResponse {
             team: Some(self.team(&id)?),
         }))
     }

@@ -395,6 +395,50 @@ pub struct DirectoryData {
     pub teams: Vec<MobileTeam>,
 }
 
+impl DirectoryData {
+    /// Adds or replaces entries the way a seed or an upsert does: by province code, county key,
+    /// service point id and team id. An existing service point keeps its occupancy and an
+    /// existing team its duty status, load and position: those belong to their owners.
+    pub fn merge(&mut self, upserts: DirectoryData) {
+        for province in upserts.provinces {
+            match self.provinces.iter_mut().find(|p| p.code == province.code) {
+                Some(existing) => *existing = province,
+                None => self.provinces.push(province),
+            }
+        }
+        for county in upserts.counties {
+            match self
+                .counties
+                .iter_mut()
+                .find(|c| c.province == county.province && c.name_en == county.name_en)
+            {
+                Some(existing) => *existing = county,
+                None => self.counties.push(county),
+            }
+        }
+        for mut point in upserts.service_points {
+            match self.service_points.iter_mut().find(|p| p.id == point.id) {
+                Some(existing) => {
+                    point.occupancy = existing.occupancy;
+                    *existing = point;
+                }
+                None => self.service_points.push(point),
+            }
+        }
+        for mut team in upserts.teams {
+            match self.teams.iter_mut().find(|t| t.id == team.id) {
+                Some(existing) => {
+                    team.status = existing.status;
+                    team.load = existing.load;
+                    team.position = existing.position;
+                    *existing = team;
+                }
+                None => self.teams.push(team),
+            }
+        }
+    }
+}
+
 /// Why a directory cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid directory: {}", .0.join("; "))]

@@ -22,7 +22,7 @@ use super::{IntakeOutcome, Store};
 use crate::domain::Error;
 use crate::domain::intake::NewIntake;
 use crate::domain::types::Line;
-use crate::routing::directory::{Directory, DirectoryUpdate, TeamState};
+use crate::routing::directory::{Directory, DirectoryData, DirectoryUpdate, TeamState};
 use crate::routing::policy::{Policy, PolicyDocument};
 use crate::routing::{self, Decision, Destination, RoutingRequest};
 
@@ -120,6 +120,11 @@ enum Command {
         update: DirectoryUpdate,
         reply: Reply<()>,
     },
+    UpsertDirectory {
+        entries: DirectoryData,
+        field: &'static str,
+        reply: Reply<()>,
+    },
 }
 
 impl Command {
@@ -206,6 +211,21 @@ impl IntakeWriter {
         self.send(|reply| Command::ReplacePolicy {
             document,
             expected_version,
+            reply,
+        })
+        .await
+    }
+
+    /// Adds or updates directory entries. Refused, naming `field`, when the directory they
+    /// would make is inconsistent (an unknown county, a repeated id).
+    pub async fn upsert_directory(
+        &self,
+        entries: DirectoryData,
+        field: &'static str,
+    ) -> Result<(), Error> {
+        self.send(|reply| Command::UpsertDirectory {
+            entries,
+            field,
             reply,
         })
         .await
@@ -396,6 +416,30 @@ async fn apply(store: &dyn Store, routing: &SharedRouting, command: Command) {
             let result = async {
                 store.update_directory(&update).await?;
                 routing.write().directory.apply(&update);
+                Ok(())
+            }
+            .await;
+            let _ = reply.send(result);
+        }
+        Command::UpsertDirectory {
+            entries,
+            field,
+            reply,
+        } => {
+            let result = async {
+                let mut merged = routing.read().directory.data().clone();
+                merged.merge(entries.clone());
+                let directory = Directory::new(merged).map_err(|refused| {
+                    Error::InvalidArgument(
+                        refused
+                            .0
+                            .into_iter()
+                            .map(|problem| crate::domain::FieldViolation::new(field, problem))
+                            .collect(),
+                    )
+                })?;
+                store.upsert_directory(&entries).await?;
+                routing.write().directory = directory;
                 Ok(())
             }
             .await;
