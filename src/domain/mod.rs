@@ -4,6 +4,7 @@
 pub mod case;
 pub mod error;
 pub mod intake;
+pub mod lifecycle;
 pub mod province;
 pub mod reference;
 pub mod sensitive;

@@ -499,6 +499,8 @@ domain_enum! {
         Cleared,
         /// Called off before reaching the scene.
         Cancelled,
+        /// Refused by the team before acknowledging (it is then routed to the next team).
+        Declined,
     }
 }
 

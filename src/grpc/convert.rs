@@ -240,6 +240,7 @@ wire_enum!(DispatchStatus {
     Transporting,
     Cleared,
     Cancelled,
+    Declined,
 });
 
 /// Collects the violations of one request.
