@@ -539,9 +539,53 @@ async fn entries_added_through_the_directory_take_cases_and_survive_a_restart(ba
 }
 
 backend_tests!(
+    a_policy_replaced_through_one_server_is_used_by_the_other,
     entries_added_through_the_directory_take_cases_and_survive_a_restart,
     the_policy_reads_back_and_replaces_atomically_with_a_new_version,
     a_policy_replaced_under_concurrent_intakes_routes_each_case_by_one_whole_version,
     a_team_reporting_off_duty_is_passed_over_from_the_next_case_on,
     a_full_centre_reported_by_its_owner_is_passed_over,
 );
+
+/// Two servers on one database: a policy replaced through one routes the next case on the other.
+async fn a_policy_replaced_through_one_server_is_used_by_the_other(backend: Backend) {
+    let first = seeded_on(TestDb::new(backend).await).await;
+    let shipped = directory(&first)
+        .get_policy(pb::GetPolicyRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .policy_toml;
+    let second = seeded_on(first.db.same_database()).await;
+    let before = second
+        .hotline()
+        .submit_referral(hotline("two-1"))
+        .await
+        .unwrap()
+        .into_inner()
+        .receipt
+        .unwrap();
+    assert_eq!(before.routing.unwrap().policy_version, 1);
+
+    let renamed = shipped.replace("id = \"", "id = \"v2-");
+    directory(&first)
+        .replace_policy(pb::ReplacePolicyRequest {
+            policy_toml: renamed,
+            expected_version: 1,
+        })
+        .await
+        .unwrap();
+    let after = second
+        .hotline()
+        .submit_referral(hotline("two-2"))
+        .await
+        .unwrap()
+        .into_inner()
+        .receipt
+        .unwrap();
+    let routing = after.routing.unwrap();
+    assert_eq!(routing.policy_version, 2);
+    assert!(routing.rule_id.starts_with("v2-"), "{}", routing.rule_id);
+    second.stop().await;
+    first.finish().await;
+}

@@ -80,6 +80,10 @@ pub trait Store: Send + Sync + 'static {
         expected_version: Option<i64>,
     ) -> Result<i64, Error>;
 
+    /// Returns the latest stored policy when its version is above `version`.
+    async fn policy_newer_than(&self, version: i64)
+    -> Result<Option<(i64, PolicyDocument)>, Error>;
+
     /// Records an owner's change to a team's duty status or a service point's occupancy;
     /// [`Error::NotFound`] when there is no such team or service point.
     async fn update_directory(&self, update: &DirectoryUpdate) -> Result<(), Error>;

@@ -92,6 +92,8 @@ pub(super) const UPDATE_TEAM: &str = "update teams set status = $2, \
      lat = coalesce($3, lat), lon = coalesce($4, lon), updated_at = $5 where team_id = $1";
 pub(super) const UPDATE_OCCUPANCY: &str = "update service_points set occupancy = $2, \
      updated_at = $3 where service_point_id = $1";
+pub(super) const SELECT_POLICY_NEWER: &str = "select policy_version, document from policies \
+     where policy_version > $1 order by policy_version desc limit 1";
 pub(super) const INSERT_POLICY: &str = "insert into policies (policy_version, document, created_at) \
      select coalesce(max(policy_version), 0) + 1, $1, $2 from policies returning policy_version";
 
@@ -1045,6 +1047,20 @@ macro_rules! impl_sql_store {
                     .map_err(db_error)?;
                 tx.commit().await.map_err(db_error)?;
                 Ok(version)
+            }
+
+            async fn policy_newer_than(
+                &self,
+                version: i64,
+            ) -> Result<Option<(i64, $crate::routing::policy::PolicyDocument)>, $crate::domain::Error> {
+                use $crate::store::sql::*;
+
+                let row: Option<PolicyRow> = sqlx::query_as(SELECT_POLICY_NEWER)
+                    .bind(version)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err($crate::store::map_sqlx_error)?;
+                row.map(policy_from_row).transpose()
             }
 
             async fn update_directory(

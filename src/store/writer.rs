@@ -353,11 +353,35 @@ async fn record(
     result
 }
 
+/// Takes up a policy another server stored since this one last looked, so that every server
+/// on one database routes by the latest version from its next batch on.
+async fn refresh_policy(store: &dyn Store, routing: &SharedRouting) {
+    let current = routing.read().policy.version();
+    match store.policy_newer_than(current).await {
+        Ok(None) => {}
+        Ok(Some((version, document))) => match Policy::new(document, version) {
+            Ok(policy) => {
+                routing.write().policy = Arc::new(policy);
+                tracing::info!(
+                    policy_version = version,
+                    "routing policy taken up from the database"
+                );
+            }
+            Err(error) => {
+                tracing::error!(policy_version = version, %error, "stored policy refused")
+            }
+        },
+        // The batch itself will meet the same database and report what is wrong.
+        Err(error) => tracing::warn!(%error, "cannot check for a newer routing policy"),
+    }
+}
+
 async fn commit(
     store: &dyn Store,
     routing: &SharedRouting,
     batch: Vec<(NewIntake, Reply<IntakeOutcome>)>,
 ) {
+    refresh_policy(store, routing).await;
     let intakes: Vec<NewIntake> = batch.iter().map(|(intake, _)| intake.clone()).collect();
     match record(store, routing, &intakes).await {
         Ok(outcomes) => {
