@@ -5,54 +5,26 @@
 
 mod common;
 
-use chrono::DateTime;
-use common::fixtures::{CALL_TIME, emergency, hotline};
+use common::fixtures::{self, destinations, emergency, hotline};
 use common::{Backend, TestDb, TestServer};
-use referrals::clock::{Clock, ManualTime};
 use referrals::pb::directory_client::DirectoryClient;
-use referrals::pb::{self, DutyStatus, ServicePointKind, assignment};
+use referrals::pb::{self, DutyStatus, ServicePointKind};
 use tonic::Code;
 use tonic::transport::Channel;
 use tonic_types::StatusExt;
-
-async fn seeded_on(db: TestDb) -> TestServer {
-    let time = ManualTime::new(DateTime::from_timestamp(CALL_TIME + 900, 0).unwrap());
-    TestServer::start_on(db, |c| {
-        c.seed_directory = Some(concat!(env!("CARGO_MANIFEST_DIR"), "/seed/directory.toml").into());
-        c.clock = Clock::manual(&time);
-    })
-    .await
-}
 
 fn directory(server: &TestServer) -> DirectoryClient<Channel> {
     DirectoryClient::new(server.channel())
 }
 
 fn first_destination(receipt: &pb::IntakeReceipt) -> String {
-    match receipt.routing.as_ref().unwrap().assignments[0]
-        .destination
-        .as_ref()
-        .unwrap()
-    {
-        assignment::Destination::TeamId(id) | assignment::Destination::ServicePointId(id) => {
-            id.clone()
-        }
-    }
+    destinations(receipt)[0].1.clone()
 }
 
 async fn child_in_danger(server: &TestServer, request_id: &str) -> pb::IntakeReceipt {
-    let mut request = emergency(request_id);
-    request
-        .intake
-        .as_mut()
-        .unwrap()
-        .risk
-        .as_mut()
-        .unwrap()
-        .violence_ongoing = true;
     server
         .emergency()
-        .report_emergency(request)
+        .report_emergency(fixtures::child_in_danger(request_id))
         .await
         .unwrap()
         .into_inner()
@@ -61,7 +33,7 @@ async fn child_in_danger(server: &TestServer, request_id: &str) -> pb::IntakeRec
 }
 
 async fn the_policy_reads_back_and_replaces_atomically_with_a_new_version(backend: Backend) {
-    let server = seeded_on(TestDb::new(backend).await).await;
+    let server = TestServer::seeded_on(TestDb::new(backend).await).await;
     let mut client = directory(&server);
     let current = client
         .get_policy(pb::GetPolicyRequest {})
@@ -142,7 +114,7 @@ async fn the_policy_reads_back_and_replaces_atomically_with_a_new_version(backen
 async fn a_policy_replaced_under_concurrent_intakes_routes_each_case_by_one_whole_version(
     backend: Backend,
 ) {
-    let server = seeded_on(TestDb::new(backend).await).await;
+    let server = TestServer::seeded_on(TestDb::new(backend).await).await;
     let shipped = directory(&server)
         .get_policy(pb::GetPolicyRequest {})
         .await
@@ -198,7 +170,7 @@ async fn a_policy_replaced_under_concurrent_intakes_routes_each_case_by_one_whol
 }
 
 async fn a_team_reporting_off_duty_is_passed_over_from_the_next_case_on(backend: Backend) {
-    let server = seeded_on(TestDb::new(backend).await).await;
+    let server = TestServer::seeded_on(TestDb::new(backend).await).await;
     let mut client = directory(&server);
     let team = client
         .update_team_status(pb::UpdateTeamStatusRequest {
@@ -262,7 +234,7 @@ async fn a_team_reporting_off_duty_is_passed_over_from_the_next_case_on(backend:
 
     // The report is durable: after a restart thr-t1 is still off duty.
     let db = server.stop().await;
-    let server = seeded_on(db).await;
+    let server = TestServer::seeded_on(db).await;
     let team = directory(&server)
         .get_team(pb::GetTeamRequest {
             id: "thr-t1".into(),
@@ -277,7 +249,7 @@ async fn a_team_reporting_off_duty_is_passed_over_from_the_next_case_on(backend:
 }
 
 async fn a_full_centre_reported_by_its_owner_is_passed_over(backend: Backend) {
-    let server = seeded_on(TestDb::new(backend).await).await;
+    let server = TestServer::seeded_on(TestDb::new(backend).await).await;
     let mut client = directory(&server);
     let before = server
         .hotline()
@@ -365,7 +337,7 @@ async fn a_full_centre_reported_by_its_owner_is_passed_over(backend: Backend) {
 }
 
 async fn entries_added_through_the_directory_take_cases_and_survive_a_restart(backend: Backend) {
-    let server = seeded_on(TestDb::new(backend).await).await;
+    let server = TestServer::seeded_on(TestDb::new(backend).await).await;
     let mut client = directory(&server);
     let county = pb::County {
         province: "IR-23".into(),
@@ -512,7 +484,7 @@ async fn entries_added_through_the_directory_take_cases_and_survive_a_restart(ba
     );
 
     let db = server.stop().await;
-    let server = seeded_on(db).await;
+    let server = TestServer::seeded_on(db).await;
     let counties: Vec<String> = directory(&server)
         .list_counties(pb::ListCountiesRequest {
             province: "IR-23".into(),
@@ -549,14 +521,14 @@ backend_tests!(
 
 /// Two servers on one database: a policy replaced through one routes the next case on the other.
 async fn a_policy_replaced_through_one_server_is_used_by_the_other(backend: Backend) {
-    let first = seeded_on(TestDb::new(backend).await).await;
+    let first = TestServer::seeded_on(TestDb::new(backend).await).await;
     let shipped = directory(&first)
         .get_policy(pb::GetPolicyRequest {})
         .await
         .unwrap()
         .into_inner()
         .policy_toml;
-    let second = seeded_on(first.db.same_database()).await;
+    let second = TestServer::seeded_on(first.db.same_database()).await;
     let before = second
         .hotline()
         .submit_referral(hotline("two-1"))

@@ -5,51 +5,15 @@
 
 mod common;
 
-use std::path::PathBuf;
-
-use chrono::{DateTime, Utc};
-use common::fixtures::{CALL_TIME, emergency, hotline};
+use common::fixtures::{child_in_danger, destinations, hotline};
 use common::{Backend, TestDb, TestServer};
-use referrals::clock::{Clock, ManualTime};
 use referrals::pb::{
     self, AssignmentPurpose, CandidateVerdict, CoverStep, DispatchStatus, GetCaseRequest,
-    IntakeReceipt, ReferralStatus, RoutingStatus, assignment,
+    IntakeReceipt, ReferralStatus, RoutingStatus,
 };
 
-fn seed() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/seed/directory.toml"))
-}
-
-/// Sunday 2026-11-22, 10:15 in Tehran: a quarter of an hour after the fixtures' call began.
-fn sunday_morning() -> DateTime<Utc> {
-    DateTime::from_timestamp(CALL_TIME + 900, 0).unwrap()
-}
-
 async fn seeded(backend: Backend) -> TestServer {
-    seeded_on(TestDb::new(backend).await).await
-}
-
-async fn seeded_on(db: TestDb) -> TestServer {
-    let time = ManualTime::new(sunday_morning());
-    TestServer::start_on(db, |c| {
-        c.seed_directory = Some(seed());
-        c.clock = Clock::manual(&time);
-    })
-    .await
-}
-
-/// A 123 report of a 12-year-old beaten right now, in Tehran.
-fn child_in_danger(request_id: &str) -> pb::ReportEmergencyRequest {
-    let mut request = emergency(request_id);
-    request
-        .intake
-        .as_mut()
-        .unwrap()
-        .risk
-        .as_mut()
-        .unwrap()
-        .violence_ongoing = true;
-    request
+    TestServer::seeded_on(TestDb::new(backend).await).await
 }
 
 async fn report(server: &TestServer, request: pb::ReportEmergencyRequest) -> IntakeReceipt {
@@ -61,23 +25,6 @@ async fn report(server: &TestServer, request: pb::ReportEmergencyRequest) -> Int
         .into_inner()
         .receipt
         .unwrap()
-}
-
-fn destinations(receipt: &IntakeReceipt) -> Vec<(AssignmentPurpose, String)> {
-    receipt
-        .routing
-        .as_ref()
-        .unwrap()
-        .assignments
-        .iter()
-        .map(|a| {
-            let id = match a.destination.as_ref().unwrap() {
-                assignment::Destination::TeamId(id)
-                | assignment::Destination::ServicePointId(id) => id.clone(),
-            };
-            (a.purpose(), id)
-        })
-        .collect()
 }
 
 async fn the_receipt_and_the_case_carry_the_routing_decision(backend: Backend) {
@@ -214,7 +161,7 @@ async fn team_state_and_the_directory_survive_a_restart_and_a_second_seeding(bac
     let db = server.stop().await;
 
     // Seeding again changes nothing: thr-t1 stays busy, so the next case gets thr-t3.
-    let server = seeded_on(db).await;
+    let server = TestServer::seeded_on(db).await;
     let second = report(&server, child_in_danger("restart-2")).await;
     assert_eq!(destinations(&second)[0].1, "thr-t3");
     assert_eq!(server.db.count("service_points").await, points);

@@ -6,6 +6,44 @@ use referrals::pb as referral_pb;
 /// Seconds since the epoch of a fixed call time: 2026-11-22 10:00 in Tehran (06:30 UTC).
 pub const CALL_TIME: i64 = 1_795_329_000;
 
+/// Sunday 2026-11-22, 10:15 in Tehran: a quarter of an hour after the fixtures' call began,
+/// in the centres' office hours.
+pub fn sunday_morning() -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(CALL_TIME + 900, 0).unwrap()
+}
+
+/// A 123 report of a 14-year-old girl beaten right now, in Tehran: P0.
+pub fn child_in_danger(request_id: &str) -> ReportEmergencyRequest {
+    let mut request = emergency(request_id);
+    request
+        .intake
+        .as_mut()
+        .unwrap()
+        .risk
+        .as_mut()
+        .unwrap()
+        .violence_ongoing = true;
+    request
+}
+
+/// The destinations of a receipt's routing, as (purpose, team or service point id).
+pub fn destinations(receipt: &IntakeReceipt) -> Vec<(AssignmentPurpose, String)> {
+    receipt
+        .routing
+        .as_ref()
+        .unwrap()
+        .assignments
+        .iter()
+        .map(|a| {
+            let id = match a.destination.as_ref().unwrap() {
+                assignment::Destination::TeamId(id)
+                | assignment::Destination::ServicePointId(id) => id.clone(),
+            };
+            (a.purpose(), id)
+        })
+        .collect()
+}
+
 pub fn timestamp(seconds: i64) -> prost_types::Timestamp {
     prost_types::Timestamp { seconds, nanos: 0 }
 }

@@ -234,6 +234,18 @@ impl TestServer {
         Self::start_on(TestDb::new(backend).await, |_| {}).await
     }
 
+    /// Starts a server on `db` with the seed directory loaded and the clock stopped at
+    /// [`fixtures::SUNDAY_MORNING`], so routing sees the same open hours on every run.
+    pub async fn seeded_on(db: TestDb) -> Self {
+        let time = referrals::clock::ManualTime::new(fixtures::sunday_morning());
+        Self::start_on(db, |c| {
+            c.seed_directory =
+                Some(concat!(env!("CARGO_MANIFEST_DIR"), "/seed/directory.toml").into());
+            c.clock = referrals::clock::Clock::manual(&time);
+        })
+        .await
+    }
+
     /// Starts a server on `db` with a configuration `configure` may change.
     pub async fn start_on(db: TestDb, configure: impl FnOnce(&mut ServeConfig)) -> Self {
         show_logs_if_asked();
