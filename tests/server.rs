@@ -299,3 +299,44 @@ backend_tests!(
     reflection_lists_every_service_in_both_versions,
     shutdown_loses_no_acknowledged_intake,
 );
+
+/// SQLite goes on writing to a database file deleted while open, and loses it all at the next
+/// start: a missing file is an unreachable database, and no intake is acknowledged into it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_health_is_not_serving_when_the_database_file_is_gone() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let mut watch = HealthClient::new(server.channel())
+        .watch(HealthCheckRequest {
+            service: "referral.v1.HotlineIntake".into(),
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    wait_for(&mut watch, ServingStatus::Serving).await;
+    server
+        .hotline()
+        .submit_referral(hotline("before"))
+        .await
+        .unwrap();
+
+    let file = server.db.dir.path().join("referrals.db");
+    let moved = server.db.dir.path().join("referrals.db.moved");
+    std::fs::rename(&file, &moved).unwrap();
+    wait_for(&mut watch, ServingStatus::NotServing).await;
+    let refused = server
+        .hotline()
+        .submit_referral(hotline("while-gone"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unavailable);
+
+    std::fs::rename(&moved, &file).unwrap();
+    wait_for(&mut watch, ServingStatus::Serving).await;
+    server
+        .hotline()
+        .submit_referral(hotline("while-gone"))
+        .await
+        .expect("accepted once the file is back");
+    drop(watch);
+    server.finish().await;
+}

@@ -35,6 +35,10 @@ impl PostgresStore {
         self.pool.begin().await
     }
 
+    async fn check_reachable(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("select 1").execute(&self.pool).await.map(drop)
+    }
+
     async fn check_durability(&self) -> Result<Durability, sqlx::Error> {
         let mut weakened = Vec::new();
         // Each setting with the values that keep an acknowledged commit on disk.

@@ -1100,10 +1100,8 @@ macro_rules! impl_sql_store {
             }
 
             async fn ping(&self) -> Result<(), $crate::domain::Error> {
-                sqlx::query("select 1")
-                    .execute(&self.pool)
+                self.check_reachable()
                     .await
-                    .map(drop)
                     .map_err($crate::store::map_sqlx_error)
             }
 

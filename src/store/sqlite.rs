@@ -1,5 +1,6 @@
 //! The embedded SQLite store: one file under the data directory, WAL, `synchronous=FULL`.
 
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -14,6 +15,10 @@ use crate::domain::Error;
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// The database file, for a file database. SQLite goes on writing to a file that was deleted
+    /// while open, and everything written after that is lost at the next start; the store
+    /// checks that the file is still there before each write and in the health check.
+    file: Option<PathBuf>,
 }
 
 impl SqliteStore {
@@ -26,10 +31,10 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        // Every connection to an in-memory database opens a database of its own, so such a
-        // database gets exactly one connection, kept for the pool's life.
-        let in_memory =
-            options.get_filename().to_str() == Some(":memory:") || url.contains("mode=memory");
+        // An in-memory database lives only as long as a connection to it: it gets exactly one,
+        // kept for the pool's life.
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let file = (!in_memory).then(|| options.get_filename().to_path_buf());
         let pool = if in_memory {
             SqlitePoolOptions::new()
                 .max_connections(1)
@@ -47,13 +52,30 @@ impl SqliteStore {
             .run(&pool)
             .await
             .map_err(Error::internal)?;
-        Ok(Self { pool })
+        Ok(Self { pool, file })
+    }
+
+    /// Fails when the database file has gone from its path.
+    fn check_file(&self) -> Result<(), sqlx::Error> {
+        match &self.file {
+            Some(path) if !path.exists() => Err(sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "the database file is no longer at its path",
+            ))),
+            _ => Ok(()),
+        }
     }
 
     /// Starts a write transaction. `BEGIN IMMEDIATE` takes the write lock at once, so a
     /// transaction never fails half-way on upgrading a read lock while another one writes.
     async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
+        self.check_file()?;
         self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
+
+    async fn check_reachable(&self) -> Result<(), sqlx::Error> {
+        self.check_file()?;
+        sqlx::query("select 1").execute(&self.pool).await.map(drop)
     }
 
     async fn check_durability(&self) -> Result<Durability, sqlx::Error> {
