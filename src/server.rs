@@ -1,4 +1,4 @@
-//! Assembles the store, the intake writer and the gRPC services, and serves them until shutdown.
+//! Assembles the store, the writer and the gRPC services, and serves them until shutdown.
 
 use std::future::Future;
 use std::path::Path;
@@ -28,7 +28,7 @@ use crate::pb::hotline_intake_server::HotlineIntakeServer;
 use crate::routing::directory::{Directory, DirectoryData};
 use crate::routing::policy::{Policy, SHIPPED_POLICY};
 use crate::store::Store;
-use crate::store::writer::{IntakeWriter, RoutingState, WriterConfig};
+use crate::store::writer::{RoutingState, Writer, WriterConfig};
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -106,7 +106,7 @@ pub async fn run(
     }
 
     let routing = prepare_routing(store.as_ref(), config.seed_directory.as_deref()).await?;
-    let (writer, writer_handle) = IntakeWriter::spawn(
+    let (writer, writer_handle) = Writer::spawn(
         store.clone(),
         routing,
         WriterConfig {

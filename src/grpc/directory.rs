@@ -11,16 +11,16 @@ use crate::pb;
 use crate::pb::directory_server::Directory;
 use crate::routing::directory::{DirectoryData, DirectoryUpdate};
 use crate::routing::policy::Policy;
-use crate::store::writer::IntakeWriter;
+use crate::store::writer::Writer;
 
 /// Serves the directory and the policy.
 pub struct DirectoryService {
-    writer: IntakeWriter,
+    writer: Writer,
 }
 
 impl DirectoryService {
     /// Creates the service over the writer and its routing state.
-    pub fn new(writer: IntakeWriter) -> Self {
+    pub fn new(writer: Writer) -> Self {
         Self { writer }
     }
 

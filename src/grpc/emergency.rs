@@ -6,17 +6,17 @@ use super::{convert, record_intake};
 use crate::clock::Clock;
 use crate::pb::emergency_intake_server::EmergencyIntake;
 use crate::pb::{ReportEmergencyRequest, ReportEmergencyResponse};
-use crate::store::writer::IntakeWriter;
+use crate::store::writer::Writer;
 
 /// Records 123 calls as cases.
 pub struct EmergencyService {
-    writer: IntakeWriter,
+    writer: Writer,
     clock: Clock,
 }
 
 impl EmergencyService {
-    /// Creates the service over the intake writer.
-    pub fn new(writer: IntakeWriter, clock: Clock) -> Self {
+    /// Creates the service over the writer.
+    pub fn new(writer: Writer, clock: Clock) -> Self {
         Self { writer, clock }
     }
 }

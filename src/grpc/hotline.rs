@@ -6,17 +6,17 @@ use super::{convert, record_intake};
 use crate::clock::Clock;
 use crate::pb::hotline_intake_server::HotlineIntake;
 use crate::pb::{SubmitReferralRequest, SubmitReferralResponse};
-use crate::store::writer::IntakeWriter;
+use crate::store::writer::Writer;
 
 /// Records 1480 calls as cases.
 pub struct HotlineService {
-    writer: IntakeWriter,
+    writer: Writer,
     clock: Clock,
 }
 
 impl HotlineService {
-    /// Creates the service over the intake writer.
-    pub fn new(writer: IntakeWriter, clock: Clock) -> Self {
+    /// Creates the service over the writer.
+    pub fn new(writer: Writer, clock: Clock) -> Self {
         Self { writer, clock }
     }
 }

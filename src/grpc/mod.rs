@@ -6,7 +6,7 @@ use tonic::Status;
 use crate::domain::Error;
 use crate::domain::intake::{NewIntake, Receipt};
 use crate::store::IntakeOutcome;
-use crate::store::writer::IntakeWriter;
+use crate::store::writer::Writer;
 
 pub mod case_tracking;
 pub(crate) mod convert;
@@ -16,7 +16,7 @@ pub mod hotline;
 mod status;
 
 /// Records an intake through the group-commit writer and returns its receipt.
-async fn record_intake(writer: &IntakeWriter, intake: NewIntake) -> Result<Receipt, Status> {
+async fn record_intake(writer: &Writer, intake: NewIntake) -> Result<Receipt, Status> {
     let line = intake.line();
     match writer.submit(intake).await? {
         IntakeOutcome::Recorded(receipt) => {

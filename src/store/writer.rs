@@ -138,13 +138,13 @@ impl Command {
 
 /// The submitting side of the writer. Cloning it shares the queue.
 #[derive(Clone)]
-pub struct IntakeWriter {
+pub struct Writer {
     queue: mpsc::Sender<Command>,
     queue_timeout: Duration,
     routing: SharedRouting,
 }
 
-impl IntakeWriter {
+impl Writer {
     /// Starts the writer task over `store`, routing with `routing`.
     pub fn spawn(
         store: Arc<dyn Store>,

@@ -5,7 +5,6 @@
 
 pub mod fixtures;
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -307,20 +306,4 @@ impl TestServer {
     pub async fn finish(self) {
         self.stop().await.drop_database().await;
     }
-}
-
-/// Waits for `condition` to hold, polling without sleeping on a timer the test depends on:
-/// fails after `limit`.
-pub async fn eventually<F, Fut>(limit: Duration, mut condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    tokio::time::timeout(limit, async {
-        while !condition().await {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await
-    .expect("condition did not hold in time");
 }
