@@ -340,3 +340,21 @@ async fn sqlite_health_is_not_serving_when_the_database_file_is_gone() {
     drop(watch);
     server.finish().await;
 }
+
+/// Two processes starting together on a new SQLite file both come up: the one that loses the
+/// race to migrate finds the migrations applied and goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_starting_together_on_a_new_sqlite_file_both_serve() {
+    let first = TestServer::start(Backend::Sqlite).await;
+    let second = TestServer::start_on(first.db.same_database(), |_| {}).await;
+    let (mut to_first, mut to_second) = (first.hotline(), second.hotline());
+    let (a, b) = tokio::join!(
+        to_first.submit_referral(hotline("together-1")),
+        to_second.submit_referral(hotline("together-2")),
+    );
+    a.expect("first server serves");
+    b.expect("second server serves");
+    assert_eq!(first.db.count("cases").await, 2);
+    second.stop().await;
+    first.finish().await;
+}

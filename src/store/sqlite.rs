@@ -48,10 +48,7 @@ impl SqliteStore {
         .connect_with(options)
         .await
         .map_err(super::map_sqlx_error)?;
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&pool)
-            .await
-            .map_err(Error::internal)?;
+        migrate(&pool).await?;
         Ok(Self { pool, file })
     }
 
@@ -96,6 +93,25 @@ impl SqliteStore {
             weakened.push(format!("synchronous is {synchronous}, not FULL (2)"));
         }
         Ok(Durability { weakened })
+    }
+}
+
+/// Applies the migrations. sqlx takes no lock for migrations on SQLite, so two processes that
+/// start together on a new file can both try to apply one; the loser fails (the table exists or
+/// the file is locked), and on a later attempt finds the migration applied by the winner.
+async fn migrate(pool: &SqlitePool) -> Result<(), Error> {
+    const ATTEMPTS: u32 = 5;
+    let mut attempt = 1;
+    loop {
+        match sqlx::migrate!("./migrations/sqlite").run(pool).await {
+            Ok(()) => return Ok(()),
+            Err(error) if attempt < ATTEMPTS => {
+                tracing::warn!(attempt, %error, "migration failed; another process may be migrating, retrying");
+                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+                attempt += 1;
+            }
+            Err(error) => return Err(Error::internal(error)),
+        }
     }
 }
 
