@@ -974,22 +974,13 @@ impl From<&Candidate> for pb::RoutingCandidate {
 
 impl From<&ActionDecision> for pb::ActionOutcome {
     fn from(a: &ActionDecision) -> Self {
-        let (action, kind, purpose) = match &a.action {
-            Action::DispatchMobileTeam => {
-                (pb::ActionType::DispatchMobileTeam, 0, Purpose::Dispatch)
-            }
-            Action::ReferTo { kind } => {
-                (pb::ActionType::ReferTo, kind.to_wire(), Purpose::Referral)
-            }
-            Action::Notify { body, .. } => (
-                pb::ActionType::Notify,
-                body.to_wire(),
-                Purpose::Notification,
-            ),
+        let (action, kind) = match &a.action {
+            Action::DispatchMobileTeam => (pb::ActionType::DispatchMobileTeam, 0),
+            Action::ReferTo { kind } => (pb::ActionType::ReferTo, kind.to_wire()),
+            Action::Notify { body, .. } => (pb::ActionType::Notify, body.to_wire()),
             Action::HandOverTo123 => (
                 pb::ActionType::HandOverTo123,
                 ServicePointKind::SocialEmergencyCentre.to_wire(),
-                Purpose::HandOver,
             ),
         };
         Self {
@@ -998,7 +989,7 @@ impl From<&ActionDecision> for pb::ActionOutcome {
             not_applicable: a.not_applicable.clone().unwrap_or_default(),
             assignment: a.destination.as_ref().map(|destination| {
                 let assignment = Assignment {
-                    purpose,
+                    purpose: a.action.purpose(),
                     destination: destination.clone(),
                 };
                 (&assignment).into()
@@ -1224,19 +1215,7 @@ pub(crate) fn team_update(raw: pb::UpdateTeamStatusRequest) -> Result<DirectoryU
     let status = v.enumeration::<DutyStatus>("status", raw.status);
     let position = match raw.position {
         None => Some(None),
-        Some(p) => {
-            let valid = p.latitude.is_finite()
-                && p.longitude.is_finite()
-                && (-90.0..=90.0).contains(&p.latitude)
-                && (-180.0..=180.0).contains(&p.longitude);
-            if !valid {
-                v.add(
-                    "position",
-                    "must be a latitude from -90 to 90 and a longitude from -180 to 180",
-                );
-            }
-            valid.then_some(Some((p.latitude, p.longitude)))
-        }
+        some => v.position("position", some).map(Some),
     };
     let parsed = match (id, status, position) {
         (Some(team_id), Some(status), Some(position)) => Some(DirectoryUpdate::Team {

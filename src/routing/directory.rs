@@ -455,6 +455,8 @@ pub struct Directory {
     counties_by_province: HashMap<String, Vec<CountyKey>>,
     points: HashMap<(CountyKey, ServicePointKind), Vec<usize>>,
     teams: HashMap<CountyKey, Vec<usize>>,
+    point_ids: HashMap<String, usize>,
+    team_ids: HashMap<String, usize>,
 }
 
 impl Directory {
@@ -515,6 +517,7 @@ impl Directory {
         }
         let mut ids = std::collections::HashSet::new();
         for (i, point) in data.service_points.iter().enumerate() {
+            directory.point_ids.insert(point.id.clone(), i);
             if !ids.insert(point.id.as_str()) {
                 problems.push(format!("service point id {} appears twice", point.id));
             }
@@ -531,6 +534,7 @@ impl Directory {
                 .push(i);
         }
         for (i, team) in data.teams.iter().enumerate() {
+            directory.team_ids.insert(team.id.clone(), i);
             if !ids.insert(team.id.as_str()) {
                 problems.push(format!("team id {} appears twice", team.id));
             }
@@ -609,7 +613,7 @@ impl Directory {
     /// Marks a team busy with one more case, as a dispatch does, and returns what it was, so
     /// that the change can be undone if the dispatch is not committed.
     pub fn assign_team(&mut self, team_id: &str) -> Option<TeamState> {
-        let team = self.data.teams.iter_mut().find(|t| t.id == team_id)?;
+        let team = self.team_mut(team_id)?;
         let before = TeamState {
             team_id: team.id.clone(),
             status: team.status,
@@ -622,7 +626,7 @@ impl Directory {
 
     /// Puts a team back as it was.
     pub fn restore_team(&mut self, state: TeamState) {
-        if let Some(team) = self.data.teams.iter_mut().find(|t| t.id == state.team_id) {
+        if let Some(team) = self.team_mut(&state.team_id) {
             team.status = state.status;
             team.load = state.load;
         }
@@ -636,7 +640,7 @@ impl Directory {
                 status,
                 position,
             } => {
-                if let Some(team) = self.data.teams.iter_mut().find(|t| &t.id == team_id) {
+                if let Some(team) = self.team_mut(team_id) {
                     team.status = *status;
                     if position.is_some() {
                         team.position = *position;
@@ -648,10 +652,9 @@ impl Directory {
                 occupancy,
             } => {
                 if let Some(point) = self
-                    .data
-                    .service_points
-                    .iter_mut()
-                    .find(|p| &p.id == service_point_id)
+                    .point_ids
+                    .get(service_point_id)
+                    .map(|&i| &mut self.data.service_points[i])
                 {
                     point.occupancy = *occupancy;
                 }
@@ -659,14 +662,21 @@ impl Directory {
         }
     }
 
+    fn team_mut(&mut self, team_id: &str) -> Option<&mut MobileTeam> {
+        let index = *self.team_ids.get(team_id)?;
+        Some(&mut self.data.teams[index])
+    }
+
     /// A team by id.
     pub fn team(&self, team_id: &str) -> Option<&MobileTeam> {
-        self.data.teams.iter().find(|t| t.id == team_id)
+        self.team_ids.get(team_id).map(|&i| &self.data.teams[i])
     }
 
     /// A service point by id.
     pub fn service_point(&self, id: &str) -> Option<&ServicePoint> {
-        self.data.service_points.iter().find(|p| p.id == id)
+        self.point_ids
+            .get(id)
+            .map(|&i| &self.data.service_points[i])
     }
 
     /// Mobile teams based in a county.

@@ -320,14 +320,8 @@ impl Decision {
         self.actions
             .iter()
             .filter_map(|a| {
-                let purpose = match a.action {
-                    Action::DispatchMobileTeam => Purpose::Dispatch,
-                    Action::ReferTo { .. } => Purpose::Referral,
-                    Action::Notify { .. } => Purpose::Notification,
-                    Action::HandOverTo123 => Purpose::HandOver,
-                };
                 a.destination.clone().map(|destination| Assignment {
-                    purpose,
+                    purpose: a.action.purpose(),
                     destination,
                 })
             })
@@ -436,24 +430,28 @@ impl Router<'_> {
     }
 
     fn act(&self, action: &Action) -> ActionDecision {
-        match action {
+        let found = match action {
             Action::DispatchMobileTeam => self.team(),
             Action::ReferTo { kind } => self.service_point(*kind),
             Action::HandOverTo123 => self.service_point(ServicePointKind::SocialEmergencyCentre),
             Action::Notify { body, only_if } => {
                 if !only_if.is_empty() && !only_if.iter().any(|f| self.request.has(*f)) {
-                    ActionDecision {
+                    return ActionDecision {
                         action: action.clone(),
                         not_applicable: Some("none of the facts it depends on was reported".into()),
                         destination: None,
                         candidates: Vec::new(),
-                    }
-                } else {
-                    self.service_point(*body)
+                    };
                 }
+                self.service_point(*body)
             }
+        };
+        ActionDecision {
+            action: action.clone(),
+            not_applicable: None,
+            destination: found.destination,
+            candidates: found.candidates,
         }
-        .with_action(action)
     }
 
     /// The incident's county and its designated cover county, when the directory knows them.
@@ -489,7 +487,7 @@ impl Router<'_> {
             .unwrap_or((32.0, 53.0))
     }
 
-    fn team(&self) -> ActionDecision {
+    fn team(&self) -> Found {
         let origin = self.origin();
         self.walk(
             |step, county, looked| {
@@ -522,7 +520,7 @@ impl Router<'_> {
         )
     }
 
-    fn service_point(&self, kind: ServicePointKind) -> ActionDecision {
+    fn service_point(&self, kind: ServicePointKind) -> Found {
         let origin = self.origin();
         self.walk(
             |step, county, looked| {
@@ -579,7 +577,7 @@ impl Router<'_> {
         &self,
         look: impl Fn(&CoverStep, &CountyKey, &mut Vec<Looked>),
         destination: impl Fn(String, String) -> Destination,
-    ) -> ActionDecision {
+    ) -> Found {
         let mut candidates = Vec::new();
         let mut step = |step: CoverStep, counties: &mut dyn Iterator<Item = &CountyKey>| {
             let mut looked = Vec::new();
@@ -627,20 +625,17 @@ impl Router<'_> {
                             )
                         })
                 });
-        ActionDecision {
-            action: Action::DispatchMobileTeam,
-            not_applicable: None,
+        Found {
             destination: chosen,
             candidates,
         }
     }
 }
 
-impl ActionDecision {
-    fn with_action(mut self, action: &Action) -> Self {
-        self.action = action.clone();
-        self
-    }
+/// What a walk of the cover chain found: the destination, if any, and every place looked at.
+struct Found {
+    destination: Option<Destination>,
+    candidates: Vec<Candidate>,
 }
 
 fn round(km: f64) -> f64 {

@@ -52,6 +52,18 @@ pub enum Action {
     HandOverTo123,
 }
 
+impl Action {
+    /// Why the destination this action finds takes the case.
+    pub fn purpose(&self) -> super::Purpose {
+        match self {
+            Self::DispatchMobileTeam => super::Purpose::Dispatch,
+            Self::ReferTo { .. } => super::Purpose::Referral,
+            Self::Notify { .. } => super::Purpose::Notification,
+            Self::HandOverTo123 => super::Purpose::HandOver,
+        }
+    }
+}
+
 /// Conditions of a rule; each present condition must hold. Lists match when the case has any of
 /// their values.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
