@@ -25,7 +25,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Runs the gRPC server.
-    Serve(ServeConfig),
+    Serve(Box<ServeConfig>),
     /// Applies the database migrations and exits.
     Migrate(DatabaseConfig),
 }
@@ -101,6 +101,26 @@ pub struct ServeConfig {
     /// The clock; the system clock unless a test sets one.
     #[arg(skip)]
     pub clock: Clock,
+    /// How long a watch stream may stay idle before a heartbeat is sent (keeps mobile
+    /// networks' NAT mappings open).
+    #[arg(long, env = "REFERRALS_HEARTBEAT_INTERVAL", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub heartbeat_interval: Duration,
+    /// The most events a reconnecting stream replays; a client further behind reloads its
+    /// cases and watches from now.
+    #[arg(long, env = "REFERRALS_MAX_REPLAY", default_value_t = 100_000)]
+    pub max_replay: i64,
+    /// Messages queued for one stream's client before the stream waits for it.
+    #[arg(long, env = "REFERRALS_STREAM_BUFFER", default_value_t = 64)]
+    pub stream_buffer: usize,
+    /// How long a stream waits for a client that reads nothing before telling it that it fell
+    /// behind (it resumes from the number it is given).
+    #[arg(long, env = "REFERRALS_STREAM_STALL_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub stream_stall_timeout: Duration,
+    /// How often the event feed looks for events from other servers that it was not told of
+    /// (PostgreSQL tells at once; SQLite processes sharing a file find each other's events only
+    /// this way).
+    #[arg(long, env = "REFERRALS_FEED_POLL_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub feed_poll_interval: Duration,
     /// How long shutdown waits for requests in flight before closing.
     #[arg(long, env = "REFERRALS_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,

@@ -13,5 +13,6 @@ pub mod routing;
 mod server;
 pub mod store;
 pub mod telemetry;
+pub mod tracking;
 
 pub use server::{ServeError, migrate, open_store, run, shutdown_signal};

@@ -14,7 +14,7 @@ async fn main() -> ExitCode {
     }
     let result = match cli.command {
         Command::Serve(config) => match tokio::net::TcpListener::bind(config.listen).await {
-            Ok(listener) => referrals::run(config, listener, referrals::shutdown_signal()).await,
+            Ok(listener) => referrals::run(*config, listener, referrals::shutdown_signal()).await,
             Err(error) => {
                 tracing::error!(listen = %config.listen, %error, "cannot listen");
                 return ExitCode::FAILURE;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::server::NamedService;
 use tonic::transport::Server;
@@ -16,19 +17,24 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::{DatabaseConfig, ServeConfig};
 use crate::domain::Error;
+use crate::grpc::Tracking;
 use crate::grpc::case_tracking::CaseTrackingService;
 use crate::grpc::directory::DirectoryService;
+use crate::grpc::dispatch::DispatchService;
 use crate::grpc::emergency::EmergencyService;
 use crate::grpc::hotline::HotlineService;
 use crate::pb;
 use crate::pb::case_tracking_server::CaseTrackingServer;
 use crate::pb::directory_server::DirectoryServer;
+use crate::pb::dispatch_server::DispatchServer;
 use crate::pb::emergency_intake_server::EmergencyIntakeServer;
 use crate::pb::hotline_intake_server::HotlineIntakeServer;
 use crate::routing::directory::{Directory, DirectoryData};
 use crate::routing::policy::{Policy, SHIPPED_POLICY};
 use crate::store::Store;
 use crate::store::writer::{RoutingState, Writer, WriterConfig};
+use crate::tracking::feed::{Feed, FeedConfig};
+use crate::tracking::watch::WatchConfig;
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -106,6 +112,14 @@ pub async fn run(
     }
 
     let routing = prepare_routing(store.as_ref(), config.seed_directory.as_deref()).await?;
+    let (feed, feed_handle) = Feed::start(
+        store.clone(),
+        FeedConfig {
+            poll_interval: config.feed_poll_interval,
+            ..FeedConfig::default()
+        },
+    )
+    .await?;
     let (writer, writer_handle) = Writer::spawn(
         store.clone(),
         routing,
@@ -114,6 +128,22 @@ pub async fn run(
             max_batch: config.intake_batch,
             queue_timeout: config.intake_queue_timeout,
         },
+        feed.waker(),
+    );
+    // Set at shutdown: open streams end, telling their clients where to resume.
+    let (streams_stop, streams_stopping) = watch::channel(false);
+    let tracking = Tracking::new(
+        store.clone(),
+        writer.clone(),
+        feed,
+        config.clock.clone(),
+        WatchConfig {
+            heartbeat: config.heartbeat_interval,
+            max_replay: config.max_replay,
+            buffer: config.stream_buffer,
+            stall_timeout: config.stream_stall_timeout,
+        },
+        streams_stopping,
     );
     let directory_writer = writer.clone();
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -149,8 +179,11 @@ pub async fn run(
                 .max_decoding_message_size(limit),
         )
         .add_service(
-            CaseTrackingServer::new(CaseTrackingService::new(store.clone()))
+            CaseTrackingServer::new(CaseTrackingService::new(tracking.clone()))
                 .max_decoding_message_size(limit),
+        )
+        .add_service(
+            DispatchServer::new(DispatchService::new(tracking)).max_decoding_message_size(limit),
         )
         .add_service(
             DirectoryServer::new(DirectoryService::new(directory_writer))
@@ -166,6 +199,7 @@ pub async fn run(
     // while requests in flight finish.
     let shutdown = async move {
         shutdown.await;
+        let _ = streams_stop.send(true);
         health_task.abort();
         for service in SERVICES {
             health
@@ -187,6 +221,7 @@ pub async fn run(
 
     // Intakes still queued are committed; any that arrive from here on are refused.
     writer_handle.stop().await;
+    feed_handle.stop().await;
     store.close().await;
     tracing::info!("stopped");
     result
@@ -271,12 +306,13 @@ pub async fn shutdown_signal() {
 }
 
 /// The services whose health follows the database's.
-const SERVICES: [&str; 5] = [
+const SERVICES: [&str; 6] = [
     "",
     <HotlineIntakeServer<HotlineService> as NamedService>::NAME,
     <EmergencyIntakeServer<EmergencyService> as NamedService>::NAME,
     <CaseTrackingServer<CaseTrackingService> as NamedService>::NAME,
     <DirectoryServer<DirectoryService> as NamedService>::NAME,
+    <DispatchServer<DispatchService> as NamedService>::NAME,
 ];
 
 /// Keeps the health service in step with the database: NOT_SERVING while it does not answer.

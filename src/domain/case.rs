@@ -3,7 +3,9 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::change::CaseOutcome;
 use super::intake::{Contact, Intake};
+use super::sensitive::Sensitive;
 use super::triage::Assessment;
 use super::types::{
     CaseStatus, Category, DispatchStatus, Line, Priority, ReferralStatus, RequestedAction,
@@ -67,6 +69,47 @@ pub struct RecordedReferral {
     pub version: i64,
     /// When it was made.
     pub created_at: DateTime<Utc>,
+    /// Why it was last changed, when a reason was given.
+    pub reason: Option<String>,
+}
+
+/// One status a dispatch went through.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DispatchStep {
+    /// The status.
+    pub status: DispatchStatus,
+    /// When the team reported it.
+    pub occurred_at: DateTime<Utc>,
+    /// Where the team was, when it sent its position.
+    pub position: Option<(f64, f64)>,
+}
+
+/// A note on a case.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedNote {
+    /// Note identifier.
+    pub note_id: Uuid,
+    /// Who wrote it.
+    pub actor: String,
+    /// When.
+    pub created_at: DateTime<Utc>,
+    /// The note.
+    pub text: Sensitive<String>,
+}
+
+/// A scheduled follow-up.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedFollowUp {
+    /// Follow-up identifier.
+    pub follow_up_id: Uuid,
+    /// When it is due.
+    pub due_at: DateTime<Utc>,
+    /// What it is for.
+    pub reason: String,
+    /// When it was done.
+    pub done_at: Option<DateTime<Utc>>,
+    /// What came of it.
+    pub outcome: Option<Sensitive<String>>,
 }
 
 /// A dispatch as recorded.
@@ -82,6 +125,10 @@ pub struct RecordedDispatch {
     pub version: i64,
     /// When it was made.
     pub created_at: DateTime<Utc>,
+    /// Why it was declined or cancelled.
+    pub reason: Option<String>,
+    /// Every status it went through, in order.
+    pub steps: Vec<DispatchStep>,
 }
 
 /// A case with its details.
@@ -99,8 +146,16 @@ pub struct CaseRecord {
     pub contacts: Vec<RecordedContact>,
     /// How the case stands after routing.
     pub routing_status: RoutingStatus,
-    /// The latest routing decision, with every candidate considered.
+    /// The routing decision made at intake, with every candidate considered.
     pub routing: Option<Decision>,
+    /// Re-routes after a destination turned the case down, oldest first.
+    pub reroutes: Vec<Decision>,
+    /// How the case ended, once closed.
+    pub outcome: Option<CaseOutcome>,
+    /// Notes, oldest first.
+    pub notes: Vec<RecordedNote>,
+    /// Follow-ups, oldest first.
+    pub follow_ups: Vec<RecordedFollowUp>,
     /// Referrals, notifications and hand-overs, oldest first.
     pub referrals: Vec<RecordedReferral>,
     /// Mobile teams sent, oldest first.

@@ -42,6 +42,12 @@ pub enum Error {
     /// An intake reused a request id with a different payload.
     #[error("request_id was already used for a different intake")]
     IdempotencyConflict,
+    /// The change is not allowed in the state the thing is in; the message names that state.
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// The caller's part does not allow the change.
+    #[error("{0}")]
+    PermissionDenied(String),
     /// The change was based on a version that is no longer current.
     #[error("{0}")]
     Stale(String),

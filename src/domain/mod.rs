@@ -2,6 +2,7 @@
 //! Nothing here knows about gRPC or SQL, so all of it is testable on its own.
 
 pub mod case;
+pub mod change;
 pub mod error;
 pub mod intake;
 pub mod lifecycle;

@@ -26,6 +26,8 @@ macro_rules! domain_enum {
     };
 }
 
+pub(crate) use domain_enum;
+
 domain_enum! {
     /// The phone line a call came in on.
     pub enum Line {

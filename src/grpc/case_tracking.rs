@@ -1,27 +1,36 @@
-//! `referral.v1.CaseTracking`: reading cases.
+//! `referral.v1.CaseTracking`: reading cases, changing them, and watching them change.
 
-use std::sync::Arc;
+use std::pin::Pin;
 
+use futures::Stream;
 use tonic::{Request, Response, Status};
 
-use super::convert;
+use super::{Tracking, convert};
 use crate::domain::Error;
 use crate::domain::case::PageRequest;
 use crate::pb::case_tracking_server::CaseTracking;
-use crate::pb::{GetCaseRequest, GetCaseResponse, ListCasesRequest, ListCasesResponse};
-use crate::store::Store;
+use crate::pb::{
+    AddNoteRequest, AddNoteResponse, ChangePriorityRequest, ChangePriorityResponse,
+    CloseCaseRequest, CloseCaseResponse, GetCaseRequest, GetCaseResponse, GetTimelineRequest,
+    GetTimelineResponse, ListCasesRequest, ListCasesResponse, RecordFollowUpRequest,
+    RecordFollowUpResponse, ReopenCaseRequest, ReopenCaseResponse, ScheduleFollowUpRequest,
+    ScheduleFollowUpResponse, TransitionReferralRequest, TransitionReferralResponse,
+    WatchCasesRequest, WatchCasesResponse,
+};
 
-/// Reads and follows cases.
+/// Reads, changes and watches cases.
 pub struct CaseTrackingService {
-    store: Arc<dyn Store>,
+    tracking: Tracking,
 }
 
 impl CaseTrackingService {
-    /// Creates the service over the store.
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+    /// Creates the service.
+    pub fn new(tracking: Tracking) -> Self {
+        Self { tracking }
     }
 }
+
+type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchCasesResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl CaseTracking for CaseTrackingService {
@@ -33,7 +42,8 @@ impl CaseTracking for CaseTrackingService {
         let case_id = convert::case_id("case_id", &request.into_inner().case_id)?;
         tracing::Span::current().record("case_id", tracing::field::display(case_id));
         let case = self
-            .store
+            .tracking
+            .store()
             .get_case(case_id)
             .await?
             .ok_or(Error::NotFound("case"))?;
@@ -53,7 +63,7 @@ impl CaseTracking for CaseTrackingService {
             size: page.size + 1,
             after: page.after,
         };
-        let mut cases = self.store.list_cases(&filter, &probe).await?;
+        let mut cases = self.tracking.store().list_cases(&filter, &probe).await?;
         let next_page_token = if cases.len() > page.size {
             cases.truncate(page.size);
             cases
@@ -66,6 +76,137 @@ impl CaseTracking for CaseTrackingService {
         Ok(Response::new(ListCasesResponse {
             cases: cases.into_iter().map(Into::into).collect(),
             next_page_token,
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "GetTimeline", case_id))]
+    async fn get_timeline(
+        &self,
+        request: Request<GetTimelineRequest>,
+    ) -> Result<Response<GetTimelineResponse>, Status> {
+        let case_id = convert::case_id("case_id", &request.into_inner().case_id)?;
+        tracing::Span::current().record("case_id", tracing::field::display(case_id));
+        let events = self
+            .tracking
+            .store()
+            .timeline(case_id)
+            .await?
+            .ok_or(Error::NotFound("case"))?;
+        Ok(Response::new(GetTimelineResponse {
+            events: events.iter().map(Into::into).collect(),
+        }))
+    }
+
+    type WatchCasesStream = WatchStream;
+
+    #[tracing::instrument(skip_all, fields(rpc = "WatchCases"))]
+    async fn watch_cases(
+        &self,
+        request: Request<WatchCasesRequest>,
+    ) -> Result<Response<Self::WatchCasesStream>, Status> {
+        let (filter, after) = convert::watch_request(request.into_inner())?;
+        let stream = self
+            .tracking
+            .watch(filter, after, |item| async move {
+                Ok(convert::watch_response(item))
+            })
+            .await?;
+        Ok(Response::new(stream))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "TransitionReferral"))]
+    async fn transition_referral(
+        &self,
+        request: Request<TransitionReferralRequest>,
+    ) -> Result<Response<TransitionReferralResponse>, Status> {
+        let change = convert::referral_change(request.into_inner(), self.tracking.now())?;
+        let outcome = self.tracking.change(change).await?;
+        Ok(Response::new(TransitionReferralResponse {
+            referral_version: outcome.version,
+            case_version: outcome.case_version,
+            reroute: outcome.reroute.as_ref().map(Into::into),
+            sequence: outcome.last_event,
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "ChangePriority"))]
+    async fn change_priority(
+        &self,
+        request: Request<ChangePriorityRequest>,
+    ) -> Result<Response<ChangePriorityResponse>, Status> {
+        let change = convert::priority_change(request.into_inner(), self.tracking.now())?;
+        let outcome = self.tracking.change(change).await?;
+        Ok(Response::new(ChangePriorityResponse {
+            case_version: outcome.case_version,
+            sequence: outcome.last_event,
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "CloseCase"))]
+    async fn close_case(
+        &self,
+        request: Request<CloseCaseRequest>,
+    ) -> Result<Response<CloseCaseResponse>, Status> {
+        let change = convert::close_change(request.into_inner(), self.tracking.now())?;
+        let outcome = self.tracking.change(change).await?;
+        Ok(Response::new(CloseCaseResponse {
+            case_version: outcome.case_version,
+            sequence: outcome.last_event,
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "ReopenCase"))]
+    async fn reopen_case(
+        &self,
+        request: Request<ReopenCaseRequest>,
+    ) -> Result<Response<ReopenCaseResponse>, Status> {
+        let change = convert::reopen_change(request.into_inner(), self.tracking.now())?;
+        let outcome = self.tracking.change(change).await?;
+        Ok(Response::new(ReopenCaseResponse {
+            case_version: outcome.case_version,
+            sequence: outcome.last_event,
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "AddNote"))]
+    async fn add_note(
+        &self,
+        request: Request<AddNoteRequest>,
+    ) -> Result<Response<AddNoteResponse>, Status> {
+        let change = convert::note_change(request.into_inner(), self.tracking.now())?;
+        let outcome = self.tracking.change(change).await?;
+        Ok(Response::new(AddNoteResponse {
+            note_id: outcome.created.map(|id| id.to_string()).unwrap_or_default(),
+            case_version: outcome.case_version,
+            sequence: outcome.last_event,
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "ScheduleFollowUp"))]
+    async fn schedule_follow_up(
+        &self,
+        request: Request<ScheduleFollowUpRequest>,
+    ) -> Result<Response<ScheduleFollowUpResponse>, Status> {
+        let change = convert::schedule_change(request.into_inner(), self.tracking.now())?;
+        let outcome = self.tracking.change(change).await?;
+        Ok(Response::new(ScheduleFollowUpResponse {
+            follow_up_id: outcome.created.map(|id| id.to_string()).unwrap_or_default(),
+            due_at: outcome.due_at.map(convert::wire_time),
+            case_version: outcome.case_version,
+            sequence: outcome.last_event,
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "RecordFollowUp"))]
+    async fn record_follow_up(
+        &self,
+        request: Request<RecordFollowUpRequest>,
+    ) -> Result<Response<RecordFollowUpResponse>, Status> {
+        let change = convert::record_follow_up_change(request.into_inner(), self.tracking.now())?;
+        let outcome = self.tracking.change(change).await?;
+        Ok(Response::new(RecordFollowUpResponse {
+            case_version: outcome.case_version,
+            sequence: outcome.last_event,
         }))
     }
 }

@@ -30,6 +30,8 @@ impl From<Error> for Status {
             ),
             Error::Overloaded(why) => Status::resource_exhausted(why),
             Error::Stale(why) => Status::aborted(why),
+            Error::FailedPrecondition(why) => Status::failed_precondition(why),
+            Error::PermissionDenied(why) => Status::permission_denied(why),
             Error::Unavailable(source) => {
                 tracing::warn!(error = %source, "storage unavailable");
                 Status::unavailable("storage unavailable; retry with the same request_id")

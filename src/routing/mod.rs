@@ -19,7 +19,7 @@ use self::directory::{
     CountyKey, Directory, DutyStatus, LocalTime, ServicePoint, ServicePointKind, distance_km,
 };
 use self::policy::{Action, Conditions, Flag, Policy};
-use crate::domain::intake::{Age, NewIntake};
+use crate::domain::intake::{Age, Intake, NewIntake};
 use crate::domain::types::{AgeBand, Category, Line, Priority, Sex};
 
 /// Kilometres a team's case in hand weighs against it: a team 15 km further away but free
@@ -81,7 +81,11 @@ fn age_range(age: Age) -> Option<(u32, u32)> {
 impl RoutingRequest {
     /// The routing facts of an intake, routed at `at`.
     pub fn from_intake(new: &NewIntake, at: DateTime<Utc>) -> Self {
-        let intake = &new.intake;
+        Self::for_case(&new.intake, new.line(), new.assessment.priority, at)
+    }
+
+    /// The routing facts of a recorded case at its current priority, routed at `at`.
+    pub fn for_case(intake: &Intake, line: Line, priority: Priority, at: DateTime<Utc>) -> Self {
         let risk = &intake.risk;
         let flags = [
             (risk.violence_ongoing, Flag::ViolenceOngoing),
@@ -95,9 +99,9 @@ impl RoutingRequest {
         .filter_map(|(holds, flag)| holds.then_some(flag))
         .collect();
         Self {
-            line: new.line(),
+            line,
             categories: intake.categories().collect(),
-            priority: new.assessment.priority,
+            priority,
             flags,
             subjects: intake
                 .subjects
@@ -384,6 +388,23 @@ pub fn route_excluding(
         rule_description: rule.description.clone(),
         actions: rule.then.iter().map(|a| router.act(a)).collect(),
     }
+}
+
+/// Carries out one action again for a case whose destination turned it down, leaving out
+/// `excluded` (every destination the case was already sent to). The policy is not consulted:
+/// the action is the one the rule that fired chose, and only its destination changes.
+pub fn reroute(
+    directory: &Directory,
+    request: &RoutingRequest,
+    action: &Action,
+    excluded: &HashSet<String>,
+) -> ActionDecision {
+    Router {
+        directory,
+        request,
+        excluded,
+    }
+    .act(action)
 }
 
 struct Router<'a> {

@@ -748,6 +748,64 @@ fn a_reroute_leaves_out_who_declined_and_takes_the_next_candidate() {
 }
 
 #[test]
+fn a_reroute_repeats_only_the_action_that_was_turned_down() {
+    let directory = small_directory(|_| {});
+    let ids = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<HashSet<_>>();
+    let crisis = Action::ReferTo {
+        kind: ServicePointKind::CrisisInterventionCentre,
+    };
+    // (action, already tried, expected destination, row)
+    let table: Vec<(Action, HashSet<String>, Option<&str>, &str)> = vec![
+        (
+            Action::DispatchMobileTeam,
+            ids(&["ard-t1"]),
+            Some("mgs-t1"),
+            "the next team",
+        ),
+        (
+            Action::DispatchMobileTeam,
+            ids(&["ard-t1", "mgs-t1"]),
+            None,
+            "no team left",
+        ),
+        (
+            crisis.clone(),
+            ids(&[]),
+            Some("ard-crisis"),
+            "nothing tried yet",
+        ),
+        (
+            crisis.clone(),
+            ids(&["ard-crisis"]),
+            Some("mgs-crisis"),
+            "the next centre",
+        ),
+        (
+            crisis.clone(),
+            ids(&["ard-crisis", "mgs-crisis"]),
+            None,
+            "every centre rejected",
+        ),
+    ];
+    for (action, tried, expected, row) in table {
+        let found = reroute(&directory, &request("Ardabil"), &action, &tried);
+        let destination = found.destination.as_ref().map(|d| match d {
+            Destination::Team { id, .. } | Destination::ServicePoint { id, .. } => id.as_str(),
+        });
+        assert_eq!(destination, expected, "{row}");
+        assert_eq!(found.action, action, "{row}: the same action");
+        for id in &tried {
+            let verdict = found
+                .candidates
+                .iter()
+                .find(|c| &c.id == id)
+                .map(|c| &c.verdict);
+            assert_eq!(verdict, Some(&Verdict::Excluded), "{row}: {id}");
+        }
+    }
+}
+
+#[test]
 fn ranking_weighs_distance_against_load() {
     let policy = policy_with(Conditions::default(), vec![Action::DispatchMobileTeam]);
     let two_teams = |near_load: u32| {

@@ -3,16 +3,23 @@
 
 use std::sync::Arc;
 
+use std::collections::HashSet;
+
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::domain::Error;
 use crate::domain::case::{CaseFilter, CaseRecord, CaseSummary, PageRequest};
+use crate::domain::change::CaseChange;
 use crate::domain::intake::{NewIntake, Receipt};
-use crate::routing::Decision;
 use crate::routing::directory::{DirectoryData, DirectoryUpdate};
+use crate::routing::policy::Action;
 use crate::routing::policy::PolicyDocument;
+use crate::routing::{ActionDecision, Decision, RoutingRequest};
+use crate::tracking::{EventFilter, FeedEvent};
 
+mod changes;
 pub mod postgres;
 mod sql;
 pub mod sqlite;
@@ -20,6 +27,32 @@ pub mod writer;
 
 /// Decides where a new case goes (the writer's router).
 pub type RouteFn<'a> = dyn FnMut(&NewIntake) -> Decision + Send + 'a;
+
+/// Finds the next destination for an action whose destination turned the case down, leaving
+/// out the destinations already tried (the writer's router).
+pub type RerouteFn<'a> =
+    dyn FnMut(&RoutingRequest, &Action, &HashSet<String>) -> ActionDecision + Send + 'a;
+
+/// What a committed change did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangeOutcome {
+    /// The case changed.
+    pub case_id: Uuid,
+    /// The case's version after the change.
+    pub case_version: i64,
+    /// The version of what was changed: the referral, the dispatch, or the case.
+    pub version: i64,
+    /// What the change created: a note's or a follow-up's id.
+    pub created: Option<Uuid>,
+    /// When a scheduled follow-up is due.
+    pub due_at: Option<DateTime<Utc>>,
+    /// A team freed by the change (its dispatch was cleared, cancelled or declined).
+    pub released_team: Option<String>,
+    /// The re-route a rejection or a decline led to.
+    pub reroute: Option<Decision>,
+    /// The number of the change's last event in the feed.
+    pub last_event: i64,
+}
 
 /// The routing state as stored.
 #[derive(Debug, Clone, Default)]
@@ -63,6 +96,42 @@ pub trait Store: Send + Sync + 'static {
         batch: &[NewIntake],
         route: &mut RouteFn<'_>,
     ) -> Result<Vec<IntakeOutcome>, Error>;
+
+    /// Applies a change to a case in one transaction, with its events.
+    ///
+    /// A rejected referral or a declined dispatch is routed again in the same transaction:
+    /// `reroute` is called once with the case's routing facts, the action the declined
+    /// destination was chosen for, and every destination the case was already sent to.
+    async fn change_case(
+        &self,
+        change: &CaseChange,
+        reroute: &mut RerouteFn<'_>,
+    ) -> Result<ChangeOutcome, Error>;
+
+    /// Returns up to `limit` events numbered above `after` and at most `up_to` that pass
+    /// `filter`, in order.
+    async fn events(
+        &self,
+        filter: &EventFilter,
+        after: i64,
+        up_to: i64,
+        limit: u32,
+    ) -> Result<Vec<FeedEvent>, Error>;
+
+    /// Returns the number of the last committed event (0 when there is none).
+    async fn last_event(&self) -> Result<i64, Error>;
+
+    /// Returns a case's events in order, or `None` when there is no such case.
+    async fn timeline(&self, case_id: Uuid) -> Result<Option<Vec<FeedEvent>>, Error>;
+
+    /// Starts a task that pokes `wake` whenever another server commits events, for backends
+    /// that can tell (PostgreSQL `LISTEN`); the task ends when `stop` fires. `None` when the
+    /// backend cannot, and new events are found by polling.
+    fn spawn_event_listener(
+        &self,
+        wake: Arc<tokio::sync::Notify>,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Option<tokio::task::JoinHandle<()>>;
 
     /// Reads the policy in force (if any was stored) and the whole directory.
     async fn load_routing(&self) -> Result<RoutingData, Error>;

@@ -16,6 +16,64 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
+    /// Tells every server listening on the database that events up to this number were
+    /// committed; PostgreSQL delivers it at commit, and not at all on rollback.
+    pub(crate) const NOTIFY_EVENTS: Option<&'static str> =
+        Some("select pg_notify('referral_events', $1)");
+
+    /// Listens on the events channel and pokes `wake` on every notification, and once more
+    /// after each reconnection, since notifications sent while disconnected are lost.
+    fn listen_for_events(
+        &self,
+        wake: std::sync::Arc<tokio::sync::Notify>,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        let pool = self.pool.clone();
+        Some(tokio::spawn(async move {
+            let mut backoff = std::time::Duration::from_millis(100);
+            loop {
+                let listener = async {
+                    let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await?;
+                    listener.listen("referral_events").await?;
+                    Ok::<_, sqlx::Error>(listener)
+                };
+                let mut listener = tokio::select! {
+                    _ = stop.changed() => return,
+                    listener = listener => match listener {
+                        Ok(listener) => listener,
+                        Err(error) => {
+                            tracing::warn!(%error, "cannot listen for events; retrying");
+                            tokio::select! {
+                                _ = stop.changed() => return,
+                                _ = tokio::time::sleep(backoff) => {}
+                            }
+                            backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
+                            continue;
+                        }
+                    },
+                };
+                backoff = std::time::Duration::from_millis(100);
+                // Whatever was committed before the listener was up is found by this poke.
+                wake.notify_one();
+                loop {
+                    tokio::select! {
+                        _ = stop.changed() => return,
+                        received = listener.try_recv() => match received {
+                            Ok(Some(_)) => wake.notify_one(),
+                            // The connection was lost; notifications may have been missed.
+                            Ok(None) => wake.notify_one(),
+                            Err(error) => {
+                                tracing::warn!(%error, "event listener failed; reconnecting");
+                                wake.notify_one();
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+        }))
+    }
+
     /// Connects to the database `url` names and applies the migrations.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, Error> {
         let pool = PgPoolOptions::new()
@@ -63,4 +121,5 @@ impl PostgresStore {
     }
 }
 
+super::changes::impl_changes!(PostgresStore);
 impl_sql_store!(PostgresStore, Postgres);

@@ -10,10 +10,12 @@ use uuid::Uuid;
 
 use crate::domain::Error;
 use crate::domain::case::{
-    CaseRecord, CaseSummary, RecordedContact, RecordedDispatch, RecordedReferral,
+    CaseRecord, CaseSummary, DispatchStep, RecordedContact, RecordedDispatch, RecordedFollowUp,
+    RecordedNote, RecordedReferral,
 };
 use crate::domain::intake::{Contact, Intake, NewIntake, Receipt};
 use crate::domain::reference;
+use crate::domain::sensitive::Sensitive;
 use crate::domain::triage::Assessment;
 use crate::domain::types::{DispatchStatus, Line, ReferralStatus, RequestedAction};
 use crate::routing::directory::{
@@ -46,14 +48,24 @@ pub(super) const INSERT_DISPATCH: &str = "insert into dispatches (dispatch_id, c
 pub(super) const ASSIGN_TEAM: &str = "update teams set status = 'busy', load = load + 1, \
      updated_at = $2 where team_id = $1";
 
-pub(super) const SELECT_DECISION: &str = "select decision from routing_decisions \
-     where case_id = $1 order by decision_no desc limit 1";
+pub(super) const SELECT_CASE_DECISIONS: &str = "select decision from routing_decisions \
+     where case_id = $1 order by decision_no";
+
+pub(super) const SELECT_DISPATCH_STEPS: &str = "select s.dispatch_id, s.status, s.occurred_at, \
+     s.lat, s.lon from dispatch_steps s join dispatches d on d.dispatch_id = s.dispatch_id \
+     where d.case_id = $1";
+
+pub(super) const SELECT_NOTES: &str = "select note_id, actor, created_at, body from notes \
+     where case_id = $1 order by note_id";
+
+pub(super) const SELECT_FOLLOW_UPS: &str = "select follow_up_id, due_at, reason, outcome, done_at \
+     from follow_ups where case_id = $1 order by follow_up_id";
 
 pub(super) const SELECT_REFERRALS: &str = "select referral_id, service_point_id, purpose, status, \
-     version, created_at from referrals where case_id = $1 order by created_at, referral_id";
+     version, created_at, reason from referrals where case_id = $1 order by created_at, referral_id";
 
 pub(super) const SELECT_DISPATCHES: &str = "select dispatch_id, team_id, status, version, \
-     created_at from dispatches where case_id = $1 order by created_at, dispatch_id";
+     created_at, reason from dispatches where case_id = $1 order by created_at, dispatch_id";
 
 pub(super) const UPSERT_PROVINCE: &str = "insert into provinces (province, neighbours) \
      values ($1, $2) on conflict (province) do update set neighbours = excluded.neighbours";
@@ -107,7 +119,11 @@ pub(super) const INSERT_IDEMPOTENCY_KEY: &str = "insert into idempotency_keys (l
      payload_hash, case_id, receipt, created_at) values ($1, $2, $3, $4, $5, $6)";
 
 pub(super) const INSERT_EVENT: &str = "insert into events (event_id, case_id, kind, actor, \
-     occurred_at, reason, data) values ($1, $2, $3, $4, $5, $6, $7)";
+     occurred_at, reason, data, line, province, county, priority, team_id) \
+     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+
+pub(super) const INSERT_DISPATCH_STEP: &str = "insert into dispatch_steps (dispatch_id, status, \
+     occurred_at, lat, lon) values ($1, $2, $3, $4, $5)";
 
 pub(super) const SUMMARY_COLUMNS: &str = "case_id, reference, line, status, priority, \
      primary_category, province, county, minors_involved, version, created_at, updated_at";
@@ -137,6 +153,79 @@ pub(super) struct ReferralRow {
     status: String,
     version: i64,
     created_at: i64,
+    reason: Option<String>,
+}
+
+/// A stored event.
+#[derive(sqlx::FromRow)]
+pub(super) struct EventDbRow {
+    event_id: i64,
+    case_id: Uuid,
+    kind: String,
+    actor: String,
+    occurred_at: i64,
+    reason: Option<String>,
+    data: Vec<u8>,
+    line: String,
+    province: String,
+    county: String,
+    priority: String,
+    team_id: Option<String>,
+}
+
+impl EventDbRow {
+    pub(super) fn into_event(self) -> Result<crate::tracking::FeedEvent, Error> {
+        Ok(crate::tracking::FeedEvent {
+            sequence: self.event_id,
+            case_id: self.case_id,
+            kind: self.kind,
+            actor: self.actor,
+            occurred_at: from_micros(self.occurred_at)?,
+            reason: self.reason,
+            data: String::from_utf8(self.data).map_err(Error::internal)?,
+            line: parse_enum("line", &self.line)?,
+            province: self.province,
+            county: self.county,
+            priority: parse_enum("priority", &self.priority)?,
+            team_id: self.team_id,
+        })
+    }
+}
+
+pub(super) const EVENT_COLUMNS: &str = "event_id, case_id, kind, actor, occurred_at, reason, \
+     data, line, province, county, priority, team_id";
+
+pub(super) const LAST_EVENT: &str = "select last_value from sequences where name = 'event'";
+
+pub(super) const CASE_EXISTS: &str = "select count(*) from cases where case_id = $1";
+
+/// A stored dispatch step.
+#[derive(sqlx::FromRow)]
+pub(super) struct DispatchStepRow {
+    dispatch_id: Uuid,
+    status: String,
+    occurred_at: i64,
+    lat: Option<f64>,
+    lon: Option<f64>,
+}
+
+/// A stored note.
+#[derive(sqlx::FromRow)]
+pub(super) struct NoteRow {
+    note_id: Uuid,
+    actor: String,
+    created_at: i64,
+    body: Vec<u8>,
+}
+
+/// A stored follow-up.
+#[derive(sqlx::FromRow)]
+pub(super) struct FollowUpRow {
+    follow_up_id: Uuid,
+    due_at: i64,
+    reason: String,
+    outcome: Option<String>,
+    done_at: Option<i64>,
 }
 
 /// A stored dispatch.
@@ -147,15 +236,20 @@ pub(super) struct DispatchRow {
     status: String,
     version: i64,
     created_at: i64,
+    reason: Option<String>,
 }
 
 /// The rest of a case: routing, referrals and dispatches.
 pub(super) struct CaseExtras {
     pub(super) routing_status: String,
     pub(super) contacts: Vec<ContactRow>,
-    pub(super) decision: Option<DecisionRow>,
+    pub(super) decisions: Vec<DecisionRow>,
     pub(super) referrals: Vec<ReferralRow>,
     pub(super) dispatches: Vec<DispatchRow>,
+    pub(super) steps: Vec<DispatchStepRow>,
+    pub(super) notes: Vec<NoteRow>,
+    pub(super) follow_ups: Vec<FollowUpRow>,
+    pub(super) outcome: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -245,6 +339,7 @@ pub(super) struct CaseWithRouting {
     #[sqlx(flatten)]
     pub(super) case: CaseDetailRow,
     pub(super) routing_status: String,
+    pub(super) outcome: Option<String>,
 }
 
 /// A stored contact.
@@ -258,11 +353,73 @@ pub(super) struct ContactRow {
 
 /// What the `details` column of a case holds.
 #[derive(Serialize, Deserialize)]
-struct CaseDetails {
-    intake: Intake,
-    action: RequestedAction,
-    assessment: Assessment,
+pub(super) struct CaseDetails {
+    pub(super) intake: Intake,
+    pub(super) action: RequestedAction,
+    pub(super) assessment: Assessment,
 }
+
+/// An event to write: a change to a case, with what the feed's watchers filter on.
+pub(super) struct EventRow {
+    pub(super) case_id: Uuid,
+    pub(super) kind: String,
+    pub(super) actor: String,
+    pub(super) occurred_at: i64,
+    pub(super) reason: Option<String>,
+    /// Non-sensitive facts of the change as JSON.
+    pub(super) data: Vec<u8>,
+    pub(super) line: &'static str,
+    pub(super) province: String,
+    pub(super) county: String,
+    pub(super) priority: &'static str,
+    /// The team the event concerns, for the team's assignment stream.
+    pub(super) team_id: Option<String>,
+}
+
+/// Writes events under the next numbers of the feed and returns the last number. Numbers are
+/// taken last in a transaction: the counter row stays locked until commit, so the shorter the
+/// stretch after this, the less concurrent writers wait; and a writer that takes numbers after
+/// another has to wait for its commit, so numbers become visible in order with no gap.
+macro_rules! write_events {
+    ($store:ty, $tx:expr, $events:expr) => {{
+        let events: &[$crate::store::sql::EventRow] = $events;
+        let count = events.len() as i64;
+        let last: i64 = sqlx::query_scalar($crate::store::sql::ADVANCE_SEQUENCE)
+            .bind(count)
+            .bind("event")
+            .fetch_one(&mut *$tx)
+            .await
+            .map_err($crate::store::map_sqlx_error)?;
+        for (event_id, event) in (last - count + 1..).zip(events) {
+            sqlx::query($crate::store::sql::INSERT_EVENT)
+                .bind(event_id)
+                .bind(event.case_id)
+                .bind(&event.kind)
+                .bind(&event.actor)
+                .bind(event.occurred_at)
+                .bind(&event.reason)
+                .bind(&event.data)
+                .bind(event.line)
+                .bind(&event.province)
+                .bind(&event.county)
+                .bind(event.priority)
+                .bind(&event.team_id)
+                .execute(&mut *$tx)
+                .await
+                .map_err($crate::store::map_sqlx_error)?;
+        }
+        if let Some(notify) = <$store>::NOTIFY_EVENTS {
+            sqlx::query(notify)
+                .bind(last.to_string())
+                .execute(&mut *$tx)
+                .await
+                .map_err($crate::store::map_sqlx_error)?;
+        }
+        last
+    }};
+}
+
+pub(super) use write_events;
 
 /// The rows one new case writes, worked out before the transaction touches them.
 pub(super) struct NewCase {
@@ -274,24 +431,76 @@ pub(super) struct NewCase {
     pub(super) contact: Vec<u8>,
     pub(super) receipt: Receipt,
     pub(super) receipt_json: Vec<u8>,
-    pub(super) event: Vec<u8>,
-    pub(super) actor: String,
     pub(super) created_at: i64,
     pub(super) routing_status: RoutingStatus,
     pub(super) decision: Decision,
     pub(super) decision_json: String,
-    pub(super) routing_event: Vec<u8>,
     pub(super) referrals: Vec<(Uuid, String, Purpose)>,
     pub(super) dispatches: Vec<(Uuid, String)>,
+    /// Recorded, routed (or unrouted), and one per team dispatched.
+    pub(super) events: Vec<EventRow>,
 }
 
-impl NewCase {
-    /// The kind of the event routing writes.
-    pub(super) fn routing_event_kind(&self) -> &'static str {
-        match self.routing_status {
-            RoutingStatus::Unrouted => "case_unrouted",
-            RoutingStatus::Routed | RoutingStatus::NoDestinationNeeded => "case_routed",
-        }
+/// The kind of the event a routing decision writes.
+pub(super) fn routing_event_kind(status: RoutingStatus, first: bool) -> &'static str {
+    match (status, first) {
+        (RoutingStatus::Unrouted, _) => "case_unrouted",
+        (_, true) => "case_routed",
+        (_, false) => "case_rerouted",
+    }
+}
+
+/// The facts of a routing decision every watcher may see: ids and purposes, no distances (they
+/// could place the incident).
+pub(super) fn routing_event_data(decision: &Decision) -> serde_json::Value {
+    serde_json::json!({
+        "status": decision.status().as_str(),
+        "policy_version": decision.policy_version,
+        "rule_id": decision.rule_id,
+        "assignments": decision.assignments().iter().map(|a| {
+            let (kind, id) = match &a.destination {
+                Destination::Team { id, .. } => ("team", id),
+                Destination::ServicePoint { id, .. } => ("service_point", id),
+            };
+            serde_json::json!({ "purpose": a.purpose.as_str(), "type": kind, "id": id })
+        }).collect::<Vec<_>>(),
+    })
+}
+
+/// Where a case's events are filed, for the watchers' filters.
+#[derive(Clone)]
+pub(super) struct EventPlace {
+    pub(super) case_id: Uuid,
+    pub(super) line: &'static str,
+    pub(super) province: String,
+    pub(super) county: String,
+    pub(super) priority: &'static str,
+}
+
+impl EventPlace {
+    /// An event of this case.
+    pub(super) fn event(
+        &self,
+        kind: impl Into<String>,
+        actor: impl Into<String>,
+        occurred_at: i64,
+        reason: Option<String>,
+        data: &serde_json::Value,
+        team_id: Option<String>,
+    ) -> Result<EventRow, Error> {
+        Ok(EventRow {
+            case_id: self.case_id,
+            kind: kind.into(),
+            actor: actor.into(),
+            occurred_at,
+            reason,
+            data: to_json(data)?,
+            line: self.line,
+            province: self.province.clone(),
+            county: self.county.clone(),
+            priority: self.priority,
+            team_id,
+        })
     }
 }
 
@@ -340,13 +549,13 @@ pub(super) fn case_sequence(line: Line) -> &'static str {
     }
 }
 
-fn to_json(value: &impl Serialize) -> Result<Vec<u8>, Error> {
+pub(super) fn to_json(value: &impl Serialize) -> Result<Vec<u8>, Error> {
     serde_json::to_vec(value).map_err(Error::internal)
 }
 
 /// Decodes stored JSON. The error names only where decoding failed: serde's own message may
 /// quote the stored value, which can be sensitive.
-fn from_json<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, Error> {
+pub(super) fn from_json<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, Error> {
     serde_json::from_slice(bytes).map_err(|e| {
         Error::internal(format!(
             "stored JSON does not decode ({:?} error at line {}, column {})",
@@ -357,7 +566,7 @@ fn from_json<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, Error> {
     })
 }
 
-fn parse_enum<T: std::str::FromStr>(column: &str, value: &str) -> Result<T, Error> {
+pub(super) fn parse_enum<T: std::str::FromStr>(column: &str, value: &str) -> Result<T, Error> {
     value
         .parse()
         .map_err(|_| Error::internal(format!("unknown {column} in storage: {value}")))
@@ -407,19 +616,6 @@ pub(super) fn prepare_case(
             }
         }
     }
-    // Only ids and purposes: the decision's distances could place the incident.
-    let routing_event = serde_json::json!({
-        "status": decision.status().as_str(),
-        "policy_version": decision.policy_version,
-        "rule_id": decision.rule_id,
-        "assignments": summary.assignments.iter().map(|a| {
-            let (kind, id) = match &a.destination {
-                Destination::Team { id, .. } => ("team", id),
-                Destination::ServicePoint { id, .. } => ("service_point", id),
-            };
-            serde_json::json!({ "purpose": a.purpose.as_str(), "type": kind, "id": id })
-        }).collect::<Vec<_>>(),
-    });
     let details = CaseDetails {
         intake: intake.intake.clone(),
         action: intake.action,
@@ -442,6 +638,36 @@ pub(super) fn prepare_case(
         Line::Hotline1480 => "counsellor",
         Line::Emergency123 => "operator",
     };
+    let created_at = micros(intake.received_at);
+    let place = EventPlace {
+        case_id,
+        line: line.as_str(),
+        province: intake.intake.location.province.clone(),
+        county: intake.intake.location.county.clone(),
+        priority: intake.assessment.priority.as_str(),
+    };
+    let actor = format!("{role}:{}", intake.intake.contact.operator_id);
+    let mut events = vec![
+        place.event("case_recorded", actor, created_at, None, &event, None)?,
+        place.event(
+            routing_event_kind(decision.status(), true),
+            "routing",
+            created_at,
+            None,
+            &routing_event_data(&decision),
+            None,
+        )?,
+    ];
+    for (dispatch_id, team_id) in &dispatches {
+        events.push(place.event(
+            "dispatch_assigned",
+            "routing",
+            created_at,
+            None,
+            &serde_json::json!({ "dispatch_id": dispatch_id, "team_id": team_id }),
+            Some(team_id.clone()),
+        )?);
+    }
     Ok(NewCase {
         case_id,
         contact_id: ids.next(),
@@ -451,15 +677,13 @@ pub(super) fn prepare_case(
         contact: to_json(&intake.intake.contact)?,
         receipt_json: to_json(&receipt)?,
         receipt,
-        event: to_json(&event)?,
-        actor: format!("{role}:{}", intake.intake.contact.operator_id),
-        created_at: micros(intake.received_at),
+        created_at,
         routing_status: decision.status(),
         decision_json: serde_json::to_string(&decision).map_err(Error::internal)?,
         decision,
-        routing_event: to_json(&routing_event)?,
         referrals,
         dispatches,
+        events,
     })
 }
 
@@ -507,9 +731,21 @@ impl CaseDetailRow {
                     status: parse_enum::<ReferralStatus>("referral status", &row.status)?,
                     version: row.version,
                     created_at: from_micros(row.created_at)?,
+                    reason: row.reason,
                 })
             })
             .collect::<Result<_, Error>>()?;
+        let mut steps: HashMap<Uuid, Vec<DispatchStep>> = HashMap::new();
+        for row in extras.steps {
+            steps
+                .entry(row.dispatch_id)
+                .or_default()
+                .push(DispatchStep {
+                    status: parse_enum("dispatch status", &row.status)?,
+                    occurred_at: from_micros(row.occurred_at)?,
+                    position: row.lat.zip(row.lon),
+                });
+        }
         let dispatches = extras
             .dispatches
             .into_iter()
@@ -520,13 +756,47 @@ impl CaseDetailRow {
                     status: parse_enum::<DispatchStatus>("dispatch status", &row.status)?,
                     version: row.version,
                     created_at: from_micros(row.created_at)?,
+                    reason: row.reason,
+                    // The lifecycle's statuses are declared in its order.
+                    steps: {
+                        let mut steps = steps.remove(&row.dispatch_id).unwrap_or_default();
+                        steps.sort_by_key(|s| (s.status, s.occurred_at));
+                        steps
+                    },
                 })
             })
             .collect::<Result<_, Error>>()?;
-        let routing = extras
-            .decision
-            .map(|row| from_json::<Decision>(row.decision.as_bytes()))
-            .transpose()?;
+        let mut decisions = extras
+            .decisions
+            .into_iter()
+            .map(|row| from_json::<Decision>(row.decision.as_bytes()));
+        let routing = decisions.next().transpose()?;
+        let reroutes = decisions.collect::<Result<Vec<_>, Error>>()?;
+        let notes = extras
+            .notes
+            .into_iter()
+            .map(|row| {
+                Ok(RecordedNote {
+                    note_id: row.note_id,
+                    actor: row.actor,
+                    created_at: from_micros(row.created_at)?,
+                    text: Sensitive::new(String::from_utf8(row.body).map_err(Error::internal)?),
+                })
+            })
+            .collect::<Result<_, Error>>()?;
+        let follow_ups = extras
+            .follow_ups
+            .into_iter()
+            .map(|row| {
+                Ok(RecordedFollowUp {
+                    follow_up_id: row.follow_up_id,
+                    due_at: from_micros(row.due_at)?,
+                    reason: row.reason,
+                    done_at: row.done_at.map(from_micros).transpose()?,
+                    outcome: row.outcome.map(Sensitive::new),
+                })
+            })
+            .collect::<Result<_, Error>>()?;
         let contacts = extras
             .contacts
             .into_iter()
@@ -547,6 +817,14 @@ impl CaseDetailRow {
             contacts,
             routing_status: parse_enum("routing status", &extras.routing_status)?,
             routing,
+            reroutes,
+            outcome: extras
+                .outcome
+                .as_deref()
+                .map(|o| parse_enum("outcome", o))
+                .transpose()?,
+            notes,
+            follow_ups,
             referrals,
             dispatches,
         })
@@ -743,6 +1021,15 @@ macro_rules! impl_sql_store {
                             .execute(&mut *tx)
                             .await
                             .map_err(db_error)?;
+                        sqlx::query(INSERT_DISPATCH_STEP)
+                            .bind(dispatch_id)
+                            .bind($crate::domain::types::DispatchStatus::Assigned.as_str())
+                            .bind(case.created_at)
+                            .bind(Option::<f64>::None)
+                            .bind(Option::<f64>::None)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_error)?;
                         sqlx::query(ASSIGN_TEAM)
                             .bind(team_id)
                             .bind(case.created_at)
@@ -782,39 +1069,10 @@ macro_rules! impl_sql_store {
                     cases.push(case);
                 }
 
-                // Event numbers last: the sequence row stays locked until commit, so the shorter
-                // the stretch after this, the less concurrent writers wait.
                 if !cases.is_empty() {
-                    // Two events a case: recorded, then routed (or unrouted).
-                    let events: Vec<(&NewCase, &str, &str, &[u8])> = cases
-                        .iter()
-                        .flat_map(|case| {
-                            [
-                                (case, "case_recorded", case.actor.as_str(), case.event.as_slice()),
-                                (case, case.routing_event_kind(), "routing", case.routing_event.as_slice()),
-                            ]
-                        })
-                        .collect();
-                    let count = events.len() as i64;
-                    let last: i64 = sqlx::query_scalar(ADVANCE_SEQUENCE)
-                        .bind(count)
-                        .bind("event")
-                        .fetch_one(&mut *tx)
-                        .await
-                        .map_err(db_error)?;
-                    for (event_id, (case, kind, actor, data)) in (last - count + 1..).zip(events) {
-                        sqlx::query(INSERT_EVENT)
-                            .bind(event_id)
-                            .bind(case.case_id)
-                            .bind(kind)
-                            .bind(actor)
-                            .bind(case.created_at)
-                            .bind(Option::<&str>::None)
-                            .bind(data)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(db_error)?;
-                    }
+                    let events: Vec<EventRow> =
+                        cases.iter_mut().flat_map(|case| std::mem::take(&mut case.events)).collect();
+                    write_events!($store, tx, &events);
                 }
                 tx.commit().await.map_err(db_error)?;
 
@@ -831,6 +1089,95 @@ macro_rules! impl_sql_store {
                     .collect()
             }
 
+            async fn change_case(
+                &self,
+                change: &$crate::domain::change::CaseChange,
+                reroute: &mut $crate::store::RerouteFn<'_>,
+            ) -> Result<$crate::store::ChangeOutcome, $crate::domain::Error> {
+                self.apply_change(change, reroute).await
+            }
+
+            async fn events(
+                &self,
+                filter: &$crate::tracking::EventFilter,
+                after: i64,
+                up_to: i64,
+                limit: u32,
+            ) -> Result<Vec<$crate::tracking::FeedEvent>, $crate::domain::Error> {
+                use $crate::store::map_sqlx_error as db_error;
+                use $crate::store::sql::*;
+
+                let mut q = sqlx::QueryBuilder::<$db>::new(format!(
+                    "select {EVENT_COLUMNS} from events where event_id > "
+                ));
+                q.push_bind(after).push(" and event_id <= ").push_bind(up_to);
+                if let Some(province) = &filter.province {
+                    q.push(" and province = ").push_bind(province.clone());
+                }
+                if let Some(county) = &filter.county {
+                    q.push(" and county = ").push_bind(county.clone());
+                }
+                if let Some(priority) = filter.priority {
+                    q.push(" and priority = ").push_bind(priority.as_str());
+                }
+                if let Some(line) = filter.line {
+                    q.push(" and line = ").push_bind(line.as_str());
+                }
+                if let Some(team_id) = &filter.team_id {
+                    q.push(" and team_id = ").push_bind(team_id.clone());
+                }
+                q.push(" order by event_id limit ").push_bind(i64::from(limit));
+                let rows: Vec<EventDbRow> = q
+                    .build_query_as()
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db_error)?;
+                rows.into_iter().map(EventDbRow::into_event).collect()
+            }
+
+            async fn last_event(&self) -> Result<i64, $crate::domain::Error> {
+                sqlx::query_scalar($crate::store::sql::LAST_EVENT)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err($crate::store::map_sqlx_error)
+            }
+
+            async fn timeline(
+                &self,
+                case_id: uuid::Uuid,
+            ) -> Result<Option<Vec<$crate::tracking::FeedEvent>>, $crate::domain::Error> {
+                use $crate::store::map_sqlx_error as db_error;
+                use $crate::store::sql::*;
+
+                let mut tx = self.pool.begin().await.map_err(db_error)?;
+                let exists: i64 = sqlx::query_scalar(CASE_EXISTS)
+                    .bind(case_id)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+                if exists == 0 {
+                    return Ok(None);
+                }
+                let query = format!(
+                    "select {EVENT_COLUMNS} from events where case_id = $1 order by event_id"
+                );
+                let rows: Vec<EventDbRow> = sqlx::query_as(sqlx::AssertSqlSafe(query))
+                    .bind(case_id)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+                tx.commit().await.map_err(db_error)?;
+                rows.into_iter().map(EventDbRow::into_event).collect::<Result<_, _>>().map(Some)
+            }
+
+            fn spawn_event_listener(
+                &self,
+                wake: std::sync::Arc<tokio::sync::Notify>,
+                stop: tokio::sync::watch::Receiver<bool>,
+            ) -> Option<tokio::task::JoinHandle<()>> {
+                self.listen_for_events(wake, stop)
+            }
+
             async fn get_case(
                 &self,
                 case_id: uuid::Uuid,
@@ -839,7 +1186,7 @@ macro_rules! impl_sql_store {
                 use $crate::store::sql::*;
 
                 let query = format!(
-                    "select {SUMMARY_COLUMNS}, details, routing_status from cases where case_id = $1"
+                    "select {SUMMARY_COLUMNS}, details, routing_status, outcome from cases where case_id = $1"
                 );
                 // One read transaction, so the case and its parts are seen at one moment.
                 let mut tx = self.pool.begin().await.map_err(db_error)?;
@@ -856,11 +1203,27 @@ macro_rules! impl_sql_store {
                         .fetch_all(&mut *tx)
                         .await
                         .map_err(db_error)?,
-                    decision: sqlx::query_as(SELECT_DECISION)
+                    decisions: sqlx::query_as(SELECT_CASE_DECISIONS)
                         .bind(case_id)
-                        .fetch_optional(&mut *tx)
+                        .fetch_all(&mut *tx)
                         .await
                         .map_err(db_error)?,
+                    steps: sqlx::query_as(SELECT_DISPATCH_STEPS)
+                        .bind(case_id)
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(db_error)?,
+                    notes: sqlx::query_as(SELECT_NOTES)
+                        .bind(case_id)
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(db_error)?,
+                    follow_ups: sqlx::query_as(SELECT_FOLLOW_UPS)
+                        .bind(case_id)
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(db_error)?,
+                    outcome: row.outcome,
                     referrals: sqlx::query_as(SELECT_REFERRALS)
                         .bind(case_id)
                         .fetch_all(&mut *tx)

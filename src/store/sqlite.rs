@@ -22,6 +22,18 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    /// SQLite has no notifications: other processes on the same file find new events by
+    /// polling, and this process's feed is woken by its own writer.
+    pub(crate) const NOTIFY_EVENTS: Option<&'static str> = None;
+
+    fn listen_for_events(
+        &self,
+        _wake: std::sync::Arc<tokio::sync::Notify>,
+        _stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        None
+    }
+
     /// Opens (creating if missing) the database `url` names and applies the migrations.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, Error> {
         let options = SqliteConnectOptions::from_str(url)
@@ -115,4 +127,5 @@ async fn migrate(pool: &SqlitePool) -> Result<(), Error> {
     }
 }
 
+super::changes::impl_changes!(SqliteStore);
 impl_sql_store!(SqliteStore, Sqlite);

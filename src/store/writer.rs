@@ -15,11 +15,12 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::{IntakeOutcome, Store};
+use super::{ChangeOutcome, IntakeOutcome, Store};
 use crate::domain::Error;
+use crate::domain::change::CaseChange;
 use crate::domain::intake::NewIntake;
 use crate::domain::types::Line;
 use crate::routing::directory::{Directory, DirectoryData, DirectoryUpdate, TeamState};
@@ -125,6 +126,10 @@ enum Command {
         field: &'static str,
         reply: Reply<()>,
     },
+    Change {
+        change: Box<CaseChange>,
+        reply: Reply<ChangeOutcome>,
+    },
 }
 
 impl Command {
@@ -150,6 +155,7 @@ impl Writer {
         store: Arc<dyn Store>,
         routing: RoutingState,
         config: WriterConfig,
+        committed: Arc<Notify>,
     ) -> (Self, WriterHandle) {
         let (queue, receiver) = mpsc::channel(config.queue_capacity.max(1));
         let (stop, stop_signal) = oneshot::channel();
@@ -160,6 +166,7 @@ impl Writer {
             receiver,
             stop_signal,
             config.max_batch.max(1),
+            committed,
         ));
         (
             Self {
@@ -231,6 +238,17 @@ impl Writer {
         .await
     }
 
+    /// Applies a change to a case and waits until it is committed. A rejected referral or a
+    /// declined dispatch is routed again in the same transaction, and a team freed by its
+    /// dispatch becomes available to the next case.
+    pub async fn change_case(&self, change: CaseChange) -> Result<ChangeOutcome, Error> {
+        self.send(|reply| Command::Change {
+            change: Box::new(change),
+            reply,
+        })
+        .await
+    }
+
     /// Records an owner's change to the directory's live state.
     pub async fn update_directory(&self, update: DirectoryUpdate) -> Result<(), Error> {
         self.send(|reply| Command::UpdateDirectory { update, reply })
@@ -261,6 +279,7 @@ async fn run(
     mut receiver: mpsc::Receiver<Command>,
     mut stop: oneshot::Receiver<()>,
     max_batch: usize,
+    committed: Arc<Notify>,
 ) {
     let mut pending: VecDeque<Command> = VecDeque::new();
     let mut stopping = false;
@@ -298,6 +317,8 @@ async fn run(
             }
             None => {}
         }
+        // The feed reads what was just committed (a failed write pokes it for nothing).
+        committed.notify_one();
     }
     tracing::debug!("writer stopped");
 }
@@ -467,6 +488,30 @@ async fn apply(store: &dyn Store, routing: &SharedRouting, command: Command) {
                 Ok(())
             }
             .await;
+            let _ = reply.send(result);
+        }
+        Command::Change { change, reply } => {
+            let mut undo = Vec::new();
+            let result = store
+                .change_case(&change, &mut |request, action, excluded| {
+                    let mut state = routing.write();
+                    let found = routing::reroute(&state.directory, request, action, excluded);
+                    if let Some(Destination::Team { id, .. }) = &found.destination
+                        && let Some(before) = state.directory.assign_team(id)
+                    {
+                        undo.push(before);
+                    }
+                    found
+                })
+                .await;
+            match &result {
+                Ok(outcome) => {
+                    if let Some(team) = &outcome.released_team {
+                        routing.write().directory.release_team(team);
+                    }
+                }
+                Err(_) => routing.write().undo(undo),
+            }
             let _ = reply.send(result);
         }
         Command::Intake { intake, reply } => {

@@ -11,6 +11,8 @@ use std::time::Duration;
 use clap::Parser;
 use referrals::config::ServeConfig;
 use referrals::pb::case_tracking_client::CaseTrackingClient;
+use referrals::pb::directory_client::DirectoryClient;
+use referrals::pb::dispatch_client::DispatchClient;
 use referrals::pb::emergency_intake_client::EmergencyIntakeClient;
 use referrals::pb::hotline_intake_client::HotlineIntakeClient;
 use referrals::{ServeError, run};
@@ -203,6 +205,7 @@ pub fn config(url: &str) -> ServeConfig {
     let mut config = TestCli::parse_from(["referrals", "--database-url", url]).serve;
     config.health_interval = Duration::from_millis(100);
     config.shutdown_grace = Duration::from_secs(3);
+    config.feed_poll_interval = Duration::from_millis(200);
     config
 }
 
@@ -283,6 +286,14 @@ impl TestServer {
 
     pub fn cases(&self) -> CaseTrackingClient<Channel> {
         CaseTrackingClient::new(self.channel())
+    }
+
+    pub fn dispatch(&self) -> DispatchClient<Channel> {
+        DispatchClient::new(self.channel())
+    }
+
+    pub fn directory(&self) -> DirectoryClient<Channel> {
+        DirectoryClient::new(self.channel())
     }
 
     /// Sends the shutdown signal without waiting.

@@ -3,6 +3,10 @@
 //! Requests are parsed into domain values here: every bad field is collected with its path, so
 //! one `INVALID_ARGUMENT` names all of them. Descriptions never repeat the value they reject.
 
+mod tracking;
+
+pub(crate) use tracking::*;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
@@ -14,6 +18,7 @@ use crate::domain::case::{
     CaseFilter, CaseRecord, CaseSummary, Cursor, PageRequest, RecordedContact, RecordedDispatch,
     RecordedReferral, paging,
 };
+use crate::domain::change::CaseOutcome;
 use crate::domain::intake::{
     Age, Contact, Coordinates, Intake, Location, NewIntake, Receipt, Reporter, RequestId,
     RiskFacts, Subject, SuicideScreening, limits,
@@ -231,6 +236,18 @@ wire_enum!(ReferralStatus {
     Completed,
     Failed,
     Cancelled,
+});
+wire_enum!(CaseOutcome {
+    ResolvedByPhone,
+    ResolvedOnScene,
+    ReferredAndAccepted,
+    Admitted,
+    ReturnedToFamily,
+    JudicialPlacement,
+    LostContact,
+    Duplicate,
+    NotInMandate,
+    Death,
 });
 wire_enum!(DispatchStatus {
     Assigned,
@@ -1020,11 +1037,12 @@ impl From<RecordedReferral> for pb::Referral {
             status: r.status.to_wire(),
             version: r.version,
             created_at: Some(timestamp(r.created_at)),
+            reason: r.reason.unwrap_or_default(),
         }
     }
 }
 
-impl From<RecordedDispatch> for pb::Dispatch {
+impl From<RecordedDispatch> for pb::TeamDispatch {
     fn from(d: RecordedDispatch) -> Self {
         Self {
             dispatch_id: d.dispatch_id.to_string(),
@@ -1032,6 +1050,19 @@ impl From<RecordedDispatch> for pb::Dispatch {
             status: d.status.to_wire(),
             version: d.version,
             created_at: Some(timestamp(d.created_at)),
+            steps: d
+                .steps
+                .into_iter()
+                .map(|step| pb::DispatchStep {
+                    status: step.status.to_wire(),
+                    occurred_at: Some(timestamp(step.occurred_at)),
+                    position: step.position.map(|(latitude, longitude)| pb::Coordinates {
+                        latitude,
+                        longitude,
+                    }),
+                })
+                .collect(),
+            reason: d.reason.unwrap_or_default(),
         }
     }
 }
@@ -1090,6 +1121,29 @@ impl From<&Subject> for pb::Subject {
     }
 }
 
+impl From<&Location> for pb::Location {
+    fn from(location: &Location) -> Self {
+        Self {
+            province: location.province.clone(),
+            county: location.county.clone(),
+            district: location.district.clone().unwrap_or_default(),
+            neighbourhood: location.neighbourhood.clone().unwrap_or_default(),
+            address: expose(&location.address),
+            landmark: location.landmark.clone().unwrap_or_default(),
+            coordinates: location.coordinates.as_ref().map(|c| pb::Coordinates {
+                latitude: c.expose().latitude,
+                longitude: c.expose().longitude,
+            }),
+            place_type: location.place_type.to_wire(),
+        }
+    }
+}
+
+/// A time on the wire.
+pub(crate) fn wire_time(at: DateTime<Utc>) -> prost_types::Timestamp {
+    timestamp(at)
+}
+
 impl From<&Intake> for pb::Intake {
     fn from(i: &Intake) -> Self {
         let location = &i.location;
@@ -1104,19 +1158,7 @@ impl From<&Intake> for pb::Intake {
                 callback_number: expose(&i.reporter.callback_number),
             }),
             subjects: i.subjects.iter().map(Into::into).collect(),
-            location: Some(pb::Location {
-                province: location.province.clone(),
-                county: location.county.clone(),
-                district: location.district.clone().unwrap_or_default(),
-                neighbourhood: location.neighbourhood.clone().unwrap_or_default(),
-                address: expose(&location.address),
-                landmark: location.landmark.clone().unwrap_or_default(),
-                coordinates: location.coordinates.as_ref().map(|c| pb::Coordinates {
-                    latitude: c.expose().latitude,
-                    longitude: c.expose().longitude,
-                }),
-                place_type: location.place_type.to_wire(),
-            }),
+            location: Some(location.into()),
             primary_category: i.primary_category.to_wire(),
             secondary_categories: i.secondary_categories.iter().map(|c| c.to_wire()).collect(),
             risk: Some(pb::RiskFacts {
@@ -1187,6 +1229,29 @@ impl From<CaseRecord> for pb::Case {
             contacts: case.contacts.into_iter().map(Into::into).collect(),
             routing_status: case.routing_status.to_wire(),
             routing: case.routing.as_ref().map(Into::into),
+            reroutes: case.reroutes.iter().map(Into::into).collect(),
+            outcome: case.outcome.map(|o| o.to_wire()).unwrap_or_default(),
+            notes: case
+                .notes
+                .into_iter()
+                .map(|n| pb::Note {
+                    note_id: n.note_id.to_string(),
+                    actor: n.actor,
+                    created_at: Some(timestamp(n.created_at)),
+                    text: n.text.into_inner(),
+                })
+                .collect(),
+            follow_ups: case
+                .follow_ups
+                .into_iter()
+                .map(|f| pb::FollowUp {
+                    follow_up_id: f.follow_up_id.to_string(),
+                    due_at: Some(timestamp(f.due_at)),
+                    reason: f.reason,
+                    done_at: f.done_at.map(timestamp),
+                    outcome: f.outcome.map(Sensitive::into_inner).unwrap_or_default(),
+                })
+                .collect(),
             referrals: case.referrals.into_iter().map(Into::into).collect(),
             dispatches: case.dispatches.into_iter().map(Into::into).collect(),
             summary: Some(case.summary.into()),

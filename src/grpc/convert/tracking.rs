@@ -1,0 +1,451 @@
+//! Conversions of the tracking requests (case, referral and dispatch changes, watches) and of
+//! the events they return.
+
+use chrono::{DateTime, Utc};
+use tonic::Status;
+use uuid::Uuid;
+
+use super::{Violations, WireEnum, timestamp};
+use crate::domain::Error;
+use crate::domain::change::{Actor, ActorRole, CaseChange, CaseOutcome, Change};
+use crate::domain::intake::limits;
+use crate::domain::sensitive::Sensitive;
+use crate::domain::types::{DispatchStatus, Line, Priority, ReferralStatus};
+use crate::pb;
+use crate::store::Store;
+use crate::tracking::watch::{WatchEnd, WatchItem};
+use crate::tracking::{EventFilter, FeedEvent};
+
+impl WireEnum for ActorRole {
+    fn from_wire(raw: i32) -> Option<Self> {
+        // The service's own role is never taken from a request.
+        match pb::ActorRole::try_from(raw).ok()? {
+            pb::ActorRole::Unspecified => None,
+            pb::ActorRole::CallCentre => Some(Self::CallCentre),
+            pb::ActorRole::ReceivingCentre => Some(Self::ReceivingCentre),
+            pb::ActorRole::MobileTeam => Some(Self::MobileTeam),
+            pb::ActorRole::Supervisor => Some(Self::Supervisor),
+        }
+    }
+
+    fn to_wire(self) -> i32 {
+        let wire = match self {
+            Self::CallCentre => pb::ActorRole::CallCentre,
+            Self::ReceivingCentre => pb::ActorRole::ReceivingCentre,
+            Self::MobileTeam => pb::ActorRole::MobileTeam,
+            Self::Supervisor => pb::ActorRole::Supervisor,
+            Self::System => pb::ActorRole::Unspecified,
+        };
+        wire as i32
+    }
+}
+
+impl Violations {
+    /// A required actor.
+    fn actor(&mut self, raw: Option<pb::Actor>) -> Option<Actor> {
+        let raw = self.required("actor", raw)?;
+        let role = self.enumeration::<ActorRole>("actor.role", raw.role);
+        let id = self.required_text("actor.id", raw.id, 64);
+        Some(Actor {
+            role: role?,
+            id: id?,
+        })
+    }
+
+    /// The version a change is based on.
+    fn expected_version(&mut self, raw: i64) -> Option<i64> {
+        if raw < 1 {
+            self.add(
+                "expected_version",
+                "is required: the version the change is based on (1 or more)",
+            );
+            return None;
+        }
+        Some(raw)
+    }
+
+    /// A reason, optional here (the lifecycle says when one is needed).
+    fn reason(&mut self, field: &str, raw: String) -> Option<Option<String>> {
+        let before = self.0.len();
+        let text = self.text(field, raw, limits::MAX_REASON, true);
+        (self.0.len() == before).then_some(text)
+    }
+
+    /// A required identifier.
+    fn uuid(&mut self, field: &str, raw: &str) -> Option<Uuid> {
+        if raw.is_empty() {
+            self.add(field, "is required");
+            return None;
+        }
+        let id = Uuid::parse_str(raw).ok();
+        if id.is_none() {
+            self.add(field, "is not a UUID");
+        }
+        id
+    }
+}
+
+fn change(
+    v: Violations,
+    change: Option<Change>,
+    expected_version: Option<Option<i64>>,
+    actor: Option<Actor>,
+    at: DateTime<Utc>,
+) -> Result<CaseChange, Error> {
+    let parsed = match (change, expected_version, actor) {
+        (Some(change), Some(expected_version), Some(actor)) => Some(CaseChange {
+            change,
+            expected_version,
+            actor,
+            at,
+        }),
+        _ => None,
+    };
+    v.finish(parsed)
+}
+
+/// Parses a referral transition.
+pub(crate) fn referral_change(
+    raw: pb::TransitionReferralRequest,
+    at: DateTime<Utc>,
+) -> Result<CaseChange, Error> {
+    let mut v = Violations::default();
+    let id = v.uuid("referral_id", &raw.referral_id);
+    let version = v.expected_version(raw.expected_version);
+    let to = v.enumeration::<ReferralStatus>("status", raw.status);
+    let reason = v.reason("reason", raw.reason);
+    let actor = v.actor(raw.actor);
+    let parsed = match (id, to, reason) {
+        (Some(referral_id), Some(to), Some(reason)) => Some(Change::Referral {
+            referral_id,
+            to,
+            reason,
+        }),
+        _ => None,
+    };
+    change(v, parsed, version.map(Some), actor, at)
+}
+
+/// Parses a dispatch status report.
+pub(crate) fn dispatch_change(
+    raw: pb::ReportDispatchStatusRequest,
+    at: DateTime<Utc>,
+) -> Result<CaseChange, Error> {
+    let mut v = Violations::default();
+    let id = v.uuid("dispatch_id", &raw.dispatch_id);
+    let version = v.expected_version(raw.expected_version);
+    let to = v.enumeration::<DispatchStatus>("status", raw.status);
+    let reason = v.reason("reason", raw.reason);
+    let position = match raw.position {
+        None => Some(None),
+        some => v.position("position", some).map(Some),
+    };
+    let actor = v.actor(raw.actor);
+    let parsed = match (id, to, reason, position) {
+        (Some(dispatch_id), Some(to), Some(reason), Some(position)) => Some(Change::Dispatch {
+            dispatch_id,
+            to,
+            reason,
+            position,
+        }),
+        _ => None,
+    };
+    change(v, parsed, version.map(Some), actor, at)
+}
+
+/// Parses a priority change.
+pub(crate) fn priority_change(
+    raw: pb::ChangePriorityRequest,
+    at: DateTime<Utc>,
+) -> Result<CaseChange, Error> {
+    let mut v = Violations::default();
+    let id = v.uuid("case_id", &raw.case_id);
+    let version = v.expected_version(raw.expected_version);
+    let to = v.enumeration::<Priority>("priority", raw.priority);
+    let reason = v.reason("reason", raw.reason);
+    let actor = v.actor(raw.actor);
+    let parsed = match (id, to, reason) {
+        (Some(case_id), Some(to), Some(reason)) => Some(Change::Priority {
+            case_id,
+            to,
+            reason,
+        }),
+        _ => None,
+    };
+    change(v, parsed, version.map(Some), actor, at)
+}
+
+/// Parses a closing.
+pub(crate) fn close_change(
+    raw: pb::CloseCaseRequest,
+    at: DateTime<Utc>,
+) -> Result<CaseChange, Error> {
+    let mut v = Violations::default();
+    let id = v.uuid("case_id", &raw.case_id);
+    let version = v.expected_version(raw.expected_version);
+    let outcome = v.enumeration::<CaseOutcome>("outcome", raw.outcome);
+    let reason = v.reason("reason", raw.reason);
+    let actor = v.actor(raw.actor);
+    let parsed = match (id, outcome, reason) {
+        (Some(case_id), Some(outcome), Some(reason)) => Some(Change::Close {
+            case_id,
+            outcome,
+            reason,
+        }),
+        _ => None,
+    };
+    change(v, parsed, version.map(Some), actor, at)
+}
+
+/// Parses a reopening.
+pub(crate) fn reopen_change(
+    raw: pb::ReopenCaseRequest,
+    at: DateTime<Utc>,
+) -> Result<CaseChange, Error> {
+    let mut v = Violations::default();
+    let id = v.uuid("case_id", &raw.case_id);
+    let version = v.expected_version(raw.expected_version);
+    let before = v.0.len();
+    let reason = v.text("reason", raw.reason, limits::MAX_REASON, true);
+    if reason.is_none() && v.0.len() == before {
+        v.add("reason", "is required: say why the case is reopened");
+    }
+    let actor = v.actor(raw.actor);
+    let parsed = match (id, reason) {
+        (Some(case_id), Some(reason)) => Some(Change::Reopen { case_id, reason }),
+        _ => None,
+    };
+    change(v, parsed, version.map(Some), actor, at)
+}
+
+/// Parses a note.
+pub(crate) fn note_change(raw: pb::AddNoteRequest, at: DateTime<Utc>) -> Result<CaseChange, Error> {
+    let mut v = Violations::default();
+    let id = v.uuid("case_id", &raw.case_id);
+    let missing = raw.text.trim().is_empty();
+    let text = v.text("text", raw.text, limits::MAX_NARRATIVE, true);
+    if missing {
+        v.add("text", "is required");
+    }
+    let actor = v.actor(raw.actor);
+    let parsed = match (id, text) {
+        (Some(case_id), Some(text)) => Some(Change::Note {
+            case_id,
+            text: Sensitive::new(text),
+        }),
+        _ => None,
+    };
+    change(v, parsed, Some(None), actor, at)
+}
+
+/// Parses a follow-up to schedule. A due time in the past is refused.
+pub(crate) fn schedule_change(
+    raw: pb::ScheduleFollowUpRequest,
+    at: DateTime<Utc>,
+) -> Result<CaseChange, Error> {
+    let mut v = Violations::default();
+    let id = v.uuid("case_id", &raw.case_id);
+    let due_at = v.time("due_at", raw.due_at);
+    if due_at.is_some_and(|due| due <= at) {
+        v.add("due_at", "must be in the future");
+    }
+    let reason = v.required_text("reason", raw.reason, limits::MAX_REASON);
+    let actor = v.actor(raw.actor);
+    let parsed = match (id, reason) {
+        (Some(case_id), Some(reason)) => Some(Change::ScheduleFollowUp {
+            case_id,
+            due_at,
+            reason,
+        }),
+        _ => None,
+    };
+    change(v, parsed, Some(None), actor, at)
+}
+
+/// Parses a follow-up's outcome.
+pub(crate) fn record_follow_up_change(
+    raw: pb::RecordFollowUpRequest,
+    at: DateTime<Utc>,
+) -> Result<CaseChange, Error> {
+    let mut v = Violations::default();
+    let id = v.uuid("follow_up_id", &raw.follow_up_id);
+    let missing = raw.outcome.trim().is_empty();
+    let outcome = v.text("outcome", raw.outcome, limits::MAX_REASON, true);
+    if missing {
+        v.add("outcome", "is required");
+    }
+    let actor = v.actor(raw.actor);
+    let parsed = match (id, outcome) {
+        (Some(follow_up_id), Some(outcome)) => Some(Change::RecordFollowUp {
+            follow_up_id,
+            outcome,
+        }),
+        _ => None,
+    };
+    change(v, parsed, Some(None), actor, at)
+}
+
+/// Parses a watch: its filter and where it starts.
+pub(crate) fn watch_request(
+    raw: pb::WatchCasesRequest,
+) -> Result<(EventFilter, Option<i64>), Error> {
+    let mut v = Violations::default();
+    let after = v.after_sequence(raw.after_sequence);
+    let province = if raw.province.is_empty() {
+        Some(None)
+    } else {
+        v.province("province", raw.province).map(Some)
+    };
+    let county = v.text("county", raw.county, limits::MAX_SHORT_TEXT, false);
+    if county.is_some() && matches!(province, Some(None)) {
+        v.add("county", "needs province");
+    }
+    let priority = v.optional_enumeration::<Priority>("priority", raw.priority);
+    let line = v.optional_enumeration::<Line>("line", raw.line);
+    let parsed = match (after, province, priority, line) {
+        (Some(after), Some(province), Some(priority), Some(line)) => Some((
+            EventFilter {
+                province,
+                county,
+                priority,
+                line,
+                team_id: None,
+            },
+            after,
+        )),
+        _ => None,
+    };
+    v.finish(parsed)
+}
+
+/// Parses a team's assignment stream request.
+pub(crate) fn assignments_request(
+    raw: pb::StreamAssignmentsRequest,
+) -> Result<(EventFilter, Option<i64>), Error> {
+    let mut v = Violations::default();
+    let after = v.after_sequence(raw.after_sequence);
+    let team = v.required_text("team_id", raw.team_id, limits::MAX_SHORT_TEXT);
+    let parsed = match (after, team) {
+        (Some(after), Some(team)) => Some((
+            EventFilter {
+                team_id: Some(team),
+                ..EventFilter::default()
+            },
+            after,
+        )),
+        _ => None,
+    };
+    v.finish(parsed)
+}
+
+impl Violations {
+    fn after_sequence(&mut self, raw: Option<i64>) -> Option<Option<i64>> {
+        match raw {
+            Some(n) if n < 0 => {
+                self.add("after_sequence", "must be 0 or more");
+                None
+            }
+            other => Some(other),
+        }
+    }
+}
+
+impl From<&FeedEvent> for pb::CaseEvent {
+    fn from(e: &FeedEvent) -> Self {
+        Self {
+            sequence: e.sequence,
+            case_id: e.case_id.to_string(),
+            kind: e.kind.clone(),
+            actor: e.actor.clone(),
+            occurred_at: Some(timestamp(e.occurred_at)),
+            reason: e.reason.clone().unwrap_or_default(),
+            data_json: e.data.clone(),
+            line: e.line.to_wire(),
+            province: e.province.clone(),
+            county: e.county.clone(),
+            priority: e.priority.to_wire(),
+            team_id: e.team_id.clone().unwrap_or_default(),
+        }
+    }
+}
+
+/// A heartbeat on the wire.
+pub(crate) fn heartbeat(sequence: i64, at: DateTime<Utc>) -> pb::Heartbeat {
+    pb::Heartbeat {
+        sequence,
+        sent_at: Some(timestamp(at)),
+    }
+}
+
+/// A watch message on the wire.
+pub(crate) fn watch_response(item: WatchItem) -> pb::WatchCasesResponse {
+    use pb::watch_cases_response::Message;
+    pb::WatchCasesResponse {
+        message: Some(match item {
+            WatchItem::Event(event) => Message::Event(event.as_ref().into()),
+            WatchItem::Heartbeat { sequence, at } => Message::Heartbeat(heartbeat(sequence, at)),
+        }),
+    }
+}
+
+/// Why the server ended a stream, as the status the client gets; every one says where to
+/// resume.
+pub(crate) fn watch_end(end: WatchEnd) -> Status {
+    match end {
+        WatchEnd::CursorTooOld { after, oldest } => Status::out_of_range(format!(
+            "after_sequence {after} is older than the replay window (the oldest replayed is \
+             {oldest}); reload the cases with ListCases and watch without after_sequence"
+        )),
+        WatchEnd::CursorAhead { after, last } => Status::out_of_range(format!(
+            "after_sequence {after} is ahead of the last committed event ({last})"
+        )),
+        WatchEnd::FellBehind { resume_after } => Status::resource_exhausted(format!(
+            "the client fell too far behind; reconnect with after_sequence {resume_after}"
+        )),
+        WatchEnd::ShuttingDown { resume_after } => Status::unavailable(format!(
+            "the server is shutting down; reconnect with after_sequence {resume_after}"
+        )),
+        WatchEnd::Store(error) => error.into(),
+    }
+}
+
+/// An assignment-stream message on the wire. A new assignment carries where to go, read from
+/// the case when the message is sent; every update carries the dispatch as it stands.
+pub(crate) async fn assignment_response(
+    store: &dyn Store,
+    item: WatchItem,
+) -> Result<pb::StreamAssignmentsResponse, Status> {
+    use pb::stream_assignments_response::Message;
+    let event = match item {
+        WatchItem::Heartbeat { sequence, at } => {
+            return Ok(pb::StreamAssignmentsResponse {
+                message: Some(Message::Heartbeat(heartbeat(sequence, at))),
+            });
+        }
+        WatchItem::Event(event) => event,
+    };
+    let case = store
+        .get_case(event.case_id)
+        .await?
+        .ok_or(Error::NotFound("case"))?;
+    let dispatch_id = serde_json::from_str::<serde_json::Value>(&event.data)
+        .ok()
+        .and_then(|data| data.get("dispatch_id")?.as_str()?.parse::<Uuid>().ok());
+    let dispatch = case
+        .dispatches
+        .iter()
+        .find(|d| Some(d.dispatch_id) == dispatch_id)
+        .cloned()
+        .map(Into::into);
+    let location = (event.kind == "dispatch_assigned").then(|| (&case.intake.location).into());
+    Ok(pb::StreamAssignmentsResponse {
+        message: Some(Message::Update(pb::AssignmentUpdate {
+            event: Some(event.as_ref().into()),
+            dispatch,
+            reference: case.summary.reference.clone(),
+            primary_category: case.summary.primary_category.to_wire(),
+            location,
+            risk_to_team: case.intake.risk.risk_to_team,
+        })),
+    })
+}

@@ -1,0 +1,65 @@
+//! `referral.v1.Dispatch`: a mobile team's assignments and its reports on each.
+
+use std::pin::Pin;
+
+use futures::Stream;
+use tonic::{Request, Response, Status};
+
+use super::{Tracking, convert};
+use crate::pb::dispatch_server::Dispatch;
+use crate::pb::{
+    ReportDispatchStatusRequest, ReportDispatchStatusResponse, StreamAssignmentsRequest,
+    StreamAssignmentsResponse,
+};
+
+/// Serves the mobile teams.
+pub struct DispatchService {
+    tracking: Tracking,
+}
+
+impl DispatchService {
+    /// Creates the service.
+    pub fn new(tracking: Tracking) -> Self {
+        Self { tracking }
+    }
+}
+
+type AssignmentStream =
+    Pin<Box<dyn Stream<Item = Result<StreamAssignmentsResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Dispatch for DispatchService {
+    #[tracing::instrument(skip_all, fields(rpc = "ReportDispatchStatus"))]
+    async fn report_dispatch_status(
+        &self,
+        request: Request<ReportDispatchStatusRequest>,
+    ) -> Result<Response<ReportDispatchStatusResponse>, Status> {
+        let change = convert::dispatch_change(request.into_inner(), self.tracking.now())?;
+        let outcome = self.tracking.change(change).await?;
+        Ok(Response::new(ReportDispatchStatusResponse {
+            dispatch_version: outcome.version,
+            case_version: outcome.case_version,
+            reroute: outcome.reroute.as_ref().map(Into::into),
+            sequence: outcome.last_event,
+        }))
+    }
+
+    type StreamAssignmentsStream = AssignmentStream;
+
+    #[tracing::instrument(skip_all, fields(rpc = "StreamAssignments"))]
+    async fn stream_assignments(
+        &self,
+        request: Request<StreamAssignmentsRequest>,
+    ) -> Result<Response<Self::StreamAssignmentsStream>, Status> {
+        let (filter, after) = convert::assignments_request(request.into_inner())?;
+        let store = self.tracking.store().clone();
+        let stream = self
+            .tracking
+            .watch(filter, after, move |item| {
+                let store = store.clone();
+                async move { convert::assignment_response(store.as_ref(), item).await }
+            })
+            .await?;
+        Ok(Response::new(stream))
+    }
+}

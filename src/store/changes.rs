@@ -1,0 +1,673 @@
+//! Changes to recorded cases, in the SQL both backends share: one transaction loads what the
+//! change touches, holds it to the lifecycles in `domain/`, writes it with its events and, when a
+//! destination turned the case down, routes it again before committing.
+
+use uuid::Uuid;
+
+use super::sql::{EventPlace, EventRow, from_json, micros, parse_enum, routing_event_data};
+use crate::domain::Error;
+use crate::domain::change::{CaseChange, Change};
+use crate::domain::types::{DispatchStatus, Priority, ReferralStatus};
+use crate::routing::{Decision, Destination, Purpose};
+
+pub(super) const SELECT_CASE_STATE: &str = "select case_id, line, status, priority, outcome, \
+     province, county, version, routing_status, details from cases where case_id = $1";
+
+pub(super) const SELECT_REFERRAL_STATE: &str = "select referral_id, case_id, service_point_id, \
+     purpose, status, version from referrals where referral_id = $1";
+
+pub(super) const SELECT_DISPATCH_STATE: &str = "select dispatch_id, case_id, team_id, status, \
+     version from dispatches where dispatch_id = $1";
+
+pub(super) const SELECT_FOLLOW_UP_STATE: &str =
+    "select follow_up_id, case_id, done_at from follow_ups where follow_up_id = $1";
+
+pub(super) const COUNT_ACTIVE_DISPATCHES: &str = "select count(*) from dispatches \
+     where case_id = $1 and status not in ('cleared', 'cancelled', 'declined')";
+
+pub(super) const COUNT_PENDING_FOLLOW_UPS: &str =
+    "select count(*) from follow_ups where case_id = $1 and done_at is null";
+
+pub(super) const UPDATE_CASE: &str = "update cases set status = $2, priority = $3, outcome = $4, \
+     routing_status = $5, version = version + 1, updated_at = $6 where case_id = $1 \
+     returning version";
+
+pub(super) const UPDATE_REFERRAL: &str = "update referrals set status = $2, reason = $3, \
+     version = version + 1, updated_at = $4 where referral_id = $1 returning version";
+
+pub(super) const UPDATE_DISPATCH: &str = "update dispatches set status = $2, reason = $3, \
+     version = version + 1, updated_at = $4 where dispatch_id = $1 returning version";
+
+/// A team freed from an assignment carries one less; a busy team with none left is available.
+/// A team that went off duty or out of service meanwhile stays so.
+pub(super) const RELEASE_TEAM: &str = "update teams set \
+     status = case when status = 'busy' and load <= 1 then 'available' else status end, \
+     load = case when load > 0 then load - 1 else 0 end, updated_at = $2 where team_id = $1";
+
+pub(super) const INSERT_NOTE: &str = "insert into notes (note_id, case_id, actor, created_at, \
+     body) values ($1, $2, $3, $4, $5)";
+
+pub(super) const INSERT_FOLLOW_UP: &str = "insert into follow_ups (follow_up_id, case_id, due_at, \
+     reason, created_at) values ($1, $2, $3, $4, $5)";
+
+pub(super) const RECORD_FOLLOW_UP: &str =
+    "update follow_ups set outcome = $2, done_at = $3 where follow_up_id = $1";
+
+pub(super) const SELECT_DECISIONS: &str = "select decision_no, decision from routing_decisions \
+     where case_id = $1 order by decision_no";
+
+pub(super) const SELECT_TRIED: &str = "select service_point_id from referrals where case_id = $1 \
+     union select team_id from dispatches where case_id = $1";
+
+/// A case as a change sees it.
+#[derive(sqlx::FromRow)]
+pub(super) struct CaseStateRow {
+    pub(super) case_id: Uuid,
+    pub(super) line: String,
+    pub(super) status: String,
+    pub(super) priority: String,
+    pub(super) outcome: Option<String>,
+    pub(super) province: String,
+    pub(super) county: String,
+    pub(super) version: i64,
+    pub(super) routing_status: String,
+    pub(super) details: Vec<u8>,
+}
+
+/// A referral as a change sees it.
+#[derive(sqlx::FromRow)]
+pub(super) struct ReferralStateRow {
+    pub(super) referral_id: Uuid,
+    pub(super) case_id: Uuid,
+    pub(super) service_point_id: String,
+    pub(super) purpose: String,
+    pub(super) status: String,
+    pub(super) version: i64,
+}
+
+/// A dispatch as a change sees it.
+#[derive(sqlx::FromRow)]
+pub(super) struct DispatchStateRow {
+    pub(super) dispatch_id: Uuid,
+    pub(super) case_id: Uuid,
+    pub(super) team_id: String,
+    pub(super) status: String,
+    pub(super) version: i64,
+}
+
+/// A follow-up as a change sees it.
+#[derive(sqlx::FromRow)]
+pub(super) struct FollowUpStateRow {
+    pub(super) case_id: Uuid,
+    pub(super) done_at: Option<i64>,
+}
+
+/// A stored routing decision with its number.
+#[derive(sqlx::FromRow)]
+pub(super) struct NumberedDecisionRow {
+    pub(super) decision_no: i64,
+    pub(super) decision: String,
+}
+
+/// What a change touches besides the case.
+pub(super) enum Touched {
+    Case,
+    Referral(ReferralStateRow),
+    Dispatch(DispatchStateRow),
+    FollowUp(FollowUpStateRow),
+}
+
+impl Touched {
+    pub(super) fn case_id(&self, change: &Change) -> Option<Uuid> {
+        match (self, change) {
+            (Self::Referral(row), _) => Some(row.case_id),
+            (Self::Dispatch(row), _) => Some(row.case_id),
+            (Self::FollowUp(row), _) => Some(row.case_id),
+            (
+                Self::Case,
+                Change::Close { case_id, .. }
+                | Change::Reopen { case_id, .. }
+                | Change::Priority { case_id, .. }
+                | Change::Note { case_id, .. }
+                | Change::ScheduleFollowUp { case_id, .. },
+            ) => Some(*case_id),
+            (Self::Case, _) => None,
+        }
+    }
+}
+
+/// Refuses a change based on another version than the current one.
+pub(super) fn check_version(what: &str, current: i64, expected: Option<i64>) -> Result<(), Error> {
+    match expected {
+        Some(expected) if expected != current => Err(Error::Stale(format!(
+            "the {what} is at version {current}, not {expected}; read it again"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// The event a referral or dispatch transition writes.
+pub(super) fn transition_event(
+    place: &EventPlace,
+    change: &CaseChange,
+    kind: String,
+    data: serde_json::Value,
+    team_id: Option<String>,
+) -> Result<EventRow, Error> {
+    let reason = match &change.change {
+        Change::Referral { reason, .. } | Change::Dispatch { reason, .. } => reason.clone(),
+        _ => None,
+    };
+    place.event(
+        kind,
+        change.actor.to_string(),
+        micros(change.at),
+        reason,
+        &data,
+        team_id,
+    )
+}
+
+/// Where a case's events are filed.
+pub(super) fn place_of(case: &CaseStateRow, priority: Priority) -> Result<EventPlace, Error> {
+    let line: crate::domain::types::Line = parse_enum("line", &case.line)?;
+    Ok(EventPlace {
+        case_id: case.case_id,
+        line: line.as_str(),
+        province: case.province.clone(),
+        county: case.county.clone(),
+        priority: priority.as_str(),
+    })
+}
+
+/// Finds, among a case's decisions (latest first), the action a destination was chosen for.
+pub(super) fn action_for(
+    decisions: &[NumberedDecisionRow],
+    destination_id: &str,
+) -> Result<Option<(i64, Decision, usize)>, Error> {
+    for row in decisions.iter().rev() {
+        let decision: Decision = from_json(row.decision.as_bytes())?;
+        let index = decision.actions.iter().position(|a| {
+            a.destination.as_ref().is_some_and(|d| match d {
+                Destination::Team { id, .. } | Destination::ServicePoint { id, .. } => {
+                    id == destination_id
+                }
+            })
+        });
+        if let Some(index) = index {
+            return Ok(Some((row.decision_no, decision, index)));
+        }
+    }
+    Ok(None)
+}
+
+/// What a re-route writes: the new decision, and the referral or dispatch it makes.
+pub(super) struct Rerouted {
+    pub(super) decision: Decision,
+    pub(super) decision_json: String,
+    pub(super) decision_no: i64,
+    pub(super) referral: Option<(Uuid, String, Purpose)>,
+    pub(super) dispatch: Option<(Uuid, String)>,
+    pub(super) events: Vec<EventRow>,
+}
+
+/// Works out a re-route's rows from the action decision routing returned.
+pub(super) fn rerouted(
+    place: &EventPlace,
+    previous: &Decision,
+    decision_no: i64,
+    found: crate::routing::ActionDecision,
+    declined_by: &str,
+    at: i64,
+) -> Result<Rerouted, Error> {
+    let purpose = found.action.purpose();
+    let decision = Decision {
+        policy_version: previous.policy_version,
+        rule_id: previous.rule_id.clone(),
+        rule_description: format!(
+            "re-route: {declined_by} turned the case down; the same action, the next candidate"
+        ),
+        actions: vec![found],
+    };
+    let ids = uuid::ContextV7::new();
+    let mut referral = None;
+    let mut dispatch = None;
+    let mut events = Vec::new();
+    let kind = super::sql::routing_event_kind(decision.status(), false);
+    events.push(place.event(
+        kind,
+        "routing",
+        at,
+        None,
+        &routing_event_data(&decision),
+        None,
+    )?);
+    for assignment in decision.assignments() {
+        let id = Uuid::new_v7(uuid::Timestamp::now(&ids));
+        match assignment.destination {
+            Destination::Team { id: team_id, .. } => {
+                events.push(place.event(
+                    "dispatch_assigned",
+                    "routing",
+                    at,
+                    None,
+                    &serde_json::json!({ "dispatch_id": id, "team_id": team_id }),
+                    Some(team_id.clone()),
+                )?);
+                dispatch = Some((id, team_id));
+            }
+            Destination::ServicePoint { id: point_id, .. } => {
+                referral = Some((id, point_id, purpose));
+            }
+        }
+    }
+    Ok(Rerouted {
+        decision_json: serde_json::to_string(&decision).map_err(Error::internal)?,
+        decision,
+        decision_no,
+        referral,
+        dispatch,
+        events,
+    })
+}
+
+/// The referral statuses after which the referral's destination no longer holds the case.
+pub(super) fn turned_down_referral(status: ReferralStatus) -> bool {
+    status == ReferralStatus::Rejected
+}
+
+/// The dispatch statuses after which the team no longer holds the case.
+pub(super) fn frees_team(status: DispatchStatus) -> bool {
+    status.is_terminal()
+}
+
+/// Implements the change transaction for a backend's store.
+macro_rules! impl_changes {
+    ($store:ty) => {
+        impl $store {
+            #[tracing::instrument(skip_all)]
+            async fn apply_change(
+                &self,
+                change: &$crate::domain::change::CaseChange,
+                reroute: &mut $crate::store::RerouteFn<'_>,
+            ) -> Result<$crate::store::ChangeOutcome, $crate::domain::Error> {
+                use $crate::domain::Error;
+                use $crate::domain::change::{check_case_change, CaseContext, CaseState, Change};
+                use $crate::domain::lifecycle::{check_dispatch, check_referral};
+                use $crate::domain::types::{DispatchStatus, ReferralStatus};
+                use $crate::routing::{RoutingRequest, RoutingStatus};
+                use $crate::store::changes::*;
+                use $crate::store::map_sqlx_error as db_error;
+                use $crate::store::sql::*;
+
+                let at = micros(change.at);
+                let mut tx = self.begin_write().await.map_err(db_error)?;
+
+                let touched = match &change.change {
+                    Change::Referral { referral_id, .. } => Touched::Referral(
+                        sqlx::query_as(SELECT_REFERRAL_STATE)
+                            .bind(referral_id)
+                            .fetch_optional(&mut *tx)
+                            .await
+                            .map_err(db_error)?
+                            .ok_or(Error::NotFound("referral"))?,
+                    ),
+                    Change::Dispatch { dispatch_id, .. } => Touched::Dispatch(
+                        sqlx::query_as(SELECT_DISPATCH_STATE)
+                            .bind(dispatch_id)
+                            .fetch_optional(&mut *tx)
+                            .await
+                            .map_err(db_error)?
+                            .ok_or(Error::NotFound("dispatch"))?,
+                    ),
+                    Change::RecordFollowUp { follow_up_id, .. } => Touched::FollowUp(
+                        sqlx::query_as(SELECT_FOLLOW_UP_STATE)
+                            .bind(follow_up_id)
+                            .fetch_optional(&mut *tx)
+                            .await
+                            .map_err(db_error)?
+                            .ok_or(Error::NotFound("follow-up"))?,
+                    ),
+                    _ => Touched::Case,
+                };
+                let case_id = touched
+                    .case_id(&change.change)
+                    .ok_or_else(|| Error::internal("a change without a case"))?;
+                let case: CaseStateRow = sqlx::query_as(SELECT_CASE_STATE)
+                    .bind(case_id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_error)?
+                    .ok_or(Error::NotFound("case"))?;
+                let active_dispatches: i64 = sqlx::query_scalar(COUNT_ACTIVE_DISPATCHES)
+                    .bind(case_id)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+                let pending_follow_ups: i64 = sqlx::query_scalar(COUNT_PENDING_FOLLOW_UPS)
+                    .bind(case_id)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+                let current = CaseState {
+                    status: parse_enum("status", &case.status)?,
+                    priority: parse_enum("priority", &case.priority)?,
+                    outcome: case.outcome.as_deref().map(|o| parse_enum("outcome", o)).transpose()?,
+                };
+                if matches!(touched, Touched::Case) {
+                    check_version("case", case.version, change.expected_version)?;
+                }
+                let context = CaseContext {
+                    active_dispatches: active_dispatches as usize,
+                    pending_follow_ups: pending_follow_ups as usize,
+                };
+                let next = check_case_change(current, context, &change.change)?;
+                let place = place_of(&case, next.priority)?;
+                let actor = change.actor.to_string();
+                let mut routing_status: RoutingStatus = parse_enum("routing status", &case.routing_status)?;
+                let mut events: Vec<EventRow> = Vec::new();
+                let mut version = None;
+                let mut created = None;
+                let mut due_at = None;
+                let mut released_team = None;
+                // The destination that turned the case down, to route again.
+                let mut turned_down: Option<String> = None;
+
+                match (&change.change, &touched) {
+                    (Change::Referral { to, reason, .. }, Touched::Referral(referral)) => {
+                        check_version("referral", referral.version, change.expected_version)?;
+                        let from: ReferralStatus = parse_enum("referral status", &referral.status)?;
+                        check_referral(from, *to, change.actor.side(), reason.as_deref())
+                            .map_err(|e| $crate::domain::change::transition_error("referral", from.as_str(), e))?;
+                        let v: i64 = sqlx::query_scalar(UPDATE_REFERRAL)
+                            .bind(referral.referral_id)
+                            .bind(to.as_str())
+                            .bind(reason)
+                            .bind(at)
+                            .fetch_one(&mut *tx)
+                            .await
+                            .map_err(db_error)?;
+                        version = Some(v);
+                        events.push(transition_event(
+                            &place,
+                            change,
+                            format!("referral_{}", to.as_str()),
+                            serde_json::json!({
+                                "referral_id": referral.referral_id,
+                                "service_point_id": referral.service_point_id,
+                                "purpose": referral.purpose,
+                                "from": from.as_str(),
+                                "to": to.as_str(),
+                            }),
+                            None,
+                        )?);
+                        if turned_down_referral(*to) {
+                            turned_down = Some(referral.service_point_id.clone());
+                        }
+                    }
+                    (Change::Dispatch { to, reason, position, .. }, Touched::Dispatch(dispatch)) => {
+                        check_version("dispatch", dispatch.version, change.expected_version)?;
+                        let from: DispatchStatus = parse_enum("dispatch status", &dispatch.status)?;
+                        check_dispatch(from, *to, change.actor.side(), reason.as_deref())
+                            .map_err(|e| $crate::domain::change::transition_error("dispatch", from.as_str(), e))?;
+                        let v: i64 = sqlx::query_scalar(UPDATE_DISPATCH)
+                            .bind(dispatch.dispatch_id)
+                            .bind(to.as_str())
+                            .bind(reason)
+                            .bind(at)
+                            .fetch_one(&mut *tx)
+                            .await
+                            .map_err(db_error)?;
+                        version = Some(v);
+                        sqlx::query(INSERT_DISPATCH_STEP)
+                            .bind(dispatch.dispatch_id)
+                            .bind(to.as_str())
+                            .bind(at)
+                            .bind(position.map(|p| p.0))
+                            .bind(position.map(|p| p.1))
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_error)?;
+                        if frees_team(*to) {
+                            sqlx::query(RELEASE_TEAM)
+                                .bind(&dispatch.team_id)
+                                .bind(at)
+                                .execute(&mut *tx)
+                                .await
+                                .map_err(db_error)?;
+                            released_team = Some(dispatch.team_id.clone());
+                        }
+                        // The team's position is not in the event: it is where the person is.
+                        events.push(transition_event(
+                            &place,
+                            change,
+                            format!("dispatch_{}", to.as_str()),
+                            serde_json::json!({
+                                "dispatch_id": dispatch.dispatch_id,
+                                "team_id": dispatch.team_id,
+                                "from": from.as_str(),
+                                "to": to.as_str(),
+                            }),
+                            Some(dispatch.team_id.clone()),
+                        )?);
+                        if *to == DispatchStatus::Declined {
+                            turned_down = Some(dispatch.team_id.clone());
+                        }
+                    }
+                    (Change::Close { outcome, reason, .. }, _) => {
+                        events.push(place.event(
+                            "case_closed",
+                            actor.clone(),
+                            at,
+                            reason.clone(),
+                            &serde_json::json!({ "outcome": outcome.as_str() }),
+                            None,
+                        )?);
+                    }
+                    (Change::Reopen { reason, .. }, _) => {
+                        events.push(place.event(
+                            "case_reopened",
+                            actor.clone(),
+                            at,
+                            Some(reason.clone()),
+                            &serde_json::json!({ "outcome_was": current.outcome.map(|o| o.as_str()) }),
+                            None,
+                        )?);
+                    }
+                    (Change::Priority { to, reason, .. }, _) => {
+                        events.push(place.event(
+                            "priority_changed",
+                            actor.clone(),
+                            at,
+                            reason.clone(),
+                            &serde_json::json!({ "from": current.priority.as_str(), "to": to.as_str() }),
+                            None,
+                        )?);
+                    }
+                    (Change::Note { text, .. }, _) => {
+                        let note_id = uuid::Uuid::now_v7();
+                        sqlx::query(INSERT_NOTE)
+                            .bind(note_id)
+                            .bind(case_id)
+                            .bind(&actor)
+                            .bind(at)
+                            .bind(text.expose().as_bytes())
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_error)?;
+                        created = Some(note_id);
+                        // The note's text stays out of the feed.
+                        events.push(place.event(
+                            "note_added",
+                            actor.clone(),
+                            at,
+                            None,
+                            &serde_json::json!({ "note_id": note_id }),
+                            None,
+                        )?);
+                    }
+                    (Change::ScheduleFollowUp { due_at: due, reason, .. }, _) => {
+                        let details: CaseDetails = from_json(&case.details)?;
+                        let due = due.unwrap_or_else(|| {
+                            $crate::domain::change::default_follow_up(
+                                details.intake.primary_category,
+                                next.priority,
+                                change.at,
+                            )
+                        });
+                        let follow_up_id = uuid::Uuid::now_v7();
+                        sqlx::query(INSERT_FOLLOW_UP)
+                            .bind(follow_up_id)
+                            .bind(case_id)
+                            .bind(micros(due))
+                            .bind(reason)
+                            .bind(at)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_error)?;
+                        created = Some(follow_up_id);
+                        due_at = Some(due);
+                        events.push(place.event(
+                            "follow_up_scheduled",
+                            actor.clone(),
+                            at,
+                            Some(reason.clone()),
+                            &serde_json::json!({ "follow_up_id": follow_up_id, "due_at": micros(due) }),
+                            None,
+                        )?);
+                    }
+                    (Change::RecordFollowUp { follow_up_id, outcome }, Touched::FollowUp(row)) => {
+                        if row.done_at.is_some() {
+                            return Err(Error::FailedPrecondition(
+                                "the follow-up is done; its outcome is already recorded".into(),
+                            ));
+                        }
+                        sqlx::query(RECORD_FOLLOW_UP)
+                            .bind(follow_up_id)
+                            .bind(outcome)
+                            .bind(at)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_error)?;
+                        // The outcome is free text about the person: kept out of the feed.
+                        events.push(place.event(
+                            "follow_up_done",
+                            actor.clone(),
+                            at,
+                            None,
+                            &serde_json::json!({ "follow_up_id": follow_up_id }),
+                            None,
+                        )?);
+                    }
+                    _ => return Err(Error::internal("a change and its target do not match")),
+                }
+
+                let mut reroute_decision = None;
+                if let Some(declined_by) = turned_down {
+                    let decisions: Vec<NumberedDecisionRow> = sqlx::query_as(SELECT_DECISIONS)
+                        .bind(case_id)
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(db_error)?;
+                    let last_no = decisions.last().map(|d| d.decision_no).unwrap_or(0);
+                    if let Some((_, previous, index)) = action_for(&decisions, &declined_by)? {
+                        let tried: Vec<String> = sqlx::query_scalar(SELECT_TRIED)
+                            .bind(case_id)
+                            .fetch_all(&mut *tx)
+                            .await
+                            .map_err(db_error)?;
+                        let tried: std::collections::HashSet<String> = tried.into_iter().collect();
+                        let details: CaseDetails = from_json(&case.details)?;
+                        let request = RoutingRequest::for_case(
+                            &details.intake,
+                            parse_enum("line", &case.line)?,
+                            next.priority,
+                            change.at,
+                        );
+                        let found = reroute(&request, &previous.actions[index].action, &tried);
+                        let new = rerouted(&place, &previous, last_no + 1, found, &declined_by, at)?;
+                        sqlx::query(INSERT_DECISION)
+                            .bind(case_id)
+                            .bind(new.decision_no)
+                            .bind(new.decision.policy_version)
+                            .bind(&new.decision.rule_id)
+                            .bind(new.decision.unrouted())
+                            .bind(&new.decision_json)
+                            .bind(at)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_error)?;
+                        if let Some((referral_id, point_id, purpose)) = &new.referral {
+                            sqlx::query(INSERT_REFERRAL)
+                                .bind(referral_id)
+                                .bind(case_id)
+                                .bind(point_id)
+                                .bind(purpose.as_str())
+                                .bind(ReferralStatus::Requested.as_str())
+                                .bind(at)
+                                .execute(&mut *tx)
+                                .await
+                                .map_err(db_error)?;
+                        }
+                        if let Some((dispatch_id, team_id)) = &new.dispatch {
+                            sqlx::query(INSERT_DISPATCH)
+                                .bind(dispatch_id)
+                                .bind(case_id)
+                                .bind(team_id)
+                                .bind(DispatchStatus::Assigned.as_str())
+                                .bind(at)
+                                .execute(&mut *tx)
+                                .await
+                                .map_err(db_error)?;
+                            sqlx::query(INSERT_DISPATCH_STEP)
+                                .bind(dispatch_id)
+                                .bind(DispatchStatus::Assigned.as_str())
+                                .bind(at)
+                                .bind(Option::<f64>::None)
+                                .bind(Option::<f64>::None)
+                                .execute(&mut *tx)
+                                .await
+                                .map_err(db_error)?;
+                            sqlx::query(ASSIGN_TEAM)
+                                .bind(team_id)
+                                .bind(at)
+                                .execute(&mut *tx)
+                                .await
+                                .map_err(db_error)?;
+                        }
+                        if new.decision.unrouted() {
+                            routing_status = RoutingStatus::Unrouted;
+                        }
+                        events.extend(new.events);
+                        reroute_decision = Some(new.decision);
+                    }
+                }
+
+                let case_version: i64 = sqlx::query_scalar(UPDATE_CASE)
+                    .bind(case_id)
+                    .bind(next.status.as_str())
+                    .bind(next.priority.as_str())
+                    .bind(next.outcome.map(|o| o.as_str()))
+                    .bind(routing_status.as_str())
+                    .bind(at)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+                let last_event = write_events!($store, tx, &events);
+                tx.commit().await.map_err(db_error)?;
+                Ok($crate::store::ChangeOutcome {
+                    case_id,
+                    case_version,
+                    version: version.unwrap_or(case_version),
+                    created,
+                    due_at,
+                    released_team,
+                    reroute: reroute_decision,
+                    last_event,
+                })
+            }
+        }
+    };
+}
+
+pub(super) use impl_changes;

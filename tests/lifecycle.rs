@@ -1,0 +1,731 @@
+//! The lifecycles the server enforces after intake: a dispatch moved by its team, a referral by
+//! its centre, the case closed, reopened and re-prioritised, notes and follow-ups; and re-routing
+//! when a team declines or a centre rejects, in the same transaction.
+
+#![allow(clippy::unwrap_used)] // Tests may unwrap: a panic is a failure with a message.
+
+mod common;
+
+use common::fixtures::{self, centre, child_in_danger, operator, team};
+use common::{Backend, TestDb, TestServer};
+use referrals::pb::{
+    self, AddNoteRequest, CandidateVerdict, ChangePriorityRequest, CloseCaseRequest,
+    DispatchStatus, GetCaseRequest, GetTeamRequest, GetTimelineRequest, IntakeReceipt,
+    RecordFollowUpRequest, ReferralStatus, ReopenCaseRequest, ReportDispatchStatusRequest,
+    ScheduleFollowUpRequest, TransitionReferralRequest,
+};
+use tonic::Code;
+
+async fn seeded(backend: Backend) -> TestServer {
+    TestServer::seeded_on(TestDb::new(backend).await).await
+}
+
+async fn report(server: &TestServer, request: pb::ReportEmergencyRequest) -> IntakeReceipt {
+    server
+        .emergency()
+        .report_emergency(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .receipt
+        .unwrap()
+}
+
+async fn case(server: &TestServer, case_id: &str) -> pb::Case {
+    server
+        .cases()
+        .get_case(GetCaseRequest {
+            case_id: case_id.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .case
+        .unwrap()
+}
+
+async fn team_state(server: &TestServer, id: &str) -> (pb::DutyStatus, u32) {
+    let team = server
+        .directory()
+        .get_team(GetTeamRequest { id: id.into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .team
+        .unwrap();
+    (team.status(), team.load)
+}
+
+async fn kinds(server: &TestServer, case_id: &str) -> Vec<String> {
+    server
+        .cases()
+        .get_timeline(GetTimelineRequest {
+            case_id: case_id.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .events
+        .into_iter()
+        .map(|e| e.kind)
+        .collect()
+}
+
+fn report_status(
+    dispatch: &pb::TeamDispatch,
+    version: i64,
+    status: DispatchStatus,
+    reason: &str,
+) -> ReportDispatchStatusRequest {
+    ReportDispatchStatusRequest {
+        dispatch_id: dispatch.dispatch_id.clone(),
+        expected_version: version,
+        status: status as i32,
+        reason: reason.into(),
+        position: None,
+        actor: Some(team(&dispatch.team_id)),
+    }
+}
+
+async fn a_team_moves_its_dispatch_to_cleared_and_every_step_keeps_its_time(backend: Backend) {
+    let server = seeded(backend).await;
+    let receipt = report(&server, child_in_danger("steps")).await;
+    let dispatch = case(&server, &receipt.case_id).await.dispatches[0].clone();
+    assert_eq!(dispatch.team_id, "thr-t1");
+    assert_eq!(
+        team_state(&server, "thr-t1").await,
+        (pb::DutyStatus::Busy, 1),
+        "a team is busy while assigned"
+    );
+
+    let mut version = dispatch.version;
+    for status in [
+        DispatchStatus::Acknowledged,
+        DispatchStatus::EnRoute,
+        DispatchStatus::OnScene,
+        DispatchStatus::Transporting,
+        DispatchStatus::Cleared,
+    ] {
+        let mut request = report_status(&dispatch, version, status, "");
+        request.position = Some(pb::Coordinates {
+            latitude: 35.65,
+            longitude: 51.46,
+        });
+        let answer = server
+            .dispatch()
+            .report_dispatch_status(request)
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(answer.dispatch_version, version + 1, "{status:?}");
+        assert!(answer.reroute.is_none());
+        version = answer.dispatch_version;
+    }
+
+    let case = case(&server, &receipt.case_id).await;
+    let dispatch = &case.dispatches[0];
+    assert_eq!(dispatch.status(), DispatchStatus::Cleared);
+    let steps: Vec<DispatchStatus> = dispatch.steps.iter().map(|s| s.status()).collect();
+    assert_eq!(
+        steps,
+        [
+            DispatchStatus::Assigned,
+            DispatchStatus::Acknowledged,
+            DispatchStatus::EnRoute,
+            DispatchStatus::OnScene,
+            DispatchStatus::Transporting,
+            DispatchStatus::Cleared,
+        ]
+    );
+    assert!(dispatch.steps.iter().all(|s| s.occurred_at.is_some()));
+    assert!(dispatch.steps[0].position.is_none());
+    assert_eq!(dispatch.steps[3].position.as_ref().unwrap().latitude, 35.65);
+    assert_eq!(
+        team_state(&server, "thr-t1").await,
+        (pb::DutyStatus::Available, 0),
+        "a cleared team is available again"
+    );
+    let kinds = kinds(&server, &receipt.case_id).await;
+    assert_eq!(
+        &kinds[kinds.len() - 5..],
+        [
+            "dispatch_acknowledged",
+            "dispatch_en_route",
+            "dispatch_on_scene",
+            "dispatch_transporting",
+            "dispatch_cleared"
+        ]
+    );
+    server.finish().await;
+}
+
+async fn refused_transitions_say_why_with_the_right_code(backend: Backend) {
+    let server = seeded(backend).await;
+    let receipt = report(&server, child_in_danger("refusals")).await;
+    let dispatch = case(&server, &receipt.case_id).await.dispatches[0].clone();
+    let mut client = server.dispatch();
+
+    // (request, code, words the message must hold, row)
+    let mut on_scene = report_status(&dispatch, 1, DispatchStatus::OnScene, "");
+    on_scene.actor = Some(team(&dispatch.team_id));
+    let mut cancel_by_team = report_status(&dispatch, 1, DispatchStatus::Cancelled, "not needed");
+    cancel_by_team.actor = Some(team(&dispatch.team_id));
+    let mut ack_by_operator = report_status(&dispatch, 1, DispatchStatus::Acknowledged, "");
+    ack_by_operator.actor = Some(operator());
+    let table = [
+        (
+            on_scene,
+            Code::FailedPrecondition,
+            "the dispatch is assigned",
+            "a skipped step",
+        ),
+        (
+            report_status(&dispatch, 7, DispatchStatus::Acknowledged, ""),
+            Code::Aborted,
+            "version 1",
+            "a stale version",
+        ),
+        (
+            report_status(&dispatch, 1, DispatchStatus::Declined, ""),
+            Code::InvalidArgument,
+            "reason",
+            "a decline without a reason",
+        ),
+        (
+            cancel_by_team,
+            Code::PermissionDenied,
+            "requesting side",
+            "a team cancelling",
+        ),
+        (
+            ack_by_operator,
+            Code::PermissionDenied,
+            "receiving side",
+            "an operator acknowledging",
+        ),
+        (
+            report_status(&dispatch, 0, DispatchStatus::Acknowledged, ""),
+            Code::InvalidArgument,
+            "expected_version",
+            "no version",
+        ),
+    ];
+    for (request, code, words, row) in table {
+        let status = client.report_dispatch_status(request).await.unwrap_err();
+        assert_eq!(status.code(), code, "{row}: {status:?}");
+        assert!(
+            status.message().contains(words),
+            "{row}: {}",
+            status.message()
+        );
+    }
+    let unchanged = case(&server, &receipt.case_id).await;
+    assert_eq!(
+        unchanged.dispatches[0].version, 1,
+        "refusals change nothing"
+    );
+    assert_eq!(unchanged.summary.unwrap().version, 1);
+
+    let missing = client
+        .report_dispatch_status(ReportDispatchStatusRequest {
+            dispatch_id: uuid::Uuid::now_v7().to_string(),
+            ..report_status(&dispatch, 1, DispatchStatus::Acknowledged, "")
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
+    server.finish().await;
+}
+
+async fn a_declined_dispatch_goes_to_the_next_team_in_the_same_change(backend: Backend) {
+    let server = seeded(backend).await;
+    let receipt = report(&server, child_in_danger("decline")).await;
+    let first = case(&server, &receipt.case_id).await.dispatches[0].clone();
+    let answer = server
+        .dispatch()
+        .report_dispatch_status(report_status(
+            &first,
+            1,
+            DispatchStatus::Declined,
+            "vehicle broke down",
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let reroute = answer.reroute.expect("a decline routes the case again");
+    assert!(!reroute.unrouted);
+    assert_eq!(reroute.rule_id, "emergency-acute-team");
+    let action = &reroute.actions[0];
+    assert_eq!(action.action(), pb::ActionType::DispatchMobileTeam);
+    let chosen = action.assignment.as_ref().unwrap();
+    let Some(pb::assignment::Destination::TeamId(next)) = &chosen.destination else {
+        panic!("a team: {chosen:?}")
+    };
+    assert_ne!(next, "thr-t1");
+    let verdict_of = |id: &str| {
+        action
+            .candidates
+            .iter()
+            .find(|c| c.id == id)
+            .map(|c| c.verdict())
+    };
+    assert_eq!(verdict_of("thr-t1"), Some(CandidateVerdict::Excluded));
+    assert_eq!(verdict_of(next), Some(CandidateVerdict::Chosen));
+
+    let case = case(&server, &receipt.case_id).await;
+    assert_eq!(
+        case.reroutes.len(),
+        1,
+        "the case keeps the re-route's record"
+    );
+    assert_eq!(case.reroutes[0], reroute);
+    let statuses: Vec<(String, DispatchStatus)> = case
+        .dispatches
+        .iter()
+        .map(|d| (d.team_id.clone(), d.status()))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            ("thr-t1".to_owned(), DispatchStatus::Declined),
+            (next.clone(), DispatchStatus::Assigned)
+        ]
+    );
+    assert_eq!(case.dispatches[0].reason, "vehicle broke down");
+    assert_eq!(
+        team_state(&server, "thr-t1").await,
+        (pb::DutyStatus::Available, 0)
+    );
+    assert_eq!(team_state(&server, next).await.0, pb::DutyStatus::Busy);
+    let kinds = kinds(&server, &receipt.case_id).await;
+    assert_eq!(
+        &kinds[kinds.len() - 3..],
+        ["dispatch_declined", "case_rerouted", "dispatch_assigned"]
+    );
+
+    // The next case does not get the team that was just given this one.
+    let other = report(&server, child_in_danger("decline-2")).await;
+    let other_team = &case_of(&server, &other).await.dispatches[0].team_id;
+    assert_ne!(other_team, next);
+    server.finish().await;
+}
+
+async fn case_of(server: &TestServer, receipt: &IntakeReceipt) -> pb::Case {
+    case(server, &receipt.case_id).await
+}
+
+async fn when_every_team_has_declined_the_case_is_unrouted(backend: Backend) {
+    let server = seeded(backend).await;
+    let receipt = report(&server, child_in_danger("all-decline")).await;
+    let mut declined = Vec::new();
+    let last = loop {
+        let case = case(&server, &receipt.case_id).await;
+        let dispatch = case
+            .dispatches
+            .iter()
+            .find(|d| d.status() == DispatchStatus::Assigned)
+            .cloned()
+            .expect("an assigned dispatch");
+        declined.push(dispatch.team_id.clone());
+        let answer = server
+            .dispatch()
+            .report_dispatch_status(report_status(
+                &dispatch,
+                dispatch.version,
+                DispatchStatus::Declined,
+                "on another call",
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        let reroute = answer.reroute.unwrap();
+        if reroute.unrouted {
+            break reroute;
+        }
+        assert!(declined.len() < 30, "re-routing must run out of teams");
+    };
+    // Every team that declined is passed over, and nobody is chosen.
+    for id in &declined {
+        let verdict = last.actions[0]
+            .candidates
+            .iter()
+            .find(|c| &c.id == id)
+            .map(|c| c.verdict());
+        assert_eq!(verdict, Some(CandidateVerdict::Excluded), "{id}");
+    }
+    assert!(last.actions[0].assignment.is_none());
+    let case = case(&server, &receipt.case_id).await;
+    assert_eq!(case.routing_status(), pb::RoutingStatus::Unrouted);
+    assert_eq!(
+        kinds(&server, &receipt.case_id).await.last().unwrap(),
+        "case_unrouted"
+    );
+    server.finish().await;
+}
+
+async fn a_rejected_referral_goes_to_the_next_service_point(backend: Backend) {
+    let server = seeded(backend).await;
+    // A 123 case the operator resolved by phone, about neglect: referred to a social-service base.
+    let mut request = fixtures::emergency("reject");
+    request.action = pb::EmergencyAction::ResolvedByPhone as i32;
+    let receipt = report(&server, request).await;
+    let case = case_of(&server, &receipt).await;
+    let referral = case
+        .referrals
+        .iter()
+        .find(|r| r.purpose() == pb::AssignmentPurpose::Referral)
+        .cloned()
+        .expect("a referral");
+    let mut client = server.cases();
+    let transition = |status: ReferralStatus, reason: &str, actor| TransitionReferralRequest {
+        referral_id: referral.referral_id.clone(),
+        expected_version: 1,
+        status: status as i32,
+        reason: reason.into(),
+        actor: Some(actor),
+    };
+    let refused = client
+        .transition_referral(transition(
+            ReferralStatus::Rejected,
+            "",
+            centre(&referral.service_point_id),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.code(),
+        Code::InvalidArgument,
+        "a rejection needs a reason"
+    );
+    let answer = client
+        .transition_referral(transition(
+            ReferralStatus::Rejected,
+            "no free place",
+            centre(&referral.service_point_id),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.referral_version, 2);
+    let reroute = answer.reroute.unwrap();
+    let action = &reroute.actions[0];
+    let next = match action
+        .assignment
+        .as_ref()
+        .and_then(|a| a.destination.clone())
+    {
+        Some(pb::assignment::Destination::ServicePointId(id)) => id,
+        other => panic!("a service point: {other:?}"),
+    };
+    assert_ne!(next, referral.service_point_id);
+    assert!(action.candidates.iter().any(|c| c.id == referral.service_point_id
+        && c.verdict() == CandidateVerdict::Excluded));
+
+    let after = case_of(&server, &receipt).await;
+    let rejected = after
+        .referrals
+        .iter()
+        .find(|r| r.referral_id == referral.referral_id)
+        .unwrap();
+    assert_eq!(rejected.status(), ReferralStatus::Rejected);
+    assert_eq!(rejected.reason, "no free place");
+    let new = after
+        .referrals
+        .iter()
+        .find(|r| r.service_point_id == next)
+        .unwrap();
+    assert_eq!(new.status(), ReferralStatus::Requested);
+    assert_eq!(new.purpose(), referral.purpose());
+
+    // The new centre accepts and works the case; the old one can no longer touch its referral.
+    let accept = TransitionReferralRequest {
+        referral_id: new.referral_id.clone(),
+        ..transition(ReferralStatus::Accepted, "", centre(&next))
+    };
+    assert_eq!(
+        client
+            .transition_referral(accept)
+            .await
+            .unwrap()
+            .into_inner()
+            .referral_version,
+        2
+    );
+    let again = client
+        .transition_referral(TransitionReferralRequest {
+            expected_version: 2,
+            ..transition(
+                ReferralStatus::Accepted,
+                "",
+                centre(&referral.service_point_id),
+            )
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), Code::FailedPrecondition);
+    assert!(
+        again.message().contains("the referral is rejected"),
+        "{}",
+        again.message()
+    );
+    server.finish().await;
+}
+
+async fn a_case_closes_with_an_outcome_reopens_with_a_reason_and_changes_priority(
+    backend: Backend,
+) {
+    let server = seeded(backend).await;
+    let receipt = report(&server, child_in_danger("close")).await;
+    let dispatch = case_of(&server, &receipt).await.dispatches[0].clone();
+    let mut cases = server.cases();
+    let close = |version| CloseCaseRequest {
+        case_id: receipt.case_id.clone(),
+        expected_version: version,
+        outcome: pb::CaseOutcome::ResolvedOnScene as i32,
+        reason: String::new(),
+        actor: Some(operator()),
+    };
+    let busy = cases.close_case(close(1)).await.unwrap_err();
+    assert_eq!(busy.code(), Code::FailedPrecondition);
+    assert!(busy.message().contains("dispatch"), "{}", busy.message());
+
+    // The operator calls the team off; the case moves on to version 2.
+    let cancel = ReportDispatchStatusRequest {
+        actor: Some(operator()),
+        ..report_status(&dispatch, 1, DispatchStatus::Cancelled, "resolved by phone")
+    };
+    let cancelled = server
+        .dispatch()
+        .report_dispatch_status(cancel)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(cancelled.case_version, 2);
+    assert_eq!(
+        cases.close_case(close(1)).await.unwrap_err().code(),
+        Code::Aborted,
+        "closing from a stale screen"
+    );
+    let closed = cases.close_case(close(2)).await.unwrap().into_inner();
+    assert_eq!(closed.case_version, 3);
+    let case = case_of(&server, &receipt).await;
+    assert_eq!(
+        case.summary.as_ref().unwrap().status(),
+        pb::CaseStatus::Closed
+    );
+    assert_eq!(case.outcome(), pb::CaseOutcome::ResolvedOnScene);
+    let again = cases.close_case(close(3)).await.unwrap_err();
+    assert_eq!(again.code(), Code::FailedPrecondition);
+
+    let lower = |version, reason: &str| ChangePriorityRequest {
+        case_id: receipt.case_id.clone(),
+        expected_version: version,
+        priority: pb::Priority::P2Priority as i32,
+        reason: reason.into(),
+        actor: Some(operator()),
+    };
+    assert_eq!(
+        cases
+            .change_priority(lower(3, "x"))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::FailedPrecondition,
+        "a closed case keeps its priority"
+    );
+    let reopen = |reason: &str| ReopenCaseRequest {
+        case_id: receipt.case_id.clone(),
+        expected_version: 3,
+        reason: reason.into(),
+        actor: Some(operator()),
+    };
+    assert_eq!(
+        cases.reopen_case(reopen("")).await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
+    cases
+        .reopen_case(reopen("the girl called again"))
+        .await
+        .unwrap();
+    let case = case_of(&server, &receipt).await;
+    assert_eq!(
+        case.summary.as_ref().unwrap().status(),
+        pb::CaseStatus::Open
+    );
+    assert_eq!(case.outcome(), pb::CaseOutcome::Unspecified);
+
+    let no_reason = cases.change_priority(lower(4, "")).await.unwrap_err();
+    assert_eq!(no_reason.code(), Code::InvalidArgument);
+    assert_eq!(
+        cases
+            .change_priority(lower(4, "the stepfather left the home"))
+            .await
+            .unwrap()
+            .into_inner()
+            .case_version,
+        5
+    );
+    let raise = ChangePriorityRequest {
+        priority: pb::Priority::P1Urgent as i32,
+        ..lower(5, "")
+    };
+    cases.change_priority(raise).await.unwrap();
+    let summary = case_of(&server, &receipt).await.summary.unwrap();
+    assert_eq!(summary.priority(), pb::Priority::P1Urgent);
+    assert_eq!(summary.version, 6);
+
+    let timeline = cases
+        .get_timeline(GetTimelineRequest {
+            case_id: receipt.case_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .events;
+    let tail: Vec<(&str, &str, &str)> = timeline[timeline.len() - 5..]
+        .iter()
+        .map(|e| (e.kind.as_str(), e.actor.as_str(), e.reason.as_str()))
+        .collect();
+    assert_eq!(
+        tail,
+        [
+            (
+                "dispatch_cancelled",
+                "call_centre:op-17",
+                "resolved by phone"
+            ),
+            ("case_closed", "call_centre:op-17", ""),
+            (
+                "case_reopened",
+                "call_centre:op-17",
+                "the girl called again"
+            ),
+            (
+                "priority_changed",
+                "call_centre:op-17",
+                "the stepfather left the home"
+            ),
+            ("priority_changed", "call_centre:op-17", ""),
+        ]
+    );
+    assert!(
+        timeline.windows(2).all(|w| w[0].sequence < w[1].sequence),
+        "the timeline is in sequence order"
+    );
+    server.finish().await;
+}
+
+async fn notes_and_follow_ups_are_kept_and_the_case_awaits_its_follow_up(backend: Backend) {
+    let server = seeded(backend).await;
+    let receipt = server
+        .hotline()
+        .submit_referral(fixtures::hotline("follow-up"))
+        .await
+        .unwrap()
+        .into_inner()
+        .receipt
+        .unwrap();
+    let mut cases = server.cases();
+    let note = cases
+        .add_note(AddNoteRequest {
+            case_id: receipt.case_id.clone(),
+            text: "He agreed to call back tomorrow evening.".into(),
+            actor: Some(operator()),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let empty = cases
+        .add_note(AddNoteRequest {
+            case_id: receipt.case_id.clone(),
+            text: "  ".into(),
+            actor: Some(operator()),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(empty.code(), Code::InvalidArgument);
+
+    let scheduled = cases
+        .schedule_follow_up(ScheduleFollowUpRequest {
+            case_id: receipt.case_id.clone(),
+            due_at: None,
+            reason: "safety check".into(),
+            actor: Some(operator()),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    // Suicide-related: due 72 hours after it was scheduled (the server's clock).
+    let due = scheduled.due_at.unwrap().seconds;
+    assert_eq!(due, fixtures::sunday_morning().timestamp() + 72 * 3600);
+    let case = case_of(&server, &receipt).await;
+    assert_eq!(
+        case.summary.as_ref().unwrap().status(),
+        pb::CaseStatus::AwaitingFollowUp
+    );
+    assert_eq!(case.notes.len(), 1);
+    assert_eq!(case.notes[0].note_id, note.note_id);
+    assert_eq!(
+        case.notes[0].text,
+        "He agreed to call back tomorrow evening."
+    );
+    assert_eq!(case.follow_ups[0].reason, "safety check");
+    assert!(case.follow_ups[0].done_at.is_none());
+
+    let record = || RecordFollowUpRequest {
+        follow_up_id: scheduled.follow_up_id.clone(),
+        outcome: "spoke to him; safe, sleeping better".into(),
+        actor: Some(operator()),
+    };
+    cases.record_follow_up(record()).await.unwrap();
+    let twice = cases.record_follow_up(record()).await.unwrap_err();
+    assert_eq!(twice.code(), Code::FailedPrecondition);
+    let case = case_of(&server, &receipt).await;
+    assert_eq!(
+        case.summary.as_ref().unwrap().status(),
+        pb::CaseStatus::Open
+    );
+    assert!(case.follow_ups[0].done_at.is_some());
+    assert_eq!(
+        case.follow_ups[0].outcome,
+        "spoke to him; safe, sleeping better"
+    );
+
+    // Neither the note nor the outcome reaches the feed.
+    let timeline = cases
+        .get_timeline(GetTimelineRequest {
+            case_id: receipt.case_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .events;
+    let text: String = timeline
+        .iter()
+        .map(|e| format!("{} {} {}", e.kind, e.reason, e.data_json))
+        .collect();
+    assert!(text.contains("note_added") && text.contains("follow_up_done"));
+    assert!(!text.contains("call back tomorrow") && !text.contains("sleeping better"));
+
+    let past = cases
+        .schedule_follow_up(ScheduleFollowUpRequest {
+            case_id: receipt.case_id.clone(),
+            due_at: Some(fixtures::timestamp(fixtures::CALL_TIME)),
+            reason: "too late".into(),
+            actor: Some(operator()),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(past.code(), Code::InvalidArgument);
+    server.finish().await;
+}
+
+backend_tests!(
+    a_team_moves_its_dispatch_to_cleared_and_every_step_keeps_its_time,
+    refused_transitions_say_why_with_the_right_code,
+    a_declined_dispatch_goes_to_the_next_team_in_the_same_change,
+    when_every_team_has_declined_the_case_is_unrouted,
+    a_rejected_referral_goes_to_the_next_service_point,
+    a_case_closes_with_an_outcome_reopens_with_a_reason_and_changes_priority,
+    notes_and_follow_ups_are_kept_and_the_case_awaits_its_follow_up,
+);
