@@ -253,12 +253,18 @@ async fn prepare_routing(
             let shipped = Policy::parse(SHIPPED_POLICY, 0)
                 .map_err(|e| ServeError::Routing(format!("shipped policy: {e}")))?
                 .document();
-            let version = store.store_policy(&shipped, None).await?;
-            tracing::info!(
-                policy_version = version,
-                "shipped routing policy put in force"
-            );
-            (version, shipped)
+            // Only where no version exists yet: a server starting at the same moment on the
+            // same database may have put it in force first, and then its version stands.
+            match store.store_policy(&shipped, Some(0)).await {
+                Ok(version) => {
+                    tracing::info!(
+                        policy_version = version,
+                        "shipped routing policy put in force"
+                    );
+                    (version, shipped)
+                }
+                Err(error) => store.load_routing().await?.policy.ok_or(error)?,
+            }
         }
     };
     let policy = Policy::new(document, version)

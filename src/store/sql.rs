@@ -1402,12 +1402,21 @@ macro_rules! impl_sql_store {
                         )));
                     }
                 }
+                // Two servers storing at once both see the same latest version; the second
+                // insert then meets the first's key, and is as stale as a wrong expectation.
                 let version: i64 = sqlx::query_scalar(INSERT_POLICY)
                     .bind(document)
                     .bind(micros(chrono::Utc::now()))
                     .fetch_one(&mut *tx)
                     .await
-                    .map_err(db_error)?;
+                    .map_err(|error| match error {
+                        sqlx::Error::Database(ref db) if db.is_unique_violation() => {
+                            $crate::domain::Error::Stale(
+                                "another policy version was stored at the same moment; read it again".into(),
+                            )
+                        }
+                        other => db_error(other),
+                    })?;
                 tx.commit().await.map_err(db_error)?;
                 Ok(version)
             }

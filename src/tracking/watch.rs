@@ -180,7 +180,9 @@ impl Stream {
                 received = live.recv() => match received {
                     Ok(event) if event.sequence <= self.cursor => {}
                     Ok(event) if event.sequence == self.cursor + 1 => {
-                        self.cursor = event.sequence;
+                        let sequence = event.sequence;
+                        // The cursor moves only once the event is queued (or filtered out): a
+                        // client told to resume from it must not skip an event it never got.
                         if self.filter.matches(&event) {
                             match self.send(WatchItem::Event(event)).await {
                                 Sent::Ok => {}
@@ -188,6 +190,7 @@ impl Stream {
                                 Sent::Stalled => return Some(self.fell_behind()),
                             }
                         }
+                        self.cursor = sequence;
                     }
                     // A gap: this stream was too slow for the fan-out. The database has it all.
                     Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => catching_up = true,
