@@ -14,7 +14,7 @@ use common::{Backend, TestDb, TestServer};
 use referrals::config::{LogConfig, LogFormat};
 use referrals::pb::{self, GetCaseRequest, ListCasesRequest};
 
-const SENTINELS: [&str; 10] = [
+const SENTINELS: [&str; 12] = [
     "09990001111",
     "SentinelReporterName",
     "09990002222",
@@ -25,6 +25,8 @@ const SENTINELS: [&str; 10] = [
     "51.987654321",
     "SentinelNarrative",
     "SentinelPerpetrator",
+    "SentinelNote",
+    "SentinelFollowUpOutcome",
 ];
 
 #[derive(Clone, Default)]
@@ -152,7 +154,7 @@ async fn no_sensitive_field_reaches_the_logs(backend: Backend) {
     server
         .cases()
         .get_case(GetCaseRequest {
-            case_id: receipt.case_id,
+            case_id: receipt.case_id.clone(),
         })
         .await
         .unwrap();
@@ -170,6 +172,67 @@ async fn no_sensitive_field_reaches_the_logs(backend: Backend) {
             .await
             .unwrap_err(),
     );
+    // Changes that carry free text about the person, and the feed that reports them.
+    let note = pb::AddNoteRequest {
+        case_id: receipt.case_id.clone(),
+        text: SENTINELS[10].into(),
+        actor: Some(common::fixtures::operator()),
+    };
+    server.cases().add_note(note.clone()).await.unwrap();
+    errors.push(
+        server
+            .cases()
+            .add_note(pb::AddNoteRequest {
+                text: SENTINELS[10].repeat(1000),
+                ..note
+            })
+            .await
+            .unwrap_err(),
+    );
+    let follow_up = server
+        .cases()
+        .schedule_follow_up(pb::ScheduleFollowUpRequest {
+            case_id: receipt.case_id.clone(),
+            due_at: None,
+            reason: "safety check".into(),
+            actor: Some(common::fixtures::operator()),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    server
+        .cases()
+        .record_follow_up(pb::RecordFollowUpRequest {
+            follow_up_id: follow_up.follow_up_id,
+            outcome: SENTINELS[11].into(),
+            actor: Some(common::fixtures::operator()),
+        })
+        .await
+        .unwrap();
+    let timeline = server
+        .cases()
+        .get_timeline(pb::GetTimelineRequest {
+            case_id: receipt.case_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_clean("the timeline", &format!("{timeline:?}"));
+    let mut watch = server
+        .cases()
+        .watch_cases(pb::WatchCasesRequest {
+            after_sequence: Some(0),
+            ..pb::WatchCasesRequest::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut streamed = String::new();
+    for _ in 0..timeline.events.len() {
+        streamed.push_str(&format!("{:?}", watch.message().await.unwrap()));
+    }
+    assert_clean("the watch stream", &streamed);
+    drop(watch);
     server.finish().await;
 
     for status in &errors {
