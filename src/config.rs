@@ -121,6 +121,18 @@ pub struct ServeConfig {
     /// this way).
     #[arg(long, env = "REFERRALS_FEED_POLL_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
     pub feed_poll_interval: Duration,
+    /// Changes a deadline target: KIND:PRIORITY=DURATION (team_acknowledgement, on_scene,
+    /// referral_acceptance; p0 to p4; 0s removes the target) or prosecutor_notice=DURATION.
+    /// Repeatable; the defaults are the design's (P0: acknowledged in 3 min, on scene in 30).
+    #[arg(
+        long = "sla-target",
+        env = "REFERRALS_SLA_TARGETS",
+        value_delimiter = ','
+    )]
+    pub sla_targets: Vec<String>,
+    /// How often deadlines are checked.
+    #[arg(long, env = "REFERRALS_SLA_CHECK_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub sla_check_interval: Duration,
     /// How long shutdown waits for requests in flight before closing.
     #[arg(long, env = "REFERRALS_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,

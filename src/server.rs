@@ -17,6 +17,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::{DatabaseConfig, ServeConfig};
 use crate::domain::Error;
+use crate::domain::sla::SlaTargets;
 use crate::grpc::Tracking;
 use crate::grpc::case_tracking::CaseTrackingService;
 use crate::grpc::directory::DirectoryService;
@@ -33,6 +34,7 @@ use crate::routing::directory::{Directory, DirectoryData};
 use crate::routing::policy::{Policy, SHIPPED_POLICY};
 use crate::store::Store;
 use crate::store::writer::{RoutingState, Writer, WriterConfig};
+use crate::tracking::escalation::Escalation;
 use crate::tracking::feed::{Feed, FeedConfig};
 use crate::tracking::watch::WatchConfig;
 
@@ -58,6 +60,9 @@ pub enum ServeError {
     /// The seed directory or the stored routing state cannot be used.
     #[error("cannot prepare routing: {0}")]
     Routing(String),
+    /// A setting does not parse.
+    #[error("bad setting: {0}")]
+    Config(String),
     /// The transport failed.
     #[error("transport error")]
     Transport(#[from] tonic::transport::Error),
@@ -101,6 +106,8 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    let targets = SlaTargets::with(&config.sla_targets)
+        .map_err(|e| ServeError::Config(format!("--sla-target {e}")))?;
     let store = open_store(&config.database).await?;
     let durability = store.durability().await?;
     if !durability.weakened.is_empty() {
@@ -127,8 +134,15 @@ pub async fn run(
             queue_capacity: config.intake_queue,
             max_batch: config.intake_batch,
             queue_timeout: config.intake_queue_timeout,
+            targets,
         },
         feed.waker(),
+    );
+    let sla_handle = Escalation::spawn(
+        store.clone(),
+        writer.clone(),
+        config.clock.clone(),
+        config.sla_check_interval,
     );
     // Set at shutdown: open streams end, telling their clients where to resume.
     let (streams_stop, streams_stopping) = watch::channel(false);
@@ -220,6 +234,7 @@ pub async fn run(
     };
 
     // Intakes still queued are committed; any that arrive from here on are refused.
+    sla_handle.stop().await;
     writer_handle.stop().await;
     feed_handle.stop().await;
     store.close().await;

@@ -155,6 +155,11 @@ pub enum Change {
         /// What the follow-up is for.
         reason: String,
     },
+    /// Handles a deadline that passed: the timer is marked breached and the case escalated.
+    SlaBreach {
+        /// The timer.
+        timer_id: Uuid,
+    },
     /// Records how a follow-up went.
     RecordFollowUp {
         /// The follow-up.
@@ -288,6 +293,7 @@ pub fn check_case_change(
             }
             Ok(current)
         }
+        Change::SlaBreach { .. } => Ok(current),
         Change::Referral { .. } | Change::Dispatch { .. } => {
             if closed {
                 return Err(refuse_closed("changing its referrals or dispatches"));

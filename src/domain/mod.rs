@@ -9,6 +9,7 @@ pub mod lifecycle;
 pub mod province;
 pub mod reference;
 pub mod sensitive;
+pub mod sla;
 pub mod triage;
 pub mod types;
 

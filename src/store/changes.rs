@@ -7,11 +7,13 @@ use uuid::Uuid;
 use super::sql::{EventPlace, EventRow, from_json, micros, parse_enum, routing_event_data};
 use crate::domain::Error;
 use crate::domain::change::{CaseChange, Change};
+use crate::domain::sla::{SlaKind, SlaTargets};
 use crate::domain::types::{DispatchStatus, Priority, ReferralStatus};
 use crate::routing::{Decision, Destination, Purpose};
 
 pub(super) const SELECT_CASE_STATE: &str = "select case_id, line, status, priority, outcome, \
-     province, county, version, routing_status, details from cases where case_id = $1";
+     province, county, minors_involved, version, routing_status, details from cases \
+     where case_id = $1";
 
 pub(super) const SELECT_REFERRAL_STATE: &str = "select referral_id, case_id, service_point_id, \
      purpose, status, version from referrals where referral_id = $1";
@@ -59,6 +61,86 @@ pub(super) const SELECT_DECISIONS: &str = "select decision_no, decision from rou
 pub(super) const SELECT_TRIED: &str = "select service_point_id from referrals where case_id = $1 \
      union select team_id from dispatches where case_id = $1";
 
+pub(crate) const SELECT_DUE_TIMERS: &str = "select timer_id from sla_timers \
+     where state = 'pending' and due_at <= $1 order by due_at, timer_id limit $2";
+
+pub(super) const INSERT_TIMER: &str = "insert into sla_timers (timer_id, case_id, kind, \
+     subject_id, due_at, state, created_at) values ($1, $2, $3, $4, $5, 'pending', $6)";
+
+pub(super) const SELECT_TIMER: &str = "select timer_id, case_id, kind, subject_id, due_at \
+     from sla_timers where timer_id = $1";
+
+/// Marks a timer breached, only if it is still pending and due: of two servers racing for it,
+/// one changes a row.
+pub(super) const BREACH_TIMER: &str = "update sla_timers set state = 'breached', \
+     resolved_at = $2 where timer_id = $1 and state = 'pending' and due_at <= $2";
+
+pub(super) const MEET_SUBJECT_TIMERS: &str = "update sla_timers set state = 'met', \
+     resolved_at = $3 where subject_id = $1 and kind = $2 and state = 'pending'";
+
+pub(super) const CANCEL_SUBJECT_TIMERS: &str = "update sla_timers set state = 'cancelled', \
+     resolved_at = $2 where subject_id = $1 and state = 'pending'";
+
+pub(super) const MEET_CASE_TIMERS: &str = "update sla_timers set state = 'met', \
+     resolved_at = $3 where case_id = $1 and kind = $2 and state = 'pending'";
+
+pub(super) const CANCEL_CASE_TIMERS: &str = "update sla_timers set state = 'cancelled', \
+     resolved_at = $2 where case_id = $1 and state = 'pending'";
+
+pub(super) const COUNT_CASE_TIMERS: &str =
+    "select count(*) from sla_timers where case_id = $1 and kind = $2";
+
+pub(super) const SERVICE_POINT_KIND: &str =
+    "select kind from service_points where service_point_id = $1";
+
+/// Runs one statement with its bound values in a transaction.
+macro_rules! exec {
+    ($tx:expr, $sql:expr $(, $arg:expr)* $(,)?) => {
+        sqlx::query($sql)
+            $(.bind($arg))*
+            .execute(&mut *$tx)
+            .await
+            .map_err($crate::store::map_sqlx_error)?
+    };
+}
+
+pub(super) use exec;
+
+/// The deadlines a new dispatch or referral starts, as (kind, due time in micros); a referral's
+/// only when it asks a centre to take the case (an outside body's notification has none).
+pub(super) fn timers_for(
+    targets: &SlaTargets,
+    priority: Priority,
+    purpose: Purpose,
+    at: i64,
+) -> Vec<(SlaKind, i64)> {
+    let kinds: &[SlaKind] = match purpose {
+        Purpose::Dispatch => &[SlaKind::TeamAcknowledgement, SlaKind::OnScene],
+        Purpose::Referral | Purpose::HandOver => &[SlaKind::ReferralAcceptance],
+        Purpose::Notification => &[],
+    };
+    kinds
+        .iter()
+        .filter_map(|&kind| {
+            let target = targets.target(kind, priority)?;
+            Some((
+                kind,
+                at + i64::try_from(target.as_micros()).unwrap_or(i64::MAX / 2),
+            ))
+        })
+        .collect()
+}
+
+/// A stored timer.
+#[derive(sqlx::FromRow)]
+pub(super) struct TimerRow {
+    pub(super) timer_id: Uuid,
+    pub(super) case_id: Uuid,
+    pub(super) kind: String,
+    pub(super) subject_id: Option<Uuid>,
+    pub(super) due_at: i64,
+}
+
 /// A case as a change sees it.
 #[derive(sqlx::FromRow)]
 pub(super) struct CaseStateRow {
@@ -69,6 +151,7 @@ pub(super) struct CaseStateRow {
     pub(super) outcome: Option<String>,
     pub(super) province: String,
     pub(super) county: String,
+    pub(super) minors_involved: bool,
     pub(super) version: i64,
     pub(super) routing_status: String,
     pub(super) details: Vec<u8>,
@@ -115,6 +198,7 @@ pub(super) enum Touched {
     Referral(ReferralStateRow),
     Dispatch(DispatchStateRow),
     FollowUp(FollowUpStateRow),
+    Timer(TimerRow),
 }
 
 impl Touched {
@@ -123,6 +207,7 @@ impl Touched {
             (Self::Referral(row), _) => Some(row.case_id),
             (Self::Dispatch(row), _) => Some(row.case_id),
             (Self::FollowUp(row), _) => Some(row.case_id),
+            (Self::Timer(row), _) => Some(row.case_id),
             (
                 Self::Case,
                 Change::Close { case_id, .. }
@@ -290,8 +375,11 @@ macro_rules! impl_changes {
                 &self,
                 change: &$crate::domain::change::CaseChange,
                 reroute: &mut $crate::store::RerouteFn<'_>,
+                targets: &$crate::domain::sla::SlaTargets,
             ) -> Result<$crate::store::ChangeOutcome, $crate::domain::Error> {
                 use $crate::domain::Error;
+                use $crate::domain::sla::SlaKind;
+                use $crate::routing::Purpose;
                 use $crate::domain::change::{check_case_change, CaseContext, CaseState, Change};
                 use $crate::domain::lifecycle::{check_dispatch, check_referral};
                 use $crate::domain::types::{DispatchStatus, ReferralStatus};
@@ -327,6 +415,14 @@ macro_rules! impl_changes {
                             .await
                             .map_err(db_error)?
                             .ok_or(Error::NotFound("follow-up"))?,
+                    ),
+                    Change::SlaBreach { timer_id } => Touched::Timer(
+                        sqlx::query_as(SELECT_TIMER)
+                            .bind(timer_id)
+                            .fetch_optional(&mut *tx)
+                            .await
+                            .map_err(db_error)?
+                            .ok_or(Error::NotFound("timer"))?,
                     ),
                     _ => Touched::Case,
                 };
@@ -401,6 +497,23 @@ macro_rules! impl_changes {
                             }),
                             None,
                         )?);
+                        match to {
+                            ReferralStatus::Accepted | ReferralStatus::InProgress | ReferralStatus::Completed => {
+                                exec!(tx, MEET_SUBJECT_TIMERS, referral.referral_id, SlaKind::ReferralAcceptance.as_str(), at);
+                                let kind: Option<String> = sqlx::query_scalar(SERVICE_POINT_KIND)
+                                    .bind(&referral.service_point_id)
+                                    .fetch_optional(&mut *tx)
+                                    .await
+                                    .map_err(db_error)?;
+                                if kind.as_deref() == Some($crate::routing::directory::ServicePointKind::ProsecutorChildProtection.as_str()) {
+                                    exec!(tx, MEET_CASE_TIMERS, case_id, SlaKind::ProsecutorNotice.as_str(), at);
+                                }
+                            }
+                            ReferralStatus::Rejected | ReferralStatus::Cancelled | ReferralStatus::Failed => {
+                                exec!(tx, CANCEL_SUBJECT_TIMERS, referral.referral_id, at);
+                            }
+                            ReferralStatus::Requested | ReferralStatus::OnHold => {}
+                        }
                         if turned_down_referral(*to) {
                             turned_down = Some(referral.service_point_id.clone());
                         }
@@ -450,11 +563,37 @@ macro_rules! impl_changes {
                             }),
                             Some(dispatch.team_id.clone()),
                         )?);
+                        match to {
+                            DispatchStatus::Acknowledged => {
+                                exec!(tx, MEET_SUBJECT_TIMERS, dispatch.dispatch_id, SlaKind::TeamAcknowledgement.as_str(), at);
+                            }
+                            DispatchStatus::OnScene => {
+                                exec!(tx, MEET_SUBJECT_TIMERS, dispatch.dispatch_id, SlaKind::OnScene.as_str(), at);
+                            }
+                            // A child taken from the scene starts the prosecutor's 12 hours, once.
+                            DispatchStatus::Transporting if case.minors_involved => {
+                                let started: i64 = sqlx::query_scalar(COUNT_CASE_TIMERS)
+                                    .bind(case_id)
+                                    .bind(SlaKind::ProsecutorNotice.as_str())
+                                    .fetch_one(&mut *tx)
+                                    .await
+                                    .map_err(db_error)?;
+                                if let (0, Some(target)) = (started, targets.target(SlaKind::ProsecutorNotice, next.priority)) {
+                                    let due = at + i64::try_from(target.as_micros()).unwrap_or(i64::MAX / 2);
+                                    exec!(tx, INSERT_TIMER, uuid::Uuid::now_v7(), case_id, SlaKind::ProsecutorNotice.as_str(), Option::<uuid::Uuid>::None, due, at);
+                                }
+                            }
+                            DispatchStatus::Cleared | DispatchStatus::Cancelled | DispatchStatus::Declined => {
+                                exec!(tx, CANCEL_SUBJECT_TIMERS, dispatch.dispatch_id, at);
+                            }
+                            _ => {}
+                        }
                         if *to == DispatchStatus::Declined {
                             turned_down = Some(dispatch.team_id.clone());
                         }
                     }
                     (Change::Close { outcome, reason, .. }, _) => {
+                        exec!(tx, CANCEL_CASE_TIMERS, case_id, at);
                         events.push(place.event(
                             "case_closed",
                             actor.clone(),
@@ -527,6 +666,7 @@ macro_rules! impl_changes {
                             .map_err(db_error)?;
                         created = Some(follow_up_id);
                         due_at = Some(due);
+                        exec!(tx, INSERT_TIMER, uuid::Uuid::now_v7(), case_id, SlaKind::FollowUp.as_str(), Some(follow_up_id), micros(due), at);
                         events.push(place.event(
                             "follow_up_scheduled",
                             actor.clone(),
@@ -549,6 +689,7 @@ macro_rules! impl_changes {
                             .execute(&mut *tx)
                             .await
                             .map_err(db_error)?;
+                        exec!(tx, MEET_SUBJECT_TIMERS, follow_up_id, SlaKind::FollowUp.as_str(), at);
                         // The outcome is free text about the person: kept out of the feed.
                         events.push(place.event(
                             "follow_up_done",
@@ -558,6 +699,95 @@ macro_rules! impl_changes {
                             &serde_json::json!({ "follow_up_id": follow_up_id }),
                             None,
                         )?);
+                    }
+                    (Change::SlaBreach { .. }, Touched::Timer(timer)) => {
+                        let breached = exec!(tx, BREACH_TIMER, timer.timer_id, at).rows_affected();
+                        if breached == 0 {
+                            return Err(Error::FailedPrecondition(
+                                "the timer is no longer pending, or not yet due".into(),
+                            ));
+                        }
+                        let kind: SlaKind = parse_enum("timer kind", &timer.kind)?;
+                        events.push(place.event(
+                            "sla_breached",
+                            actor.clone(),
+                            at,
+                            None,
+                            &serde_json::json!({
+                                "timer_id": timer.timer_id,
+                                "kind": kind.as_str(),
+                                "due_at": timer.due_at,
+                                "subject_id": timer.subject_id,
+                            }),
+                            None,
+                        )?);
+                        let why = format!("{} deadline missed", kind.as_str());
+                        let subject = timer.subject_id;
+                        let mut called_off = None;
+                        if kind == SlaKind::TeamAcknowledgement {
+                            let dispatch: Option<DispatchStateRow> = sqlx::query_as(SELECT_DISPATCH_STATE)
+                                .bind(subject)
+                                .fetch_optional(&mut *tx)
+                                .await
+                                .map_err(db_error)?;
+                            if let Some(dispatch) = dispatch.filter(|d| d.status == DispatchStatus::Assigned.as_str()) {
+                                exec!(tx, UPDATE_DISPATCH, dispatch.dispatch_id, DispatchStatus::Cancelled.as_str(), &why, at);
+                                exec!(tx, INSERT_DISPATCH_STEP, dispatch.dispatch_id, DispatchStatus::Cancelled.as_str(), at, Option::<f64>::None, Option::<f64>::None);
+                                exec!(tx, RELEASE_TEAM, &dispatch.team_id, at);
+                                exec!(tx, CANCEL_SUBJECT_TIMERS, dispatch.dispatch_id, at);
+                                released_team = Some(dispatch.team_id.clone());
+                                events.push(place.event(
+                                    "dispatch_cancelled",
+                                    actor.clone(),
+                                    at,
+                                    Some(why.clone()),
+                                    &serde_json::json!({
+                                        "dispatch_id": dispatch.dispatch_id,
+                                        "team_id": dispatch.team_id,
+                                        "from": DispatchStatus::Assigned.as_str(),
+                                        "to": DispatchStatus::Cancelled.as_str(),
+                                    }),
+                                    Some(dispatch.team_id.clone()),
+                                )?);
+                                called_off = Some(dispatch.team_id);
+                            }
+                        } else if kind == SlaKind::ReferralAcceptance {
+                            let referral: Option<ReferralStateRow> = sqlx::query_as(SELECT_REFERRAL_STATE)
+                                .bind(subject)
+                                .fetch_optional(&mut *tx)
+                                .await
+                                .map_err(db_error)?;
+                            if let Some(referral) = referral.filter(|r| r.status == ReferralStatus::Requested.as_str()) {
+                                exec!(tx, UPDATE_REFERRAL, referral.referral_id, ReferralStatus::Cancelled.as_str(), &why, at);
+                                exec!(tx, CANCEL_SUBJECT_TIMERS, referral.referral_id, at);
+                                events.push(place.event(
+                                    "referral_cancelled",
+                                    actor.clone(),
+                                    at,
+                                    Some(why.clone()),
+                                    &serde_json::json!({
+                                        "referral_id": referral.referral_id,
+                                        "service_point_id": referral.service_point_id,
+                                        "purpose": referral.purpose,
+                                        "from": ReferralStatus::Requested.as_str(),
+                                        "to": ReferralStatus::Cancelled.as_str(),
+                                    }),
+                                    None,
+                                )?);
+                                called_off = Some(referral.service_point_id);
+                            }
+                        }
+                        match called_off {
+                            Some(destination) => turned_down = Some(destination),
+                            None => events.push(place.event(
+                                "supervisors_alerted",
+                                actor.clone(),
+                                at,
+                                Some(why),
+                                &serde_json::json!({ "timer_id": timer.timer_id, "kind": kind.as_str() }),
+                                None,
+                            )?),
+                        }
                     }
                     _ => return Err(Error::internal("a change and its target do not match")),
                 }
@@ -608,6 +838,9 @@ macro_rules! impl_changes {
                                 .execute(&mut *tx)
                                 .await
                                 .map_err(db_error)?;
+                            for (kind, due) in timers_for(targets, next.priority, *purpose, at) {
+                                exec!(tx, INSERT_TIMER, uuid::Uuid::now_v7(), case_id, kind.as_str(), Some(*referral_id), due, at);
+                            }
                         }
                         if let Some((dispatch_id, team_id)) = &new.dispatch {
                             sqlx::query(INSERT_DISPATCH)
@@ -634,6 +867,9 @@ macro_rules! impl_changes {
                                 .execute(&mut *tx)
                                 .await
                                 .map_err(db_error)?;
+                            for (kind, due) in timers_for(targets, next.priority, Purpose::Dispatch, at) {
+                                exec!(tx, INSERT_TIMER, uuid::Uuid::now_v7(), case_id, kind.as_str(), Some(*dispatch_id), due, at);
+                            }
                         }
                         if new.decision.unrouted() {
                             routing_status = RoutingStatus::Unrouted;

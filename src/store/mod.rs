@@ -13,6 +13,7 @@ use crate::domain::Error;
 use crate::domain::case::{CaseFilter, CaseRecord, CaseSummary, PageRequest};
 use crate::domain::change::CaseChange;
 use crate::domain::intake::{NewIntake, Receipt};
+use crate::domain::sla::SlaTargets;
 use crate::routing::directory::{DirectoryData, DirectoryUpdate};
 use crate::routing::policy::Action;
 use crate::routing::policy::PolicyDocument;
@@ -88,25 +89,31 @@ pub trait Store: Send + Sync + 'static {
     ///
     /// `route` decides where each new case goes; it is called once per new case, in batch
     /// order, inside the transaction, and the referrals, dispatches and decision it returns are
-    /// written with the case. A replayed or conflicting request id is not routed and writes
+    /// written with the case, with their deadline timers (`targets`). A replayed or conflicting request id is not routed and writes
     /// nothing. The batch's request ids must be distinct; the writer guarantees this. An error
     /// means nothing of the batch was written.
     async fn record_intakes(
         &self,
         batch: &[NewIntake],
         route: &mut RouteFn<'_>,
+        targets: &SlaTargets,
     ) -> Result<Vec<IntakeOutcome>, Error>;
 
     /// Applies a change to a case in one transaction, with its events.
     ///
     /// A rejected referral or a declined dispatch is routed again in the same transaction:
     /// `reroute` is called once with the case's routing facts, the action the declined
-    /// destination was chosen for, and every destination the case was already sent to.
+    /// destination was chosen for, and every destination the case was already sent to. The
+    /// change meets, cancels or starts the case's deadline timers (`targets`) as it goes.
     async fn change_case(
         &self,
         change: &CaseChange,
         reroute: &mut RerouteFn<'_>,
+        targets: &SlaTargets,
     ) -> Result<ChangeOutcome, Error>;
+
+    /// Returns up to `limit` pending deadline timers due at or before `now`, earliest first.
+    async fn due_timers(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Uuid>, Error>;
 
     /// Returns up to `limit` events numbered above `after` and at most `up_to` that pass
     /// `filter`, in order.

@@ -925,6 +925,7 @@ macro_rules! impl_sql_store {
                 &self,
                 batch: &[$crate::domain::intake::NewIntake],
                 route: &mut $crate::store::RouteFn<'_>,
+                targets: &$crate::domain::sla::SlaTargets,
             ) -> Result<Vec<$crate::store::IntakeOutcome>, $crate::domain::Error> {
                 use $crate::store::map_sqlx_error as db_error;
                 use $crate::store::sql::*;
@@ -1010,8 +1011,18 @@ macro_rules! impl_sql_store {
                             .execute(&mut *tx)
                             .await
                             .map_err(db_error)?;
+                        let priority = intake.assessment.priority;
+                        for (kind, due) in $crate::store::changes::timers_for(targets, priority, *purpose, case.created_at) {
+                            $crate::store::changes::exec!(tx, $crate::store::changes::INSERT_TIMER,
+                                uuid::Uuid::now_v7(), case.case_id, kind.as_str(), Some(*referral_id), due, case.created_at);
+                        }
                     }
                     for (dispatch_id, team_id) in &case.dispatches {
+                        let priority = intake.assessment.priority;
+                        for (kind, due) in $crate::store::changes::timers_for(targets, priority, $crate::routing::Purpose::Dispatch, case.created_at) {
+                            $crate::store::changes::exec!(tx, $crate::store::changes::INSERT_TIMER,
+                                uuid::Uuid::now_v7(), case.case_id, kind.as_str(), Some(*dispatch_id), due, case.created_at);
+                        }
                         sqlx::query(INSERT_DISPATCH)
                             .bind(dispatch_id)
                             .bind(case.case_id)
@@ -1093,8 +1104,22 @@ macro_rules! impl_sql_store {
                 &self,
                 change: &$crate::domain::change::CaseChange,
                 reroute: &mut $crate::store::RerouteFn<'_>,
+                targets: &$crate::domain::sla::SlaTargets,
             ) -> Result<$crate::store::ChangeOutcome, $crate::domain::Error> {
-                self.apply_change(change, reroute).await
+                self.apply_change(change, reroute, targets).await
+            }
+
+            async fn due_timers(
+                &self,
+                now: chrono::DateTime<chrono::Utc>,
+                limit: u32,
+            ) -> Result<Vec<uuid::Uuid>, $crate::domain::Error> {
+                sqlx::query_scalar($crate::store::changes::SELECT_DUE_TIMERS)
+                    .bind($crate::store::sql::micros(now))
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err($crate::store::map_sqlx_error)
             }
 
             async fn events(

@@ -22,6 +22,7 @@ use super::{ChangeOutcome, IntakeOutcome, Store};
 use crate::domain::Error;
 use crate::domain::change::CaseChange;
 use crate::domain::intake::NewIntake;
+use crate::domain::sla::SlaTargets;
 use crate::domain::types::Line;
 use crate::routing::directory::{Directory, DirectoryData, DirectoryUpdate, TeamState};
 use crate::routing::policy::{Policy, PolicyDocument};
@@ -85,7 +86,7 @@ impl SharedRouting {
 }
 
 /// How the writer batches and pushes back.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct WriterConfig {
     /// Most intakes waiting for the writer; past that, submitters wait.
     pub queue_capacity: usize,
@@ -93,6 +94,8 @@ pub struct WriterConfig {
     pub max_batch: usize,
     /// How long a submitter waits for room in a full queue before it is told to retry.
     pub queue_timeout: Duration,
+    /// The deadlines the cases' timers are set by.
+    pub targets: SlaTargets,
 }
 
 impl Default for WriterConfig {
@@ -101,6 +104,7 @@ impl Default for WriterConfig {
             queue_capacity: 4096,
             max_batch: 256,
             queue_timeout: Duration::from_secs(2),
+            targets: SlaTargets::default(),
         }
     }
 }
@@ -167,6 +171,7 @@ impl Writer {
             stop_signal,
             config.max_batch.max(1),
             committed,
+            config.targets,
         ));
         (
             Self {
@@ -280,6 +285,7 @@ async fn run(
     mut stop: oneshot::Receiver<()>,
     max_batch: usize,
     committed: Arc<Notify>,
+    targets: SlaTargets,
 ) {
     let mut pending: VecDeque<Command> = VecDeque::new();
     let mut stopping = false;
@@ -308,11 +314,11 @@ async fn run(
         match pending.front() {
             Some(Command::Intake { .. }) => {
                 let batch = take_batch(&mut pending, max_batch);
-                commit(store.as_ref(), &routing, batch).await;
+                commit(store.as_ref(), &routing, batch, &targets).await;
             }
             Some(_) => {
                 if let Some(command) = pending.pop_front() {
-                    apply(store.as_ref(), &routing, command).await;
+                    apply(store.as_ref(), &routing, command, &targets).await;
                 }
             }
             None => {}
@@ -361,12 +367,15 @@ async fn record(
     store: &dyn Store,
     routing: &SharedRouting,
     intakes: &[NewIntake],
+    targets: &SlaTargets,
 ) -> Result<Vec<IntakeOutcome>, Error> {
     let mut undo = Vec::new();
     let result = store
-        .record_intakes(intakes, &mut |intake| {
-            routing.write().route(intake, &mut undo)
-        })
+        .record_intakes(
+            intakes,
+            &mut |intake| routing.write().route(intake, &mut undo),
+            targets,
+        )
         .await;
     if result.is_err() {
         routing.write().undo(undo);
@@ -401,10 +410,11 @@ async fn commit(
     store: &dyn Store,
     routing: &SharedRouting,
     batch: Vec<(NewIntake, Reply<IntakeOutcome>)>,
+    targets: &SlaTargets,
 ) {
     refresh_policy(store, routing).await;
     let intakes: Vec<NewIntake> = batch.iter().map(|(intake, _)| intake.clone()).collect();
-    match record(store, routing, &intakes).await {
+    match record(store, routing, &intakes, targets).await {
         Ok(outcomes) => {
             for ((_, reply), outcome) in batch.into_iter().zip(outcomes) {
                 let _ = reply.send(Ok(outcome));
@@ -419,7 +429,7 @@ async fn commit(
         Err(error) if batch.len() > 1 => {
             tracing::warn!(batch = batch.len(), error = %error, "intake batch failed; retrying one by one");
             for (intake, reply) in batch {
-                let outcome = record(store, routing, std::slice::from_ref(&intake))
+                let outcome = record(store, routing, std::slice::from_ref(&intake), targets)
                     .await
                     .and_then(|mut outcomes| {
                         outcomes
@@ -438,7 +448,7 @@ async fn commit(
 }
 
 /// Carries out a policy or directory change: in the database first, then in memory.
-async fn apply(store: &dyn Store, routing: &SharedRouting, command: Command) {
+async fn apply(store: &dyn Store, routing: &SharedRouting, command: Command, targets: &SlaTargets) {
     match command {
         Command::ReplacePolicy {
             document,
@@ -493,16 +503,20 @@ async fn apply(store: &dyn Store, routing: &SharedRouting, command: Command) {
         Command::Change { change, reply } => {
             let mut undo = Vec::new();
             let result = store
-                .change_case(&change, &mut |request, action, excluded| {
-                    let mut state = routing.write();
-                    let found = routing::reroute(&state.directory, request, action, excluded);
-                    if let Some(Destination::Team { id, .. }) = &found.destination
-                        && let Some(before) = state.directory.assign_team(id)
-                    {
-                        undo.push(before);
-                    }
-                    found
-                })
+                .change_case(
+                    &change,
+                    &mut |request, action, excluded| {
+                        let mut state = routing.write();
+                        let found = routing::reroute(&state.directory, request, action, excluded);
+                        if let Some(Destination::Team { id, .. }) = &found.destination
+                            && let Some(before) = state.directory.assign_team(id)
+                        {
+                            undo.push(before);
+                        }
+                        found
+                    },
+                    targets,
+                )
                 .await;
             match &result {
                 Ok(outcome) => {
@@ -515,7 +529,7 @@ async fn apply(store: &dyn Store, routing: &SharedRouting, command: Command) {
             let _ = reply.send(result);
         }
         Command::Intake { intake, reply } => {
-            let outcome = record(store, routing, std::slice::from_ref(&intake))
+            let outcome = record(store, routing, std::slice::from_ref(&intake), targets)
                 .await
                 .and_then(|mut outcomes| {
                     outcomes

@@ -1,6 +1,7 @@
 //! Tracking: the event feed every change is written to, and the watch streams that replay it
 //! and then follow it live. Nothing here knows about gRPC or SQL.
 
+pub mod escalation;
 pub mod feed;
 pub mod watch;
 

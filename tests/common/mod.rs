@@ -225,6 +225,8 @@ fn show_logs_if_asked() {
 pub struct TestServer {
     pub addr: SocketAddr,
     pub db: TestDb,
+    /// The server's clock, when the test set one.
+    pub time: Option<referrals::clock::ManualTime>,
     channel: Channel,
     shutdown: Option<oneshot::Sender<()>>,
     handle: JoinHandle<Result<(), ServeError>>,
@@ -239,13 +241,22 @@ impl TestServer {
     /// Starts a server on `db` with the seed directory loaded and the clock stopped at
     /// [`fixtures::SUNDAY_MORNING`], so routing sees the same open hours on every run.
     pub async fn seeded_on(db: TestDb) -> Self {
+        Self::seeded_with(db, |_| {}).await
+    }
+
+    /// Like [`Self::seeded_on`], with a configuration `configure` may change further.
+    pub async fn seeded_with(db: TestDb, configure: impl FnOnce(&mut ServeConfig)) -> Self {
         let time = referrals::clock::ManualTime::new(fixtures::sunday_morning());
-        Self::start_on(db, |c| {
+        let clock = referrals::clock::Clock::manual(&time);
+        let mut server = Self::start_on(db, |c| {
             c.seed_directory =
                 Some(concat!(env!("CARGO_MANIFEST_DIR"), "/seed/directory.toml").into());
-            c.clock = referrals::clock::Clock::manual(&time);
+            c.clock = clock;
+            configure(c);
         })
-        .await
+        .await;
+        server.time = Some(time);
+        server
     }
 
     /// Starts a server on `db` with a configuration `configure` may change.
@@ -266,6 +277,7 @@ impl TestServer {
         Self {
             addr,
             db,
+            time: None,
             channel,
             shutdown: Some(shutdown),
             handle,

@@ -1,0 +1,86 @@
+//! Deadline escalation: a task that looks for timers whose deadline has passed, by the
+//! service's clock, and hands each to the writer as a breach. The breach is one transaction: the
+//! timer is marked breached, an event says so, and the case is escalated (a silent team or
+//! centre is called off and the case routed to the next candidate, or the province's
+//! supervisors are alerted through the feed).
+//!
+//! Timers live in the database, so a deadline that passes while the service is down is handled
+//! when it starts again. Several servers may race for one timer; the transaction that marks it
+//! breached first wins and the others' changes are refused and dropped.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::clock::Clock;
+use crate::domain::Error;
+use crate::domain::change::{Actor, CaseChange, Change};
+use crate::store::Store;
+use crate::store::writer::Writer;
+
+/// Timers handled per round.
+const ROUND: u32 = 100;
+
+/// The running escalation task.
+pub struct Escalation {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl Escalation {
+    /// Starts checking deadlines every `interval` against `clock`.
+    pub fn spawn(store: Arc<dyn Store>, writer: Writer, clock: Clock, interval: Duration) -> Self {
+        let (stop, mut stopped) = oneshot::channel();
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = &mut stopped => return,
+                    _ = tokio::time::sleep(interval) => {}
+                }
+                if let Err(error) = escalate_due(store.as_ref(), &writer, &clock).await {
+                    tracing::warn!(%error, "cannot check deadlines; retrying");
+                }
+            }
+        });
+        Self { stop, task }
+    }
+
+    /// Stops the task.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
+
+/// Handles every timer due now.
+pub async fn escalate_due(store: &dyn Store, writer: &Writer, clock: &Clock) -> Result<(), Error> {
+    loop {
+        let now = clock.now();
+        let due = store.due_timers(now, ROUND).await?;
+        let full = due.len() == ROUND as usize;
+        for timer_id in due {
+            let breach = CaseChange {
+                change: Change::SlaBreach { timer_id },
+                expected_version: None,
+                actor: Actor::system("sla"),
+                at: now,
+            };
+            match writer.change_case(breach).await {
+                Ok(outcome) => tracing::info!(
+                    case_id = %outcome.case_id,
+                    %timer_id,
+                    rerouted = outcome.reroute.is_some(),
+                    "deadline missed; case escalated"
+                ),
+                // Met, cancelled or handled by another server in the meantime.
+                Err(Error::FailedPrecondition(_)) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        if !full {
+            return Ok(());
+        }
+    }
+}
