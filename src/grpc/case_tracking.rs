@@ -11,11 +11,11 @@ use crate::domain::case::PageRequest;
 use crate::pb::case_tracking_server::CaseTracking;
 use crate::pb::{
     AddNoteRequest, AddNoteResponse, ChangePriorityRequest, ChangePriorityResponse,
-    CloseCaseRequest, CloseCaseResponse, GetCaseRequest, GetCaseResponse, GetTimelineRequest,
-    GetTimelineResponse, ListCasesRequest, ListCasesResponse, RecordFollowUpRequest,
-    RecordFollowUpResponse, ReopenCaseRequest, ReopenCaseResponse, ScheduleFollowUpRequest,
-    ScheduleFollowUpResponse, TransitionReferralRequest, TransitionReferralResponse,
-    WatchCasesRequest, WatchCasesResponse,
+    CloseCaseRequest, CloseCaseResponse, GetCaseRequest, GetCaseResponse, GetStatisticsRequest,
+    GetStatisticsResponse, GetTimelineRequest, GetTimelineResponse, ListCasesRequest,
+    ListCasesResponse, RecordFollowUpRequest, RecordFollowUpResponse, ReopenCaseRequest,
+    ReopenCaseResponse, ScheduleFollowUpRequest, ScheduleFollowUpResponse,
+    TransitionReferralRequest, TransitionReferralResponse, WatchCasesRequest, WatchCasesResponse,
 };
 
 /// Reads, changes and watches cases.
@@ -195,6 +195,20 @@ impl CaseTracking for CaseTrackingService {
             case_version: outcome.case_version,
             sequence: outcome.last_event,
         }))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "GetStatistics"))]
+    async fn get_statistics(
+        &self,
+        request: Request<GetStatisticsRequest>,
+    ) -> Result<Response<GetStatisticsResponse>, Status> {
+        let (from, to, province) = convert::statistics_request(request.into_inner())?;
+        let statistics = self
+            .tracking
+            .store()
+            .statistics(from, to, province.as_deref())
+            .await?;
+        Ok(Response::new(statistics.into()))
     }
 
     #[tracing::instrument(skip_all, fields(rpc = "RecordFollowUp"))]

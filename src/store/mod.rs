@@ -18,6 +18,7 @@ use crate::routing::directory::{DirectoryData, DirectoryUpdate};
 use crate::routing::policy::Action;
 use crate::routing::policy::PolicyDocument;
 use crate::routing::{ActionDecision, Decision, RoutingRequest};
+use crate::tracking::statistics::Statistics;
 use crate::tracking::{EventFilter, FeedEvent};
 
 mod changes;
@@ -124,6 +125,15 @@ pub trait Store: Send + Sync + 'static {
         up_to: i64,
         limit: u32,
     ) -> Result<Vec<FeedEvent>, Error>;
+
+    /// Counts the cases recorded in `[from, to)` (in `province`, when given) and measures the
+    /// teams' response intervals from their events.
+    async fn statistics(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        province: Option<&str>,
+    ) -> Result<Statistics, Error>;
 
     /// Returns the number of the last committed event (0 when there is none).
     async fn last_event(&self) -> Result<i64, Error>;

@@ -509,7 +509,7 @@ pub(super) fn micros(at: DateTime<Utc>) -> i64 {
     at.timestamp_micros()
 }
 
-fn from_micros(micros: i64) -> Result<DateTime<Utc>, Error> {
+pub(super) fn from_micros(micros: i64) -> Result<DateTime<Utc>, Error> {
     Utc.timestamp_micros(micros)
         .single()
         .ok_or_else(|| Error::internal(format!("stored time out of range: {micros}")))
@@ -1158,6 +1158,84 @@ macro_rules! impl_sql_store {
                     .await
                     .map_err(db_error)?;
                 rows.into_iter().map(EventDbRow::into_event).collect()
+            }
+
+            async fn statistics(
+                &self,
+                from: chrono::DateTime<chrono::Utc>,
+                to: chrono::DateTime<chrono::Utc>,
+                province: Option<&str>,
+            ) -> Result<$crate::tracking::statistics::Statistics, $crate::domain::Error> {
+                use $crate::store::map_sqlx_error as db_error;
+                use $crate::store::sql::*;
+                use $crate::tracking::statistics::{intervals, CaseTimes, ResponseStep, Statistics, STEPS};
+
+                let (from, to) = (micros(from), micros(to));
+                // One read transaction: the counts and the intervals describe one moment.
+                let mut tx = self.pool.begin().await.map_err(db_error)?;
+                let mut counts = Vec::new();
+                for column in ["line", "primary_category", "priority", "status", "province"] {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(format!(
+                        "select {column} as key, count(*) as n from cases where created_at >= "
+                    ));
+                    q.push_bind(from).push(" and created_at < ").push_bind(to);
+                    if let Some(province) = province {
+                        q.push(" and province = ").push_bind(province.to_owned());
+                    }
+                    q.push(format!(" group by {column} order by n desc, {column}"));
+                    let rows: Vec<(String, i64)> = q
+                        .build_query_as()
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(db_error)?;
+                    counts.push(rows.into_iter().map(|(k, n)| (k, n as u64)).collect::<Vec<_>>());
+                }
+                let mut q = sqlx::QueryBuilder::<$db>::new(
+                    "select e.case_id, e.kind, min(e.occurred_at) from events e \
+                     join cases c on c.case_id = e.case_id where c.created_at >= ",
+                );
+                q.push_bind(from).push(" and c.created_at < ").push_bind(to);
+                if let Some(province) = province {
+                    q.push(" and c.province = ").push_bind(province.to_owned());
+                }
+                q.push(" and e.kind in ('case_recorded'");
+                for (_, kind) in STEPS {
+                    q.push(", ").push_bind(kind);
+                }
+                q.push(") group by e.case_id, e.kind");
+                let rows: Vec<(uuid::Uuid, String, i64)> = q
+                    .build_query_as()
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+                tx.commit().await.map_err(db_error)?;
+
+                let mut times: std::collections::HashMap<uuid::Uuid, CaseTimes> = Default::default();
+                for (case_id, kind, at) in rows {
+                    let at = from_micros(at)?;
+                    let case = times.entry(case_id).or_default();
+                    if kind == "case_recorded" {
+                        case.recorded = Some(at);
+                    } else if let Some((step, _)) = STEPS.iter().find(|(_, k)| *k == kind) {
+                        case.steps.insert(*step, at);
+                    }
+                }
+                let measured = intervals(&times);
+                let interval = |step| measured.get(&step).copied().unwrap_or_default();
+                let mut counts = counts.into_iter();
+                let mut next = || counts.next().unwrap_or_default();
+                let by_line = next();
+                Ok(Statistics {
+                    total: by_line.iter().map(|(_, n)| n).sum(),
+                    by_line,
+                    by_category: next(),
+                    by_priority: next(),
+                    by_status: next(),
+                    by_province: next(),
+                    acknowledged: interval(ResponseStep::Acknowledged),
+                    on_scene: interval(ResponseStep::OnScene),
+                    cleared: interval(ResponseStep::Cleared),
+                })
             }
 
             async fn last_event(&self) -> Result<i64, $crate::domain::Error> {

@@ -3,6 +3,7 @@
 
 pub mod escalation;
 pub mod feed;
+pub mod statistics;
 pub mod watch;
 
 use chrono::{DateTime, Utc};

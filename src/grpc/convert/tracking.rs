@@ -9,10 +9,12 @@ use super::{Violations, WireEnum, timestamp};
 use crate::domain::Error;
 use crate::domain::change::{Actor, ActorRole, CaseChange, CaseOutcome, Change};
 use crate::domain::intake::limits;
+use crate::domain::province;
 use crate::domain::sensitive::Sensitive;
-use crate::domain::types::{DispatchStatus, Line, Priority, ReferralStatus};
+use crate::domain::types::{Category, DispatchStatus, Line, Priority, ReferralStatus};
 use crate::pb;
 use crate::store::Store;
+use crate::tracking::statistics::{Interval, Statistics};
 use crate::tracking::watch::{WatchEnd, WatchItem};
 use crate::tracking::{EventFilter, FeedEvent};
 
@@ -448,4 +450,75 @@ pub(crate) async fn assignment_response(
             risk_to_team: case.intake.risk.risk_to_team,
         })),
     })
+}
+
+/// Parses a statistics request: the period, and the province if any.
+pub(crate) fn statistics_request(
+    raw: pb::GetStatisticsRequest,
+) -> Result<(DateTime<Utc>, DateTime<Utc>, Option<String>), Error> {
+    let mut v = Violations::default();
+    let from = v.required("from", raw.from);
+    let from = v.time("from", from);
+    let to = v.required("to", raw.to);
+    let to = v.time("to", to);
+    if let (Some(from), Some(to)) = (from, to)
+        && from >= to
+    {
+        v.add("to", "must be after from");
+    }
+    let province = if raw.province.is_empty() {
+        Some(None)
+    } else {
+        v.province("province", raw.province).map(Some)
+    };
+    let parsed = match (from, to, province) {
+        (Some(from), Some(to), Some(province)) => Some((from, to, province)),
+        _ => None,
+    };
+    v.finish(parsed)
+}
+
+fn duration(d: std::time::Duration) -> prost_types::Duration {
+    prost_types::Duration {
+        seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        nanos: i32::try_from(d.subsec_nanos()).unwrap_or(0),
+    }
+}
+
+fn counts(
+    list: Vec<(String, u64)>,
+    label: impl Fn(&str) -> Option<&'static str>,
+) -> Vec<pb::Count> {
+    list.into_iter()
+        .map(|(key, count)| pb::Count {
+            label_fa: label(&key).unwrap_or_default().to_owned(),
+            key,
+            count: i64::try_from(count).unwrap_or(i64::MAX),
+        })
+        .collect()
+}
+
+impl From<Statistics> for pb::GetStatisticsResponse {
+    fn from(s: Statistics) -> Self {
+        let interval = |i: Interval| pb::ResponseInterval {
+            cases: i.count as i64,
+            median: Some(duration(i.median)),
+            p90: Some(duration(i.p90)),
+        };
+        Self {
+            total: i64::try_from(s.total).unwrap_or(i64::MAX),
+            by_line: counts(s.by_line, |k| k.parse::<Line>().ok().map(Line::label_fa)),
+            by_category: counts(s.by_category, |k| {
+                k.parse::<Category>().ok().map(Category::label_fa)
+            }),
+            by_priority: counts(s.by_priority, |k| {
+                k.parse::<Priority>().ok().map(Priority::label_fa)
+            }),
+            by_status: counts(s.by_status, |_| None),
+            by_province: counts(s.by_province, |k| province::by_code(k).map(|p| p.name_fa)),
+            intake_to_acknowledged: Some(interval(s.acknowledged)),
+            intake_to_on_scene: Some(interval(s.on_scene)),
+            intake_to_cleared: Some(interval(s.cleared)),
+        }
+    }
 }

@@ -1,0 +1,182 @@
+//! Statistics over a period: how many cases by line, category, priority, status and province,
+//! and how fast the mobile teams responded, measured from the event feed.
+//!
+//! A response interval runs from the case's `case_recorded` event to the first event of the
+//! step (`dispatch_acknowledged`, `dispatch_on_scene`, `dispatch_cleared`). Percentiles use the
+//! nearest-rank method, so every figure is an interval that actually happened.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+/// The steps whose delay from intake is measured, with the event kind that marks each.
+pub const STEPS: [(ResponseStep, &str); 3] = [
+    (ResponseStep::Acknowledged, "dispatch_acknowledged"),
+    (ResponseStep::OnScene, "dispatch_on_scene"),
+    (ResponseStep::Cleared, "dispatch_cleared"),
+];
+
+/// A step of the response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ResponseStep {
+    /// The team acknowledged.
+    Acknowledged,
+    /// The team reached the scene.
+    OnScene,
+    /// The team cleared.
+    Cleared,
+}
+
+/// The delay from intake to one step, over the cases that reached it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Interval {
+    /// Cases that reached the step.
+    pub count: usize,
+    /// Median delay.
+    pub median: Duration,
+    /// 90th percentile.
+    pub p90: Duration,
+}
+
+/// One case's times, as the feed recorded them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CaseTimes {
+    /// When the case was recorded.
+    pub recorded: Option<DateTime<Utc>>,
+    /// The first time each step was reached.
+    pub steps: HashMap<ResponseStep, DateTime<Utc>>,
+}
+
+/// Counts and response intervals over a period.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Statistics {
+    /// Cases recorded in the period.
+    pub total: u64,
+    /// By line (storage name), largest first.
+    pub by_line: Vec<(String, u64)>,
+    /// By primary category.
+    pub by_category: Vec<(String, u64)>,
+    /// By current priority.
+    pub by_priority: Vec<(String, u64)>,
+    /// By current status.
+    pub by_status: Vec<(String, u64)>,
+    /// By province.
+    pub by_province: Vec<(String, u64)>,
+    /// Intake to acknowledgement.
+    pub acknowledged: Interval,
+    /// Intake to on scene.
+    pub on_scene: Interval,
+    /// Intake to cleared.
+    pub cleared: Interval,
+}
+
+/// The `p`-th percentile (0 < p ≤ 100) of `sorted` by nearest rank.
+pub fn percentile(sorted: &[Duration], p: u32) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = (u64::from(p) * sorted.len() as u64).div_ceil(100).max(1) as usize;
+    sorted[rank.min(sorted.len()) - 1]
+}
+
+/// The intervals of every case, step by step.
+pub fn intervals(times: &HashMap<Uuid, CaseTimes>) -> HashMap<ResponseStep, Interval> {
+    let mut delays: HashMap<ResponseStep, Vec<Duration>> = HashMap::new();
+    for case in times.values() {
+        let Some(recorded) = case.recorded else {
+            continue;
+        };
+        for (step, at) in &case.steps {
+            // A clock that disagreed cannot make a response faster than instant.
+            let delay = (*at - recorded).to_std().unwrap_or(Duration::ZERO);
+            delays.entry(*step).or_default().push(delay);
+        }
+    }
+    delays
+        .into_iter()
+        .map(|(step, mut list)| {
+            list.sort_unstable();
+            let interval = Interval {
+                count: list.len(),
+                median: percentile(&list, 50),
+                p90: percentile(&list, 90),
+            };
+            (step, interval)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn minutes(list: &[u64]) -> Vec<Duration> {
+        list.iter().map(|m| Duration::from_secs(m * 60)).collect()
+    }
+
+    #[test]
+    fn percentiles_take_the_nearest_rank() {
+        let ten = minutes(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+        // (values, percentile, expected minutes)
+        let table: [(&[Duration], u32, u64); 7] = [
+            (&ten, 50, 5),
+            (&ten, 90, 9),
+            (&ten, 100, 10),
+            (&ten[..1], 50, 1),
+            (&ten[..1], 90, 1),
+            (&ten[..3], 50, 2),
+            (&ten[..3], 90, 3),
+        ];
+        for (values, p, expected) in table {
+            assert_eq!(
+                percentile(values, p),
+                Duration::from_secs(expected * 60),
+                "p{p} of {}",
+                values.len()
+            );
+        }
+        assert_eq!(percentile(&[], 50), Duration::ZERO);
+    }
+
+    #[test]
+    fn intervals_run_from_intake_to_each_step_over_the_cases_that_reached_it() {
+        let t0 = DateTime::<Utc>::UNIX_EPOCH;
+        let at = |m: i64| t0 + chrono::Duration::minutes(m);
+        let mut times = HashMap::new();
+        for (i, (ack, scene)) in [(2, Some(20)), (4, Some(40)), (6, None)].iter().enumerate() {
+            let mut steps = HashMap::from([(ResponseStep::Acknowledged, at(*ack))]);
+            if let Some(scene) = scene {
+                steps.insert(ResponseStep::OnScene, at(*scene));
+            }
+            times.insert(
+                Uuid::from_u128(i as u128),
+                CaseTimes {
+                    recorded: Some(t0),
+                    steps,
+                },
+            );
+        }
+        // A case whose intake event is missing is left out rather than guessed.
+        times.insert(
+            Uuid::from_u128(99),
+            CaseTimes {
+                recorded: None,
+                steps: HashMap::from([(ResponseStep::Acknowledged, at(1))]),
+            },
+        );
+        let result = intervals(&times);
+        let ack = result[&ResponseStep::Acknowledged];
+        assert_eq!(ack.count, 3);
+        assert_eq!(ack.median, Duration::from_secs(4 * 60));
+        assert_eq!(ack.p90, Duration::from_secs(6 * 60));
+        let scene = result[&ResponseStep::OnScene];
+        assert_eq!(
+            (scene.count, scene.median),
+            (2, Duration::from_secs(20 * 60))
+        );
+        assert_eq!(scene.p90, Duration::from_secs(40 * 60));
+        assert!(!result.contains_key(&ResponseStep::Cleared));
+    }
+}

@@ -1,0 +1,193 @@
+//! Statistics over a period: counts by line, category, priority, status and province, and the
+//! teams' response intervals (median and 90th percentile) measured from the events.
+
+#![allow(clippy::unwrap_used)] // Tests may unwrap: a panic is a failure with a message.
+
+mod common;
+
+use chrono::Duration;
+use common::fixtures::{self, child_in_danger, sunday_morning, team, timestamp};
+use common::{Backend, TestDb, TestServer};
+use referrals::pb::{
+    self, DispatchStatus, GetCaseRequest, GetStatisticsRequest, ReportDispatchStatusRequest,
+};
+use tonic::Code;
+
+async fn report(server: &TestServer, request: pb::ReportEmergencyRequest) -> String {
+    server
+        .emergency()
+        .report_emergency(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .receipt
+        .unwrap()
+        .case_id
+}
+
+async fn dispatch_of(server: &TestServer, case_id: &str) -> pb::TeamDispatch {
+    server
+        .cases()
+        .get_case(GetCaseRequest {
+            case_id: case_id.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .case
+        .unwrap()
+        .dispatches
+        .remove(0)
+}
+
+/// Moves a case's dispatch through `steps`, each at its minute after the start.
+async fn respond(server: &TestServer, case_id: &str, steps: &[(DispatchStatus, i64)]) {
+    let mut dispatch = dispatch_of(server, case_id).await;
+    for (status, minute) in steps {
+        server
+            .time
+            .as_ref()
+            .unwrap()
+            .set(sunday_morning() + Duration::minutes(*minute));
+        dispatch.version = server
+            .dispatch()
+            .report_dispatch_status(ReportDispatchStatusRequest {
+                dispatch_id: dispatch.dispatch_id.clone(),
+                expected_version: dispatch.version,
+                status: *status as i32,
+                reason: String::new(),
+                position: None,
+                actor: Some(team(&dispatch.team_id)),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .dispatch_version;
+    }
+}
+
+fn period(from: i64, to: i64, province: &str) -> GetStatisticsRequest {
+    let start = sunday_morning().timestamp();
+    GetStatisticsRequest {
+        from: Some(timestamp(start + from * 60)),
+        to: Some(timestamp(start + to * 60)),
+        province: province.into(),
+    }
+}
+
+fn minutes(d: &Option<prost_types::Duration>) -> i64 {
+    d.as_ref().unwrap().seconds / 60
+}
+
+async fn statistics_count_the_period_and_measure_the_response_from_events(backend: Backend) {
+    let server = TestServer::seeded_with(TestDb::new(backend).await, |c| {
+        // No deadline fires while the test moves the clock.
+        c.sla_check_interval = std::time::Duration::from_secs(3600);
+    })
+    .await;
+    use DispatchStatus::*;
+    let a = report(&server, child_in_danger("a")).await;
+    let b = report(&server, child_in_danger("b")).await;
+    let c = report(&server, child_in_danger("c")).await;
+    let mut ardabil = fixtures::emergency("ardabil");
+    let location = ardabil.intake.as_mut().unwrap().location.as_mut().unwrap();
+    location.province = "IR-24".into();
+    location.county = "Ardabil".into();
+    report(&server, ardabil).await;
+    server
+        .hotline()
+        .submit_referral(fixtures::hotline("hotline"))
+        .await
+        .unwrap();
+    respond(
+        &server,
+        &a,
+        &[
+            (Acknowledged, 2),
+            (EnRoute, 5),
+            (OnScene, 20),
+            (Cleared, 60),
+        ],
+    )
+    .await;
+    respond(
+        &server,
+        &b,
+        &[(Acknowledged, 4), (EnRoute, 6), (OnScene, 40)],
+    )
+    .await;
+    respond(&server, &c, &[(Acknowledged, 6)]).await;
+
+    let mut client = server.cases();
+    let all = client
+        .get_statistics(period(-60, 60, ""))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(all.total, 5);
+    let pairs = |list: &[pb::Count]| -> Vec<(String, i64)> {
+        list.iter().map(|c| (c.key.clone(), c.count)).collect()
+    };
+    assert_eq!(
+        pairs(&all.by_line),
+        [("emergency_123".into(), 4), ("hotline_1480".into(), 1)]
+    );
+    assert_eq!(all.by_line[0].label_fa, "اورژانس اجتماعی ۱۲۳");
+    assert_eq!(
+        pairs(&all.by_province),
+        [("IR-23".into(), 4), ("IR-24".into(), 1)]
+    );
+    assert_eq!(all.by_province[1].label_fa, "اردبیل");
+    assert_eq!(
+        pairs(&all.by_category),
+        [
+            ("child_abuse_physical".into(), 4),
+            ("suicidal_thoughts".into(), 1)
+        ]
+    );
+    assert_eq!(all.by_category[0].label_fa, "کودک‌آزاری جسمی");
+    assert_eq!(all.by_priority[0].key, "p0_immediate");
+    assert_eq!(all.by_priority[0].count, 3);
+    assert_eq!(pairs(&all.by_status), [("open".into(), 5)]);
+
+    let ack = all.intake_to_acknowledged.unwrap();
+    assert_eq!(
+        (ack.cases, minutes(&ack.median), minutes(&ack.p90)),
+        (3, 4, 6)
+    );
+    let scene = all.intake_to_on_scene.unwrap();
+    assert_eq!(
+        (scene.cases, minutes(&scene.median), minutes(&scene.p90)),
+        (2, 20, 40)
+    );
+    let cleared = all.intake_to_cleared.unwrap();
+    assert_eq!((cleared.cases, minutes(&cleared.median)), (1, 60));
+
+    let ardabil_only = client
+        .get_statistics(period(-60, 60, "IR-24"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ardabil_only.total, 1);
+    assert_eq!(ardabil_only.intake_to_acknowledged.unwrap().cases, 0);
+    let later = client
+        .get_statistics(period(1, 120, ""))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(later.total, 0, "the cases were recorded before the period");
+
+    let backwards = client
+        .get_statistics(period(60, -60, ""))
+        .await
+        .unwrap_err();
+    assert_eq!(backwards.code(), Code::InvalidArgument);
+    let missing = client
+        .get_statistics(GetStatisticsRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::InvalidArgument);
+    server.finish().await;
+}
+
+backend_tests!(statistics_count_the_period_and_measure_the_response_from_events);
