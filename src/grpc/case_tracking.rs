@@ -202,12 +202,8 @@ impl CaseTracking for CaseTrackingService {
         &self,
         request: Request<GetStatisticsRequest>,
     ) -> Result<Response<GetStatisticsResponse>, Status> {
-        let (from, to, province) = convert::statistics_request(request.into_inner())?;
-        let statistics = self
-            .tracking
-            .store()
-            .statistics(from, to, province.as_deref())
-            .await?;
+        let period = convert::statistics_request(request.into_inner())?;
+        let statistics = self.tracking.store().statistics(&period).await?;
         Ok(Response::new(statistics.into()))
     }
 

@@ -18,7 +18,7 @@ use crate::routing::directory::{DirectoryData, DirectoryUpdate};
 use crate::routing::policy::Action;
 use crate::routing::policy::PolicyDocument;
 use crate::routing::{ActionDecision, Decision, RoutingRequest};
-use crate::tracking::statistics::Statistics;
+use crate::tracking::statistics::{Period, Statistics};
 use crate::tracking::{EventFilter, FeedEvent};
 
 mod changes;
@@ -126,14 +126,9 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<FeedEvent>, Error>;
 
-    /// Counts the cases recorded in `[from, to)` (in `province`, when given) and measures the
-    /// teams' response intervals from their events.
-    async fn statistics(
-        &self,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-        province: Option<&str>,
-    ) -> Result<Statistics, Error>;
+    /// Counts the cases recorded in the period and measures the teams' response intervals
+    /// from their events.
+    async fn statistics(&self, period: &Period) -> Result<Statistics, Error>;
 
     /// Returns the number of the last committed event (0 when there is none).
     async fn last_event(&self) -> Result<i64, Error>;

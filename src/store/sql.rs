@@ -1162,15 +1162,14 @@ macro_rules! impl_sql_store {
 
             async fn statistics(
                 &self,
-                from: chrono::DateTime<chrono::Utc>,
-                to: chrono::DateTime<chrono::Utc>,
-                province: Option<&str>,
+                period: &$crate::tracking::statistics::Period,
             ) -> Result<$crate::tracking::statistics::Statistics, $crate::domain::Error> {
                 use $crate::store::map_sqlx_error as db_error;
                 use $crate::store::sql::*;
                 use $crate::tracking::statistics::{intervals, CaseTimes, ResponseStep, Statistics, STEPS};
 
-                let (from, to) = (micros(from), micros(to));
+                let (from, to) = (micros(period.from), micros(period.to));
+                let province = period.province.as_deref();
                 // One read transaction: the counts and the intervals describe one moment.
                 let mut tx = self.pool.begin().await.map_err(db_error)?;
                 let mut counts = Vec::new();

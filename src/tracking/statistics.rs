@@ -18,6 +18,17 @@ pub const STEPS: [(ResponseStep, &str); 3] = [
     (ResponseStep::Cleared, "dispatch_cleared"),
 ];
 
+/// The cases statistics are taken over: those recorded in `[from, to)`, in `province` if given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Period {
+    /// Start, included.
+    pub from: DateTime<Utc>,
+    /// End, excluded.
+    pub to: DateTime<Utc>,
+    /// Only this province.
+    pub province: Option<String>,
+}
+
 /// A step of the response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ResponseStep {

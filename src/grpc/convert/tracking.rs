@@ -14,7 +14,7 @@ use crate::domain::sensitive::Sensitive;
 use crate::domain::types::{Category, DispatchStatus, Line, Priority, ReferralStatus};
 use crate::pb;
 use crate::store::Store;
-use crate::tracking::statistics::{Interval, Statistics};
+use crate::tracking::statistics::{Interval, Period, Statistics};
 use crate::tracking::watch::{WatchEnd, WatchItem};
 use crate::tracking::{EventFilter, FeedEvent};
 
@@ -453,9 +453,7 @@ pub(crate) async fn assignment_response(
 }
 
 /// Parses a statistics request: the period, and the province if any.
-pub(crate) fn statistics_request(
-    raw: pb::GetStatisticsRequest,
-) -> Result<(DateTime<Utc>, DateTime<Utc>, Option<String>), Error> {
+pub(crate) fn statistics_request(raw: pb::GetStatisticsRequest) -> Result<Period, Error> {
     let mut v = Violations::default();
     let from = v.required("from", raw.from);
     let from = v.time("from", from);
@@ -472,7 +470,7 @@ pub(crate) fn statistics_request(
         v.province("province", raw.province).map(Some)
     };
     let parsed = match (from, to, province) {
-        (Some(from), Some(to), Some(province)) => Some((from, to, province)),
+        (Some(from), Some(to), Some(province)) => Some(Period { from, to, province }),
         _ => None,
     };
     v.finish(parsed)
