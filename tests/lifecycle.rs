@@ -720,7 +720,137 @@ async fn notes_and_follow_ups_are_kept_and_the_case_awaits_its_follow_up(backend
     server.finish().await;
 }
 
+/// A 1480 call with acute suicide risk: intent and a plan.
+fn acute_hotline(request_id: &str) -> pb::SubmitReferralRequest {
+    let mut request = fixtures::hotline(request_id);
+    let screening = request
+        .intake
+        .as_mut()
+        .unwrap()
+        .risk
+        .as_mut()
+        .unwrap()
+        .suicide_screening
+        .as_mut()
+        .unwrap();
+    screening.intent = pb::Answer::Yes as i32;
+    screening.plan = pb::Answer::Yes as i32;
+    request
+}
+
+async fn a_call_centre_asks_for_a_team_and_a_centre_and_routing_chooses_them(backend: Backend) {
+    let server = seeded(backend).await;
+    let receipt = server
+        .hotline()
+        .submit_referral(acute_hotline("handed-over"))
+        .await
+        .unwrap()
+        .into_inner()
+        .receipt
+        .unwrap();
+    let routing = receipt.routing.as_ref().unwrap();
+    assert_eq!(routing.rule_id, "hotline-acute-suicide-to-123");
+    assert!(case_of(&server, &receipt).await.dispatches.is_empty());
+
+    let mut cases = server.cases();
+    let ask = |version, action: pb::ActionType, kind: pb::ServicePointKind, actor| {
+        pb::RequestAssignmentRequest {
+            case_id: receipt.case_id.clone(),
+            expected_version: version,
+            action: action as i32,
+            kind: kind as i32,
+            reason: "the 123 centre took the case over".into(),
+            actor: Some(actor),
+        }
+    };
+    use pb::{ActionType, ServicePointKind};
+    let refused = cases
+        .request_assignment(ask(
+            1,
+            ActionType::DispatchMobileTeam,
+            ServicePointKind::Unspecified,
+            team("thr-t1"),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.code(),
+        Code::PermissionDenied,
+        "a team does not send itself"
+    );
+    let no_kind = cases
+        .request_assignment(ask(
+            1,
+            ActionType::ReferTo,
+            ServicePointKind::Unspecified,
+            operator(),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(no_kind.code(), Code::InvalidArgument);
+
+    let sent = cases
+        .request_assignment(ask(
+            1,
+            ActionType::DispatchMobileTeam,
+            ServicePointKind::Unspecified,
+            operator(),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let decision = sent.decision.unwrap();
+    assert_eq!(decision.rule_id, "requested");
+    assert!(decision.rule_description.contains("call_centre:op-17"));
+    assert_eq!(sent.case_version, 2);
+    let referred = cases
+        .request_assignment(ask(
+            2,
+            ActionType::ReferTo,
+            ServicePointKind::CrisisInterventionCentre,
+            operator(),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let centre_id = match referred.decision.unwrap().actions[0]
+        .assignment
+        .as_ref()
+        .and_then(|a| a.destination.clone())
+    {
+        Some(pb::assignment::Destination::ServicePointId(id)) => id,
+        other => panic!("a centre: {other:?}"),
+    };
+    let case = case_of(&server, &receipt).await;
+    assert_eq!(case.dispatches.len(), 1);
+    assert_eq!(case.dispatches[0].status(), DispatchStatus::Assigned);
+    assert!(
+        case.referrals
+            .iter()
+            .any(|r| r.service_point_id == centre_id
+                && r.purpose() == pb::AssignmentPurpose::Referral)
+    );
+    assert_eq!(
+        case.reroutes.len(),
+        2,
+        "each request keeps its decision record"
+    );
+    let kinds = kinds(&server, &receipt.case_id).await;
+    assert_eq!(
+        &kinds[kinds.len() - 5..],
+        [
+            "assignment_requested",
+            "assignment_added",
+            "dispatch_assigned",
+            "assignment_requested",
+            "assignment_added"
+        ]
+    );
+    server.finish().await;
+}
+
 backend_tests!(
+    a_call_centre_asks_for_a_team_and_a_centre_and_routing_chooses_them,
     a_team_moves_its_dispatch_to_cleared_and_every_step_keeps_its_time,
     refused_transitions_say_why_with_the_right_code,
     a_declined_dispatch_goes_to_the_next_team_in_the_same_change,

@@ -155,6 +155,17 @@ pub enum Change {
         /// What the follow-up is for.
         reason: String,
     },
+    /// Asks routing for one more destination: a team to send, a kind of centre to refer to, an
+    /// outside body to tell. The directory chooses, as at intake, leaving out every destination
+    /// the case was already sent to.
+    RequestAssignment {
+        /// The case.
+        case_id: Uuid,
+        /// What to find.
+        action: crate::routing::policy::Action,
+        /// Why.
+        reason: Option<String>,
+    },
     /// Handles a deadline that passed: the timer is marked breached and the case escalated.
     SlaBreach {
         /// The timer.
@@ -294,7 +305,7 @@ pub fn check_case_change(
             Ok(current)
         }
         Change::SlaBreach { .. } => Ok(current),
-        Change::Referral { .. } | Change::Dispatch { .. } => {
+        Change::Referral { .. } | Change::Dispatch { .. } | Change::RequestAssignment { .. } => {
             if closed {
                 return Err(refuse_closed("changing its referrals or dispatches"));
             }

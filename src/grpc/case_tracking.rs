@@ -17,6 +17,7 @@ use crate::pb::{
     ReopenCaseResponse, ScheduleFollowUpRequest, ScheduleFollowUpResponse,
     TransitionReferralRequest, TransitionReferralResponse, WatchCasesRequest, WatchCasesResponse,
 };
+use crate::pb::{RequestAssignmentRequest, RequestAssignmentResponse};
 
 /// Reads, changes and watches cases.
 pub struct CaseTrackingService {
@@ -192,6 +193,20 @@ impl CaseTracking for CaseTrackingService {
         Ok(Response::new(ScheduleFollowUpResponse {
             follow_up_id: outcome.created.map(|id| id.to_string()).unwrap_or_default(),
             due_at: outcome.due_at.map(convert::wire_time),
+            case_version: outcome.case_version,
+            sequence: outcome.last_event,
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "RequestAssignment"))]
+    async fn request_assignment(
+        &self,
+        request: Request<RequestAssignmentRequest>,
+    ) -> Result<Response<RequestAssignmentResponse>, Status> {
+        let change = convert::assignment_change(request.into_inner(), self.tracking.now())?;
+        let outcome = self.tracking.change(change).await?;
+        Ok(Response::new(RequestAssignmentResponse {
+            decision: outcome.reroute.as_ref().map(Into::into),
             case_version: outcome.case_version,
             sequence: outcome.last_event,
         }))

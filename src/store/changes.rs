@@ -214,7 +214,8 @@ impl Touched {
                 | Change::Reopen { case_id, .. }
                 | Change::Priority { case_id, .. }
                 | Change::Note { case_id, .. }
-                | Change::ScheduleFollowUp { case_id, .. },
+                | Change::ScheduleFollowUp { case_id, .. }
+                | Change::RequestAssignment { case_id, .. },
             ) => Some(*case_id),
             (Self::Case, _) => None,
         }
@@ -286,6 +287,17 @@ pub(super) fn action_for(
     Ok(None)
 }
 
+/// An action to route again within a change: the action a destination turned down, or one a
+/// call centre asked for.
+pub(super) struct RoutingJob {
+    pub(super) action: crate::routing::policy::Action,
+    pub(super) policy_version: i64,
+    pub(super) rule_id: String,
+    pub(super) description: String,
+    /// Asked for, rather than a destination turned down.
+    pub(super) requested: bool,
+}
+
 /// What a re-route writes: the new decision, and the referral or dispatch it makes.
 pub(super) struct Rerouted {
     pub(super) decision: Decision,
@@ -299,26 +311,28 @@ pub(super) struct Rerouted {
 /// Works out a re-route's rows from the action decision routing returned.
 pub(super) fn rerouted(
     place: &EventPlace,
-    previous: &Decision,
+    job: RoutingJob,
     decision_no: i64,
     found: crate::routing::ActionDecision,
-    declined_by: &str,
     at: i64,
 ) -> Result<Rerouted, Error> {
     let purpose = found.action.purpose();
     let decision = Decision {
-        policy_version: previous.policy_version,
-        rule_id: previous.rule_id.clone(),
-        rule_description: format!(
-            "re-route: {declined_by} turned the case down; the same action, the next candidate"
-        ),
+        policy_version: job.policy_version,
+        rule_id: job.rule_id,
+        rule_description: job.description,
         actions: vec![found],
     };
     let ids = uuid::ContextV7::new();
     let mut referral = None;
     let mut dispatch = None;
     let mut events = Vec::new();
-    let kind = super::sql::routing_event_kind(decision.status(), false);
+    let kind = match (decision.status(), job.requested) {
+        (crate::routing::RoutingStatus::Unrouted, _) | (_, false) => {
+            super::sql::routing_event_kind(decision.status(), false)
+        }
+        (_, true) => "assignment_added",
+    };
     events.push(place.event(
         kind,
         "routing",
@@ -700,6 +714,21 @@ macro_rules! impl_changes {
                             None,
                         )?);
                     }
+                    (Change::RequestAssignment { action, reason, .. }, _) => {
+                        if change.actor.side() != $crate::domain::lifecycle::Side::Requester {
+                            return Err(Error::PermissionDenied(
+                                "assignments are asked for by the requesting side (a call centre or a supervisor)".into(),
+                            ));
+                        }
+                        events.push(place.event(
+                            "assignment_requested",
+                            actor.clone(),
+                            at,
+                            reason.clone(),
+                            &serde_json::json!({ "purpose": action.purpose().as_str() }),
+                            None,
+                        )?);
+                    }
                     (Change::SlaBreach { .. }, Touched::Timer(timer)) => {
                         let breached = exec!(tx, BREACH_TIMER, timer.timer_id, at).rows_affected();
                         if breached == 0 {
@@ -793,14 +822,46 @@ macro_rules! impl_changes {
                 }
 
                 let mut reroute_decision = None;
-                if let Some(declined_by) = turned_down {
+                let requested = match &change.change {
+                    Change::RequestAssignment { action, reason, .. } => Some((action.clone(), reason.clone())),
+                    _ => None,
+                };
+                if turned_down.is_some() || requested.is_some() {
                     let decisions: Vec<NumberedDecisionRow> = sqlx::query_as(SELECT_DECISIONS)
                         .bind(case_id)
                         .fetch_all(&mut *tx)
                         .await
                         .map_err(db_error)?;
                     let last_no = decisions.last().map(|d| d.decision_no).unwrap_or(0);
-                    if let Some((_, previous, index)) = action_for(&decisions, &declined_by)? {
+                    let job = match (&turned_down, requested) {
+                        (Some(declined_by), _) => action_for(&decisions, declined_by)?.map(|(_, previous, index)| RoutingJob {
+                            action: previous.actions[index].action.clone(),
+                            policy_version: previous.policy_version,
+                            rule_id: previous.rule_id.clone(),
+                            description: format!(
+                                "re-route: {declined_by} turned the case down; the same action, the next candidate"
+                            ),
+                            requested: false,
+                        }),
+                        (None, Some((action, reason))) => {
+                            let policy_version = match decisions.last() {
+                                Some(row) => from_json::<$crate::routing::Decision>(row.decision.as_bytes())?.policy_version,
+                                None => 0,
+                            };
+                            Some(RoutingJob {
+                                action,
+                                policy_version,
+                                rule_id: "requested".into(),
+                                description: match reason {
+                                    Some(reason) => format!("requested by {actor}: {reason}"),
+                                    None => format!("requested by {actor}"),
+                                },
+                                requested: true,
+                            })
+                        }
+                        (None, None) => None,
+                    };
+                    if let Some(job) = job {
                         let tried: Vec<String> = sqlx::query_scalar(SELECT_TRIED)
                             .bind(case_id)
                             .fetch_all(&mut *tx)
@@ -814,8 +875,8 @@ macro_rules! impl_changes {
                             next.priority,
                             change.at,
                         );
-                        let found = reroute(&request, &previous.actions[index].action, &tried);
-                        let new = rerouted(&place, &previous, last_no + 1, found, &declined_by, at)?;
+                        let found = reroute(&request, &job.action, &tried);
+                        let new = rerouted(&place, job, last_no + 1, found, at)?;
                         sqlx::query(INSERT_DECISION)
                             .bind(case_id)
                             .bind(new.decision_no)

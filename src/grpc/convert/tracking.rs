@@ -520,3 +520,55 @@ impl From<Statistics> for pb::GetStatisticsResponse {
         }
     }
 }
+
+/// Parses a request for one more destination.
+pub(crate) fn assignment_change(
+    raw: pb::RequestAssignmentRequest,
+    at: DateTime<Utc>,
+) -> Result<CaseChange, Error> {
+    use crate::routing::directory::ServicePointKind;
+    use crate::routing::policy::Action;
+    let mut v = Violations::default();
+    let id = v.uuid("case_id", &raw.case_id);
+    let version = v.expected_version(raw.expected_version);
+    let kind = || -> Option<ServicePointKind> { ServicePointKind::from_wire(raw.kind) };
+    let action = match pb::ActionType::try_from(raw.action) {
+        Ok(pb::ActionType::DispatchMobileTeam) => Some(Action::DispatchMobileTeam),
+        Ok(pb::ActionType::HandOverTo123) => Some(Action::HandOverTo123),
+        Ok(pb::ActionType::ReferTo) => match kind() {
+            Some(kind) => Some(Action::ReferTo { kind }),
+            None => {
+                v.add("kind", "is required for REFER_TO");
+                None
+            }
+        },
+        Ok(pb::ActionType::Notify) => match kind() {
+            Some(body) if body.is_outside_body() => Some(Action::Notify {
+                body,
+                only_if: Vec::new(),
+            }),
+            _ => {
+                v.add("kind", "is required for NOTIFY and must be an outside body");
+                None
+            }
+        },
+        _ => {
+            v.add(
+                "action",
+                "is required (the unspecified value is not accepted)",
+            );
+            None
+        }
+    };
+    let reason = v.reason("reason", raw.reason);
+    let actor = v.actor(raw.actor);
+    let parsed = match (id, action, reason) {
+        (Some(case_id), Some(action), Some(reason)) => Some(Change::RequestAssignment {
+            case_id,
+            action,
+            reason,
+        }),
+        _ => None,
+    };
+    change(v, parsed, version.map(Some), actor, at)
+}
