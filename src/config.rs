@@ -28,6 +28,9 @@ pub enum Command {
     Serve(Box<ServeConfig>),
     /// Applies the database migrations and exits.
     Migrate(DatabaseConfig),
+    /// Runs a scenario end to end on a throwaway SQLite database with the seed directory and
+    /// prints each case's timeline.
+    Demo(crate::demo::DemoConfig),
 }
 
 /// Where the cases are kept.

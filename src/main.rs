@@ -7,7 +7,11 @@ use referrals::config::{Cli, Command};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    // The demo prints its own story; the server inside it only speaks of trouble, unless asked.
+    if matches!(cli.command, Command::Demo(_)) && std::env::var_os("REFERRALS_LOG").is_none() {
+        cli.log.log = "error".into();
+    }
     if let Err(error) = referrals::telemetry::init(&cli.log) {
         eprintln!("cannot start logging: {error}");
         return ExitCode::FAILURE;
@@ -21,6 +25,16 @@ async fn main() -> ExitCode {
             }
         },
         Command::Migrate(database) => referrals::migrate(&database).await,
+        Command::Demo(config) => {
+            return match referrals::demo::run(config).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    tracing::error!(%error, "demo failed");
+                    eprintln!("demo failed: {error}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

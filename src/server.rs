@@ -180,7 +180,12 @@ pub async fn run(
     };
     let limit = config.max_message_bytes;
     let router = Server::builder()
-        .layer(TraceLayer::new_for_grpc())
+        // A refused request is the client's problem, and a stream ended by shutdown is expected:
+        // warnings, not errors. Internal errors are logged as errors where they are mapped.
+        .layer(
+            TraceLayer::new_for_grpc()
+                .on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::WARN)),
+        )
         .add_service(health_service)
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?)

@@ -1,0 +1,693 @@
+//! `referrals demo`: two cases followed end to end against a real server on a throwaway SQLite
+//! database with the seed directory, through the same gRPC clients the call centres use.
+//!
+//! The server runs on a clock the demo moves, so minutes pass in an instant: a 1480 call with
+//! acute suicide risk is handed to 123, a team goes out, a crisis-intervention centre takes the
+//! man in, a follow-up is done and the case is closed; then a 123 child-abuse report whose team
+//! does not acknowledge in time, so the deadline re-routes it to the next team. Each case's
+//! timeline is printed with Persian labels.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use clap::{Args, Parser};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::clock::{Clock, ManualTime};
+use crate::config::ServeConfig;
+use crate::domain::types::Category;
+use crate::pb::case_tracking_client::CaseTrackingClient;
+use crate::pb::dispatch_client::DispatchClient;
+use crate::pb::emergency_intake_client::EmergencyIntakeClient;
+use crate::pb::hotline_intake_client::HotlineIntakeClient;
+use crate::pb::{self, watch_cases_response::Message};
+use crate::server::ServeError;
+
+/// The seed directory, built in so the demo runs from anywhere.
+const SEED: &str = include_str!("../seed/directory.toml");
+
+/// The demo's settings.
+#[derive(Debug, Clone, Args)]
+pub struct DemoConfig {
+    /// Keeps the demo's database (its path is printed) instead of deleting it.
+    #[arg(long)]
+    pub keep_data: bool,
+}
+
+#[derive(Parser)]
+struct Defaults {
+    #[command(flatten)]
+    serve: ServeConfig,
+}
+
+/// Why the demo failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// The server could not start or stopped with an error.
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+    /// A call to the server failed.
+    #[error("{0}: {1}")]
+    Call(&'static str, tonic::Status),
+    /// The demo's files or listener could not be set up.
+    #[error("{0}")]
+    Setup(String),
+}
+
+type Result<T> = std::result::Result<T, DemoError>;
+
+/// Runs the demo and prints what happens.
+pub async fn run(config: DemoConfig) -> Result<()> {
+    let dir = std::env::temp_dir().join(format!("referrals-demo-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).map_err(|e| DemoError::Setup(e.to_string()))?;
+    let seed = dir.join("directory.toml");
+    std::fs::write(&seed, SEED).map_err(|e| DemoError::Setup(e.to_string()))?;
+    let result = run_in(&dir, seed).await;
+    if config.keep_data {
+        println!(
+            "\nThe demo's database: {}",
+            dir.join("referrals.db").display()
+        );
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    result
+}
+
+async fn run_in(dir: &std::path::Path, seed: PathBuf) -> Result<()> {
+    let data_dir = dir.display().to_string();
+    let mut config = Defaults::parse_from(["referrals", "--data-dir", data_dir.as_str()]).serve;
+    // Whole minutes, so the printed times read well.
+    let start = DateTime::from_timestamp(Utc::now().timestamp() / 60 * 60, 0).unwrap_or_default();
+    let time = ManualTime::new(start);
+    config.clock = Clock::manual(&time);
+    config.seed_directory = Some(seed);
+    config.sla_check_interval = Duration::from_millis(100);
+    config.shutdown_grace = Duration::from_secs(5);
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| DemoError::Setup(e.to_string()))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| DemoError::Setup(e.to_string()))?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(crate::run(config, listener, async {
+        let _ = stopped.await;
+    }));
+    let channel = Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(|e| DemoError::Setup(e.to_string()))?
+        .connect_lazy();
+    let demo = Demo {
+        channel,
+        time,
+        start,
+    };
+    let result = async {
+        demo.hotline_case().await?;
+        demo.slow_team_case().await
+    }
+    .await;
+    let _ = stop.send(());
+    match server.await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => return Err(error.into()),
+        Err(error) => return Err(DemoError::Setup(error.to_string())),
+    }
+    result
+}
+
+struct Demo {
+    channel: Channel,
+    time: ManualTime,
+    start: DateTime<Utc>,
+}
+
+fn call(what: &'static str) -> impl FnOnce(tonic::Status) -> DemoError {
+    move |status| DemoError::Call(what, status)
+}
+
+impl Demo {
+    fn cases(&self) -> CaseTrackingClient<Channel> {
+        CaseTrackingClient::new(self.channel.clone())
+    }
+
+    fn dispatch(&self) -> DispatchClient<Channel> {
+        DispatchClient::new(self.channel.clone())
+    }
+
+    /// Sets the server's clock to `minutes` after the demo's start.
+    fn at(&self, minutes: i64) {
+        self.time
+            .set(self.start + chrono::Duration::minutes(minutes));
+    }
+
+    async fn case(&self, case_id: &str) -> Result<pb::Case> {
+        let case = self
+            .cases()
+            .get_case(pb::GetCaseRequest {
+                case_id: case_id.into(),
+            })
+            .await
+            .map_err(call("GetCase"))?
+            .into_inner()
+            .case;
+        case.ok_or_else(|| DemoError::Setup("GetCase returned no case".into()))
+    }
+
+    async fn report_dispatch(
+        &self,
+        dispatch: &mut pb::TeamDispatch,
+        status: pb::DispatchStatus,
+        minutes: i64,
+        position: Option<(f64, f64)>,
+    ) -> Result<()> {
+        self.at(minutes);
+        dispatch.version = self
+            .dispatch()
+            .report_dispatch_status(pb::ReportDispatchStatusRequest {
+                dispatch_id: dispatch.dispatch_id.clone(),
+                expected_version: dispatch.version,
+                status: status as i32,
+                reason: String::new(),
+                position: position.map(|(latitude, longitude)| pb::Coordinates {
+                    latitude,
+                    longitude,
+                }),
+                actor: Some(actor(pb::ActorRole::MobileTeam, &dispatch.team_id)),
+            })
+            .await
+            .map_err(call("ReportDispatchStatus"))?
+            .into_inner()
+            .dispatch_version;
+        println!(
+            "  +{minutes:>4} min  team {} reports {}",
+            dispatch.team_id,
+            short(status.as_str_name(), "DISPATCH_STATUS_")
+        );
+        Ok(())
+    }
+
+    /// A 1480 call with acute suicide risk, handed to 123 and followed to closure.
+    async fn hotline_case(&self) -> Result<()> {
+        println!("== 1 == A 1480 call: a young man with a plan to end his life");
+        self.at(0);
+        let receipt = HotlineIntakeClient::new(self.channel.clone())
+            .submit_referral(hotline_intake())
+            .await
+            .map_err(call("SubmitReferral"))?
+            .into_inner()
+            .receipt
+            .ok_or_else(|| DemoError::Setup("no receipt".into()))?;
+        print_receipt(&receipt);
+        let case_id = receipt.case_id.clone();
+        let case = self.case(&case_id).await?;
+        let Some(hand_over) = case.referrals.first().cloned() else {
+            return Err(DemoError::Setup("the case was not handed over".into()));
+        };
+
+        // The province's 123 centre takes the case over and sends a team.
+        self.at(1);
+        self.cases()
+            .transition_referral(pb::TransitionReferralRequest {
+                referral_id: hand_over.referral_id.clone(),
+                expected_version: hand_over.version,
+                status: pb::ReferralStatus::Accepted as i32,
+                reason: String::new(),
+                actor: Some(actor(
+                    pb::ActorRole::ReceivingCentre,
+                    &hand_over.service_point_id,
+                )),
+            })
+            .await
+            .map_err(call("TransitionReferral"))?;
+        println!(
+            "  +   1 min  {} accepts the hand-over",
+            hand_over.service_point_id
+        );
+        let version = self
+            .case(&case_id)
+            .await?
+            .summary
+            .map(|s| s.version)
+            .unwrap_or(0);
+        let sent = self
+            .cases()
+            .request_assignment(pb::RequestAssignmentRequest {
+                case_id: case_id.clone(),
+                expected_version: version,
+                action: pb::ActionType::DispatchMobileTeam as i32,
+                kind: 0,
+                reason: "the man is alone at home with the means".into(),
+                actor: Some(actor(pb::ActorRole::CallCentre, "op-123-07")),
+            })
+            .await
+            .map_err(call("RequestAssignment"))?
+            .into_inner();
+        print_decision("  +   1 min  123 asks for a team:", sent.decision.as_ref());
+
+        let mut dispatch = self
+            .case(&case_id)
+            .await?
+            .dispatches
+            .first()
+            .cloned()
+            .ok_or_else(|| DemoError::Setup("no team was sent".into()))?;
+        use pb::DispatchStatus as D;
+        self.report_dispatch(&mut dispatch, D::Acknowledged, 2, None)
+            .await?;
+        self.report_dispatch(&mut dispatch, D::EnRoute, 3, Some((35.70, 51.40)))
+            .await?;
+        self.report_dispatch(&mut dispatch, D::OnScene, 24, Some((35.64, 51.47)))
+            .await?;
+
+        // On scene, the team asks for a crisis-intervention centre; it accepts him.
+        self.at(30);
+        let version = self
+            .case(&case_id)
+            .await?
+            .summary
+            .map(|s| s.version)
+            .unwrap_or(0);
+        let referred = self
+            .cases()
+            .request_assignment(pb::RequestAssignmentRequest {
+                case_id: case_id.clone(),
+                expected_version: version,
+                action: pb::ActionType::ReferTo as i32,
+                kind: pb::ServicePointKind::CrisisInterventionCentre as i32,
+                reason: "needs a safe place tonight".into(),
+                actor: Some(actor(pb::ActorRole::CallCentre, "op-123-07")),
+            })
+            .await
+            .map_err(call("RequestAssignment"))?
+            .into_inner();
+        print_decision(
+            "  +  30 min  referral asked for:",
+            referred.decision.as_ref(),
+        );
+        self.at(45);
+        let case = self.case(&case_id).await?;
+        if let Some(referral) = case
+            .referrals
+            .iter()
+            .find(|r| r.purpose() == pb::AssignmentPurpose::Referral)
+        {
+            self.cases()
+                .transition_referral(pb::TransitionReferralRequest {
+                    referral_id: referral.referral_id.clone(),
+                    expected_version: referral.version,
+                    status: pb::ReferralStatus::Accepted as i32,
+                    reason: String::new(),
+                    actor: Some(actor(
+                        pb::ActorRole::ReceivingCentre,
+                        &referral.service_point_id,
+                    )),
+                })
+                .await
+                .map_err(call("TransitionReferral"))?;
+            println!(
+                "  +  45 min  {} accepts the referral",
+                referral.service_point_id
+            );
+        }
+        self.report_dispatch(&mut dispatch, D::Transporting, 50, None)
+            .await?;
+        self.report_dispatch(&mut dispatch, D::Cleared, 75, None)
+            .await?;
+
+        // A follow-up call, due by default within 72 hours for suicide risk; done the next day.
+        self.at(80);
+        let follow_up = self
+            .cases()
+            .schedule_follow_up(pb::ScheduleFollowUpRequest {
+                case_id: case_id.clone(),
+                due_at: None,
+                reason: "safety check call".into(),
+                actor: Some(actor(pb::ActorRole::CallCentre, "c-1480-12")),
+            })
+            .await
+            .map_err(call("ScheduleFollowUp"))?
+            .into_inner();
+        println!("  +  80 min  follow-up scheduled (due in 72 hours)");
+        self.at(24 * 60);
+        self.cases()
+            .record_follow_up(pb::RecordFollowUpRequest {
+                follow_up_id: follow_up.follow_up_id,
+                outcome: "spoke with him at the centre; safety plan in place".into(),
+                actor: Some(actor(pb::ActorRole::CallCentre, "c-1480-12")),
+            })
+            .await
+            .map_err(call("RecordFollowUp"))?;
+        println!("  +  24 h    follow-up done");
+        let version = self
+            .case(&case_id)
+            .await?
+            .summary
+            .map(|s| s.version)
+            .unwrap_or(0);
+        self.cases()
+            .close_case(pb::CloseCaseRequest {
+                case_id: case_id.clone(),
+                expected_version: version,
+                outcome: pb::CaseOutcome::ReferredAndAccepted as i32,
+                reason: "admitted to the crisis-intervention centre".into(),
+                actor: Some(actor(pb::ActorRole::CallCentre, "c-1480-12")),
+            })
+            .await
+            .map_err(call("CloseCase"))?;
+        println!("  +  24 h    case closed: referred and accepted");
+        self.print_timeline(&case_id).await
+    }
+
+    /// A 123 child-abuse report whose first team does not acknowledge within 3 minutes.
+    async fn slow_team_case(&self) -> Result<()> {
+        println!(
+            "\n== 2 == A 123 report: a girl beaten at home right now; the first team is silent"
+        );
+        let start = 2 * 24 * 60;
+        self.at(start);
+        let mut watch = self
+            .cases()
+            .watch_cases(pb::WatchCasesRequest::default())
+            .await
+            .map_err(call("WatchCases"))?
+            .into_inner();
+        let receipt = EmergencyIntakeClient::new(self.channel.clone())
+            .report_emergency(emergency_intake())
+            .await
+            .map_err(call("ReportEmergency"))?
+            .into_inner()
+            .receipt
+            .ok_or_else(|| DemoError::Setup("no receipt".into()))?;
+        print_receipt(&receipt);
+        println!("  +   3 min  no acknowledgement from the team ...");
+        self.at(start + 3);
+        // Wait for the deadline check to re-route, as a supervisor's screen would see it.
+        let mut assigned = 0;
+        while assigned < 2 {
+            let message = tokio::time::timeout(Duration::from_secs(10), watch.message())
+                .await
+                .map_err(|_| DemoError::Setup("the deadline did not fire".into()))?
+                .map_err(call("WatchCases"))?;
+            match message.and_then(|m| m.message) {
+                Some(Message::Event(event)) if event.kind == "dispatch_assigned" => assigned += 1,
+                Some(_) => {}
+                None => return Err(DemoError::Setup("the watch ended".into())),
+            }
+        }
+        drop(watch);
+        let case = self.case(&receipt.case_id).await?;
+        print_decision(
+            "  +   3 min  deadline missed; re-routed:",
+            case.reroutes.last(),
+        );
+        self.print_timeline(&receipt.case_id).await
+    }
+
+    async fn print_timeline(&self, case_id: &str) -> Result<()> {
+        let case = self.case(case_id).await?;
+        let summary = case.summary.unwrap_or_default();
+        let category = category_label(summary.primary_category());
+        println!(
+            "\n  Timeline of {} — {} — {}",
+            summary.reference,
+            category,
+            short(summary.priority().as_str_name(), "PRIORITY_")
+        );
+        let events = self
+            .cases()
+            .get_timeline(pb::GetTimelineRequest {
+                case_id: case_id.into(),
+            })
+            .await
+            .map_err(call("GetTimeline"))?
+            .into_inner()
+            .events;
+        for event in events {
+            let at = event
+                .occurred_at
+                .and_then(|t| DateTime::from_timestamp(t.seconds, 0))
+                .unwrap_or_default()
+                .with_timezone(&chrono_tz::Asia::Tehran);
+            let detail = if event.reason.is_empty() {
+                String::new()
+            } else {
+                format!(" — {}", event.reason)
+            };
+            println!(
+                "  #{:<3} {}  {:<22} {:<24} {}{}",
+                event.sequence,
+                at.format("%a %H:%M"),
+                event.kind,
+                event.actor,
+                kind_label(&event.kind),
+                detail
+            );
+        }
+        Ok(())
+    }
+}
+
+fn actor(role: pb::ActorRole, id: &str) -> pb::Actor {
+    pb::Actor {
+        role: role as i32,
+        id: id.into(),
+    }
+}
+
+fn short(name: &str, prefix: &str) -> String {
+    name.trim_start_matches(prefix).to_lowercase()
+}
+
+fn category_label(category: pb::Category) -> String {
+    let name = short(category.as_str_name(), "CATEGORY_");
+    match name.parse::<Category>() {
+        Ok(category) => format!("{} ({name})", category.label_fa()),
+        Err(_) => name,
+    }
+}
+
+fn print_receipt(receipt: &pb::IntakeReceipt) {
+    println!(
+        "  +   0 min  recorded {} as {}",
+        receipt.reference,
+        short(receipt.priority().as_str_name(), "PRIORITY_")
+    );
+    if let Some(routing) = &receipt.routing {
+        for assignment in &routing.assignments {
+            let to = match &assignment.destination {
+                Some(pb::assignment::Destination::TeamId(id)) => format!("team {id}"),
+                Some(pb::assignment::Destination::ServicePointId(id)) => id.clone(),
+                None => "nobody".into(),
+            };
+            println!(
+                "             rule {}: {} → {to} ({})",
+                routing.rule_id,
+                short(assignment.purpose().as_str_name(), "ASSIGNMENT_PURPOSE_"),
+                assignment.name
+            );
+        }
+    }
+}
+
+fn print_decision(what: &str, decision: Option<&pb::RoutingDecision>) {
+    let Some(decision) = decision else {
+        println!("{what} no decision");
+        return;
+    };
+    for action in &decision.actions {
+        let chosen = action
+            .assignment
+            .as_ref()
+            .map(|a| a.name.clone())
+            .unwrap_or_else(|| "nobody qualified".into());
+        let passed: Vec<String> = action
+            .candidates
+            .iter()
+            .filter(|c| c.verdict() != pb::CandidateVerdict::Chosen)
+            .take(3)
+            .map(|c| {
+                format!(
+                    "{} {}",
+                    c.id,
+                    short(c.verdict().as_str_name(), "CANDIDATE_VERDICT_")
+                )
+            })
+            .collect();
+        println!("{what} {chosen}");
+        if !passed.is_empty() {
+            println!("             passed over: {}", passed.join(", "));
+        }
+    }
+}
+
+/// The Persian name of an event kind, for the printed timeline.
+fn kind_label(kind: &str) -> &'static str {
+    match kind {
+        "case_recorded" => "ثبت پرونده",
+        "case_routed" => "مسیریابی",
+        "case_rerouted" => "مسیریابی دوباره",
+        "case_unrouted" => "بدون مقصد — هشدار به ناظر",
+        "assignment_requested" => "درخواست مقصد",
+        "assignment_added" => "مقصد تازه",
+        "dispatch_assigned" => "اعزام تیم سیار",
+        "dispatch_acknowledged" => "تأیید تیم",
+        "dispatch_en_route" => "در راه",
+        "dispatch_on_scene" => "در محل",
+        "dispatch_transporting" => "انتقال",
+        "dispatch_cleared" => "پایان مأموریت",
+        "dispatch_cancelled" => "لغو اعزام",
+        "dispatch_declined" => "رد اعزام",
+        "referral_accepted" => "پذیرش ارجاع",
+        "referral_rejected" => "رد ارجاع",
+        "referral_in_progress" => "در حال انجام",
+        "referral_completed" => "انجام ارجاع",
+        "referral_cancelled" => "لغو ارجاع",
+        "note_added" => "یادداشت",
+        "follow_up_scheduled" => "برنامه پیگیری",
+        "follow_up_done" => "انجام پیگیری",
+        "priority_changed" => "تغییر اولویت",
+        "case_closed" => "بستن پرونده",
+        "case_reopened" => "بازگشایی پرونده",
+        "sla_breached" => "گذشتن از مهلت",
+        "supervisors_alerted" => "هشدار به ناظر",
+        _ => "",
+    }
+}
+
+fn contact(operator: &str, call_id: &str) -> pb::Contact {
+    let now = Utc::now().timestamp();
+    pb::Contact {
+        external_call_id: call_id.into(),
+        answering_province: "IR-23".into(),
+        overflow_from_province: String::new(),
+        operator_id: operator.into(),
+        channel: pb::Channel::Voice as i32,
+        started_at: Some(prost_types::Timestamp {
+            seconds: now - 600,
+            nanos: 0,
+        }),
+        answered_at: Some(prost_types::Timestamp {
+            seconds: now - 590,
+            nanos: 0,
+        }),
+        ended_at: None,
+        caller_number: "09120000000".into(),
+    }
+}
+
+fn tehran(address: &str) -> pb::Location {
+    pb::Location {
+        province: "IR-23".into(),
+        county: "Tehran".into(),
+        district: "District 15".into(),
+        neighbourhood: String::new(),
+        address: address.into(),
+        landmark: String::new(),
+        coordinates: Some(pb::Coordinates {
+            latitude: 35.64,
+            longitude: 51.47,
+        }),
+        place_type: pb::PlaceType::Home as i32,
+    }
+}
+
+fn hotline_intake() -> pb::SubmitReferralRequest {
+    use pb::Answer::{No, Yes};
+    pb::SubmitReferralRequest {
+        request_id: format!("demo-1480-{}", uuid::Uuid::now_v7()),
+        intake: Some(pb::Intake {
+            contact: Some(contact("c-1480-12", "demo-call-1")),
+            reporter: Some(pb::Reporter {
+                relationship: pb::Relationship::Self_ as i32,
+                anonymous: true,
+                name: String::new(),
+                callback_consent: true,
+                callback_number: "09120000000".into(),
+            }),
+            subjects: vec![pb::Subject {
+                age: Some(pb::subject::Age::AgeYears(24)),
+                minor: Some(false),
+                sex: pb::Sex::Male as i32,
+                nationality: pb::Nationality::Iranian as i32,
+                disability: pb::Disability::NoneKnown as i32,
+                language: pb::Language::Persian as i32,
+                pregnant: false,
+                name: String::new(),
+                national_id: String::new(),
+            }],
+            location: Some(tehran("(demo address)")),
+            primary_category: pb::Category::SuicidalThoughts as i32,
+            secondary_categories: vec![pb::Category::PsychologicalDistress as i32],
+            risk: Some(pb::RiskFacts {
+                suicide_screening: Some(pb::SuicideScreening {
+                    wish_to_be_dead: Yes as i32,
+                    suicidal_thoughts: Yes as i32,
+                    method: Yes as i32,
+                    intent: Yes as i32,
+                    plan: Yes as i32,
+                    behaviour_last_3_months: No as i32,
+                }),
+                recency: pb::Recency::Last24Hours as i32,
+                ..pb::RiskFacts::default()
+            }),
+            narrative: "(demo) He has decided how and when; he is alone tonight.".into(),
+            priority_override: None,
+            priority_override_reason: String::new(),
+        }),
+        action: pb::HotlineAction::HandOverTo123 as i32,
+    }
+}
+
+fn emergency_intake() -> pb::ReportEmergencyRequest {
+    use pb::Answer::Unknown;
+    pb::ReportEmergencyRequest {
+        request_id: format!("demo-123-{}", uuid::Uuid::now_v7()),
+        intake: Some(pb::Intake {
+            contact: Some(contact("op-123-03", "demo-call-2")),
+            reporter: Some(pb::Reporter {
+                relationship: pb::Relationship::Neighbour as i32,
+                anonymous: false,
+                name: "(demo reporter)".into(),
+                callback_consent: true,
+                callback_number: "09120000001".into(),
+            }),
+            subjects: vec![pb::Subject {
+                age: Some(pb::subject::Age::AgeYears(9)),
+                minor: Some(true),
+                sex: pb::Sex::Female as i32,
+                nationality: pb::Nationality::Iranian as i32,
+                disability: pb::Disability::NoneKnown as i32,
+                language: pb::Language::Persian as i32,
+                pregnant: false,
+                name: String::new(),
+                national_id: String::new(),
+            }],
+            location: Some(tehran("(demo address)")),
+            primary_category: pb::Category::ChildAbusePhysical as i32,
+            secondary_categories: Vec::new(),
+            risk: Some(pb::RiskFacts {
+                suicide_screening: Some(pb::SuicideScreening {
+                    wish_to_be_dead: Unknown as i32,
+                    suicidal_thoughts: Unknown as i32,
+                    method: Unknown as i32,
+                    intent: Unknown as i32,
+                    plan: Unknown as i32,
+                    behaviour_last_3_months: Unknown as i32,
+                }),
+                violence_ongoing: true,
+                perpetrator_present: true,
+                children_in_household: true,
+                recency: pb::Recency::Ongoing as i32,
+                ..pb::RiskFacts::default()
+            }),
+            narrative: "(demo) Screams and blows heard next door; a child crying.".into(),
+            priority_override: None,
+            priority_override_reason: String::new(),
+        }),
+        action: pb::EmergencyAction::MobileTeam as i32,
+    }
+}
