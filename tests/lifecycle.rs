@@ -849,7 +849,50 @@ async fn a_call_centre_asks_for_a_team_and_a_centre_and_routing_chooses_them(bac
     server.finish().await;
 }
 
+async fn servers_sharing_a_database_never_take_a_team_another_has_taken(backend: Backend) {
+    let one = seeded(backend).await;
+    let other = TestServer::seeded_on(one.db.same_database()).await;
+    // Through the first server: thr-t1 goes out.
+    let first = report(&one, child_in_danger("one-1")).await;
+    let t1 = case(&one, &first.case_id).await.dispatches[0].clone();
+    assert_eq!(t1.team_id, "thr-t1");
+    // The second server started when thr-t1 was free; it must not send it again.
+    let second = report(&other, child_in_danger("other-1")).await;
+    let taken = case(&other, &second.case_id).await.dispatches[0]
+        .team_id
+        .clone();
+    assert_ne!(
+        taken, "thr-t1",
+        "a team busy on another server is not free here"
+    );
+    // thr-t1 clears through the first server; the second sees it free again.
+    let mut version = t1.version;
+    for status in [
+        DispatchStatus::Acknowledged,
+        DispatchStatus::EnRoute,
+        DispatchStatus::OnScene,
+        DispatchStatus::Cleared,
+    ] {
+        version = one
+            .dispatch()
+            .report_dispatch_status(report_status(&t1, version, status, ""))
+            .await
+            .unwrap()
+            .into_inner()
+            .dispatch_version;
+    }
+    let third = report(&other, child_in_danger("other-2")).await;
+    assert_eq!(
+        case(&other, &third.case_id).await.dispatches[0].team_id,
+        "thr-t1",
+        "a team freed on another server is free here"
+    );
+    other.stop().await;
+    one.finish().await;
+}
+
 backend_tests!(
+    servers_sharing_a_database_never_take_a_team_another_has_taken,
     a_call_centre_asks_for_a_team_and_a_centre_and_routing_chooses_them,
     a_team_moves_its_dispatch_to_cleared_and_every_step_keeps_its_time,
     refused_transitions_say_why_with_the_right_code,

@@ -51,6 +51,10 @@ pub enum Error {
     /// The change was based on a version that is no longer current.
     #[error("{0}")]
     Stale(String),
+    /// Another server changed the directory since this server's routing last read it; the
+    /// writer reloads it and tries again.
+    #[error("the directory changed on another server")]
+    DirectoryMoved,
     /// The service is too busy to take the request now; the client should retry.
     #[error("{0}")]
     Overloaded(&'static str),

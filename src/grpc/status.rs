@@ -29,6 +29,9 @@ impl From<Error> for Status {
                 "request_id was already used for a different intake; send a new request_id",
             ),
             Error::Overloaded(why) => Status::resource_exhausted(why),
+            Error::DirectoryMoved => {
+                Status::unavailable("the directory is being reloaded; retry with the same request")
+            }
             Error::Stale(why) => Status::aborted(why),
             Error::FailedPrecondition(why) => Status::failed_precondition(why),
             Error::PermissionDenied(why) => Status::permission_denied(why),

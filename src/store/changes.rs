@@ -404,6 +404,11 @@ macro_rules! impl_changes {
 
                 let at = micros(change.at);
                 let mut tx = self.begin_write().await.map_err(db_error)?;
+                let mut directory: i64 = sqlx::query_scalar(LOCK_DIRECTORY)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+                self.directory.check(directory)?;
 
                 let touched = match &change.change {
                     Change::Referral { referral_id, .. } => Touched::Referral(
@@ -950,8 +955,18 @@ macro_rules! impl_changes {
                     .fetch_one(&mut *tx)
                     .await
                     .map_err(db_error)?;
+                let team_taken = reroute_decision.as_ref().is_some_and(|d: &$crate::routing::Decision| {
+                    d.assignments().iter().any(|a| matches!(a.destination, $crate::routing::Destination::Team { .. }))
+                });
+                if released_team.is_some() || team_taken {
+                    directory = sqlx::query_scalar(BUMP_DIRECTORY)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(db_error)?;
+                }
                 let last_event = write_events!($store, tx, &events);
                 tx.commit().await.map_err(db_error)?;
+                self.directory.set(directory);
                 Ok($crate::store::ChangeOutcome {
                     case_id,
                     case_version,

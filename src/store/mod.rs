@@ -56,6 +56,41 @@ pub struct ChangeOutcome {
     pub last_event: i64,
 }
 
+/// Which state of the directory this server's routing holds, as the `directory` counter of the
+/// database numbers it. Every transaction that changes the directory's live state (a team taken
+/// or freed, a duty status, an occupancy) or its entries moves the counter; a write transaction
+/// first locks the counter and compares. When another server moved it, the write is refused
+/// with [`Error::DirectoryMoved`] before anything is routed, and the writer reloads the
+/// directory and tries again, so no case is routed on a stale view of which teams are free.
+#[derive(Debug, Clone, Default)]
+pub struct DirectoryWatermark(Arc<std::sync::atomic::AtomicI64>);
+
+impl DirectoryWatermark {
+    /// No directory read yet (at start, before the first load): nothing to compare with.
+    const UNKNOWN: i64 = -1;
+
+    pub(crate) fn get(&self) -> i64 {
+        match self.0.load(std::sync::atomic::Ordering::SeqCst) {
+            0 => Self::UNKNOWN,
+            n => n - 1,
+        }
+    }
+
+    pub(crate) fn set(&self, version: i64) {
+        self.0
+            .store(version + 1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Refuses a write when the routing state is older than the database's.
+    pub(crate) fn check(&self, current: i64) -> Result<(), Error> {
+        let seen = self.get();
+        if seen != Self::UNKNOWN && seen != current {
+            return Err(Error::DirectoryMoved);
+        }
+        Ok(())
+    }
+}
+
 /// The routing state as stored.
 #[derive(Debug, Clone, Default)]
 pub struct RoutingData {

@@ -13,6 +13,8 @@ use crate::domain::Error;
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    /// The directory state this server's routing holds.
+    directory: super::DirectoryWatermark,
 }
 
 impl PostgresStore {
@@ -86,7 +88,10 @@ impl PostgresStore {
             .run(&pool)
             .await
             .map_err(Error::internal)?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            directory: super::DirectoryWatermark::default(),
+        })
     }
 
     async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, sqlx::Error> {

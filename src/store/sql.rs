@@ -27,6 +27,17 @@ use crate::routing::{Decision, Destination, Purpose, RoutingStatus};
 pub(super) const FIND_IDEMPOTENCY_KEY: &str = "select payload_hash, receipt from idempotency_keys \
      where line = $1 and request_id = $2";
 
+/// Locks the directory counter for the transaction and reads it (see `DirectoryWatermark`).
+pub(super) const LOCK_DIRECTORY: &str = "update sequences set last_value = last_value \
+     where name = 'directory' returning last_value";
+
+/// Moves the directory counter: this transaction changed the directory.
+pub(super) const BUMP_DIRECTORY: &str = "update sequences set last_value = last_value + 1 \
+     where name = 'directory' returning last_value";
+
+pub(super) const DIRECTORY_VERSION: &str =
+    "select last_value from sequences where name = 'directory'";
+
 pub(super) const ADVANCE_SEQUENCE: &str = "update sequences set last_value = last_value + $1 \
      where name = $2 returning last_value";
 
@@ -931,6 +942,11 @@ macro_rules! impl_sql_store {
                 use $crate::store::sql::*;
 
                 let mut tx = self.begin_write().await.map_err(db_error)?;
+                let mut directory: i64 = sqlx::query_scalar(LOCK_DIRECTORY)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+                self.directory.check(directory)?;
 
                 // Retries first: a key seen before writes nothing.
                 let mut known = Vec::with_capacity(batch.len());
@@ -1080,12 +1096,19 @@ macro_rules! impl_sql_store {
                     cases.push(case);
                 }
 
+                if cases.iter().any(|case| !case.dispatches.is_empty()) {
+                    directory = sqlx::query_scalar(BUMP_DIRECTORY)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(db_error)?;
+                }
                 if !cases.is_empty() {
                     let events: Vec<EventRow> =
                         cases.iter_mut().flat_map(|case| std::mem::take(&mut case.events)).collect();
                     write_events!($store, tx, &events);
                 }
                 tx.commit().await.map_err(db_error)?;
+                self.directory.set(directory);
 
                 let mut recorded = cases.into_iter();
                 known
@@ -1411,7 +1434,13 @@ macro_rules! impl_sql_store {
                 let counties = sqlx::query_as(SELECT_COUNTIES).fetch_all(&mut *tx).await.map_err(db_error)?;
                 let points = sqlx::query_as(SELECT_SERVICE_POINTS).fetch_all(&mut *tx).await.map_err(db_error)?;
                 let teams = sqlx::query_as(SELECT_TEAMS).fetch_all(&mut *tx).await.map_err(db_error)?;
+                let directory: i64 = sqlx::query_scalar(DIRECTORY_VERSION)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
                 tx.commit().await.map_err(db_error)?;
+                // What the caller now holds is this state of the directory.
+                self.directory.set(directory);
                 Ok($crate::store::RoutingData {
                     policy: policy.map(policy_from_row).transpose()?,
                     directory: directory_from_rows(provinces, counties, points, teams)?,
@@ -1427,6 +1456,11 @@ macro_rules! impl_sql_store {
 
                 let now = micros(chrono::Utc::now());
                 let mut tx = self.begin_write().await.map_err(db_error)?;
+                let seen: i64 = sqlx::query_scalar(LOCK_DIRECTORY)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+                self.directory.check(seen)?;
                 for province in &data.provinces {
                     let neighbours = serde_json::to_string(&province.neighbours)
                         .map_err($crate::domain::Error::internal)?;
@@ -1480,7 +1514,15 @@ macro_rules! impl_sql_store {
                         .await
                         .map_err(db_error)?;
                 }
-                tx.commit().await.map_err(db_error)
+                let directory: i64 = sqlx::query_scalar(BUMP_DIRECTORY)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+                tx.commit().await.map_err(db_error)?;
+                if seen == self.directory.get() {
+                    self.directory.set(directory);
+                }
+                Ok(())
             }
 
             async fn store_policy(
@@ -1566,11 +1608,22 @@ macro_rules! impl_sql_store {
                     }
                 };
                 let mut tx = self.begin_write().await.map_err(db_error)?;
+                let seen: i64 = sqlx::query_scalar(LOCK_DIRECTORY)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+                self.directory.check(seen)?;
                 let updated = query.execute(&mut *tx).await.map_err(db_error)?.rows_affected();
                 if updated == 0 {
                     return Err($crate::domain::Error::NotFound(what));
                 }
-                tx.commit().await.map_err(db_error)
+                let directory: i64 = sqlx::query_scalar(BUMP_DIRECTORY)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+                tx.commit().await.map_err(db_error)?;
+                self.directory.set(directory);
+                Ok(())
             }
 
             async fn ping(&self) -> Result<(), $crate::domain::Error> {

@@ -19,6 +19,8 @@ pub struct SqliteStore {
     /// while open, and everything written after that is lost at the next start; the store
     /// checks that the file is still there before each write and in the health check.
     file: Option<PathBuf>,
+    /// The directory state this server's routing holds.
+    directory: super::DirectoryWatermark,
 }
 
 impl SqliteStore {
@@ -61,7 +63,11 @@ impl SqliteStore {
         .await
         .map_err(super::map_sqlx_error)?;
         migrate(&pool).await?;
-        Ok(Self { pool, file })
+        Ok(Self {
+            pool,
+            file,
+            directory: super::DirectoryWatermark::default(),
+        })
     }
 
     /// Fails when the database file has gone from its path.

@@ -369,18 +369,29 @@ async fn record(
     intakes: &[NewIntake],
     targets: &SlaTargets,
 ) -> Result<Vec<IntakeOutcome>, Error> {
-    let mut undo = Vec::new();
-    let result = store
-        .record_intakes(
-            intakes,
-            &mut |intake| routing.write().route(intake, &mut undo),
-            targets,
-        )
-        .await;
-    if result.is_err() {
-        routing.write().undo(undo);
+    let mut attempts = 0;
+    loop {
+        let mut undo = Vec::new();
+        let result = store
+            .record_intakes(
+                intakes,
+                &mut |intake| routing.write().route(intake, &mut undo),
+                targets,
+            )
+            .await;
+        match result {
+            Err(Error::DirectoryMoved) if attempts < RELOADS => {
+                routing.write().undo(undo);
+                attempts += 1;
+                reload_directory(store, routing).await?;
+            }
+            Err(error) => {
+                routing.write().undo(undo);
+                return Err(error);
+            }
+            Ok(outcomes) => return Ok(outcomes),
+        }
     }
-    result
 }
 
 /// Takes up a policy another server stored since this one last looked, so that every server
@@ -469,7 +480,7 @@ async fn apply(store: &dyn Store, routing: &SharedRouting, command: Command, tar
         }
         Command::UpdateDirectory { update, reply } => {
             let result = async {
-                store.update_directory(&update).await?;
+                retrying(store, routing, || store.update_directory(&update)).await?;
                 routing.write().directory.apply(&update);
                 Ok(())
             }
@@ -482,50 +493,37 @@ async fn apply(store: &dyn Store, routing: &SharedRouting, command: Command, tar
             reply,
         } => {
             let result = async {
-                let mut merged = routing.read().directory.data().clone();
-                merged.merge(entries.clone());
-                let directory = Directory::new(merged).map_err(|refused| {
-                    Error::InvalidArgument(
-                        refused
-                            .0
-                            .into_iter()
-                            .map(|problem| crate::domain::FieldViolation::new(field, problem))
-                            .collect(),
-                    )
-                })?;
-                store.upsert_directory(&entries).await?;
-                routing.write().directory = directory;
-                Ok(())
+                let mut attempts = 0;
+                loop {
+                    let mut merged = routing.read().directory.data().clone();
+                    merged.merge(entries.clone());
+                    let directory = Directory::new(merged).map_err(|refused| {
+                        Error::InvalidArgument(
+                            refused
+                                .0
+                                .into_iter()
+                                .map(|problem| crate::domain::FieldViolation::new(field, problem))
+                                .collect(),
+                        )
+                    })?;
+                    match store.upsert_directory(&entries).await {
+                        Err(Error::DirectoryMoved) if attempts < RELOADS => {
+                            attempts += 1;
+                            reload_directory(store, routing).await?;
+                        }
+                        Err(error) => return Err(error),
+                        Ok(()) => {
+                            routing.write().directory = directory;
+                            return Ok(());
+                        }
+                    }
+                }
             }
             .await;
             let _ = reply.send(result);
         }
         Command::Change { change, reply } => {
-            let mut undo = Vec::new();
-            let result = store
-                .change_case(
-                    &change,
-                    &mut |request, action, excluded| {
-                        let mut state = routing.write();
-                        let found = routing::reroute(&state.directory, request, action, excluded);
-                        if let Some(Destination::Team { id, .. }) = &found.destination
-                            && let Some(before) = state.directory.assign_team(id)
-                        {
-                            undo.push(before);
-                        }
-                        found
-                    },
-                    targets,
-                )
-                .await;
-            match &result {
-                Ok(outcome) => {
-                    if let Some(team) = &outcome.released_team {
-                        routing.write().directory.release_team(team);
-                    }
-                }
-                Err(_) => routing.write().undo(undo),
-            }
+            let result = change_case(store, routing, &change, targets).await;
             let _ = reply.send(result);
         }
         Command::Intake { intake, reply } => {
@@ -537,6 +535,89 @@ async fn apply(store: &dyn Store, routing: &SharedRouting, command: Command, tar
                         .ok_or_else(|| Error::internal("store returned no outcome"))
                 });
             let _ = reply.send(outcome);
+        }
+    }
+}
+
+/// Applies a change, routing with this server's directory; a change refused because another
+/// server moved the directory is retried on a fresh copy.
+async fn change_case(
+    store: &dyn Store,
+    routing: &SharedRouting,
+    change: &CaseChange,
+    targets: &SlaTargets,
+) -> Result<ChangeOutcome, Error> {
+    let mut attempts = 0;
+    loop {
+        let mut undo = Vec::new();
+        let result = store
+            .change_case(
+                change,
+                &mut |request, action, excluded| {
+                    let mut state = routing.write();
+                    let found = routing::reroute(&state.directory, request, action, excluded);
+                    if let Some(Destination::Team { id, .. }) = &found.destination
+                        && let Some(before) = state.directory.assign_team(id)
+                    {
+                        undo.push(before);
+                    }
+                    found
+                },
+                targets,
+            )
+            .await;
+        match result {
+            Ok(outcome) => {
+                if let Some(team) = &outcome.released_team {
+                    routing.write().directory.release_team(team);
+                }
+                return Ok(outcome);
+            }
+            Err(Error::DirectoryMoved) if attempts < RELOADS => {
+                routing.write().undo(undo);
+                attempts += 1;
+                reload_directory(store, routing).await?;
+            }
+            Err(error) => {
+                routing.write().undo(undo);
+                return Err(error);
+            }
+        }
+    }
+}
+
+/// How many times a write refused for a moved directory is retried on a fresh copy. Each retry
+/// follows a reload, so only a directory that changes faster than it can be read runs out.
+const RELOADS: u32 = 5;
+
+/// Reads the directory again, after another server changed it.
+async fn reload_directory(store: &dyn Store, routing: &SharedRouting) -> Result<(), Error> {
+    let data = store.load_routing().await?;
+    let directory = Directory::new(data.directory)
+        .map_err(|e| Error::internal(format!("stored directory refused: {e}")))?;
+    routing.write().directory = directory;
+    tracing::debug!("directory reloaded: another server changed it");
+    Ok(())
+}
+
+/// Runs a directory write, reloading and retrying when another server moved the directory.
+async fn retrying<T, F, Fut>(
+    store: &dyn Store,
+    routing: &SharedRouting,
+    mut op: F,
+) -> Result<T, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Error>>,
+{
+    let mut attempts = 0;
+    loop {
+        match op().await {
+            Err(Error::DirectoryMoved) if attempts < RELOADS => {
+                attempts += 1;
+                reload_directory(store, routing).await?;
+            }
+            other => return other,
         }
     }
 }
