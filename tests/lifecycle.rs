@@ -891,7 +891,100 @@ async fn servers_sharing_a_database_never_take_a_team_another_has_taken(backend:
     one.finish().await;
 }
 
+async fn a_referral_goes_through_its_lifecycle_and_only_its_own_side_moves_it(backend: Backend) {
+    let server = seeded(backend).await;
+    let mut request = fixtures::emergency("referral-steps");
+    request.action = pb::EmergencyAction::ResolvedByPhone as i32;
+    let receipt = report(&server, request).await;
+    let referral = case_of(&server, &receipt)
+        .await
+        .referrals
+        .into_iter()
+        .find(|r| r.purpose() == pb::AssignmentPurpose::Referral)
+        .unwrap();
+    let receiver = centre(&referral.service_point_id);
+    let mut client = server.cases();
+    use ReferralStatus::*;
+    // (status, reason, actor, expected code or None when it goes through, row)
+    let table: Vec<(ReferralStatus, &str, pb::Actor, Option<Code>, &str)> = vec![
+        (
+            InProgress,
+            "",
+            receiver.clone(),
+            Some(Code::FailedPrecondition),
+            "not before it is accepted",
+        ),
+        (
+            Accepted,
+            "",
+            operator(),
+            Some(Code::PermissionDenied),
+            "the requester does not accept",
+        ),
+        (Accepted, "", receiver.clone(), None, "the centre accepts"),
+        (InProgress, "", receiver.clone(), None, "and starts"),
+        (OnHold, "", receiver.clone(), None, "pauses"),
+        (
+            Completed,
+            "",
+            receiver.clone(),
+            Some(Code::FailedPrecondition),
+            "not from on hold",
+        ),
+        (InProgress, "", receiver.clone(), None, "resumes"),
+        (
+            Failed,
+            "",
+            receiver.clone(),
+            Some(Code::InvalidArgument),
+            "failing needs a reason",
+        ),
+        (
+            Cancelled,
+            "",
+            receiver.clone(),
+            Some(Code::PermissionDenied),
+            "the centre does not cancel",
+        ),
+        (Completed, "", receiver.clone(), None, "completes"),
+        (
+            Cancelled,
+            "no longer needed",
+            operator(),
+            Some(Code::FailedPrecondition),
+            "nothing after completed",
+        ),
+    ];
+    let mut version = 1;
+    for (status, reason, actor, expected, row) in table {
+        let result = client
+            .transition_referral(TransitionReferralRequest {
+                referral_id: referral.referral_id.clone(),
+                expected_version: version,
+                status: status as i32,
+                reason: reason.into(),
+                actor: Some(actor),
+            })
+            .await;
+        match (result, expected) {
+            (Ok(answer), None) => version = answer.into_inner().referral_version,
+            (Err(status), Some(code)) => assert_eq!(status.code(), code, "{row}: {status:?}"),
+            (other, _) => panic!("{row}: {other:?}"),
+        }
+    }
+    let done = case_of(&server, &receipt)
+        .await
+        .referrals
+        .into_iter()
+        .find(|r| r.referral_id == referral.referral_id)
+        .unwrap();
+    assert_eq!(done.status(), Completed);
+    assert_eq!(done.version, 6, "five moves went through");
+    server.finish().await;
+}
+
 backend_tests!(
+    a_referral_goes_through_its_lifecycle_and_only_its_own_side_moves_it,
     servers_sharing_a_database_never_take_a_team_another_has_taken,
     a_call_centre_asks_for_a_team_and_a_centre_and_routing_chooses_them,
     a_team_moves_its_dispatch_to_cleared_and_every_step_keeps_its_time,
