@@ -327,6 +327,7 @@ impl Demo {
                 due_at: None,
                 reason: "safety check call".into(),
                 actor: Some(actor(pb::ActorRole::CallCentre, "c-1480-12")),
+                expected_version: 0,
             })
             .await
             .map_err(call("ScheduleFollowUp"))?
@@ -338,6 +339,7 @@ impl Demo {
                 follow_up_id: follow_up.follow_up_id,
                 outcome: "spoke with him at the centre; safety plan in place".into(),
                 actor: Some(actor(pb::ActorRole::CallCentre, "c-1480-12")),
+                expected_version: 0,
             })
             .await
             .map_err(call("RecordFollowUp"))?;

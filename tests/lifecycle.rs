@@ -631,6 +631,7 @@ async fn notes_and_follow_ups_are_kept_and_the_case_awaits_its_follow_up(backend
             case_id: receipt.case_id.clone(),
             text: "He agreed to call back tomorrow evening.".into(),
             actor: Some(operator()),
+            expected_version: 0,
         })
         .await
         .unwrap()
@@ -640,10 +641,23 @@ async fn notes_and_follow_ups_are_kept_and_the_case_awaits_its_follow_up(backend
             case_id: receipt.case_id.clone(),
             text: "  ".into(),
             actor: Some(operator()),
+            expected_version: 0,
         })
         .await
         .unwrap_err();
     assert_eq!(empty.code(), Code::InvalidArgument);
+    // A note sent with the version it was written against is refused once the case moved on.
+    let stale = cases
+        .add_note(AddNoteRequest {
+            case_id: receipt.case_id.clone(),
+            text: "written against the first version".into(),
+            actor: Some(operator()),
+            expected_version: 1,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(stale.code(), Code::Aborted);
+    assert_eq!(note.case_version, 2);
 
     let scheduled = cases
         .schedule_follow_up(ScheduleFollowUpRequest {
@@ -651,6 +665,7 @@ async fn notes_and_follow_ups_are_kept_and_the_case_awaits_its_follow_up(backend
             due_at: None,
             reason: "safety check".into(),
             actor: Some(operator()),
+            expected_version: 0,
         })
         .await
         .unwrap()
@@ -676,6 +691,7 @@ async fn notes_and_follow_ups_are_kept_and_the_case_awaits_its_follow_up(backend
         follow_up_id: scheduled.follow_up_id.clone(),
         outcome: "spoke to him; safe, sleeping better".into(),
         actor: Some(operator()),
+        expected_version: 0,
     };
     cases.record_follow_up(record()).await.unwrap();
     let twice = cases.record_follow_up(record()).await.unwrap_err();
@@ -713,6 +729,7 @@ async fn notes_and_follow_ups_are_kept_and_the_case_awaits_its_follow_up(backend
             due_at: Some(fixtures::timestamp(fixtures::CALL_TIME)),
             reason: "too late".into(),
             actor: Some(operator()),
+            expected_version: 0,
         })
         .await
         .unwrap_err();

@@ -177,6 +177,7 @@ async fn no_sensitive_field_reaches_the_logs(backend: Backend) {
         case_id: receipt.case_id.clone(),
         text: SENTINELS[10].into(),
         actor: Some(common::fixtures::operator()),
+        expected_version: 0,
     };
     server.cases().add_note(note.clone()).await.unwrap();
     errors.push(
@@ -196,6 +197,7 @@ async fn no_sensitive_field_reaches_the_logs(backend: Backend) {
             due_at: None,
             reason: "safety check".into(),
             actor: Some(common::fixtures::operator()),
+            expected_version: 0,
         })
         .await
         .unwrap()
@@ -206,6 +208,7 @@ async fn no_sensitive_field_reaches_the_logs(backend: Backend) {
             follow_up_id: follow_up.follow_up_id,
             outcome: SENTINELS[11].into(),
             actor: Some(common::fixtures::operator()),
+            expected_version: 0,
         })
         .await
         .unwrap();

@@ -312,6 +312,7 @@ async fn a_follow_up_not_done_alerts_supervisors_and_closing_stops_every_timer(b
             due_at: Some(fixtures::timestamp(due.timestamp())),
             reason: "check on the girl".into(),
             actor: Some(operator()),
+            expected_version: 0,
         })
         .await
         .unwrap();
@@ -351,6 +352,7 @@ async fn a_follow_up_not_done_alerts_supervisors_and_closing_stops_every_timer(b
             due_at: Some(fixtures::timestamp(due.timestamp() + 3600)),
             reason: "again".into(),
             actor: Some(operator()),
+            expected_version: 0,
         })
         .await
         .unwrap();
@@ -372,7 +374,43 @@ async fn a_follow_up_not_done_alerts_supervisors_and_closing_stops_every_timer(b
     server.finish().await;
 }
 
+async fn a_raised_priority_brings_its_deadlines_forward(backend: Backend) {
+    let server = server_on(TestDb::new(backend).await).await;
+    let start = sunday_morning();
+    // P2: its referral is to be accepted within 72 hours.
+    let receipt = report(&server, fixtures::emergency("raised")).await;
+    assert_eq!(receipt.priority(), pb::Priority::P2Priority);
+    assert!(!get(&server, &receipt.case_id).await.referrals.is_empty());
+    let store = referrals::store::open(&server.db.url, 1).await.unwrap();
+    let one_hour = start + chrono::Duration::hours(1);
+    assert!(store.due_timers(one_hour, 10).await.unwrap().is_empty());
+    server
+        .cases()
+        .change_priority(pb::ChangePriorityRequest {
+            case_id: receipt.case_id.clone(),
+            expected_version: 1,
+            priority: pb::Priority::P0Immediate as i32,
+            reason: String::new(),
+            actor: Some(operator()),
+        })
+        .await
+        .unwrap();
+    // Now P0: the referral is due an hour after it was made, to the second.
+    let one_second = chrono::Duration::seconds(1);
+    assert!(
+        store
+            .due_timers(one_hour - one_second, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(!store.due_timers(one_hour, 10).await.unwrap().is_empty());
+    store.close().await;
+    server.finish().await;
+}
+
 backend_tests!(
+    a_raised_priority_brings_its_deadlines_forward,
     a_team_that_does_not_acknowledge_is_replaced_at_the_deadline_to_the_second,
     a_met_deadline_never_fires_and_a_missed_on_scene_alerts_supervisors,
     deadlines_survive_a_restart,

@@ -185,8 +185,8 @@ pub enum Change {
 pub struct CaseChange {
     /// The change.
     pub change: Change,
-    /// The version of the thing changed that the change was based on; `None` only for additions
-    /// (a note, a follow-up), which cannot overwrite anything.
+    /// The version of the thing changed that the change was based on (the case's, for a note or
+    /// a follow-up); `None` only for additions sent without one, which overwrite nothing.
     pub expected_version: Option<i64>,
     /// Who makes it.
     pub actor: Actor,

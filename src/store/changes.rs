@@ -87,6 +87,16 @@ pub(super) const MEET_CASE_TIMERS: &str = "update sla_timers set state = 'met', 
 pub(super) const CANCEL_CASE_TIMERS: &str = "update sla_timers set state = 'cancelled', \
      resolved_at = $2 where case_id = $1 and state = 'pending'";
 
+/// The pending timers whose target depends on the case's priority, with when each started.
+pub(super) const SELECT_PENDING_PRIORITY_TIMERS: &str = "select timer_id, kind, created_at \
+     from sla_timers where case_id = $1 and state = 'pending' \
+     and kind in ('team_acknowledgement', 'on_scene', 'referral_acceptance')";
+
+pub(super) const RESCHEDULE_TIMER: &str = "update sla_timers set due_at = $2 where timer_id = $1";
+
+pub(super) const CANCEL_TIMER: &str = "update sla_timers set state = 'cancelled', \
+     resolved_at = $2 where timer_id = $1";
+
 pub(super) const COUNT_CASE_TIMERS: &str =
     "select count(*) from sla_timers where case_id = $1 and kind = $2";
 
@@ -469,7 +479,7 @@ macro_rules! impl_changes {
                     priority: parse_enum("priority", &case.priority)?,
                     outcome: case.outcome.as_deref().map(|o| parse_enum("outcome", o)).transpose()?,
                 };
-                if matches!(touched, Touched::Case) {
+                if matches!(touched, Touched::Case | Touched::FollowUp(_)) {
                     check_version("case", case.version, change.expected_version)?;
                 }
                 let context = CaseContext {
@@ -633,6 +643,25 @@ macro_rules! impl_changes {
                         )?);
                     }
                     (Change::Priority { to, reason, .. }, _) => {
+                        // The pending deadlines follow the new priority, counted from when each
+                        // timer started: a case raised to P0 gets P0's minutes.
+                        let pending: Vec<(uuid::Uuid, String, i64)> = sqlx::query_as(SELECT_PENDING_PRIORITY_TIMERS)
+                            .bind(case_id)
+                            .fetch_all(&mut *tx)
+                            .await
+                            .map_err(db_error)?;
+                        for (timer_id, kind, created_at) in pending {
+                            let kind: SlaKind = parse_enum("timer kind", &kind)?;
+                            match targets.target(kind, *to) {
+                                Some(target) => {
+                                    let due = created_at + i64::try_from(target.as_micros()).unwrap_or(i64::MAX / 2);
+                                    exec!(tx, RESCHEDULE_TIMER, timer_id, due);
+                                }
+                                None => {
+                                    exec!(tx, CANCEL_TIMER, timer_id, at);
+                                }
+                            }
+                        }
                         events.push(place.event(
                             "priority_changed",
                             actor.clone(),

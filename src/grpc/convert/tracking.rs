@@ -66,6 +66,18 @@ impl Violations {
         Some(raw)
     }
 
+    /// The case version an addition is based on: 0 for none.
+    fn optional_version(&mut self, raw: i64) -> Option<Option<i64>> {
+        match raw {
+            0 => Some(None),
+            n if n > 0 => Some(Some(n)),
+            _ => {
+                self.add("expected_version", "must be 0 (no check) or a version");
+                None
+            }
+        }
+    }
+
     /// A reason, optional here (the lifecycle says when one is needed).
     fn reason(&mut self, field: &str, raw: String) -> Option<Option<String>> {
         let before = self.0.len();
@@ -237,7 +249,8 @@ pub(crate) fn note_change(raw: pb::AddNoteRequest, at: DateTime<Utc>) -> Result<
         }),
         _ => None,
     };
-    change(v, parsed, Some(None), actor, at)
+    let version = v.optional_version(raw.expected_version);
+    change(v, parsed, version, actor, at)
 }
 
 /// Parses a follow-up to schedule. A due time in the past is refused.
@@ -261,7 +274,8 @@ pub(crate) fn schedule_change(
         }),
         _ => None,
     };
-    change(v, parsed, Some(None), actor, at)
+    let version = v.optional_version(raw.expected_version);
+    change(v, parsed, version, actor, at)
 }
 
 /// Parses a follow-up's outcome.
@@ -284,7 +298,8 @@ pub(crate) fn record_follow_up_change(
         }),
         _ => None,
     };
-    change(v, parsed, Some(None), actor, at)
+    let version = v.optional_version(raw.expected_version);
+    change(v, parsed, version, actor, at)
 }
 
 /// Parses a watch: its filter and where it starts.
