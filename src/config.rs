@@ -28,9 +28,46 @@ pub enum Command {
     Serve(Box<ServeConfig>),
     /// Applies the database migrations and exits.
     Migrate(DatabaseConfig),
+    /// Bearer tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Runs a scenario end to end on a throwaway SQLite database with the seed directory and
     /// prints each case's timeline.
     Demo(crate::demo::DemoConfig),
+}
+
+/// Token commands.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Mints a token signed with the server's key (creating the key if there is none yet) and
+    /// prints it.
+    Issue(IssueArgs),
+}
+
+/// What a minted token says.
+#[derive(Debug, Clone, Args)]
+pub struct IssueArgs {
+    /// The bearer's part: hotline, operator, team, centre, supervisor, admin, auditor.
+    #[arg(long)]
+    pub role: String,
+    /// The bearer's province (ISO 3166-2:IR code, e.g. IR-23), or `all` for national scope.
+    #[arg(long)]
+    pub province: String,
+    /// Limits the token to one county of the province.
+    #[arg(long)]
+    pub county: Option<String>,
+    /// The team, for a mobile team's token.
+    #[arg(long)]
+    pub team: Option<String>,
+    /// Who the token is for (an operator, team or centre id); defaults to the role.
+    #[arg(long)]
+    pub subject: Option<String>,
+    /// How long the token is valid.
+    #[arg(long, default_value = "12h", value_parser = humantime::parse_duration)]
+    pub ttl: Duration,
+    /// The server's data directory, where its signing key is.
+    #[arg(long, env = "REFERRALS_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
 }
 
 /// Where the cases are kept.

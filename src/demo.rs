@@ -14,11 +14,14 @@ use chrono::{DateTime, Utc};
 use clap::{Args, Parser};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
+use crate::auth::{self, Keys, Role};
 use crate::clock::{Clock, ManualTime};
 use crate::config::ServeConfig;
 use crate::domain::types::Category;
+use crate::grpc::auth::BearerToken;
 use crate::pb::case_tracking_client::CaseTrackingClient;
 use crate::pb::dispatch_client::DispatchClient;
 use crate::pb::emergency_intake_client::EmergencyIntakeClient;
@@ -93,13 +96,32 @@ async fn run_in(dir: &std::path::Path, seed: PathBuf) -> Result<()> {
     let addr = listener
         .local_addr()
         .map_err(|e| DemoError::Setup(e.to_string()))?;
+    // The demo acts for every side at once: a national supervisor's token, minted with the
+    // key the server will load.
+    let (keys, _) = Keys::load_or_create(dir).map_err(|e| DemoError::Setup(e.to_string()))?;
+    let token = keys
+        .issue(&auth::claims(
+            "demo",
+            Role::Supervisor,
+            auth::ALL_PROVINCES,
+            None,
+            None,
+            Utc::now(),
+            Duration::from_secs(7 * 24 * 3600),
+        ))
+        .map_err(|e| DemoError::Setup(e.to_string()))?;
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(crate::run(config, listener, async {
         let _ = stopped.await;
     }));
-    let channel = Endpoint::from_shared(format!("http://{addr}"))
-        .map_err(|e| DemoError::Setup(e.to_string()))?
-        .connect_lazy();
+    let bearer = BearerToken::new(&token)
+        .ok_or_else(|| DemoError::Setup("the token is not a header value".into()))?;
+    let channel = InterceptedService::new(
+        Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(|e| DemoError::Setup(e.to_string()))?
+            .connect_lazy(),
+        bearer,
+    );
     let demo = Demo {
         channel,
         time,
@@ -119,8 +141,11 @@ async fn run_in(dir: &std::path::Path, seed: PathBuf) -> Result<()> {
     result
 }
 
+/// The demo's channel: every request carries its token.
+type Authed = InterceptedService<Channel, BearerToken>;
+
 struct Demo {
-    channel: Channel,
+    channel: Authed,
     time: ManualTime,
     start: DateTime<Utc>,
 }
@@ -130,11 +155,11 @@ fn call(what: &'static str) -> impl FnOnce(tonic::Status) -> DemoError {
 }
 
 impl Demo {
-    fn cases(&self) -> CaseTrackingClient<Channel> {
+    fn cases(&self) -> CaseTrackingClient<Authed> {
         CaseTrackingClient::new(self.channel.clone())
     }
 
-    fn dispatch(&self) -> DispatchClient<Channel> {
+    fn dispatch(&self) -> DispatchClient<Authed> {
         DispatchClient::new(self.channel.clone())
     }
 

@@ -4,6 +4,7 @@
 //! `main.rs` only parses configuration; everything a test needs is reachable from here, chiefly
 //! [`run`], which serves on a listener the caller bound.
 
+pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod demo;

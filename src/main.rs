@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use referrals::config::{Cli, Command};
+use referrals::config::{Cli, Command, TokenCommand};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -25,6 +25,18 @@ async fn main() -> ExitCode {
             }
         },
         Command::Migrate(database) => referrals::migrate(&database).await,
+        Command::Token(TokenCommand::Issue(args)) => {
+            return match referrals::auth::issue_token(&args, chrono::Utc::now()) {
+                Ok(token) => {
+                    println!("{token}");
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("cannot issue a token: {error}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         Command::Demo(config) => {
             return match referrals::demo::run(config).await {
                 Ok(()) => ExitCode::SUCCESS,

@@ -10,15 +10,18 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::server::NamedService;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 use tower_http::trace::TraceLayer;
 
+use crate::auth::{self, Keys};
 use crate::config::{DatabaseConfig, ServeConfig};
 use crate::domain::Error;
 use crate::domain::sla::SlaTargets;
 use crate::grpc::Tracking;
+use crate::grpc::auth::Authenticate;
 use crate::grpc::case_tracking::CaseTrackingService;
 use crate::grpc::directory::DirectoryService;
 use crate::grpc::dispatch::DispatchService;
@@ -60,6 +63,9 @@ pub enum ServeError {
     /// The seed directory or the stored routing state cannot be used.
     #[error("cannot prepare routing: {0}")]
     Routing(String),
+    /// The signing key cannot be read or created.
+    #[error(transparent)]
+    Key(#[from] crate::auth::KeyError),
     /// A setting does not parse.
     #[error("bad setting: {0}")]
     Config(String),
@@ -108,6 +114,15 @@ pub async fn run(
 ) -> Result<(), ServeError> {
     let targets = SlaTargets::with(&config.sla_targets)
         .map_err(|e| ServeError::Config(format!("--sla-target {e}")))?;
+    let (keys, created) = Keys::load_or_create(&config.database.data_dir)?;
+    if created {
+        tracing::info!(
+            key = %auth::key_path(&config.database.data_dir).display(),
+            "signing key created; mint an administrator's token with: referrals token issue --role admin --province all --data-dir {}",
+            config.database.data_dir.display()
+        );
+    }
+    let authenticate = Authenticate::new(Arc::new(keys), config.clock.clone());
     let store = open_store(&config.database).await?;
     let durability = store.durability().await?;
     if !durability.weakened.is_empty() {
@@ -186,28 +201,41 @@ pub async fn run(
             TraceLayer::new_for_grpc()
                 .on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::WARN)),
         )
+        // Health answers anyone (load balancers hold no token); every other service, reflection
+        // included, needs a valid bearer token.
         .add_service(health_service)
-        .add_service(reflection().build_v1()?)
-        .add_service(reflection().build_v1alpha()?)
-        .add_service(
+        .add_service(InterceptedService::new(
+            reflection().build_v1()?,
+            authenticate.clone(),
+        ))
+        .add_service(InterceptedService::new(
+            reflection().build_v1alpha()?,
+            authenticate.clone(),
+        ))
+        .add_service(InterceptedService::new(
             HotlineIntakeServer::new(HotlineService::new(writer.clone(), config.clock.clone()))
                 .max_decoding_message_size(limit),
-        )
-        .add_service(
+            authenticate.clone(),
+        ))
+        .add_service(InterceptedService::new(
             EmergencyIntakeServer::new(EmergencyService::new(writer, config.clock.clone()))
                 .max_decoding_message_size(limit),
-        )
-        .add_service(
+            authenticate.clone(),
+        ))
+        .add_service(InterceptedService::new(
             CaseTrackingServer::new(CaseTrackingService::new(tracking.clone()))
                 .max_decoding_message_size(limit),
-        )
-        .add_service(
+            authenticate.clone(),
+        ))
+        .add_service(InterceptedService::new(
             DispatchServer::new(DispatchService::new(tracking)).max_decoding_message_size(limit),
-        )
-        .add_service(
+            authenticate.clone(),
+        ))
+        .add_service(InterceptedService::new(
             DirectoryServer::new(DirectoryService::new(directory_writer))
                 .max_decoding_message_size(limit),
-        );
+            authenticate,
+        ));
 
     tracing::info!(
         listen = %listener.local_addr().map_err(ServeError::DataDir)?,

@@ -1,5 +1,6 @@
-//! The `referrals` binary as a newcomer runs it: defaults to SQLite under ./data, serves, and
-//! stops cleanly on SIGTERM.
+//! The `referrals` binary as a newcomer runs it: defaults to SQLite under ./data, creates its
+//! signing key, serves callers holding a token from `referrals token issue`, and stops cleanly
+//! on SIGTERM.
 
 #![allow(clippy::unwrap_used)] // Tests may unwrap: a panic is a failure with a message.
 
@@ -45,9 +46,36 @@ async fn serve_defaults_to_sqlite_under_data_and_stops_on_sigterm() {
         .recv_timeout(Duration::from_secs(30))
         .expect("the server logs its address");
 
-    let mut client = HotlineIntakeClient::connect(format!("http://{address}"))
+    // The README's way to a token: `referrals token issue`, with the server's key.
+    let issued = Command::new(BINARY)
+        .args(["token", "issue", "--role", "hotline", "--province", "IR-23"])
+        .current_dir(dir.path())
+        .env_remove("REFERRALS_DATA_DIR")
+        .output()
+        .expect("token issue runs");
+    assert!(issued.status.success(), "{issued:?}");
+    let token = String::from_utf8(issued.stdout).unwrap().trim().to_owned();
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+        .unwrap()
+        .connect()
         .await
         .expect("connect");
+    let mut client = HotlineIntakeClient::with_interceptor(channel, common::Bearer::new(&token));
+    let refused = HotlineIntakeClient::new(
+        tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap(),
+    )
+    .submit_referral(hotline("binary-0"))
+    .await
+    .unwrap_err();
+    assert_eq!(
+        refused.code(),
+        tonic::Code::Unauthenticated,
+        "no token, no service"
+    );
     let receipt = client
         .submit_referral(hotline("binary-1"))
         .await
@@ -74,6 +102,14 @@ async fn serve_defaults_to_sqlite_under_data_and_stops_on_sigterm() {
         "{lines:?}"
     );
     assert!(lines.iter().any(|l| l.contains("\"stopped\"")), "{lines:?}");
+    // First start on an empty data directory: the key is made, and the log says how to use it.
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("referrals token issue --role admin --province all")),
+        "{lines:?}"
+    );
+    assert!(dir.path().join("data/signing.key").exists());
 }
 
 #[test]

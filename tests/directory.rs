@@ -10,11 +10,10 @@ use common::{Backend, TestDb, TestServer};
 use referrals::pb::directory_client::DirectoryClient;
 use referrals::pb::{self, DutyStatus, ServicePointKind};
 use tonic::Code;
-use tonic::transport::Channel;
 use tonic_types::StatusExt;
 
-fn directory(server: &TestServer) -> DirectoryClient<Channel> {
-    DirectoryClient::new(server.channel())
+fn directory(server: &TestServer) -> DirectoryClient<common::Authed> {
+    server.directory()
 }
 
 fn first_destination(receipt: &pb::IntakeReceipt) -> String {

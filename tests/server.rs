@@ -142,7 +142,7 @@ async fn reflection_lists_every_service_in_both_versions(backend: Backend) {
         "referral.v1.HotlineIntake",
     ];
 
-    let mut client = v1::server_reflection_client::ServerReflectionClient::new(server.channel());
+    let mut client = v1::server_reflection_client::ServerReflectionClient::new(server.authed());
     let request = v1::ServerReflectionRequest {
         host: String::new(),
         message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(
@@ -168,7 +168,7 @@ async fn reflection_lists_every_service_in_both_versions(backend: Backend) {
     }
 
     let mut client =
-        v1alpha::server_reflection_client::ServerReflectionClient::new(server.channel());
+        v1alpha::server_reflection_client::ServerReflectionClient::new(server.authed());
     let request = v1alpha::ServerReflectionRequest {
         host: String::new(),
         message_request: Some(

@@ -21,6 +21,7 @@ use crate::tracking::EventFilter;
 use crate::tracking::feed::Feed;
 use crate::tracking::watch::{WatchConfig, WatchItem};
 
+pub mod auth;
 pub mod case_tracking;
 pub(crate) mod convert;
 pub mod directory;

@@ -116,16 +116,19 @@ impl SqliteStore {
 
 /// Applies the migrations. sqlx takes no lock for migrations on SQLite, so two processes that
 /// start together on a new file can both try to apply one; the loser fails (the table exists or
-/// the file is locked), and on a later attempt finds the migration applied by the winner.
+/// the file is locked), and on a later attempt finds the migration applied by the winner. On a
+/// loaded machine the winner may take seconds, so the loser keeps trying for up to 30 seconds.
 async fn migrate(pool: &SqlitePool) -> Result<(), Error> {
-    const ATTEMPTS: u32 = 5;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut pause = Duration::from_millis(50);
     let mut attempt = 1;
     loop {
         match sqlx::migrate!("./migrations/sqlite").run(pool).await {
             Ok(()) => return Ok(()),
-            Err(error) if attempt < ATTEMPTS => {
+            Err(error) if tokio::time::Instant::now() + pause < deadline => {
                 tracing::warn!(attempt, %error, "migration failed; another process may be migrating, retrying");
-                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(1));
                 attempt += 1;
             }
             Err(error) => return Err(Error::internal(error)),

@@ -20,6 +20,9 @@ use sqlx::Connection;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
 /// Stamps each listed `async fn name(backend: Backend)` of the enclosing file into a test per
@@ -221,6 +224,53 @@ fn show_logs_if_asked() {
     }
 }
 
+/// Sends a bearer token with every request.
+#[derive(Clone)]
+pub struct Bearer(MetadataValue<Ascii>);
+
+impl Bearer {
+    /// Sends `token`.
+    pub fn new(token: &str) -> Self {
+        Self(format!("Bearer {token}").parse().expect("ascii token"))
+    }
+}
+
+impl Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        request
+            .metadata_mut()
+            .insert("authorization", self.0.clone());
+        Ok(request)
+    }
+}
+
+/// A channel whose requests carry a token.
+pub type Authed = InterceptedService<Channel, Bearer>;
+
+/// Mints a token with the key in `data_dir` (creating it, as the server would).
+pub fn token(
+    data_dir: &std::path::Path,
+    role: referrals::auth::Role,
+    province: &str,
+    team: Option<&str>,
+) -> String {
+    let (keys, _) = referrals::auth::Keys::load_or_create(data_dir).expect("signing key");
+    keys.issue(&referrals::auth::claims(
+        "test",
+        role,
+        province,
+        None,
+        team.map(str::to_owned),
+        chrono::Utc::now(),
+        // Longer than any clock a test moves forward.
+        Duration::from_secs(365 * 24 * 3600),
+    ))
+    .expect("token")
+}
+
 /// The real server, serving on an ephemeral port.
 pub struct TestServer {
     pub addr: SocketAddr,
@@ -228,6 +278,7 @@ pub struct TestServer {
     /// The server's clock, when the test set one.
     pub time: Option<referrals::clock::ManualTime>,
     channel: Channel,
+    bearer: Bearer,
     shutdown: Option<oneshot::Sender<()>>,
     handle: JoinHandle<Result<(), ServeError>>,
 }
@@ -263,7 +314,15 @@ impl TestServer {
     pub async fn start_on(db: TestDb, configure: impl FnOnce(&mut ServeConfig)) -> Self {
         show_logs_if_asked();
         let mut config = config(&db.url);
+        config.database.data_dir = db.dir.path().to_path_buf();
         configure(&mut config);
+        // A national supervisor's token: the harness's clients may call everything.
+        let bearer = Bearer::new(&token(
+            &config.database.data_dir,
+            referrals::auth::Role::Supervisor,
+            "all",
+            None,
+        ));
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("address");
         let (shutdown, signal) = oneshot::channel::<()>();
@@ -279,6 +338,7 @@ impl TestServer {
             db,
             time: None,
             channel,
+            bearer,
             shutdown: Some(shutdown),
             handle,
         }
@@ -288,24 +348,34 @@ impl TestServer {
         self.channel.clone()
     }
 
-    pub fn hotline(&self) -> HotlineIntakeClient<Channel> {
-        HotlineIntakeClient::new(self.channel())
+    /// The channel with the harness's token on every request.
+    pub fn authed(&self) -> Authed {
+        InterceptedService::new(self.channel(), self.bearer.clone())
     }
 
-    pub fn emergency(&self) -> EmergencyIntakeClient<Channel> {
-        EmergencyIntakeClient::new(self.channel())
+    /// The channel with `token` on every request.
+    pub fn with_token(&self, token: &str) -> Authed {
+        InterceptedService::new(self.channel(), Bearer::new(token))
     }
 
-    pub fn cases(&self) -> CaseTrackingClient<Channel> {
-        CaseTrackingClient::new(self.channel())
+    pub fn hotline(&self) -> HotlineIntakeClient<Authed> {
+        HotlineIntakeClient::new(self.authed())
     }
 
-    pub fn dispatch(&self) -> DispatchClient<Channel> {
-        DispatchClient::new(self.channel())
+    pub fn emergency(&self) -> EmergencyIntakeClient<Authed> {
+        EmergencyIntakeClient::new(self.authed())
     }
 
-    pub fn directory(&self) -> DirectoryClient<Channel> {
-        DirectoryClient::new(self.channel())
+    pub fn cases(&self) -> CaseTrackingClient<Authed> {
+        CaseTrackingClient::new(self.authed())
+    }
+
+    pub fn dispatch(&self) -> DispatchClient<Authed> {
+        DispatchClient::new(self.authed())
+    }
+
+    pub fn directory(&self) -> DirectoryClient<Authed> {
+        DirectoryClient::new(self.authed())
     }
 
     /// Sends the shutdown signal without waiting.
