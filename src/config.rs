@@ -173,6 +173,13 @@ pub struct ServeConfig {
     /// How often deadlines are checked.
     #[arg(long, env = "REFERRALS_SLA_CHECK_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
     pub sla_check_interval: Duration,
+    /// Requests per second one authenticated subject may make (0: no limit); past it,
+    /// RESOURCE_EXHAUSTED with the time to wait.
+    #[arg(long, env = "REFERRALS_RATE_LIMIT", default_value_t = 200)]
+    pub rate_limit: u32,
+    /// Requests one subject may make at once above the steady rate.
+    #[arg(long, env = "REFERRALS_RATE_BURST", default_value_t = 400)]
+    pub rate_burst: u32,
     /// How long shutdown waits for requests in flight before closing.
     #[arg(long, env = "REFERRALS_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,

@@ -122,7 +122,12 @@ pub async fn run(
             config.database.data_dir.display()
         );
     }
-    let authenticate = Authenticate::new(Arc::new(keys), config.clock.clone());
+    let authenticate = Authenticate::new(
+        Arc::new(keys),
+        config.clock.clone(),
+        config.rate_limit,
+        config.rate_burst,
+    );
     let store = open_store(&config.database).await?;
     let durability = store.durability().await?;
     if !durability.weakened.is_empty() {

@@ -171,4 +171,51 @@ async fn only_a_valid_token_of_this_server_gets_past_the_door(backend: Backend) 
     server.finish().await;
 }
 
-backend_tests!(only_a_valid_token_of_this_server_gets_past_the_door);
+async fn each_caller_is_held_to_its_own_rate(backend: Backend) {
+    let server = TestServer::start_on(common::TestDb::new(backend).await, |c| {
+        c.rate_limit = 1;
+        c.rate_burst = 3;
+    })
+    .await;
+    let dir = server.db.dir.path();
+    let (keys, _) = Keys::load_or_create(dir).unwrap();
+    let token = |subject: &str| {
+        let claims = claims(
+            subject,
+            Role::Operator,
+            "IR-23",
+            None,
+            None,
+            chrono::Utc::now(),
+            Duration::from_secs(3600),
+        );
+        keys.issue(&claims).unwrap()
+    };
+    let list = |token: String| {
+        let channel = server.with_token(&token);
+        async move {
+            CaseTrackingClient::new(channel)
+                .list_cases(pb::ListCasesRequest::default())
+                .await
+                .err()
+                .map_or(Code::Ok, |s| s.code())
+        }
+    };
+    let mut busy = Vec::new();
+    for _ in 0..4 {
+        busy.push(list(token("op-busy")).await);
+    }
+    assert_eq!(
+        busy,
+        [Code::Ok, Code::Ok, Code::Ok, Code::ResourceExhausted],
+        "a burst of 3, then refused"
+    );
+    // Another operator behind the same address is not held back by the first.
+    assert_eq!(list(token("op-other")).await, Code::Ok);
+    server.finish().await;
+}
+
+backend_tests!(
+    only_a_valid_token_of_this_server_gets_past_the_door,
+    each_caller_is_held_to_its_own_rate,
+);

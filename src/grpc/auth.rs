@@ -1,8 +1,13 @@
 //! The bearer-token check in front of every service but health: a request without a valid token
 //! never reaches a service, and a valid one carries its claims into the request's extensions.
+//! Each authenticated subject is also held to a request rate: keyed on who the caller is, not on
+//! the address, since mobile carriers put many phones behind one.
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
 
+use governor::clock::{Clock as _, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tonic::service::Interceptor;
 use tonic::{Request, Status};
 
@@ -14,12 +19,41 @@ use crate::clock::Clock;
 pub struct Authenticate {
     keys: Arc<Keys>,
     clock: Clock,
+    limiter: Option<Arc<DefaultKeyedRateLimiter<String>>>,
 }
 
 impl Authenticate {
-    /// Checks tokens against `keys`, expiry by `clock`.
-    pub fn new(keys: Arc<Keys>, clock: Clock) -> Self {
-        Self { keys, clock }
+    /// Checks tokens against `keys`, expiry by `clock`, and holds each subject to `per_second`
+    /// requests with bursts of `burst` (no limit when `per_second` is 0).
+    pub fn new(keys: Arc<Keys>, clock: Clock, per_second: u32, burst: u32) -> Self {
+        let limiter = NonZeroU32::new(per_second).map(|rate| {
+            let burst = NonZeroU32::new(burst.max(per_second)).unwrap_or(rate);
+            Arc::new(RateLimiter::keyed(
+                Quota::per_second(rate).allow_burst(burst),
+            ))
+        });
+        Self {
+            keys,
+            clock,
+            limiter,
+        }
+    }
+
+    fn admit(&self, subject: &str) -> Result<(), Status> {
+        let Some(limiter) = &self.limiter else {
+            return Ok(());
+        };
+        limiter.check_key(&subject.to_owned()).map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            tracing::warn!(
+                wait_ms = wait.as_millis() as u64,
+                "request refused: rate limit"
+            );
+            Status::resource_exhausted(format!(
+                "too many requests from this caller; retry in {} ms",
+                wait.as_millis().max(1)
+            ))
+        })
     }
 }
 
@@ -35,6 +69,7 @@ impl Interceptor for Authenticate {
             .and_then(|token| self.keys.verify(token, self.clock.now()));
         match claims {
             Ok(claims) => {
+                self.admit(&claims.sub)?;
                 request.extensions_mut().insert(claims);
                 Ok(request)
             }
