@@ -173,6 +173,15 @@ pub struct ServeConfig {
     /// How often deadlines are checked.
     #[arg(long, env = "REFERRALS_SLA_CHECK_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
     pub sla_check_interval: Duration,
+    /// Serves TLS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, env = "REFERRALS_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The TLS certificate's private key (PEM).
+    #[arg(long, env = "REFERRALS_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Requires every client to present a certificate signed by this CA (PEM): mutual TLS.
+    #[arg(long, env = "REFERRALS_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
     /// Requests per second one authenticated subject may make (0: no limit); past it,
     /// RESOURCE_EXHAUSTED with the time to wait.
     #[arg(long, env = "REFERRALS_RATE_LIMIT", default_value_t = 200)]

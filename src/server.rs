@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::server::NamedService;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Server;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 use tower_http::trace::TraceLayer;
@@ -199,7 +199,11 @@ pub async fn run(
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
     };
     let limit = config.max_message_bytes;
-    let router = Server::builder()
+    let mut builder = Server::builder();
+    if let Some(tls) = tls_config(&config)? {
+        builder = builder.tls_config(tls)?;
+    }
+    let router = builder
         // A refused request is the client's problem, and a stream ended by shutdown is expected:
         // warnings, not errors. Internal errors are logged as errors where they are mapped.
         .layer(
@@ -278,6 +282,22 @@ pub async fn run(
     store.close().await;
     tracing::info!("stopped");
     result
+}
+
+/// The TLS settings, when a certificate is configured: the server's identity and, for mutual
+/// TLS, the CA whose certificates clients must present.
+fn tls_config(config: &ServeConfig) -> Result<Option<ServerTlsConfig>, ServeError> {
+    let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) else {
+        return Ok(None);
+    };
+    let read = |path: &Path| {
+        std::fs::read(path).map_err(|e| ServeError::Config(format!("{}: {e}", path.display())))
+    };
+    let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(read(cert)?, read(key)?));
+    if let Some(ca) = &config.tls_client_ca {
+        tls = tls.client_ca_root(Certificate::from_pem(read(ca)?));
+    }
+    Ok(Some(tls))
 }
 
 /// Loads the seed directory when one is given, puts the shipped policy in force on a database
