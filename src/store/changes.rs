@@ -116,6 +116,81 @@ macro_rules! exec {
 
 pub(super) use exec;
 
+/// Writes a new referral, requested, with the deadline timers it starts.
+macro_rules! insert_referral {
+    ($tx:expr, $targets:expr, $priority:expr, $case_id:expr, $referral_id:expr, $point_id:expr, $purpose:expr, $at:expr) => {{
+        use $crate::store::changes::{INSERT_TIMER, exec, timers_for};
+        exec!(
+            $tx,
+            $crate::store::sql::INSERT_REFERRAL,
+            $referral_id,
+            $case_id,
+            $point_id,
+            $purpose.as_str(),
+            $crate::domain::types::ReferralStatus::Requested.as_str(),
+            $at
+        );
+        for (kind, due) in timers_for($targets, $priority, $purpose, $at) {
+            exec!(
+                $tx,
+                INSERT_TIMER,
+                uuid::Uuid::now_v7(),
+                $case_id,
+                kind.as_str(),
+                Some($referral_id),
+                due,
+                $at
+            );
+        }
+    }};
+}
+
+pub(super) use insert_referral;
+
+/// Writes a new dispatch, assigned, with its first step, takes its team, and starts its
+/// deadline timers.
+macro_rules! insert_dispatch {
+    ($tx:expr, $targets:expr, $priority:expr, $case_id:expr, $dispatch_id:expr, $team_id:expr, $at:expr) => {{
+        use $crate::store::changes::{INSERT_TIMER, exec, timers_for};
+        use $crate::store::sql::{ASSIGN_TEAM, INSERT_DISPATCH, INSERT_DISPATCH_STEP};
+        let assigned = $crate::domain::types::DispatchStatus::Assigned.as_str();
+        exec!(
+            $tx,
+            INSERT_DISPATCH,
+            $dispatch_id,
+            $case_id,
+            $team_id,
+            assigned,
+            $at
+        );
+        exec!(
+            $tx,
+            INSERT_DISPATCH_STEP,
+            $dispatch_id,
+            assigned,
+            $at,
+            Option::<f64>::None,
+            Option::<f64>::None
+        );
+        exec!($tx, ASSIGN_TEAM, $team_id, $at);
+        for (kind, due) in timers_for($targets, $priority, $crate::routing::Purpose::Dispatch, $at)
+        {
+            exec!(
+                $tx,
+                INSERT_TIMER,
+                uuid::Uuid::now_v7(),
+                $case_id,
+                kind.as_str(),
+                Some($dispatch_id),
+                due,
+                $at
+            );
+        }
+    }};
+}
+
+pub(super) use insert_dispatch;
+
 /// The deadlines a new dispatch or referral starts, as (kind, due time in micros); a referral's
 /// only when it asks a centre to take the case (an outside body's notification has none).
 pub(super) fn timers_for(
@@ -403,7 +478,6 @@ macro_rules! impl_changes {
             ) -> Result<$crate::store::ChangeOutcome, $crate::domain::Error> {
                 use $crate::domain::Error;
                 use $crate::domain::sla::SlaKind;
-                use $crate::routing::Purpose;
                 use $crate::domain::change::{check_case_change, CaseContext, CaseState, Change};
                 use $crate::domain::lifecycle::{check_dispatch, check_referral};
                 use $crate::domain::types::{DispatchStatus, ReferralStatus};
@@ -923,48 +997,10 @@ macro_rules! impl_changes {
                             .await
                             .map_err(db_error)?;
                         if let Some((referral_id, point_id, purpose)) = &new.referral {
-                            sqlx::query(INSERT_REFERRAL)
-                                .bind(referral_id)
-                                .bind(case_id)
-                                .bind(point_id)
-                                .bind(purpose.as_str())
-                                .bind(ReferralStatus::Requested.as_str())
-                                .bind(at)
-                                .execute(&mut *tx)
-                                .await
-                                .map_err(db_error)?;
-                            for (kind, due) in timers_for(targets, next.priority, *purpose, at) {
-                                exec!(tx, INSERT_TIMER, uuid::Uuid::now_v7(), case_id, kind.as_str(), Some(*referral_id), due, at);
-                            }
+                            insert_referral!(tx, targets, next.priority, case_id, *referral_id, point_id, *purpose, at);
                         }
                         if let Some((dispatch_id, team_id)) = &new.dispatch {
-                            sqlx::query(INSERT_DISPATCH)
-                                .bind(dispatch_id)
-                                .bind(case_id)
-                                .bind(team_id)
-                                .bind(DispatchStatus::Assigned.as_str())
-                                .bind(at)
-                                .execute(&mut *tx)
-                                .await
-                                .map_err(db_error)?;
-                            sqlx::query(INSERT_DISPATCH_STEP)
-                                .bind(dispatch_id)
-                                .bind(DispatchStatus::Assigned.as_str())
-                                .bind(at)
-                                .bind(Option::<f64>::None)
-                                .bind(Option::<f64>::None)
-                                .execute(&mut *tx)
-                                .await
-                                .map_err(db_error)?;
-                            sqlx::query(ASSIGN_TEAM)
-                                .bind(team_id)
-                                .bind(at)
-                                .execute(&mut *tx)
-                                .await
-                                .map_err(db_error)?;
-                            for (kind, due) in timers_for(targets, next.priority, Purpose::Dispatch, at) {
-                                exec!(tx, INSERT_TIMER, uuid::Uuid::now_v7(), case_id, kind.as_str(), Some(*dispatch_id), due, at);
-                            }
+                            insert_dispatch!(tx, targets, next.priority, case_id, *dispatch_id, team_id, at);
                         }
                         if new.decision.unrouted() {
                             routing_status = RoutingStatus::Unrouted;

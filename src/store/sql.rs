@@ -1016,53 +1016,14 @@ macro_rules! impl_sql_store {
                         .execute(&mut *tx)
                         .await
                         .map_err(db_error)?;
+                    let priority = intake.assessment.priority;
                     for (referral_id, service_point_id, purpose) in &case.referrals {
-                        sqlx::query(INSERT_REFERRAL)
-                            .bind(referral_id)
-                            .bind(case.case_id)
-                            .bind(service_point_id)
-                            .bind(purpose.as_str())
-                            .bind($crate::domain::types::ReferralStatus::Requested.as_str())
-                            .bind(case.created_at)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(db_error)?;
-                        let priority = intake.assessment.priority;
-                        for (kind, due) in $crate::store::changes::timers_for(targets, priority, *purpose, case.created_at) {
-                            $crate::store::changes::exec!(tx, $crate::store::changes::INSERT_TIMER,
-                                uuid::Uuid::now_v7(), case.case_id, kind.as_str(), Some(*referral_id), due, case.created_at);
-                        }
+                        $crate::store::changes::insert_referral!(tx, targets, priority, case.case_id,
+                            *referral_id, service_point_id, *purpose, case.created_at);
                     }
                     for (dispatch_id, team_id) in &case.dispatches {
-                        let priority = intake.assessment.priority;
-                        for (kind, due) in $crate::store::changes::timers_for(targets, priority, $crate::routing::Purpose::Dispatch, case.created_at) {
-                            $crate::store::changes::exec!(tx, $crate::store::changes::INSERT_TIMER,
-                                uuid::Uuid::now_v7(), case.case_id, kind.as_str(), Some(*dispatch_id), due, case.created_at);
-                        }
-                        sqlx::query(INSERT_DISPATCH)
-                            .bind(dispatch_id)
-                            .bind(case.case_id)
-                            .bind(team_id)
-                            .bind($crate::domain::types::DispatchStatus::Assigned.as_str())
-                            .bind(case.created_at)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(db_error)?;
-                        sqlx::query(INSERT_DISPATCH_STEP)
-                            .bind(dispatch_id)
-                            .bind($crate::domain::types::DispatchStatus::Assigned.as_str())
-                            .bind(case.created_at)
-                            .bind(Option::<f64>::None)
-                            .bind(Option::<f64>::None)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(db_error)?;
-                        sqlx::query(ASSIGN_TEAM)
-                            .bind(team_id)
-                            .bind(case.created_at)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(db_error)?;
+                        $crate::store::changes::insert_dispatch!(tx, targets, priority, case.case_id,
+                            *dispatch_id, team_id, case.created_at);
                     }
                     for category in data.categories() {
                         sqlx::query(INSERT_CASE_CATEGORY)
