@@ -16,6 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/referral/v1/case_tracking.proto",
         "proto/referral/v1/directory.proto",
         "proto/referral/v1/dispatch.proto",
+        "proto/referral/v1/audit.proto",
     ];
     let descriptors = protox::compile(files, ["proto"])?;
 

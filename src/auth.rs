@@ -252,6 +252,11 @@ fn check_claims(claims: &Claims) -> Result<(), KeyError> {
     if claims.role == Role::Team && claims.team.is_none() {
         return Err(KeyError::BadClaims("a team token needs --team".into()));
     }
+    if claims.role == Role::Centre && claims.sub == Role::Centre.as_str() {
+        return Err(KeyError::BadClaims(
+            "a centre token needs --subject: the service point's id".into(),
+        ));
+    }
     Ok(())
 }
 

@@ -34,6 +34,17 @@ pub enum Command {
     /// Runs a scenario end to end on a throwaway SQLite database with the seed directory and
     /// prints each case's timeline.
     Demo(crate::demo::DemoConfig),
+    /// The audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+/// Audit commands.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walks the hash chains of the events and the audit trail and says where the first
+    /// edited, deleted or inserted row is; exits non-zero when a chain is broken.
+    Verify(DatabaseConfig),
 }
 
 /// Token commands.
@@ -59,7 +70,8 @@ pub struct IssueArgs {
     /// The team, for a mobile team's token.
     #[arg(long)]
     pub team: Option<String>,
-    /// Who the token is for (an operator, team or centre id); defaults to the role.
+    /// Who the token is for: a call centre's account, a team id, or — for a centre, required —
+    /// the service point id its referrals are addressed to; defaults to the role.
     #[arg(long)]
     pub subject: Option<String>,
     /// How long the token is valid.

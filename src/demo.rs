@@ -96,34 +96,18 @@ async fn run_in(dir: &std::path::Path, seed: PathBuf) -> Result<()> {
     let addr = listener
         .local_addr()
         .map_err(|e| DemoError::Setup(e.to_string()))?;
-    // The demo acts for every side at once: a national supervisor's token, minted with the
-    // key the server will load.
+    // Each side acts with its own token, minted with the key the server will load.
     let (keys, _) = Keys::load_or_create(dir).map_err(|e| DemoError::Setup(e.to_string()))?;
-    let token = keys
-        .issue(&auth::claims(
-            "demo",
-            Role::Supervisor,
-            auth::ALL_PROVINCES,
-            None,
-            None,
-            Utc::now(),
-            Duration::from_secs(7 * 24 * 3600),
-        ))
-        .map_err(|e| DemoError::Setup(e.to_string()))?;
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(crate::run(config, listener, async {
         let _ = stopped.await;
     }));
-    let bearer = BearerToken::new(&token)
-        .ok_or_else(|| DemoError::Setup("the token is not a header value".into()))?;
-    let channel = InterceptedService::new(
-        Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|e| DemoError::Setup(e.to_string()))?
-            .connect_lazy(),
-        bearer,
-    );
+    let channel = Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(|e| DemoError::Setup(e.to_string()))?
+        .connect_lazy();
     let demo = Demo {
         channel,
+        keys,
         time,
         start,
     };
@@ -145,22 +129,64 @@ async fn run_in(dir: &std::path::Path, seed: PathBuf) -> Result<()> {
 type Authed = InterceptedService<Channel, BearerToken>;
 
 struct Demo {
-    channel: Authed,
+    channel: Channel,
+    keys: Keys,
     time: ManualTime,
     start: DateTime<Utc>,
 }
+
+/// Who the demo acts as.
+#[derive(Clone, Copy)]
+enum Who<'a> {
+    /// The Tehran 1480 centre's software.
+    Hotline,
+    /// The Tehran 123 centre's software.
+    Operator,
+    /// A mobile team's app.
+    Team(&'a str),
+    /// A receiving centre.
+    Centre(&'a str),
+    /// A national supervisor.
+    Supervisor,
+}
+
+/// The province of the demo's call centres.
+const TEHRAN: &str = "IR-23";
 
 fn call(what: &'static str) -> impl FnOnce(tonic::Status) -> DemoError {
     move |status| DemoError::Call(what, status)
 }
 
 impl Demo {
-    fn cases(&self) -> CaseTrackingClient<Authed> {
-        CaseTrackingClient::new(self.channel.clone())
+    /// A channel carrying the token of `who`.
+    fn channel(&self, who: Who<'_>) -> Result<Authed> {
+        let (subject, role, province, team) = match who {
+            Who::Hotline => ("1480-tehran", Role::Hotline, TEHRAN, None),
+            Who::Operator => ("123-tehran", Role::Operator, TEHRAN, None),
+            Who::Team(team) => (team, Role::Team, TEHRAN, Some(team.to_owned())),
+            Who::Centre(point) => (point, Role::Centre, TEHRAN, None),
+            Who::Supervisor => ("supervisor", Role::Supervisor, auth::ALL_PROVINCES, None),
+        };
+        let token = self
+            .keys
+            .issue(&auth::claims(
+                subject,
+                role,
+                province,
+                None,
+                team,
+                Utc::now(),
+                // The demo moves the server's clock two days on.
+                Duration::from_secs(7 * 24 * 3600),
+            ))
+            .map_err(|e| DemoError::Setup(e.to_string()))?;
+        let bearer = BearerToken::new(&token)
+            .ok_or_else(|| DemoError::Setup("the token is not a header value".into()))?;
+        Ok(InterceptedService::new(self.channel.clone(), bearer))
     }
 
-    fn dispatch(&self) -> DispatchClient<Authed> {
-        DispatchClient::new(self.channel.clone())
+    fn cases(&self, who: Who<'_>) -> Result<CaseTrackingClient<Authed>> {
+        Ok(CaseTrackingClient::new(self.channel(who)?))
     }
 
     /// Sets the server's clock to `minutes` after the demo's start.
@@ -169,9 +195,9 @@ impl Demo {
             .set(self.start + chrono::Duration::minutes(minutes));
     }
 
-    async fn case(&self, case_id: &str) -> Result<pb::Case> {
+    async fn case(&self, who: Who<'_>, case_id: &str) -> Result<pb::Case> {
         let case = self
-            .cases()
+            .cases(who)?
             .get_case(pb::GetCaseRequest {
                 case_id: case_id.into(),
             })
@@ -190,8 +216,7 @@ impl Demo {
         position: Option<(f64, f64)>,
     ) -> Result<()> {
         self.at(minutes);
-        dispatch.version = self
-            .dispatch()
+        dispatch.version = DispatchClient::new(self.channel(Who::Team(&dispatch.team_id))?)
             .report_dispatch_status(pb::ReportDispatchStatusRequest {
                 dispatch_id: dispatch.dispatch_id.clone(),
                 expected_version: dispatch.version,
@@ -201,7 +226,6 @@ impl Demo {
                     latitude,
                     longitude,
                 }),
-                actor: Some(actor(pb::ActorRole::MobileTeam, &dispatch.team_id)),
             })
             .await
             .map_err(call("ReportDispatchStatus"))?
@@ -219,7 +243,7 @@ impl Demo {
     async fn hotline_case(&self) -> Result<()> {
         println!("== 1 == A 1480 call: a young man with a plan to end his life");
         self.at(0);
-        let receipt = HotlineIntakeClient::new(self.channel.clone())
+        let receipt = HotlineIntakeClient::new(self.channel(Who::Hotline)?)
             .submit_referral(hotline_intake())
             .await
             .map_err(call("SubmitReferral"))?
@@ -228,23 +252,19 @@ impl Demo {
             .ok_or_else(|| DemoError::Setup("no receipt".into()))?;
         print_receipt(&receipt);
         let case_id = receipt.case_id.clone();
-        let case = self.case(&case_id).await?;
+        let case = self.case(Who::Hotline, &case_id).await?;
         let Some(hand_over) = case.referrals.first().cloned() else {
             return Err(DemoError::Setup("the case was not handed over".into()));
         };
 
         // The province's 123 centre takes the case over and sends a team.
         self.at(1);
-        self.cases()
+        self.cases(Who::Centre(&hand_over.service_point_id))?
             .transition_referral(pb::TransitionReferralRequest {
                 referral_id: hand_over.referral_id.clone(),
                 expected_version: hand_over.version,
                 status: pb::ReferralStatus::Accepted as i32,
                 reason: String::new(),
-                actor: Some(actor(
-                    pb::ActorRole::ReceivingCentre,
-                    &hand_over.service_point_id,
-                )),
             })
             .await
             .map_err(call("TransitionReferral"))?;
@@ -253,20 +273,19 @@ impl Demo {
             hand_over.service_point_id
         );
         let version = self
-            .case(&case_id)
+            .case(Who::Operator, &case_id)
             .await?
             .summary
             .map(|s| s.version)
             .unwrap_or(0);
         let sent = self
-            .cases()
+            .cases(Who::Operator)?
             .request_assignment(pb::RequestAssignmentRequest {
                 case_id: case_id.clone(),
                 expected_version: version,
                 action: pb::ActionType::DispatchMobileTeam as i32,
                 kind: 0,
                 reason: "the man is alone at home with the means".into(),
-                actor: Some(actor(pb::ActorRole::CallCentre, "op-123-07")),
             })
             .await
             .map_err(call("RequestAssignment"))?
@@ -274,7 +293,7 @@ impl Demo {
         print_decision("  +   1 min  123 asks for a team:", sent.decision.as_ref());
 
         let mut dispatch = self
-            .case(&case_id)
+            .case(Who::Operator, &case_id)
             .await?
             .dispatches
             .first()
@@ -291,20 +310,19 @@ impl Demo {
         // On scene, the team asks for a crisis-intervention centre; it accepts him.
         self.at(30);
         let version = self
-            .case(&case_id)
+            .case(Who::Operator, &case_id)
             .await?
             .summary
             .map(|s| s.version)
             .unwrap_or(0);
         let referred = self
-            .cases()
+            .cases(Who::Operator)?
             .request_assignment(pb::RequestAssignmentRequest {
                 case_id: case_id.clone(),
                 expected_version: version,
                 action: pb::ActionType::ReferTo as i32,
                 kind: pb::ServicePointKind::CrisisInterventionCentre as i32,
                 reason: "needs a safe place tonight".into(),
-                actor: Some(actor(pb::ActorRole::CallCentre, "op-123-07")),
             })
             .await
             .map_err(call("RequestAssignment"))?
@@ -314,22 +332,18 @@ impl Demo {
             referred.decision.as_ref(),
         );
         self.at(45);
-        let case = self.case(&case_id).await?;
+        let case = self.case(Who::Operator, &case_id).await?;
         if let Some(referral) = case
             .referrals
             .iter()
             .find(|r| r.purpose() == pb::AssignmentPurpose::Referral)
         {
-            self.cases()
+            self.cases(Who::Centre(&referral.service_point_id))?
                 .transition_referral(pb::TransitionReferralRequest {
                     referral_id: referral.referral_id.clone(),
                     expected_version: referral.version,
                     status: pb::ReferralStatus::Accepted as i32,
                     reason: String::new(),
-                    actor: Some(actor(
-                        pb::ActorRole::ReceivingCentre,
-                        &referral.service_point_id,
-                    )),
                 })
                 .await
                 .map_err(call("TransitionReferral"))?;
@@ -346,12 +360,11 @@ impl Demo {
         // A follow-up call, due by default within 72 hours for suicide risk; done the next day.
         self.at(80);
         let follow_up = self
-            .cases()
+            .cases(Who::Hotline)?
             .schedule_follow_up(pb::ScheduleFollowUpRequest {
                 case_id: case_id.clone(),
                 due_at: None,
                 reason: "safety check call".into(),
-                actor: Some(actor(pb::ActorRole::CallCentre, "c-1480-12")),
                 expected_version: 0,
             })
             .await
@@ -359,29 +372,27 @@ impl Demo {
             .into_inner();
         println!("  +  80 min  follow-up scheduled (due in 72 hours)");
         self.at(24 * 60);
-        self.cases()
+        self.cases(Who::Hotline)?
             .record_follow_up(pb::RecordFollowUpRequest {
                 follow_up_id: follow_up.follow_up_id,
                 outcome: "spoke with him at the centre; safety plan in place".into(),
-                actor: Some(actor(pb::ActorRole::CallCentre, "c-1480-12")),
                 expected_version: 0,
             })
             .await
             .map_err(call("RecordFollowUp"))?;
         println!("  +  24 h    follow-up done");
         let version = self
-            .case(&case_id)
+            .case(Who::Operator, &case_id)
             .await?
             .summary
             .map(|s| s.version)
             .unwrap_or(0);
-        self.cases()
+        self.cases(Who::Operator)?
             .close_case(pb::CloseCaseRequest {
                 case_id: case_id.clone(),
                 expected_version: version,
                 outcome: pb::CaseOutcome::ReferredAndAccepted as i32,
                 reason: "admitted to the crisis-intervention centre".into(),
-                actor: Some(actor(pb::ActorRole::CallCentre, "c-1480-12")),
             })
             .await
             .map_err(call("CloseCase"))?;
@@ -397,12 +408,12 @@ impl Demo {
         let start = 2 * 24 * 60;
         self.at(start);
         let mut watch = self
-            .cases()
+            .cases(Who::Supervisor)?
             .watch_cases(pb::WatchCasesRequest::default())
             .await
             .map_err(call("WatchCases"))?
             .into_inner();
-        let receipt = EmergencyIntakeClient::new(self.channel.clone())
+        let receipt = EmergencyIntakeClient::new(self.channel(Who::Operator)?)
             .report_emergency(emergency_intake())
             .await
             .map_err(call("ReportEmergency"))?
@@ -426,7 +437,7 @@ impl Demo {
             }
         }
         drop(watch);
-        let case = self.case(&receipt.case_id).await?;
+        let case = self.case(Who::Supervisor, &receipt.case_id).await?;
         print_decision(
             "  +   3 min  deadline missed; re-routed:",
             case.reroutes.last(),
@@ -435,7 +446,7 @@ impl Demo {
     }
 
     async fn print_timeline(&self, case_id: &str) -> Result<()> {
-        let case = self.case(case_id).await?;
+        let case = self.case(Who::Supervisor, case_id).await?;
         let summary = case.summary.unwrap_or_default();
         let category = category_label(summary.primary_category());
         println!(
@@ -445,7 +456,7 @@ impl Demo {
             short(summary.priority().as_str_name(), "PRIORITY_")
         );
         let events = self
-            .cases()
+            .cases(Who::Supervisor)?
             .get_timeline(pb::GetTimelineRequest {
                 case_id: case_id.into(),
             })
@@ -475,13 +486,6 @@ impl Demo {
             );
         }
         Ok(())
-    }
-}
-
-fn actor(role: pb::ActorRole, id: &str) -> pb::Actor {
-    pb::Actor {
-        role: role as i32,
-        id: id.into(),
     }
 }
 

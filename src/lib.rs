@@ -4,6 +4,8 @@
 //! `main.rs` only parses configuration; everything a test needs is reachable from here, chiefly
 //! [`run`], which serves on a listener the caller bound.
 
+pub mod access;
+pub mod audit;
 pub mod auth;
 pub mod clock;
 pub mod config;
@@ -17,4 +19,4 @@ pub mod store;
 pub mod telemetry;
 pub mod tracking;
 
-pub use server::{ServeError, migrate, open_store, run, shutdown_signal};
+pub use server::{ServeError, migrate, open_store, run, shutdown_signal, verify_chains};

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use referrals::config::{Cli, Command, TokenCommand};
+use referrals::config::{AuditCommand, Cli, Command, TokenCommand};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -34,6 +34,43 @@ async fn main() -> ExitCode {
                 Err(error) => {
                     eprintln!("cannot issue a token: {error}");
                     ExitCode::FAILURE
+                }
+            };
+        }
+        Command::Audit(AuditCommand::Verify(database)) => {
+            return match referrals::verify_chains(&database).await {
+                Ok(reports) => {
+                    let mut intact = true;
+                    for report in &reports {
+                        match &report.problem {
+                            None => println!(
+                                "{} chain intact: {} rows{}",
+                                report.chain,
+                                report.rows,
+                                if report.unchained > 0 {
+                                    format!(
+                                        " ({} older rows written before the chain, not covered)",
+                                        report.unchained
+                                    )
+                                } else {
+                                    String::new()
+                                }
+                            ),
+                            Some(problem) => {
+                                intact = false;
+                                println!("{} chain BROKEN: {problem}", report.chain);
+                            }
+                        }
+                    }
+                    if intact {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    }
+                }
+                Err(error) => {
+                    eprintln!("cannot verify: {}", error.report());
+                    ExitCode::from(2)
                 }
             };
         }

@@ -20,14 +20,16 @@ use crate::auth::{self, Keys};
 use crate::config::{DatabaseConfig, ServeConfig};
 use crate::domain::Error;
 use crate::domain::sla::SlaTargets;
-use crate::grpc::Tracking;
+use crate::grpc::audit::AuditService;
 use crate::grpc::auth::Authenticate;
 use crate::grpc::case_tracking::CaseTrackingService;
 use crate::grpc::directory::DirectoryService;
 use crate::grpc::dispatch::DispatchService;
 use crate::grpc::emergency::EmergencyService;
 use crate::grpc::hotline::HotlineService;
+use crate::grpc::{Guard, Tracking};
 use crate::pb;
+use crate::pb::audit_trail_server::AuditTrailServer;
 use crate::pb::case_tracking_server::CaseTrackingServer;
 use crate::pb::directory_server::DirectoryServer;
 use crate::pb::dispatch_server::DispatchServer;
@@ -105,6 +107,16 @@ pub async fn migrate(config: &DatabaseConfig) -> Result<(), ServeError> {
     Ok(())
 }
 
+/// Walks the hash chains of the events and the audit trail.
+pub async fn verify_chains(
+    config: &DatabaseConfig,
+) -> Result<Vec<crate::audit::ChainReport>, ServeError> {
+    let store = open_store(config).await?;
+    let reports = store.verify_chains().await;
+    store.close().await;
+    Ok(reports?)
+}
+
 /// Serves the service on `listener` until `shutdown` completes, then lets requests in flight
 /// finish (up to the configured grace), commits queued intakes and closes the database.
 pub async fn run(
@@ -180,6 +192,7 @@ pub async fn run(
         streams_stopping,
     );
     let directory_writer = writer.clone();
+    let guard = Guard::new(store.clone(), config.clock.clone());
     let (health, health_service) = tonic_health::server::health_reporter();
     // The durability check just reached the database: every service starts out SERVING.
     for service in SERVICES {
@@ -222,13 +235,21 @@ pub async fn run(
             authenticate.clone(),
         ))
         .add_service(InterceptedService::new(
-            HotlineIntakeServer::new(HotlineService::new(writer.clone(), config.clock.clone()))
-                .max_decoding_message_size(limit),
+            HotlineIntakeServer::new(HotlineService::new(
+                writer.clone(),
+                config.clock.clone(),
+                guard.clone(),
+            ))
+            .max_decoding_message_size(limit),
             authenticate.clone(),
         ))
         .add_service(InterceptedService::new(
-            EmergencyIntakeServer::new(EmergencyService::new(writer, config.clock.clone()))
-                .max_decoding_message_size(limit),
+            EmergencyIntakeServer::new(EmergencyService::new(
+                writer,
+                config.clock.clone(),
+                guard.clone(),
+            ))
+            .max_decoding_message_size(limit),
             authenticate.clone(),
         ))
         .add_service(InterceptedService::new(
@@ -241,8 +262,12 @@ pub async fn run(
             authenticate.clone(),
         ))
         .add_service(InterceptedService::new(
-            DirectoryServer::new(DirectoryService::new(directory_writer))
+            DirectoryServer::new(DirectoryService::new(directory_writer, guard.clone()))
                 .max_decoding_message_size(limit),
+            authenticate.clone(),
+        ))
+        .add_service(InterceptedService::new(
+            AuditTrailServer::new(AuditService::new(guard)),
             authenticate,
         ));
 
@@ -385,13 +410,14 @@ pub async fn shutdown_signal() {
 }
 
 /// The services whose health follows the database's.
-const SERVICES: [&str; 6] = [
+const SERVICES: [&str; 7] = [
     "",
     <HotlineIntakeServer<HotlineService> as NamedService>::NAME,
     <EmergencyIntakeServer<EmergencyService> as NamedService>::NAME,
     <CaseTrackingServer<CaseTrackingService> as NamedService>::NAME,
     <DirectoryServer<DirectoryService> as NamedService>::NAME,
     <DispatchServer<DispatchService> as NamedService>::NAME,
+    <AuditTrailServer<AuditService> as NamedService>::NAME,
 ];
 
 /// Keeps the health service in step with the database: NOT_SERVING while it does not answer.

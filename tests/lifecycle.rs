@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::fixtures::{self, centre, child_in_danger, operator, team};
+use common::fixtures::{self, child_in_danger};
 use common::{Backend, TestDb, TestServer};
 use referrals::pb::{
     self, AddNoteRequest, CandidateVerdict, ChangePriorityRequest, CloseCaseRequest,
@@ -83,7 +83,6 @@ fn report_status(
         status: status as i32,
         reason: reason.into(),
         position: None,
-        actor: Some(team(&dispatch.team_id)),
     }
 }
 
@@ -112,7 +111,7 @@ async fn a_team_moves_its_dispatch_to_cleared_and_every_step_keeps_its_time(back
             longitude: 51.46,
         });
         let answer = server
-            .dispatch()
+            .team_dispatch(&dispatch.team_id)
             .report_dispatch_status(request)
             .await
             .unwrap()
@@ -163,55 +162,60 @@ async fn refused_transitions_say_why_with_the_right_code(backend: Backend) {
     let server = seeded(backend).await;
     let receipt = report(&server, child_in_danger("refusals")).await;
     let dispatch = case(&server, &receipt.case_id).await.dispatches[0].clone();
-    let mut client = server.dispatch();
+    let team = server.team_dispatch(&dispatch.team_id);
+    let operator = pb::dispatch_client::DispatchClient::new(server.as_operator());
 
-    // (request, code, words the message must hold, row)
-    let mut on_scene = report_status(&dispatch, 1, DispatchStatus::OnScene, "");
-    on_scene.actor = Some(team(&dispatch.team_id));
-    let mut cancel_by_team = report_status(&dispatch, 1, DispatchStatus::Cancelled, "not needed");
-    cancel_by_team.actor = Some(team(&dispatch.team_id));
-    let mut ack_by_operator = report_status(&dispatch, 1, DispatchStatus::Acknowledged, "");
-    ack_by_operator.actor = Some(operator());
+    // (who, request, code, words the message must hold, row)
     let table = [
         (
-            on_scene,
+            &team,
+            report_status(&dispatch, 1, DispatchStatus::OnScene, ""),
             Code::FailedPrecondition,
             "the dispatch is assigned",
             "a skipped step",
         ),
         (
+            &team,
             report_status(&dispatch, 7, DispatchStatus::Acknowledged, ""),
             Code::Aborted,
             "version 1",
             "a stale version",
         ),
         (
+            &team,
             report_status(&dispatch, 1, DispatchStatus::Declined, ""),
             Code::InvalidArgument,
             "reason",
             "a decline without a reason",
         ),
         (
-            cancel_by_team,
+            &team,
+            report_status(&dispatch, 1, DispatchStatus::Cancelled, "not needed"),
             Code::PermissionDenied,
             "requesting side",
             "a team cancelling",
         ),
         (
-            ack_by_operator,
+            &operator,
+            report_status(&dispatch, 1, DispatchStatus::Acknowledged, ""),
             Code::PermissionDenied,
             "receiving side",
             "an operator acknowledging",
         ),
         (
+            &team,
             report_status(&dispatch, 0, DispatchStatus::Acknowledged, ""),
             Code::InvalidArgument,
             "expected_version",
             "no version",
         ),
     ];
-    for (request, code, words, row) in table {
-        let status = client.report_dispatch_status(request).await.unwrap_err();
+    for (client, request, code, words, row) in table {
+        let status = client
+            .clone()
+            .report_dispatch_status(request)
+            .await
+            .unwrap_err();
         assert_eq!(status.code(), code, "{row}: {status:?}");
         assert!(
             status.message().contains(words),
@@ -226,7 +230,8 @@ async fn refused_transitions_say_why_with_the_right_code(backend: Backend) {
     );
     assert_eq!(unchanged.summary.unwrap().version, 1);
 
-    let missing = client
+    let missing = team
+        .clone()
         .report_dispatch_status(ReportDispatchStatusRequest {
             dispatch_id: uuid::Uuid::now_v7().to_string(),
             ..report_status(&dispatch, 1, DispatchStatus::Acknowledged, "")
@@ -242,7 +247,7 @@ async fn a_declined_dispatch_goes_to_the_next_team_in_the_same_change(backend: B
     let receipt = report(&server, child_in_danger("decline")).await;
     let first = case(&server, &receipt.case_id).await.dispatches[0].clone();
     let answer = server
-        .dispatch()
+        .team_dispatch(&first.team_id)
         .report_dispatch_status(report_status(
             &first,
             1,
@@ -328,7 +333,7 @@ async fn when_every_team_has_declined_the_case_is_unrouted(backend: Backend) {
             .expect("an assigned dispatch");
         declined.push(dispatch.team_id.clone());
         let answer = server
-            .dispatch()
+            .team_dispatch(&dispatch.team_id)
             .report_dispatch_status(report_status(
                 &dispatch,
                 dispatch.version,
@@ -376,20 +381,15 @@ async fn a_rejected_referral_goes_to_the_next_service_point(backend: Backend) {
         .find(|r| r.purpose() == pb::AssignmentPurpose::Referral)
         .cloned()
         .expect("a referral");
-    let mut client = server.cases();
-    let transition = |status: ReferralStatus, reason: &str, actor| TransitionReferralRequest {
+    let transition = |status: ReferralStatus, reason: &str| TransitionReferralRequest {
         referral_id: referral.referral_id.clone(),
         expected_version: 1,
         status: status as i32,
         reason: reason.into(),
-        actor: Some(actor),
     };
+    let mut client = server.centre_cases(&referral.service_point_id);
     let refused = client
-        .transition_referral(transition(
-            ReferralStatus::Rejected,
-            "",
-            centre(&referral.service_point_id),
-        ))
+        .transition_referral(transition(ReferralStatus::Rejected, ""))
         .await
         .unwrap_err();
     assert_eq!(
@@ -398,11 +398,7 @@ async fn a_rejected_referral_goes_to_the_next_service_point(backend: Backend) {
         "a rejection needs a reason"
     );
     let answer = client
-        .transition_referral(transition(
-            ReferralStatus::Rejected,
-            "no free place",
-            centre(&referral.service_point_id),
-        ))
+        .transition_referral(transition(ReferralStatus::Rejected, "no free place"))
         .await
         .unwrap()
         .into_inner();
@@ -440,10 +436,11 @@ async fn a_rejected_referral_goes_to_the_next_service_point(backend: Backend) {
     // The new centre accepts and works the case; the old one can no longer touch its referral.
     let accept = TransitionReferralRequest {
         referral_id: new.referral_id.clone(),
-        ..transition(ReferralStatus::Accepted, "", centre(&next))
+        ..transition(ReferralStatus::Accepted, "")
     };
     assert_eq!(
-        client
+        server
+            .centre_cases(&next)
             .transition_referral(accept)
             .await
             .unwrap()
@@ -454,11 +451,7 @@ async fn a_rejected_referral_goes_to_the_next_service_point(backend: Backend) {
     let again = client
         .transition_referral(TransitionReferralRequest {
             expected_version: 2,
-            ..transition(
-                ReferralStatus::Accepted,
-                "",
-                centre(&referral.service_point_id),
-            )
+            ..transition(ReferralStatus::Accepted, "")
         })
         .await
         .unwrap_err();
@@ -477,25 +470,20 @@ async fn a_case_closes_with_an_outcome_reopens_with_a_reason_and_changes_priorit
     let server = seeded(backend).await;
     let receipt = report(&server, child_in_danger("close")).await;
     let dispatch = case_of(&server, &receipt).await.dispatches[0].clone();
-    let mut cases = server.cases();
+    let mut cases = server.operator_cases();
     let close = |version| CloseCaseRequest {
         case_id: receipt.case_id.clone(),
         expected_version: version,
         outcome: pb::CaseOutcome::ResolvedOnScene as i32,
         reason: String::new(),
-        actor: Some(operator()),
     };
     let busy = cases.close_case(close(1)).await.unwrap_err();
     assert_eq!(busy.code(), Code::FailedPrecondition);
     assert!(busy.message().contains("dispatch"), "{}", busy.message());
 
     // The operator calls the team off; the case moves on to version 2.
-    let cancel = ReportDispatchStatusRequest {
-        actor: Some(operator()),
-        ..report_status(&dispatch, 1, DispatchStatus::Cancelled, "resolved by phone")
-    };
-    let cancelled = server
-        .dispatch()
+    let cancel = report_status(&dispatch, 1, DispatchStatus::Cancelled, "resolved by phone");
+    let cancelled = pb::dispatch_client::DispatchClient::new(server.as_operator())
         .report_dispatch_status(cancel)
         .await
         .unwrap()
@@ -522,7 +510,6 @@ async fn a_case_closes_with_an_outcome_reopens_with_a_reason_and_changes_priorit
         expected_version: version,
         priority: pb::Priority::P2Priority as i32,
         reason: reason.into(),
-        actor: Some(operator()),
     };
     assert_eq!(
         cases
@@ -537,7 +524,6 @@ async fn a_case_closes_with_an_outcome_reopens_with_a_reason_and_changes_priorit
         case_id: receipt.case_id.clone(),
         expected_version: 3,
         reason: reason.into(),
-        actor: Some(operator()),
     };
     assert_eq!(
         cases.reopen_case(reopen("")).await.unwrap_err().code(),
@@ -591,21 +577,21 @@ async fn a_case_closes_with_an_outcome_reopens_with_a_reason_and_changes_priorit
         [
             (
                 "dispatch_cancelled",
-                "call_centre:op-17",
+                "call_centre:123-tehran",
                 "resolved by phone"
             ),
-            ("case_closed", "call_centre:op-17", ""),
+            ("case_closed", "call_centre:123-tehran", ""),
             (
                 "case_reopened",
-                "call_centre:op-17",
+                "call_centre:123-tehran",
                 "the girl called again"
             ),
             (
                 "priority_changed",
-                "call_centre:op-17",
+                "call_centre:123-tehran",
                 "the stepfather left the home"
             ),
-            ("priority_changed", "call_centre:op-17", ""),
+            ("priority_changed", "call_centre:123-tehran", ""),
         ]
     );
     assert!(
@@ -630,7 +616,6 @@ async fn notes_and_follow_ups_are_kept_and_the_case_awaits_its_follow_up(backend
         .add_note(AddNoteRequest {
             case_id: receipt.case_id.clone(),
             text: "He agreed to call back tomorrow evening.".into(),
-            actor: Some(operator()),
             expected_version: 0,
         })
         .await
@@ -640,7 +625,6 @@ async fn notes_and_follow_ups_are_kept_and_the_case_awaits_its_follow_up(backend
         .add_note(AddNoteRequest {
             case_id: receipt.case_id.clone(),
             text: "  ".into(),
-            actor: Some(operator()),
             expected_version: 0,
         })
         .await
@@ -651,7 +635,6 @@ async fn notes_and_follow_ups_are_kept_and_the_case_awaits_its_follow_up(backend
         .add_note(AddNoteRequest {
             case_id: receipt.case_id.clone(),
             text: "written against the first version".into(),
-            actor: Some(operator()),
             expected_version: 1,
         })
         .await
@@ -664,7 +647,6 @@ async fn notes_and_follow_ups_are_kept_and_the_case_awaits_its_follow_up(backend
             case_id: receipt.case_id.clone(),
             due_at: None,
             reason: "safety check".into(),
-            actor: Some(operator()),
             expected_version: 0,
         })
         .await
@@ -690,7 +672,6 @@ async fn notes_and_follow_ups_are_kept_and_the_case_awaits_its_follow_up(backend
     let record = || RecordFollowUpRequest {
         follow_up_id: scheduled.follow_up_id.clone(),
         outcome: "spoke to him; safe, sleeping better".into(),
-        actor: Some(operator()),
         expected_version: 0,
     };
     cases.record_follow_up(record()).await.unwrap();
@@ -728,7 +709,6 @@ async fn notes_and_follow_ups_are_kept_and_the_case_awaits_its_follow_up(backend
             case_id: receipt.case_id.clone(),
             due_at: Some(fixtures::timestamp(fixtures::CALL_TIME)),
             reason: "too late".into(),
-            actor: Some(operator()),
             expected_version: 0,
         })
         .await
@@ -769,24 +749,22 @@ async fn a_call_centre_asks_for_a_team_and_a_centre_and_routing_chooses_them(bac
     assert_eq!(routing.rule_id, "hotline-acute-suicide-to-123");
     assert!(case_of(&server, &receipt).await.dispatches.is_empty());
 
-    let mut cases = server.cases();
-    let ask = |version, action: pb::ActionType, kind: pb::ServicePointKind, actor| {
+    let mut cases = server.operator_cases();
+    let ask = |version, action: pb::ActionType, kind: pb::ServicePointKind| {
         pb::RequestAssignmentRequest {
             case_id: receipt.case_id.clone(),
             expected_version: version,
             action: action as i32,
             kind: kind as i32,
             reason: "the 123 centre took the case over".into(),
-            actor: Some(actor),
         }
     };
     use pb::{ActionType, ServicePointKind};
-    let refused = cases
+    let refused = pb::case_tracking_client::CaseTrackingClient::new(server.as_team("thr-t1"))
         .request_assignment(ask(
             1,
             ActionType::DispatchMobileTeam,
             ServicePointKind::Unspecified,
-            team("thr-t1"),
         ))
         .await
         .unwrap_err();
@@ -796,12 +774,7 @@ async fn a_call_centre_asks_for_a_team_and_a_centre_and_routing_chooses_them(bac
         "a team does not send itself"
     );
     let no_kind = cases
-        .request_assignment(ask(
-            1,
-            ActionType::ReferTo,
-            ServicePointKind::Unspecified,
-            operator(),
-        ))
+        .request_assignment(ask(1, ActionType::ReferTo, ServicePointKind::Unspecified))
         .await
         .unwrap_err();
     assert_eq!(no_kind.code(), Code::InvalidArgument);
@@ -811,21 +784,19 @@ async fn a_call_centre_asks_for_a_team_and_a_centre_and_routing_chooses_them(bac
             1,
             ActionType::DispatchMobileTeam,
             ServicePointKind::Unspecified,
-            operator(),
         ))
         .await
         .unwrap()
         .into_inner();
     let decision = sent.decision.unwrap();
     assert_eq!(decision.rule_id, "requested");
-    assert!(decision.rule_description.contains("call_centre:op-17"));
+    assert!(decision.rule_description.contains("call_centre:123-tehran"));
     assert_eq!(sent.case_version, 2);
     let referred = cases
         .request_assignment(ask(
             2,
             ActionType::ReferTo,
             ServicePointKind::CrisisInterventionCentre,
-            operator(),
         ))
         .await
         .unwrap()
@@ -891,7 +862,7 @@ async fn servers_sharing_a_database_never_take_a_team_another_has_taken(backend:
         DispatchStatus::Cleared,
     ] {
         version = one
-            .dispatch()
+            .team_dispatch(&t1.team_id)
             .report_dispatch_status(report_status(&t1, version, status, ""))
             .await
             .unwrap()
@@ -919,68 +890,68 @@ async fn a_referral_goes_through_its_lifecycle_and_only_its_own_side_moves_it(ba
         .into_iter()
         .find(|r| r.purpose() == pb::AssignmentPurpose::Referral)
         .unwrap();
-    let receiver = centre(&referral.service_point_id);
-    let mut client = server.cases();
+    let receiver = server.centre_cases(&referral.service_point_id);
+    let operator = server.operator_cases();
     use ReferralStatus::*;
-    // (status, reason, actor, expected code or None when it goes through, row)
-    let table: Vec<(ReferralStatus, &str, pb::Actor, Option<Code>, &str)> = vec![
+    // (status, reason, who, expected code or None when it goes through, row)
+    let table: Vec<(ReferralStatus, &str, &_, Option<Code>, &str)> = vec![
         (
             InProgress,
             "",
-            receiver.clone(),
+            &receiver,
             Some(Code::FailedPrecondition),
             "not before it is accepted",
         ),
         (
             Accepted,
             "",
-            operator(),
+            &operator,
             Some(Code::PermissionDenied),
             "the requester does not accept",
         ),
-        (Accepted, "", receiver.clone(), None, "the centre accepts"),
-        (InProgress, "", receiver.clone(), None, "and starts"),
-        (OnHold, "", receiver.clone(), None, "pauses"),
+        (Accepted, "", &receiver, None, "the centre accepts"),
+        (InProgress, "", &receiver, None, "and starts"),
+        (OnHold, "", &receiver, None, "pauses"),
         (
             Completed,
             "",
-            receiver.clone(),
+            &receiver,
             Some(Code::FailedPrecondition),
             "not from on hold",
         ),
-        (InProgress, "", receiver.clone(), None, "resumes"),
+        (InProgress, "", &receiver, None, "resumes"),
         (
             Failed,
             "",
-            receiver.clone(),
+            &receiver,
             Some(Code::InvalidArgument),
             "failing needs a reason",
         ),
         (
             Cancelled,
             "",
-            receiver.clone(),
+            &receiver,
             Some(Code::PermissionDenied),
             "the centre does not cancel",
         ),
-        (Completed, "", receiver.clone(), None, "completes"),
+        (Completed, "", &receiver, None, "completes"),
         (
             Cancelled,
             "no longer needed",
-            operator(),
+            &operator,
             Some(Code::FailedPrecondition),
             "nothing after completed",
         ),
     ];
     let mut version = 1;
-    for (status, reason, actor, expected, row) in table {
+    for (status, reason, client, expected, row) in table {
         let result = client
+            .clone()
             .transition_referral(TransitionReferralRequest {
                 referral_id: referral.referral_id.clone(),
                 expected_version: version,
                 status: status as i32,
                 reason: reason.into(),
-                actor: Some(actor),
             })
             .await;
         match (result, expected) {

@@ -176,7 +176,6 @@ async fn no_sensitive_field_reaches_the_logs(backend: Backend) {
     let note = pb::AddNoteRequest {
         case_id: receipt.case_id.clone(),
         text: SENTINELS[10].into(),
-        actor: Some(common::fixtures::operator()),
         expected_version: 0,
     };
     server.cases().add_note(note.clone()).await.unwrap();
@@ -196,7 +195,6 @@ async fn no_sensitive_field_reaches_the_logs(backend: Backend) {
             case_id: receipt.case_id.clone(),
             due_at: None,
             reason: "safety check".into(),
-            actor: Some(common::fixtures::operator()),
             expected_version: 0,
         })
         .await
@@ -207,7 +205,6 @@ async fn no_sensitive_field_reaches_the_logs(backend: Backend) {
         .record_follow_up(pb::RecordFollowUpRequest {
             follow_up_id: follow_up.follow_up_id,
             outcome: SENTINELS[11].into(),
-            actor: Some(common::fixtures::operator()),
             expected_version: 0,
         })
         .await

@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use common::fixtures::{self, centre, child_in_danger, operator, sunday_morning, team};
+use common::fixtures::{self, child_in_danger, sunday_morning};
 use common::{Backend, TestDb, TestServer};
 use referrals::pb::{
     self, CaseEvent, DispatchStatus, GetCaseRequest, ReferralStatus, ReportDispatchStatusRequest,
@@ -94,14 +94,13 @@ fn data(event: &CaseEvent) -> serde_json::Value {
 
 async fn ack(server: &TestServer, dispatch: &pb::TeamDispatch, status: DispatchStatus) -> i64 {
     server
-        .dispatch()
+        .team_dispatch(&dispatch.team_id)
         .report_dispatch_status(ReportDispatchStatusRequest {
             dispatch_id: dispatch.dispatch_id.clone(),
             expected_version: dispatch.version,
             status: status as i32,
             reason: String::new(),
             position: None,
-            actor: Some(team(&dispatch.team_id)),
         })
         .await
         .unwrap()
@@ -254,13 +253,12 @@ async fn a_referral_not_accepted_in_time_goes_to_the_next_centre(backend: Backen
 
     // The new centre accepts in time: its timer is met, and nothing fires at its deadline.
     server
-        .cases()
+        .centre_cases(&new.service_point_id)
         .transition_referral(TransitionReferralRequest {
             referral_id: new.referral_id.clone(),
             expected_version: 1,
             status: ReferralStatus::Accepted as i32,
             reason: String::new(),
-            actor: Some(centre(&new.service_point_id)),
         })
         .await
         .unwrap();
@@ -311,7 +309,6 @@ async fn a_follow_up_not_done_alerts_supervisors_and_closing_stops_every_timer(b
             case_id: receipt.case_id.clone(),
             due_at: Some(fixtures::timestamp(due.timestamp())),
             reason: "check on the girl".into(),
-            actor: Some(operator()),
             expected_version: 0,
         })
         .await
@@ -325,7 +322,6 @@ async fn a_follow_up_not_done_alerts_supervisors_and_closing_stops_every_timer(b
             status: DispatchStatus::Cancelled as i32,
             reason: "the police took the case".into(),
             position: None,
-            actor: Some(operator()),
         })
         .await
         .unwrap();
@@ -351,7 +347,6 @@ async fn a_follow_up_not_done_alerts_supervisors_and_closing_stops_every_timer(b
             case_id: receipt.case_id.clone(),
             due_at: Some(fixtures::timestamp(due.timestamp() + 3600)),
             reason: "again".into(),
-            actor: Some(operator()),
             expected_version: 0,
         })
         .await
@@ -363,7 +358,6 @@ async fn a_follow_up_not_done_alerts_supervisors_and_closing_stops_every_timer(b
             expected_version: version + 1,
             outcome: pb::CaseOutcome::ReturnedToFamily as i32,
             reason: String::new(),
-            actor: Some(operator()),
         })
         .await
         .unwrap();
@@ -391,7 +385,6 @@ async fn a_raised_priority_brings_its_deadlines_forward(backend: Backend) {
             expected_version: 1,
             priority: pb::Priority::P0Immediate as i32,
             reason: String::new(),
-            actor: Some(operator()),
         })
         .await
         .unwrap();

@@ -6,7 +6,7 @@
 mod common;
 
 use chrono::Duration;
-use common::fixtures::{self, child_in_danger, sunday_morning, team, timestamp};
+use common::fixtures::{self, child_in_danger, sunday_morning, timestamp};
 use common::{Backend, TestDb, TestServer};
 use referrals::pb::{
     self, DispatchStatus, GetCaseRequest, GetStatisticsRequest, ReportDispatchStatusRequest,
@@ -50,14 +50,13 @@ async fn respond(server: &TestServer, case_id: &str, steps: &[(DispatchStatus, i
             .unwrap()
             .set(sunday_morning() + Duration::minutes(*minute));
         dispatch.version = server
-            .dispatch()
+            .team_dispatch(&dispatch.team_id)
             .report_dispatch_status(ReportDispatchStatusRequest {
                 dispatch_id: dispatch.dispatch_id.clone(),
                 expected_version: dispatch.version,
                 status: *status as i32,
                 reason: String::new(),
                 position: None,
-                actor: Some(team(&dispatch.team_id)),
             })
             .await
             .unwrap()

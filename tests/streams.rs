@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::fixtures::{child_in_danger, emergency, team};
+use common::fixtures::{child_in_danger, emergency};
 use common::{Backend, TestDb, TestServer};
 use referrals::pb::{
     self, CaseEvent, DispatchStatus, ReportDispatchStatusRequest, StreamAssignmentsRequest,
@@ -268,7 +268,7 @@ async fn next(stream: &mut Streaming<pb::StreamAssignmentsResponse>) -> pb::Assi
 
 async fn a_team_streams_its_own_assignments_with_where_to_go(backend: Backend) {
     let server = TestServer::seeded_on(TestDb::new(backend).await).await;
-    let mut dispatch = server.dispatch();
+    let mut dispatch = server.team_dispatch("thr-t1");
     let mut t1 = dispatch
         .stream_assignments(StreamAssignmentsRequest {
             team_id: "thr-t1".into(),
@@ -295,7 +295,6 @@ async fn a_team_streams_its_own_assignments_with_where_to_go(backend: Backend) {
             status: DispatchStatus::Acknowledged as i32,
             reason: String::new(),
             position: None,
-            actor: Some(team("thr-t1")),
         })
         .await
         .unwrap();
@@ -311,7 +310,8 @@ async fn a_team_streams_its_own_assignments_with_where_to_go(backend: Backend) {
     );
 
     // Another team's stream replays nothing of it.
-    let mut t2 = dispatch
+    let mut t2 = server
+        .team_dispatch("thr-t2")
         .stream_assignments(StreamAssignmentsRequest {
             team_id: "thr-t2".into(),
             after_sequence: Some(0),
@@ -320,7 +320,7 @@ async fn a_team_streams_its_own_assignments_with_where_to_go(backend: Backend) {
         .unwrap()
         .into_inner();
     drop(t1);
-    let mut other = server.dispatch();
+    let mut other = server.team_dispatch("thr-t1");
     let mut t1_again = other
         .stream_assignments(StreamAssignmentsRequest {
             team_id: "thr-t1".into(),

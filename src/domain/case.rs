@@ -160,6 +160,27 @@ pub struct CaseRecord {
     pub referrals: Vec<RecordedReferral>,
     /// Mobile teams sent, oldest first.
     pub dispatches: Vec<RecordedDispatch>,
+    /// The subject of the token that recorded the case.
+    pub recorded_by: String,
+}
+
+impl CaseRecord {
+    /// Decides whether `reach` covers this case.
+    pub fn within(&self, reach: &crate::access::Reach) -> bool {
+        let teams: Vec<String> = self.dispatches.iter().map(|d| d.team_id.clone()).collect();
+        let points: Vec<String> = self
+            .referrals
+            .iter()
+            .map(|r| r.service_point_id.clone())
+            .collect();
+        reach.covers(&crate::access::CaseParties {
+            province: &self.summary.province,
+            county: &self.summary.county,
+            recorded_by: &self.recorded_by,
+            teams: &teams,
+            service_points: &points,
+        })
+    }
 }
 
 /// Filters of a case list; they combine with AND.

@@ -180,6 +180,25 @@ pub enum Change {
     },
 }
 
+impl Change {
+    /// The case the change names, when it names one (rather than a referral, a dispatch, a
+    /// follow-up or a timer of it).
+    pub fn case_id(&self) -> Option<Uuid> {
+        match self {
+            Self::Close { case_id, .. }
+            | Self::Reopen { case_id, .. }
+            | Self::Priority { case_id, .. }
+            | Self::Note { case_id, .. }
+            | Self::ScheduleFollowUp { case_id, .. }
+            | Self::RequestAssignment { case_id, .. } => Some(*case_id),
+            Self::Referral { .. }
+            | Self::Dispatch { .. }
+            | Self::SlaBreach { .. }
+            | Self::RecordFollowUp { .. } => None,
+        }
+    }
+}
+
 /// A change, with who makes it, when, and the version it was based on.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CaseChange {
@@ -188,8 +207,11 @@ pub struct CaseChange {
     /// The version of the thing changed that the change was based on (the case's, for a note or
     /// a follow-up); `None` only for additions sent without one, which overwrite nothing.
     pub expected_version: Option<i64>,
-    /// Who makes it.
+    /// Who makes it, as the case's events record it.
     pub actor: Actor,
+    /// The caller it came from, whose reach the change must stay within and whose audit row
+    /// it writes; `None` for the service's own changes (deadline escalation).
+    pub caller: Option<crate::access::Caller>,
     /// When the service received it.
     pub at: DateTime<Utc>,
 }

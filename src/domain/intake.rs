@@ -270,6 +270,8 @@ pub struct NewIntake {
     pub assessment: Assessment,
     /// When the service received it.
     pub received_at: DateTime<Utc>,
+    /// Who sent it: the case records its subject, the audit trail the rest.
+    pub caller: crate::access::Caller,
 }
 
 impl NewIntake {

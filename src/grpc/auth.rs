@@ -1,5 +1,5 @@
 //! The bearer-token check in front of every service but health: a request without a valid token
-//! never reaches a service, and a valid one carries its claims into the request's extensions.
+//! never reaches a service, and a valid one carries its caller (claims and request id) into the request's extensions.
 //! Each authenticated subject is also held to a request rate: keyed on who the caller is, not on
 //! the address, since mobile carriers put many phones behind one.
 
@@ -70,7 +70,10 @@ impl Interceptor for Authenticate {
         match claims {
             Ok(claims) => {
                 self.admit(&claims.sub)?;
-                request.extensions_mut().insert(claims);
+                let request_id = request_id(request.metadata());
+                request
+                    .extensions_mut()
+                    .insert(crate::access::Caller { claims, request_id });
                 Ok(request)
             }
             Err(error) => {
@@ -79,6 +82,17 @@ impl Interceptor for Authenticate {
             }
         }
     }
+}
+
+/// The request's id for the audit trail: the client's `x-request-id` when it is a sensible one
+/// (1 to 128 visible ASCII characters), else a new UUIDv7.
+fn request_id(metadata: &tonic::metadata::MetadataMap) -> String {
+    metadata
+        .get("x-request-id")
+        .and_then(|value| value.to_str().ok())
+        .filter(|id| !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
 }
 
 /// The client side: sends a bearer token with every request (the demo's clients use it).

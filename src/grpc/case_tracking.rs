@@ -5,7 +5,8 @@ use std::pin::Pin;
 use futures::Stream;
 use tonic::{Request, Response, Status};
 
-use super::{Tracking, convert};
+use super::{Tracking, caller, convert};
+use crate::access::{Caller, Operation, Reach};
 use crate::domain::Error;
 use crate::domain::case::PageRequest;
 use crate::pb::case_tracking_server::CaseTracking;
@@ -18,6 +19,8 @@ use crate::pb::{
     TransitionReferralRequest, TransitionReferralResponse, WatchCasesRequest, WatchCasesResponse,
 };
 use crate::pb::{RequestAssignmentRequest, RequestAssignmentResponse};
+use crate::tracking::EventFilter;
+use crate::tracking::statistics::Period;
 
 /// Reads, changes and watches cases.
 pub struct CaseTrackingService {
@@ -40,14 +43,11 @@ impl CaseTracking for CaseTrackingService {
         &self,
         request: Request<GetCaseRequest>,
     ) -> Result<Response<GetCaseResponse>, Status> {
-        let case_id = convert::case_id("case_id", &request.into_inner().case_id)?;
-        tracing::Span::current().record("case_id", tracing::field::display(case_id));
+        let caller = caller(&request)?;
         let case = self
             .tracking
-            .store()
-            .get_case(case_id)
-            .await?
-            .ok_or(Error::NotFound("case"))?;
+            .read_case(&caller, &request.into_inner().case_id)
+            .await?;
         Ok(Response::new(GetCaseResponse {
             case: Some(case.into()),
         }))
@@ -58,13 +58,30 @@ impl CaseTracking for CaseTrackingService {
         &self,
         request: Request<ListCasesRequest>,
     ) -> Result<Response<ListCasesResponse>, Status> {
-        let (filter, page) = convert::list_request(request.into_inner())?;
+        let caller = caller(&request)?;
+        let guard = &self.tracking.guard;
+        guard.check(&caller, Operation::ListCases).await?;
+        let (filter, page) = match convert::list_request(request.into_inner()).and_then(|parsed| {
+            caller.narrow_area(parsed.0.province.clone(), parsed.0.county.clone())?;
+            Ok(parsed)
+        }) {
+            Ok(parsed) => parsed,
+            Err(error) => {
+                return Err(guard
+                    .refuse(&caller, Operation::ListCases, None, error)
+                    .await);
+            }
+        };
         // One more than asked tells whether another page follows.
         let probe = PageRequest {
             size: page.size + 1,
             after: page.after,
         };
-        let mut cases = self.tracking.store().list_cases(&filter, &probe).await?;
+        let mut cases = self
+            .tracking
+            .store()
+            .list_cases(&filter, &probe, &caller.reach())
+            .await?;
         let next_page_token = if cases.len() > page.size {
             cases.truncate(page.size);
             cases
@@ -85,14 +102,11 @@ impl CaseTracking for CaseTrackingService {
         &self,
         request: Request<GetTimelineRequest>,
     ) -> Result<Response<GetTimelineResponse>, Status> {
-        let case_id = convert::case_id("case_id", &request.into_inner().case_id)?;
-        tracing::Span::current().record("case_id", tracing::field::display(case_id));
+        let caller = caller(&request)?;
         let events = self
             .tracking
-            .store()
-            .timeline(case_id)
-            .await?
-            .ok_or(Error::NotFound("case"))?;
+            .read_timeline(&caller, &request.into_inner().case_id)
+            .await?;
         Ok(Response::new(GetTimelineResponse {
             events: events.iter().map(Into::into).collect(),
         }))
@@ -105,7 +119,19 @@ impl CaseTracking for CaseTrackingService {
         &self,
         request: Request<WatchCasesRequest>,
     ) -> Result<Response<Self::WatchCasesStream>, Status> {
-        let (filter, after) = convert::watch_request(request.into_inner())?;
+        let caller = caller(&request)?;
+        let guard = &self.tracking.guard;
+        guard.check(&caller, Operation::WatchCases).await?;
+        let (filter, after) = match convert::watch_request(request.into_inner())
+            .and_then(|(filter, after)| Ok((within_reach(&caller, filter)?, after)))
+        {
+            Ok(parsed) => parsed,
+            Err(error) => {
+                return Err(guard
+                    .refuse(&caller, Operation::WatchCases, None, error)
+                    .await);
+            }
+        };
         let stream = self
             .tracking
             .watch(filter, after, |item| async move {
@@ -120,8 +146,14 @@ impl CaseTracking for CaseTrackingService {
         &self,
         request: Request<TransitionReferralRequest>,
     ) -> Result<Response<TransitionReferralResponse>, Status> {
-        let change = convert::referral_change(request.into_inner(), self.tracking.now())?;
-        let outcome = self.tracking.change(change).await?;
+        let caller = caller(&request)?;
+        let at = self.tracking.now();
+        let outcome = self
+            .tracking
+            .change(&caller, Operation::TransitionReferral, |caller| {
+                convert::referral_change(request.into_inner(), at, caller)
+            })
+            .await?;
         Ok(Response::new(TransitionReferralResponse {
             referral_version: outcome.version,
             case_version: outcome.case_version,
@@ -135,8 +167,14 @@ impl CaseTracking for CaseTrackingService {
         &self,
         request: Request<ChangePriorityRequest>,
     ) -> Result<Response<ChangePriorityResponse>, Status> {
-        let change = convert::priority_change(request.into_inner(), self.tracking.now())?;
-        let outcome = self.tracking.change(change).await?;
+        let caller = caller(&request)?;
+        let at = self.tracking.now();
+        let outcome = self
+            .tracking
+            .change(&caller, Operation::ManageCase, |caller| {
+                convert::priority_change(request.into_inner(), at, caller)
+            })
+            .await?;
         Ok(Response::new(ChangePriorityResponse {
             case_version: outcome.case_version,
             sequence: outcome.last_event,
@@ -148,8 +186,14 @@ impl CaseTracking for CaseTrackingService {
         &self,
         request: Request<CloseCaseRequest>,
     ) -> Result<Response<CloseCaseResponse>, Status> {
-        let change = convert::close_change(request.into_inner(), self.tracking.now())?;
-        let outcome = self.tracking.change(change).await?;
+        let caller = caller(&request)?;
+        let at = self.tracking.now();
+        let outcome = self
+            .tracking
+            .change(&caller, Operation::ManageCase, |caller| {
+                convert::close_change(request.into_inner(), at, caller)
+            })
+            .await?;
         Ok(Response::new(CloseCaseResponse {
             case_version: outcome.case_version,
             sequence: outcome.last_event,
@@ -161,8 +205,14 @@ impl CaseTracking for CaseTrackingService {
         &self,
         request: Request<ReopenCaseRequest>,
     ) -> Result<Response<ReopenCaseResponse>, Status> {
-        let change = convert::reopen_change(request.into_inner(), self.tracking.now())?;
-        let outcome = self.tracking.change(change).await?;
+        let caller = caller(&request)?;
+        let at = self.tracking.now();
+        let outcome = self
+            .tracking
+            .change(&caller, Operation::ManageCase, |caller| {
+                convert::reopen_change(request.into_inner(), at, caller)
+            })
+            .await?;
         Ok(Response::new(ReopenCaseResponse {
             case_version: outcome.case_version,
             sequence: outcome.last_event,
@@ -174,8 +224,14 @@ impl CaseTracking for CaseTrackingService {
         &self,
         request: Request<AddNoteRequest>,
     ) -> Result<Response<AddNoteResponse>, Status> {
-        let change = convert::note_change(request.into_inner(), self.tracking.now())?;
-        let outcome = self.tracking.change(change).await?;
+        let caller = caller(&request)?;
+        let at = self.tracking.now();
+        let outcome = self
+            .tracking
+            .change(&caller, Operation::AddNote, |caller| {
+                convert::note_change(request.into_inner(), at, caller)
+            })
+            .await?;
         Ok(Response::new(AddNoteResponse {
             note_id: outcome.created.map(|id| id.to_string()).unwrap_or_default(),
             case_version: outcome.case_version,
@@ -188,8 +244,14 @@ impl CaseTracking for CaseTrackingService {
         &self,
         request: Request<ScheduleFollowUpRequest>,
     ) -> Result<Response<ScheduleFollowUpResponse>, Status> {
-        let change = convert::schedule_change(request.into_inner(), self.tracking.now())?;
-        let outcome = self.tracking.change(change).await?;
+        let caller = caller(&request)?;
+        let at = self.tracking.now();
+        let outcome = self
+            .tracking
+            .change(&caller, Operation::FollowUp, |caller| {
+                convert::schedule_change(request.into_inner(), at, caller)
+            })
+            .await?;
         Ok(Response::new(ScheduleFollowUpResponse {
             follow_up_id: outcome.created.map(|id| id.to_string()).unwrap_or_default(),
             due_at: outcome.due_at.map(convert::wire_time),
@@ -203,8 +265,14 @@ impl CaseTracking for CaseTrackingService {
         &self,
         request: Request<RequestAssignmentRequest>,
     ) -> Result<Response<RequestAssignmentResponse>, Status> {
-        let change = convert::assignment_change(request.into_inner(), self.tracking.now())?;
-        let outcome = self.tracking.change(change).await?;
+        let caller = caller(&request)?;
+        let at = self.tracking.now();
+        let outcome = self
+            .tracking
+            .change(&caller, Operation::ManageCase, |caller| {
+                convert::assignment_change(request.into_inner(), at, caller)
+            })
+            .await?;
         Ok(Response::new(RequestAssignmentResponse {
             decision: outcome.reroute.as_ref().map(Into::into),
             case_version: outcome.case_version,
@@ -217,7 +285,25 @@ impl CaseTracking for CaseTrackingService {
         &self,
         request: Request<GetStatisticsRequest>,
     ) -> Result<Response<GetStatisticsResponse>, Status> {
-        let period = convert::statistics_request(request.into_inner())?;
+        let caller = caller(&request)?;
+        let guard = &self.tracking.guard;
+        guard.check(&caller, Operation::ReadStatistics).await?;
+        let period = match convert::statistics_request(request.into_inner()).and_then(|period| {
+            let (province, county) =
+                caller.narrow_area(period.province.clone(), period.county.clone())?;
+            Ok(Period {
+                province,
+                county,
+                ..period
+            })
+        }) {
+            Ok(period) => period,
+            Err(error) => {
+                return Err(guard
+                    .refuse(&caller, Operation::ReadStatistics, None, error)
+                    .await);
+            }
+        };
         let statistics = self.tracking.store().statistics(&period).await?;
         Ok(Response::new(statistics.into()))
     }
@@ -227,11 +313,44 @@ impl CaseTracking for CaseTrackingService {
         &self,
         request: Request<RecordFollowUpRequest>,
     ) -> Result<Response<RecordFollowUpResponse>, Status> {
-        let change = convert::record_follow_up_change(request.into_inner(), self.tracking.now())?;
-        let outcome = self.tracking.change(change).await?;
+        let caller = caller(&request)?;
+        let at = self.tracking.now();
+        let outcome = self
+            .tracking
+            .change(&caller, Operation::FollowUp, |caller| {
+                convert::record_follow_up_change(request.into_inner(), at, caller)
+            })
+            .await?;
         Ok(Response::new(RecordFollowUpResponse {
             case_version: outcome.case_version,
             sequence: outcome.last_event,
         }))
+    }
+}
+
+/// Narrows a watch to what the caller may see, in the filter the query applies: an area's
+/// operators and supervisors their area, a team the events about it.
+fn within_reach(caller: &Caller, filter: EventFilter) -> Result<EventFilter, Error> {
+    match caller.reach() {
+        Reach::Everywhere => Ok(filter),
+        Reach::Area { .. } => {
+            let (province, county) = caller.narrow_area(filter.province, filter.county)?;
+            Ok(EventFilter {
+                province,
+                county,
+                ..filter
+            })
+        }
+        Reach::Team(team) => Ok(EventFilter {
+            team_id: Some(team),
+            ..filter
+        }),
+        Reach::RecordedBy(subject) => Ok(EventFilter {
+            recorded_by: Some(subject),
+            ..filter
+        }),
+        Reach::ServicePoint(_) | Reach::Nothing => Err(Error::PermissionDenied(
+            "this role may not watch cases".into(),
+        )),
     }
 }

@@ -5,7 +5,9 @@
 
 use tonic::{Request, Response, Status};
 
-use super::convert;
+use super::{Guard, caller, convert};
+use crate::access::{Caller, Operation};
+use crate::auth::Role;
 use crate::domain::{Error, FieldViolation};
 use crate::pb;
 use crate::pb::directory_server::Directory;
@@ -16,12 +18,61 @@ use crate::store::writer::Writer;
 /// Serves the directory and the policy.
 pub struct DirectoryService {
     writer: Writer,
+    guard: Guard,
 }
 
 impl DirectoryService {
     /// Creates the service over the writer and its routing state.
-    pub fn new(writer: Writer) -> Self {
-        Self { writer }
+    pub fn new(writer: Writer, guard: Guard) -> Self {
+        Self { writer, guard }
+    }
+
+    /// The caller, when its role allows `operation` (a refusal is audited).
+    async fn permit<T>(
+        &self,
+        request: &Request<T>,
+        operation: Operation,
+    ) -> Result<Caller, Status> {
+        let caller = caller(request)?;
+        self.guard.check(&caller, operation).await?;
+        Ok(caller)
+    }
+
+    /// Records a change to the directory, or its refusal, in the audit trail.
+    async fn audited<T>(
+        &self,
+        caller: &Caller,
+        operation: Operation,
+        result: Result<T, Error>,
+    ) -> Result<Response<T>, Status> {
+        self.guard
+            .audited(caller, operation, None, result)
+            .await
+            .map(Response::new)
+    }
+
+    /// Refuses a duty status set by anyone but the team itself, a supervisor of its province
+    /// or an administrator.
+    fn check_team_owner(&self, caller: &Caller, team_id: &str) -> Result<(), Error> {
+        let province = self.team(team_id)?.province;
+        match caller.role() {
+            Role::Team => caller.check_dispatch_owner(team_id),
+            Role::Supervisor => caller.narrow_area(Some(province), None).map(|_| ()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Refuses an occupancy set by anyone but the service point itself, a supervisor of its
+    /// province or an administrator.
+    fn check_point_owner(&self, caller: &Caller, point_id: &str) -> Result<(), Error> {
+        let province = self.service_point(point_id)?.province;
+        match caller.role() {
+            Role::Centre => caller.check_referral_owner(point_id).map_err(|_| {
+                Error::PermissionDenied("a centre sets its own occupancy only".into())
+            }),
+            Role::Supervisor => caller.narrow_area(Some(province), None).map(|_| ()),
+            _ => Ok(()),
+        }
     }
 
     fn service_point(&self, id: &str) -> Result<pb::ServicePoint, Error> {
@@ -45,8 +96,9 @@ impl Directory for DirectoryService {
     #[tracing::instrument(skip_all, fields(rpc = "GetPolicy"))]
     async fn get_policy(
         &self,
-        _request: Request<pb::GetPolicyRequest>,
+        request: Request<pb::GetPolicyRequest>,
     ) -> Result<Response<pb::GetPolicyResponse>, Status> {
+        self.permit(&request, Operation::ReadDirectory).await?;
         let policy = self.writer.routing().read().policy.clone();
         let policy_toml = toml::to_string(&policy.document()).map_err(Error::internal)?;
         Ok(Response::new(pb::GetPolicyResponse {
@@ -60,22 +112,28 @@ impl Directory for DirectoryService {
         &self,
         request: Request<pb::ReplacePolicyRequest>,
     ) -> Result<Response<pb::ReplacePolicyResponse>, Status> {
+        let caller = self.permit(&request, Operation::ManageDirectory).await?;
         let request = request.into_inner();
-        let policy = Policy::parse(&request.policy_toml, 0).map_err(|refused| {
-            Error::InvalidArgument(
-                refused
-                    .0
-                    .into_iter()
-                    .map(|problem| FieldViolation::new("policy_toml", problem))
-                    .collect(),
-            )
-        })?;
-        let expected = (request.expected_version != 0).then_some(request.expected_version);
-        let version = self
-            .writer
-            .replace_policy(policy.document(), expected)
-            .await?;
-        Ok(Response::new(pb::ReplacePolicyResponse { version }))
+        let result = async {
+            let policy = Policy::parse(&request.policy_toml, 0).map_err(|refused| {
+                Error::InvalidArgument(
+                    refused
+                        .0
+                        .into_iter()
+                        .map(|problem| FieldViolation::new("policy_toml", problem))
+                        .collect(),
+                )
+            })?;
+            let expected = (request.expected_version != 0).then_some(request.expected_version);
+            let version = self
+                .writer
+                .replace_policy(policy.document(), expected)
+                .await?;
+            Ok(pb::ReplacePolicyResponse { version })
+        }
+        .await;
+        self.audited(&caller, Operation::ManageDirectory, result)
+            .await
     }
 
     #[tracing::instrument(skip_all, fields(rpc = "ListServicePoints"))]
@@ -83,6 +141,7 @@ impl Directory for DirectoryService {
         &self,
         request: Request<pb::ListServicePointsRequest>,
     ) -> Result<Response<pb::ListServicePointsResponse>, Status> {
+        self.permit(&request, Operation::ReadDirectory).await?;
         let request = request.into_inner();
         let kind = convert::optional_kind(request.kind)?;
         let (province, county) = convert::directory_filter(request.province, request.county)?;
@@ -112,6 +171,7 @@ impl Directory for DirectoryService {
         &self,
         request: Request<pb::GetServicePointRequest>,
     ) -> Result<Response<pb::GetServicePointResponse>, Status> {
+        self.permit(&request, Operation::ReadDirectory).await?;
         let id = convert::required_id("id", request.into_inner().id)?;
         Ok(Response::new(pb::GetServicePointResponse {
             service_point: Some(self.service_point(&id)?),
@@ -123,31 +183,33 @@ impl Directory for DirectoryService {
         &self,
         request: Request<pb::UpdateOccupancyRequest>,
     ) -> Result<Response<pb::UpdateOccupancyResponse>, Status> {
-        let update = convert::occupancy_update(request.into_inner())?;
-        if let DirectoryUpdate::Occupancy {
-            service_point_id,
-            occupancy,
-        } = &update
-        {
-            let capacity = self.service_point(service_point_id)?.capacity;
+        let caller = self.permit(&request, Operation::UpdateOccupancy).await?;
+        let result = async {
+            let update = convert::occupancy_update(request.into_inner())?;
+            let DirectoryUpdate::Occupancy {
+                service_point_id,
+                occupancy,
+            } = &update
+            else {
+                return Err(Error::internal("occupancy update changed kind"));
+            };
+            let service_point_id = service_point_id.clone();
+            self.check_point_owner(&caller, &service_point_id)?;
+            let capacity = self.service_point(&service_point_id)?.capacity;
             if capacity.is_some_and(|c| *occupancy > c) {
                 return Err(Error::invalid(
                     "occupancy",
                     "is more than the service point's capacity",
-                )
-                .into());
+                ));
             }
+            self.writer.update_directory(update.clone()).await?;
+            Ok(pb::UpdateOccupancyResponse {
+                service_point: Some(self.service_point(&service_point_id)?),
+            })
         }
-        self.writer.update_directory(update.clone()).await?;
-        let DirectoryUpdate::Occupancy {
-            service_point_id, ..
-        } = &update
-        else {
-            return Err(Error::internal("occupancy update changed kind").into());
-        };
-        Ok(Response::new(pb::UpdateOccupancyResponse {
-            service_point: Some(self.service_point(service_point_id)?),
-        }))
+        .await;
+        self.audited(&caller, Operation::UpdateOccupancy, result)
+            .await
     }
 
     #[tracing::instrument(skip_all, fields(rpc = "ListTeams"))]
@@ -155,6 +217,7 @@ impl Directory for DirectoryService {
         &self,
         request: Request<pb::ListTeamsRequest>,
     ) -> Result<Response<pb::ListTeamsResponse>, Status> {
+        self.permit(&request, Operation::ReadDirectory).await?;
         let request = request.into_inner();
         let (province, county) = convert::directory_filter(request.province, request.county)?;
         let routing = self.writer.routing().read();
@@ -180,6 +243,7 @@ impl Directory for DirectoryService {
         &self,
         request: Request<pb::GetTeamRequest>,
     ) -> Result<Response<pb::GetTeamResponse>, Status> {
+        self.permit(&request, Operation::ReadDirectory).await?;
         let id = convert::required_id("id", request.into_inner().id)?;
         Ok(Response::new(pb::GetTeamResponse {
             team: Some(self.team(&id)?),
@@ -191,6 +255,7 @@ impl Directory for DirectoryService {
         &self,
         request: Request<pb::ListCountiesRequest>,
     ) -> Result<Response<pb::ListCountiesResponse>, Status> {
+        self.permit(&request, Operation::ReadDirectory).await?;
         let (province, _) =
             convert::directory_filter(request.into_inner().province, String::new())?;
         let routing = self.writer.routing().read();
@@ -209,15 +274,21 @@ impl Directory for DirectoryService {
         &self,
         request: Request<pb::UpsertCountyRequest>,
     ) -> Result<Response<pb::UpsertCountyResponse>, Status> {
-        let county = convert::county(request.into_inner().county)?;
-        let entries = DirectoryData {
-            counties: vec![county.clone()],
-            ..Default::default()
-        };
-        self.writer.upsert_directory(entries, "county").await?;
-        Ok(Response::new(pb::UpsertCountyResponse {
-            county: Some((&county).into()),
-        }))
+        let caller = self.permit(&request, Operation::ManageDirectory).await?;
+        let result = async {
+            let county = convert::county(request.into_inner().county)?;
+            let entries = DirectoryData {
+                counties: vec![county.clone()],
+                ..Default::default()
+            };
+            self.writer.upsert_directory(entries, "county").await?;
+            Ok(pb::UpsertCountyResponse {
+                county: Some((&county).into()),
+            })
+        }
+        .await;
+        self.audited(&caller, Operation::ManageDirectory, result)
+            .await
     }
 
     #[tracing::instrument(skip_all, fields(rpc = "UpsertServicePoint"))]
@@ -225,18 +296,24 @@ impl Directory for DirectoryService {
         &self,
         request: Request<pb::UpsertServicePointRequest>,
     ) -> Result<Response<pb::UpsertServicePointResponse>, Status> {
-        let point = convert::service_point(request.into_inner().service_point)?;
-        let id = point.id.clone();
-        let entries = DirectoryData {
-            service_points: vec![point],
-            ..Default::default()
-        };
-        self.writer
-            .upsert_directory(entries, "service_point")
-            .await?;
-        Ok(Response::new(pb::UpsertServicePointResponse {
-            service_point: Some(self.service_point(&id)?),
-        }))
+        let caller = self.permit(&request, Operation::ManageDirectory).await?;
+        let result = async {
+            let point = convert::service_point(request.into_inner().service_point)?;
+            let id = point.id.clone();
+            let entries = DirectoryData {
+                service_points: vec![point],
+                ..Default::default()
+            };
+            self.writer
+                .upsert_directory(entries, "service_point")
+                .await?;
+            Ok(pb::UpsertServicePointResponse {
+                service_point: Some(self.service_point(&id)?),
+            })
+        }
+        .await;
+        self.audited(&caller, Operation::ManageDirectory, result)
+            .await
     }
 
     #[tracing::instrument(skip_all, fields(rpc = "UpsertTeam"))]
@@ -244,16 +321,22 @@ impl Directory for DirectoryService {
         &self,
         request: Request<pb::UpsertTeamRequest>,
     ) -> Result<Response<pb::UpsertTeamResponse>, Status> {
-        let team = convert::mobile_team(request.into_inner().team)?;
-        let id = team.id.clone();
-        let entries = DirectoryData {
-            teams: vec![team],
-            ..Default::default()
-        };
-        self.writer.upsert_directory(entries, "team").await?;
-        Ok(Response::new(pb::UpsertTeamResponse {
-            team: Some(self.team(&id)?),
-        }))
+        let caller = self.permit(&request, Operation::ManageDirectory).await?;
+        let result = async {
+            let team = convert::mobile_team(request.into_inner().team)?;
+            let id = team.id.clone();
+            let entries = DirectoryData {
+                teams: vec![team],
+                ..Default::default()
+            };
+            self.writer.upsert_directory(entries, "team").await?;
+            Ok(pb::UpsertTeamResponse {
+                team: Some(self.team(&id)?),
+            })
+        }
+        .await;
+        self.audited(&caller, Operation::ManageDirectory, result)
+            .await
     }
 
     #[tracing::instrument(skip_all, fields(rpc = "UpdateTeamStatus"))]
@@ -261,15 +344,21 @@ impl Directory for DirectoryService {
         &self,
         request: Request<pb::UpdateTeamStatusRequest>,
     ) -> Result<Response<pb::UpdateTeamStatusResponse>, Status> {
-        let update = convert::team_update(request.into_inner())?;
-        let DirectoryUpdate::Team { team_id, .. } = &update else {
-            return Err(Error::internal("team update changed kind").into());
-        };
-        let team_id = team_id.clone();
-        self.team(&team_id)?;
-        self.writer.update_directory(update).await?;
-        Ok(Response::new(pb::UpdateTeamStatusResponse {
-            team: Some(self.team(&team_id)?),
-        }))
+        let caller = self.permit(&request, Operation::UpdateTeamStatus).await?;
+        let result = async {
+            let update = convert::team_update(request.into_inner())?;
+            let DirectoryUpdate::Team { team_id, .. } = &update else {
+                return Err(Error::internal("team update changed kind"));
+            };
+            let team_id = team_id.clone();
+            self.check_team_owner(&caller, &team_id)?;
+            self.writer.update_directory(update).await?;
+            Ok(pb::UpdateTeamStatusResponse {
+                team: Some(self.team(&team_id)?),
+            })
+        }
+        .await;
+        self.audited(&caller, Operation::UpdateTeamStatus, result)
+            .await
     }
 }

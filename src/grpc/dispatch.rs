@@ -5,7 +5,9 @@ use std::pin::Pin;
 use futures::Stream;
 use tonic::{Request, Response, Status};
 
-use super::{Tracking, convert};
+use super::{Tracking, caller, convert};
+use crate::access::{Operation, Reach};
+use crate::domain::Error;
 use crate::pb::dispatch_server::Dispatch;
 use crate::pb::{
     ReportDispatchStatusRequest, ReportDispatchStatusResponse, StreamAssignmentsRequest,
@@ -34,8 +36,14 @@ impl Dispatch for DispatchService {
         &self,
         request: Request<ReportDispatchStatusRequest>,
     ) -> Result<Response<ReportDispatchStatusResponse>, Status> {
-        let change = convert::dispatch_change(request.into_inner(), self.tracking.now())?;
-        let outcome = self.tracking.change(change).await?;
+        let caller = caller(&request)?;
+        let at = self.tracking.now();
+        let outcome = self
+            .tracking
+            .change(&caller, Operation::TransitionDispatch, |caller| {
+                convert::dispatch_change(request.into_inner(), at, caller)
+            })
+            .await?;
         Ok(Response::new(ReportDispatchStatusResponse {
             dispatch_version: outcome.version,
             case_version: outcome.case_version,
@@ -51,7 +59,26 @@ impl Dispatch for DispatchService {
         &self,
         request: Request<StreamAssignmentsRequest>,
     ) -> Result<Response<Self::StreamAssignmentsStream>, Status> {
-        let (filter, after) = convert::assignments_request(request.into_inner())?;
+        let caller = caller(&request)?;
+        let guard = &self.tracking.guard;
+        guard.check(&caller, Operation::StreamAssignments).await?;
+        // A team follows its own assignments only.
+        let (filter, after) =
+            match convert::assignments_request(request.into_inner()).and_then(|(filter, after)| {
+                if caller.reach() != Reach::Team(filter.team_id.clone().unwrap_or_default()) {
+                    return Err(Error::PermissionDenied(
+                        "a team token follows its own team's assignments only".into(),
+                    ));
+                }
+                Ok((filter, after))
+            }) {
+                Ok(parsed) => parsed,
+                Err(error) => {
+                    return Err(guard
+                        .refuse(&caller, Operation::StreamAssignments, None, error)
+                        .await);
+                }
+            };
         let store = self.tracking.store().clone();
         let stream = self
             .tracking

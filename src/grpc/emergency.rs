@@ -2,7 +2,8 @@
 
 use tonic::{Request, Response, Status};
 
-use super::{convert, record_intake};
+use super::{Guard, caller, convert, record_intake};
+use crate::access::Operation;
 use crate::clock::Clock;
 use crate::pb::emergency_intake_server::EmergencyIntake;
 use crate::pb::{ReportEmergencyRequest, ReportEmergencyResponse};
@@ -12,12 +13,17 @@ use crate::store::writer::Writer;
 pub struct EmergencyService {
     writer: Writer,
     clock: Clock,
+    guard: Guard,
 }
 
 impl EmergencyService {
     /// Creates the service over the writer.
-    pub fn new(writer: Writer, clock: Clock) -> Self {
-        Self { writer, clock }
+    pub fn new(writer: Writer, clock: Clock, guard: Guard) -> Self {
+        Self {
+            writer,
+            clock,
+            guard,
+        }
     }
 }
 
@@ -28,8 +34,19 @@ impl EmergencyIntake for EmergencyService {
         &self,
         request: Request<ReportEmergencyRequest>,
     ) -> Result<Response<ReportEmergencyResponse>, Status> {
-        let intake = convert::emergency_intake(request.into_inner(), self.clock.now())?;
-        let receipt = record_intake(&self.writer, intake).await?;
+        let caller = caller(&request)?;
+        self.guard
+            .check(&caller, Operation::SubmitEmergencyIntake)
+            .await?;
+        let intake = convert::emergency_intake(request.into_inner(), self.clock.now(), &caller);
+        let receipt = record_intake(
+            &self.guard,
+            &self.writer,
+            &caller,
+            Operation::SubmitEmergencyIntake,
+            intake,
+        )
+        .await?;
         Ok(Response::new(ReportEmergencyResponse {
             receipt: Some(receipt.into()),
         }))

@@ -2,7 +2,8 @@
 
 use tonic::{Request, Response, Status};
 
-use super::{convert, record_intake};
+use super::{Guard, caller, convert, record_intake};
+use crate::access::Operation;
 use crate::clock::Clock;
 use crate::pb::hotline_intake_server::HotlineIntake;
 use crate::pb::{SubmitReferralRequest, SubmitReferralResponse};
@@ -12,12 +13,17 @@ use crate::store::writer::Writer;
 pub struct HotlineService {
     writer: Writer,
     clock: Clock,
+    guard: Guard,
 }
 
 impl HotlineService {
     /// Creates the service over the writer.
-    pub fn new(writer: Writer, clock: Clock) -> Self {
-        Self { writer, clock }
+    pub fn new(writer: Writer, clock: Clock, guard: Guard) -> Self {
+        Self {
+            writer,
+            clock,
+            guard,
+        }
     }
 }
 
@@ -28,8 +34,19 @@ impl HotlineIntake for HotlineService {
         &self,
         request: Request<SubmitReferralRequest>,
     ) -> Result<Response<SubmitReferralResponse>, Status> {
-        let intake = convert::hotline_intake(request.into_inner(), self.clock.now())?;
-        let receipt = record_intake(&self.writer, intake).await?;
+        let caller = caller(&request)?;
+        self.guard
+            .check(&caller, Operation::SubmitHotlineIntake)
+            .await?;
+        let intake = convert::hotline_intake(request.into_inner(), self.clock.now(), &caller);
+        let receipt = record_intake(
+            &self.guard,
+            &self.writer,
+            &caller,
+            Operation::SubmitHotlineIntake,
+            intake,
+        )
+        .await?;
         Ok(Response::new(SubmitReferralResponse {
             receipt: Some(receipt.into()),
         }))

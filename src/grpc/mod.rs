@@ -11,8 +11,13 @@ use tokio::sync::watch;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
+use uuid::Uuid;
+
+use crate::access::{Caller, Operation};
+use crate::audit::AuditEntry;
 use crate::clock::Clock;
 use crate::domain::Error;
+use crate::domain::case::CaseRecord;
 use crate::domain::change::CaseChange;
 use crate::domain::intake::{NewIntake, Receipt};
 use crate::store::writer::Writer;
@@ -21,6 +26,7 @@ use crate::tracking::EventFilter;
 use crate::tracking::feed::Feed;
 use crate::tracking::watch::{WatchConfig, WatchItem};
 
+pub mod audit;
 pub mod auth;
 pub mod case_tracking;
 pub(crate) mod convert;
@@ -30,10 +36,113 @@ pub mod emergency;
 pub mod hotline;
 mod status;
 
-/// Records an intake through the group-commit writer and returns its receipt.
-async fn record_intake(writer: &Writer, intake: NewIntake) -> Result<Receipt, Status> {
+/// The caller of a request, as the authentication interceptor left it.
+fn caller<T>(request: &tonic::Request<T>) -> Result<Caller, Status> {
+    request
+        .extensions()
+        .get::<Caller>()
+        .cloned()
+        .ok_or_else(|| Status::unauthenticated("missing bearer token"))
+}
+
+/// Writes the audit trail for the services: what a request did, or why it was refused.
+#[derive(Clone)]
+pub struct Guard {
+    store: Arc<dyn Store>,
+    clock: Clock,
+}
+
+impl Guard {
+    /// Audits into `store`, stamping entries with `clock`.
+    pub fn new(store: Arc<dyn Store>, clock: Clock) -> Self {
+        Self { store, clock }
+    }
+
+    /// Records that `caller`'s request came to `result`, and passes the result on. A read is
+    /// answered only once its entry is stored: nothing is shown that leaves no trace.
+    async fn audited<T>(
+        &self,
+        caller: &Caller,
+        operation: Operation,
+        case_id: Option<Uuid>,
+        result: Result<T, Error>,
+    ) -> Result<T, Status> {
+        let entry = AuditEntry::new(
+            caller,
+            operation,
+            case_id,
+            crate::audit::outcome(&result),
+            self.clock.now(),
+        );
+        if let Err(error) = self.store.append_audit(std::slice::from_ref(&entry)).await {
+            tracing::error!(%error, action = entry.action, "audit entry not written");
+            // A refusal stays a refusal; a success cannot be answered untraced.
+            result?;
+            return Err(error.into());
+        }
+        if let Err(error) = &result {
+            tracing::warn!(
+                action = entry.action,
+                outcome = entry.outcome,
+                role = entry.role,
+                %error,
+                "request refused"
+            );
+        }
+        result.map_err(Into::into)
+    }
+
+    /// Records a refused request and returns its status.
+    async fn refuse(
+        &self,
+        caller: &Caller,
+        operation: Operation,
+        case_id: Option<Uuid>,
+        error: Error,
+    ) -> Status {
+        match self
+            .audited::<()>(caller, operation, case_id, Err(error))
+            .await
+        {
+            Err(status) => status,
+            Ok(()) => Status::internal("internal error"),
+        }
+    }
+
+    /// Checks that `caller`'s role allows `operation`, recording the refusal when not.
+    async fn check(&self, caller: &Caller, operation: Operation) -> Result<(), Status> {
+        match caller.check(operation) {
+            Ok(()) => Ok(()),
+            Err(error) => Err(self.refuse(caller, operation, None, error).await),
+        }
+    }
+}
+
+/// Records an intake through the group-commit writer and returns its receipt. The writer's
+/// transaction writes its audit entry; a refusal is recorded here.
+async fn record_intake(
+    guard: &Guard,
+    writer: &Writer,
+    caller: &Caller,
+    operation: Operation,
+    intake: Result<NewIntake, Error>,
+) -> Result<Receipt, Status> {
+    let intake = match intake.and_then(|intake| {
+        caller.check_intake_area(
+            &intake.intake.location.province,
+            &intake.intake.location.county,
+        )?;
+        Ok(intake)
+    }) {
+        Ok(intake) => intake,
+        Err(error) => return Err(guard.refuse(caller, operation, None, error).await),
+    };
     let line = intake.line();
-    match writer.submit(intake).await? {
+    let outcome = match writer.submit(intake).await {
+        Ok(outcome) => outcome,
+        Err(error) => return Err(guard.refuse(caller, operation, None, error).await),
+    };
+    match outcome {
         IntakeOutcome::Recorded(receipt) => {
             tracing::info!(
                 case_id = %receipt.case_id,
@@ -56,6 +165,7 @@ async fn record_intake(writer: &Writer, intake: NewIntake) -> Result<Receipt, St
 /// the feed to watch, and the signal that ends open streams at shutdown.
 #[derive(Clone)]
 pub struct Tracking {
+    guard: Guard,
     store: Arc<dyn Store>,
     writer: Writer,
     feed: Feed,
@@ -78,6 +188,7 @@ impl Tracking {
         shutdown: watch::Receiver<bool>,
     ) -> Self {
         Self {
+            guard: Guard::new(store.clone(), clock.clone()),
             store,
             writer,
             feed,
@@ -95,9 +206,25 @@ impl Tracking {
         self.clock.now()
     }
 
-    /// Applies a change through the writer.
-    async fn change(&self, change: CaseChange) -> Result<ChangeOutcome, Status> {
-        let outcome = self.writer.change_case(change).await?;
+    /// Applies a change through the writer on `caller`'s behalf. The change's own transaction
+    /// writes its audit entry; a refusal (by role here, by reach or lifecycle in the
+    /// transaction) is recorded with the case it named.
+    async fn change(
+        &self,
+        caller: &Caller,
+        operation: Operation,
+        parse: impl FnOnce(&Caller) -> Result<CaseChange, Error>,
+    ) -> Result<ChangeOutcome, Status> {
+        self.guard.check(caller, operation).await?;
+        let change = match parse(caller) {
+            Ok(change) => change,
+            Err(error) => return Err(self.guard.refuse(caller, operation, None, error).await),
+        };
+        let case_id = change.change.case_id();
+        let outcome = match self.writer.change_case(change).await {
+            Ok(outcome) => outcome,
+            Err(error) => return Err(self.guard.refuse(caller, operation, case_id, error).await),
+        };
         tracing::info!(
             case_id = %outcome.case_id,
             case_version = outcome.case_version,
@@ -106,6 +233,56 @@ impl Tracking {
             "case changed"
         );
         Ok(outcome)
+    }
+
+    /// Reads a case for `caller`: out of reach is not found, as if it did not exist. Answered
+    /// only once the read is in the audit trail.
+    async fn read_case(&self, caller: &Caller, raw_id: &str) -> Result<CaseRecord, Status> {
+        let (case_id, result) = self.visible_case(caller, raw_id).await?;
+        self.guard
+            .audited(caller, Operation::ReadCase, case_id, result)
+            .await
+    }
+
+    /// Reads a case's timeline for `caller`, under the same rule and audit as the case.
+    async fn read_timeline(
+        &self,
+        caller: &Caller,
+        raw_id: &str,
+    ) -> Result<Vec<crate::tracking::FeedEvent>, Status> {
+        let (case_id, result) = self.visible_case(caller, raw_id).await?;
+        let result = match result {
+            Ok(case) => self
+                .store
+                .timeline(case.summary.case_id)
+                .await
+                .and_then(|events| events.ok_or(Error::NotFound("case"))),
+            Err(error) => Err(error),
+        };
+        self.guard
+            .audited(caller, Operation::ReadCase, case_id, result)
+            .await
+    }
+
+    /// Loads a case `caller` may see; the case id it named (when it named one) goes with the
+    /// result into the audit trail.
+    async fn visible_case(
+        &self,
+        caller: &Caller,
+        raw_id: &str,
+    ) -> Result<(Option<Uuid>, Result<CaseRecord, Error>), Status> {
+        self.guard.check(caller, Operation::ReadCase).await?;
+        let case_id = match convert::case_id("case_id", raw_id) {
+            Ok(case_id) => case_id,
+            Err(error) => return Ok((None, Err(error))),
+        };
+        tracing::Span::current().record("case_id", tracing::field::display(case_id));
+        let reach = caller.reach();
+        let result = self.store.get_case(case_id).await.and_then(|case| {
+            case.filter(|case| case.within(&reach))
+                .ok_or(Error::NotFound("case"))
+        });
+        Ok((Some(case_id), result))
     }
 
     /// Starts a watch stream, converting each message with `convert`; a stream the server

@@ -12,8 +12,13 @@ use crate::domain::types::{DispatchStatus, Priority, ReferralStatus};
 use crate::routing::{Decision, Destination, Purpose};
 
 pub(super) const SELECT_CASE_STATE: &str = "select case_id, line, status, priority, outcome, \
-     province, county, minors_involved, version, routing_status, details from cases \
+     province, county, minors_involved, version, routing_status, details, recorded_by from cases \
      where case_id = $1";
+
+pub(super) const SELECT_CASE_TEAMS: &str = "select team_id from dispatches where case_id = $1";
+
+pub(super) const SELECT_CASE_SERVICE_POINTS: &str =
+    "select service_point_id from referrals where case_id = $1";
 
 pub(super) const SELECT_REFERRAL_STATE: &str = "select referral_id, case_id, service_point_id, \
      purpose, status, version from referrals where referral_id = $1";
@@ -240,6 +245,7 @@ pub(super) struct CaseStateRow {
     pub(super) version: i64,
     pub(super) routing_status: String,
     pub(super) details: Vec<u8>,
+    pub(super) recorded_by: String,
 }
 
 /// A referral as a change sees it.
@@ -287,6 +293,17 @@ pub(super) enum Touched {
 }
 
 impl Touched {
+    /// What the change names, as a refusal calls it.
+    pub(super) fn name(&self) -> &'static str {
+        match self {
+            Self::Case => "case",
+            Self::Referral(_) => "referral",
+            Self::Dispatch(_) => "dispatch",
+            Self::FollowUp(_) => "follow-up",
+            Self::Timer(_) => "timer",
+        }
+    }
+
     pub(super) fn case_id(&self, change: &Change) -> Option<Uuid> {
         match (self, change) {
             (Self::Referral(row), _) => Some(row.case_id),
@@ -348,6 +365,7 @@ pub(super) fn place_of(case: &CaseStateRow, priority: Priority) -> Result<EventP
         province: case.province.clone(),
         county: case.county.clone(),
         priority: priority.as_str(),
+        recorded_by: case.recorded_by.clone(),
     })
 }
 
@@ -538,6 +556,45 @@ macro_rules! impl_changes {
                     .await
                     .map_err(db_error)?
                     .ok_or(Error::NotFound("case"))?;
+                if let Some(caller) = &change.caller {
+                    // A case out of the caller's reach is not found, as if it did not exist.
+                    let reach = caller.reach();
+                    let (mut teams, mut points) = (Vec::new(), Vec::new());
+                    match &reach {
+                        $crate::access::Reach::Team(_) => {
+                            teams = sqlx::query_scalar(SELECT_CASE_TEAMS)
+                                .bind(case_id)
+                                .fetch_all(&mut *tx)
+                                .await
+                                .map_err(db_error)?;
+                        }
+                        $crate::access::Reach::ServicePoint(_) => {
+                            points = sqlx::query_scalar(SELECT_CASE_SERVICE_POINTS)
+                                .bind(case_id)
+                                .fetch_all(&mut *tx)
+                                .await
+                                .map_err(db_error)?;
+                        }
+                        _ => {}
+                    }
+                    let parties = $crate::access::CaseParties {
+                        province: &case.province,
+                        county: &case.county,
+                        recorded_by: &case.recorded_by,
+                        teams: &teams,
+                        service_points: &points,
+                    };
+                    if !reach.covers(&parties) {
+                        return Err(Error::NotFound(touched.name()));
+                    }
+                    match &touched {
+                        Touched::Dispatch(dispatch) => caller.check_dispatch_owner(&dispatch.team_id)?,
+                        Touched::Referral(referral) => {
+                            caller.check_referral_owner(&referral.service_point_id)?
+                        }
+                        _ => {}
+                    }
+                }
                 let active_dispatches: i64 = sqlx::query_scalar(COUNT_ACTIVE_DISPATCHES)
                     .bind(case_id)
                     .fetch_one(&mut *tx)
@@ -1030,6 +1087,17 @@ macro_rules! impl_changes {
                         .map_err(db_error)?;
                 }
                 let last_event = write_events!($store, tx, &events);
+                let audit = match &change.caller {
+                    Some(caller) => $crate::audit::AuditEntry::new(
+                        caller,
+                        $crate::access::Operation::of(&change.change),
+                        Some(case_id),
+                        $crate::audit::OK,
+                        change.at,
+                    ),
+                    None => $crate::audit::AuditEntry::by_service(&change.actor.id, &change.change, case_id, change.at),
+                };
+                $crate::store::chain::write_audit!(tx, std::slice::from_ref(&audit));
                 tx.commit().await.map_err(db_error)?;
                 self.directory.set(directory);
                 Ok($crate::store::ChangeOutcome {

@@ -21,6 +21,7 @@ use crate::routing::{ActionDecision, Decision, RoutingRequest};
 use crate::tracking::statistics::{Period, Statistics};
 use crate::tracking::{EventFilter, FeedEvent};
 
+mod chain;
 mod changes;
 pub mod postgres;
 mod sql;
@@ -207,12 +208,26 @@ pub trait Store: Send + Sync + 'static {
     /// Returns a case with its details, or `None` when there is no such case.
     async fn get_case(&self, case_id: Uuid) -> Result<Option<CaseRecord>, Error>;
 
-    /// Returns up to `page.size` case summaries matching `filter`, newest first.
+    /// Returns up to `page.size` case summaries matching `filter` within `reach`, newest
+    /// first.
     async fn list_cases(
         &self,
         filter: &CaseFilter,
         page: &PageRequest,
+        reach: &crate::access::Reach,
     ) -> Result<Vec<CaseSummary>, Error>;
+
+    /// Appends entries to the audit trail, chained, in one transaction.
+    async fn append_audit(&self, entries: &[crate::audit::AuditEntry]) -> Result<(), Error>;
+
+    /// Reads the audit trail, oldest first.
+    async fn audit_trail(
+        &self,
+        query: &crate::audit::AuditQuery,
+    ) -> Result<Vec<crate::audit::AuditRecord>, Error>;
+
+    /// Walks the hash chains of the events and the audit trail against their heads.
+    async fn verify_chains(&self) -> Result<Vec<crate::audit::ChainReport>, Error>;
 
     /// Checks that the database answers.
     async fn ping(&self) -> Result<(), Error>;

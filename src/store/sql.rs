@@ -43,8 +43,8 @@ pub(super) const ADVANCE_SEQUENCE: &str = "update sequences set last_value = las
 
 pub(super) const INSERT_CASE: &str = "insert into cases (case_id, reference, line, status, \
      priority, computed_priority, primary_category, province, county, minors_involved, version, \
-     created_at, updated_at, details, routing_status) \
-     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
+     created_at, updated_at, details, routing_status, recorded_by) \
+     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
 
 pub(super) const INSERT_DECISION: &str = "insert into routing_decisions (case_id, decision_no, \
      policy_version, rule_id, unrouted, decision, created_at) values ($1, $2, $3, $4, $5, $6, $7)";
@@ -130,8 +130,8 @@ pub(super) const INSERT_IDEMPOTENCY_KEY: &str = "insert into idempotency_keys (l
      payload_hash, case_id, receipt, created_at) values ($1, $2, $3, $4, $5, $6)";
 
 pub(super) const INSERT_EVENT: &str = "insert into events (event_id, case_id, kind, actor, \
-     occurred_at, reason, data, line, province, county, priority, team_id) \
-     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+     occurred_at, reason, data, line, province, county, priority, team_id, recorded_by, hash) \
+     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
 
 pub(super) const INSERT_DISPATCH_STEP: &str = "insert into dispatch_steps (dispatch_id, status, \
      occurred_at, lat, lon) values ($1, $2, $3, $4, $5)";
@@ -170,18 +170,19 @@ pub(super) struct ReferralRow {
 /// A stored event.
 #[derive(sqlx::FromRow)]
 pub(super) struct EventDbRow {
-    event_id: i64,
-    case_id: Uuid,
-    kind: String,
-    actor: String,
-    occurred_at: i64,
-    reason: Option<String>,
-    data: Vec<u8>,
-    line: String,
-    province: String,
-    county: String,
-    priority: String,
-    team_id: Option<String>,
+    pub(super) event_id: i64,
+    pub(super) case_id: Uuid,
+    pub(super) kind: String,
+    pub(super) actor: String,
+    pub(super) occurred_at: i64,
+    pub(super) reason: Option<String>,
+    pub(super) data: Vec<u8>,
+    pub(super) line: String,
+    pub(super) province: String,
+    pub(super) county: String,
+    pub(super) priority: String,
+    pub(super) team_id: Option<String>,
+    pub(super) recorded_by: String,
 }
 
 impl EventDbRow {
@@ -199,12 +200,13 @@ impl EventDbRow {
             county: self.county,
             priority: parse_enum("priority", &self.priority)?,
             team_id: self.team_id,
+            recorded_by: self.recorded_by,
         })
     }
 }
 
 pub(super) const EVENT_COLUMNS: &str = "event_id, case_id, kind, actor, occurred_at, reason, \
-     data, line, province, county, priority, team_id";
+     data, line, province, county, priority, team_id, recorded_by";
 
 pub(super) const LAST_EVENT: &str = "select last_value from sequences where name = 'event'";
 
@@ -261,6 +263,7 @@ pub(super) struct CaseExtras {
     pub(super) notes: Vec<NoteRow>,
     pub(super) follow_ups: Vec<FollowUpRow>,
     pub(super) outcome: Option<String>,
+    pub(super) recorded_by: String,
 }
 
 #[derive(sqlx::FromRow)]
@@ -351,6 +354,7 @@ pub(super) struct CaseWithRouting {
     pub(super) case: CaseDetailRow,
     pub(super) routing_status: String,
     pub(super) outcome: Option<String>,
+    pub(super) recorded_by: String,
 }
 
 /// A stored contact.
@@ -385,6 +389,8 @@ pub(super) struct EventRow {
     pub(super) priority: &'static str,
     /// The team the event concerns, for the team's assignment stream.
     pub(super) team_id: Option<String>,
+    /// Who recorded the case, for the recording centre's stream.
+    pub(super) recorded_by: String,
 }
 
 /// Writes events under the next numbers of the feed and returns the last number. Numbers are
@@ -395,13 +401,17 @@ macro_rules! write_events {
     ($store:ty, $tx:expr, $events:expr) => {{
         let events: &[$crate::store::sql::EventRow] = $events;
         let count = events.len() as i64;
-        let last: i64 = sqlx::query_scalar($crate::store::sql::ADVANCE_SEQUENCE)
-            .bind(count)
-            .bind("event")
-            .fetch_one(&mut *$tx)
-            .await
-            .map_err($crate::store::map_sqlx_error)?;
+        let (last, mut previous): (i64, Option<Vec<u8>>) =
+            sqlx::query_as($crate::store::chain::ADVANCE_CHAIN)
+                .bind(count)
+                .bind("event")
+                .fetch_one(&mut *$tx)
+                .await
+                .map_err($crate::store::map_sqlx_error)?;
         for (event_id, event) in (last - count + 1..).zip(events) {
+            let hash = event
+                .columns(event_id)
+                .hash($crate::audit::ChainHasher::new(previous.as_deref()));
             sqlx::query($crate::store::sql::INSERT_EVENT)
                 .bind(event_id)
                 .bind(event.case_id)
@@ -415,10 +425,19 @@ macro_rules! write_events {
                 .bind(&event.county)
                 .bind(event.priority)
                 .bind(&event.team_id)
+                .bind(&event.recorded_by)
+                .bind(&hash)
                 .execute(&mut *$tx)
                 .await
                 .map_err($crate::store::map_sqlx_error)?;
+            previous = Some(hash);
         }
+        sqlx::query($crate::store::chain::SET_CHAIN_HEAD)
+            .bind(previous)
+            .bind("event")
+            .execute(&mut *$tx)
+            .await
+            .map_err($crate::store::map_sqlx_error)?;
         if let Some(notify) = <$store>::NOTIFY_EVENTS {
             sqlx::query(notify)
                 .bind(last.to_string())
@@ -486,6 +505,7 @@ pub(super) struct EventPlace {
     pub(super) province: String,
     pub(super) county: String,
     pub(super) priority: &'static str,
+    pub(super) recorded_by: String,
 }
 
 impl EventPlace {
@@ -511,6 +531,7 @@ impl EventPlace {
             county: self.county.clone(),
             priority: self.priority,
             team_id,
+            recorded_by: self.recorded_by.clone(),
         })
     }
 }
@@ -581,6 +602,27 @@ pub(super) fn parse_enum<T: std::str::FromStr>(column: &str, value: &str) -> Res
     value
         .parse()
         .map_err(|_| Error::internal(format!("unknown {column} in storage: {value}")))
+}
+
+/// The audit row of an intake in a committed batch.
+pub(super) fn intake_audit(
+    intake: &NewIntake,
+    outcome: &crate::store::IntakeOutcome,
+) -> crate::audit::AuditEntry {
+    use crate::store::IntakeOutcome;
+    let (case_id, result) = match outcome {
+        IntakeOutcome::Recorded(receipt) | IntakeOutcome::Replayed(receipt) => {
+            (Some(receipt.case_id), crate::audit::OK)
+        }
+        IntakeOutcome::Conflict => (None, "already_exists"),
+    };
+    crate::audit::AuditEntry::new(
+        &intake.caller,
+        crate::access::Operation::submit(intake.line()),
+        case_id,
+        result,
+        intake.received_at,
+    )
 }
 
 /// Turns a stored idempotency key into the outcome of a retry.
@@ -656,6 +698,7 @@ pub(super) fn prepare_case(
         province: intake.intake.location.province.clone(),
         county: intake.intake.location.county.clone(),
         priority: intake.assessment.priority.as_str(),
+        recorded_by: intake.caller.claims.sub.clone(),
     };
     let actor = format!("{role}:{}", intake.intake.contact.operator_id);
     let mut events = vec![
@@ -838,6 +881,7 @@ impl CaseDetailRow {
             follow_ups,
             referrals,
             dispatches,
+            recorded_by: extras.recorded_by,
         })
     }
 }
@@ -1002,6 +1046,7 @@ macro_rules! impl_sql_store {
                         .bind(case.created_at)
                         .bind(&case.details)
                         .bind(case.routing_status.as_str())
+                        .bind(&intake.caller.claims.sub)
                         .execute(&mut *tx)
                         .await
                         .map_err(db_error)?;
@@ -1068,11 +1113,8 @@ macro_rules! impl_sql_store {
                         cases.iter_mut().flat_map(|case| std::mem::take(&mut case.events)).collect();
                     write_events!($store, tx, &events);
                 }
-                tx.commit().await.map_err(db_error)?;
-                self.directory.set(directory);
-
                 let mut recorded = cases.into_iter();
-                known
+                let outcomes = known
                     .into_iter()
                     .map(|known| match known {
                         Some(outcome) => Ok(outcome),
@@ -1081,7 +1123,16 @@ macro_rules! impl_sql_store {
                             .map(|case| $crate::store::IntakeOutcome::Recorded(case.receipt))
                             .ok_or_else(|| $crate::domain::Error::internal("batch bookkeeping")),
                     })
-                    .collect()
+                    .collect::<Result<Vec<_>, _>>()?;
+                let audit: Vec<_> = batch
+                    .iter()
+                    .zip(&outcomes)
+                    .map(|(intake, outcome)| intake_audit(intake, outcome))
+                    .collect();
+                $crate::store::chain::write_audit!(tx, &audit);
+                tx.commit().await.map_err(db_error)?;
+                self.directory.set(directory);
+                Ok(outcomes)
             }
 
             async fn change_case(
@@ -1132,6 +1183,9 @@ macro_rules! impl_sql_store {
                 if let Some(line) = filter.line {
                     q.push(" and line = ").push_bind(line.as_str());
                 }
+                if let Some(recorded_by) = &filter.recorded_by {
+                    q.push(" and recorded_by = ").push_bind(recorded_by.clone());
+                }
                 if let Some(team_id) = &filter.team_id {
                     q.push(" and team_id = ").push_bind(team_id.clone());
                 }
@@ -1165,6 +1219,9 @@ macro_rules! impl_sql_store {
                     if let Some(province) = province {
                         q.push(" and province = ").push_bind(province.to_owned());
                     }
+                    if let Some(county) = &period.county {
+                        q.push(" and county = ").push_bind(county.clone());
+                    }
                     q.push(format!(" group by {column} order by n desc, {column}"));
                     let rows: Vec<(String, i64)> = q
                         .build_query_as()
@@ -1180,6 +1237,9 @@ macro_rules! impl_sql_store {
                 q.push_bind(from).push(" and c.created_at < ").push_bind(to);
                 if let Some(province) = province {
                     q.push(" and c.province = ").push_bind(province.to_owned());
+                }
+                if let Some(county) = &period.county {
+                    q.push(" and c.county = ").push_bind(county.clone());
                 }
                 q.push(" and e.kind in ('case_recorded'");
                 for (_, kind) in STEPS {
@@ -1272,7 +1332,8 @@ macro_rules! impl_sql_store {
                 use $crate::store::sql::*;
 
                 let query = format!(
-                    "select {SUMMARY_COLUMNS}, details, routing_status, outcome from cases where case_id = $1"
+                    "select {SUMMARY_COLUMNS}, details, routing_status, outcome, recorded_by from cases \
+                     where case_id = $1"
                 );
                 // One read transaction, so the case and its parts are seen at one moment.
                 let mut tx = self.pool.begin().await.map_err(db_error)?;
@@ -1310,6 +1371,7 @@ macro_rules! impl_sql_store {
                         .await
                         .map_err(db_error)?,
                     outcome: row.outcome,
+                    recorded_by: row.recorded_by,
                     referrals: sqlx::query_as(SELECT_REFERRALS)
                         .bind(case_id)
                         .fetch_all(&mut *tx)
@@ -1329,13 +1391,43 @@ macro_rules! impl_sql_store {
                 &self,
                 filter: &$crate::domain::case::CaseFilter,
                 page: &$crate::domain::case::PageRequest,
+                reach: &$crate::access::Reach,
             ) -> Result<Vec<$crate::domain::case::CaseSummary>, $crate::domain::Error> {
+                use $crate::access::Reach;
                 use $crate::store::map_sqlx_error as db_error;
                 use $crate::store::sql::*;
 
                 let mut q = sqlx::QueryBuilder::<$db>::new(format!(
                     "select {SUMMARY_COLUMNS} from cases where true"
                 ));
+                // The caller's reach first: a list never shows a case its caller may not see.
+                match reach {
+                    Reach::Everywhere => {}
+                    Reach::Area { province, county } => {
+                        q.push(" and province = ").push_bind(province.clone());
+                        if let Some(county) = county {
+                            q.push(" and county = ").push_bind(county.clone());
+                        }
+                    }
+                    Reach::RecordedBy(subject) => {
+                        q.push(" and recorded_by = ").push_bind(subject.clone());
+                    }
+                    Reach::Team(team) => {
+                        q.push(" and exists (select 1 from dispatches d \
+                                where d.case_id = cases.case_id and d.team_id = ")
+                            .push_bind(team.clone())
+                            .push(")");
+                    }
+                    Reach::ServicePoint(point) => {
+                        q.push(" and exists (select 1 from referrals r \
+                                where r.case_id = cases.case_id and r.service_point_id = ")
+                            .push_bind(point.clone())
+                            .push(")");
+                    }
+                    Reach::Nothing => {
+                        q.push(" and false");
+                    }
+                }
                 if let Some(line) = filter.line {
                     q.push(" and line = ").push_bind(line.as_str());
                 }
@@ -1585,6 +1677,134 @@ macro_rules! impl_sql_store {
                 tx.commit().await.map_err(db_error)?;
                 self.directory.set(directory);
                 Ok(())
+            }
+
+            async fn append_audit(
+                &self,
+                entries: &[$crate::audit::AuditEntry],
+            ) -> Result<(), $crate::domain::Error> {
+                use $crate::store::map_sqlx_error as db_error;
+                let mut tx = self.begin_write().await.map_err(db_error)?;
+                $crate::store::chain::write_audit!(tx, entries);
+                tx.commit().await.map_err(db_error)?;
+                Ok(())
+            }
+
+            async fn audit_trail(
+                &self,
+                query: &$crate::audit::AuditQuery,
+            ) -> Result<Vec<$crate::audit::AuditRecord>, $crate::domain::Error> {
+                use $crate::store::chain::{AuditDbRow, AUDIT_COLUMNS};
+                use $crate::store::map_sqlx_error as db_error;
+                use $crate::store::sql::micros;
+
+                let mut q = sqlx::QueryBuilder::<$db>::new(format!(
+                    "select {AUDIT_COLUMNS} from audit_log where audit_id > "
+                ));
+                q.push_bind(query.after);
+                if let Some(subject) = &query.subject {
+                    q.push(" and subject = ").push_bind(subject.clone());
+                }
+                if let Some(case_id) = query.case_id {
+                    q.push(" and case_id = ").push_bind(case_id);
+                }
+                if let Some(action) = &query.action {
+                    q.push(" and action = ").push_bind(action.clone());
+                }
+                if let Some(outcome) = &query.outcome {
+                    q.push(" and outcome = ").push_bind(outcome.clone());
+                }
+                if let Some(from) = query.from {
+                    q.push(" and at >= ").push_bind(micros(from));
+                }
+                if let Some(before) = query.before {
+                    q.push(" and at < ").push_bind(micros(before));
+                }
+                q.push(" order by audit_id limit ").push_bind(i64::from(query.limit));
+                let rows: Vec<AuditDbRow> = q
+                    .build_query_as()
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db_error)?;
+                rows.into_iter().map(AuditDbRow::into_record).collect()
+            }
+
+            async fn verify_chains(
+                &self,
+            ) -> Result<Vec<$crate::audit::ChainReport>, $crate::domain::Error> {
+                use $crate::audit::ChainCheck;
+                use $crate::store::chain::*;
+                use $crate::store::map_sqlx_error as db_error;
+                use $crate::store::sql::*;
+
+                #[derive(sqlx::FromRow)]
+                struct Hashed<T> {
+                    #[sqlx(flatten)]
+                    row: T,
+                    hash: Option<Vec<u8>>,
+                }
+
+                let mut reports = Vec::new();
+                // Events: the head first, then every row up to it (rows after it are newer
+                // writes, committed after the head was read).
+                let (head, head_hash): (i64, Option<Vec<u8>>) = sqlx::query_as(CHAIN_HEAD)
+                    .bind("event")
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(db_error)?;
+                let mut check = ChainCheck::new("event");
+                let mut after = 0_i64;
+                let select = format!(
+                    "select {EVENT_COLUMNS}, hash from events where event_id > $1 \
+                     and event_id <= $2 order by event_id limit $3"
+                );
+                while !check.broken() {
+                    let rows: Vec<Hashed<EventDbRow>> = sqlx::query_as(sqlx::AssertSqlSafe(select.clone()))
+                        .bind(after)
+                        .bind(head)
+                        .bind(VERIFY_PAGE)
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(db_error)?;
+                    let Some(last) = rows.last() else { break };
+                    after = last.row.event_id;
+                    for row in &rows {
+                        let recomputed = row.row.columns().hash(check.hasher());
+                        check.row(row.row.event_id, row.hash.as_deref(), recomputed);
+                    }
+                }
+                reports.push(check.finish(head, head_hash.as_deref()));
+
+                let (head, head_hash): (i64, Option<Vec<u8>>) = sqlx::query_as(CHAIN_HEAD)
+                    .bind("audit")
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(db_error)?;
+                let mut check = ChainCheck::new("audit");
+                let mut after = 0_i64;
+                let select = format!(
+                    "select {AUDIT_COLUMNS}, hash from audit_log where audit_id > $1 \
+                     and audit_id <= $2 order by audit_id limit $3"
+                );
+                while !check.broken() {
+                    let rows: Vec<Hashed<AuditDbRow>> = sqlx::query_as(sqlx::AssertSqlSafe(select.clone()))
+                        .bind(after)
+                        .bind(head)
+                        .bind(VERIFY_PAGE)
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(db_error)?;
+                    let Some(last) = rows.last() else { break };
+                    after = last.row.audit_id;
+                    for row in rows {
+                        let number = row.row.audit_id;
+                        let record = row.row.into_record()?;
+                        let recomputed = audit_hash(check.hasher(), number, &record.entry);
+                        check.row(number, row.hash.as_deref(), recomputed);
+                    }
+                }
+                reports.push(check.finish(head, head_hash.as_deref()));
+                Ok(reports)
             }
 
             async fn ping(&self) -> Result<(), $crate::domain::Error> {

@@ -38,6 +38,8 @@ pub struct FeedEvent {
     pub priority: Priority,
     /// The team the event concerns.
     pub team_id: Option<String>,
+    /// Who recorded the case (the subject of the intake's token).
+    pub recorded_by: String,
 }
 
 /// Which events a stream carries; the conditions combine with AND.
@@ -53,6 +55,8 @@ pub struct EventFilter {
     pub line: Option<Line>,
     /// Only events about this team.
     pub team_id: Option<String>,
+    /// Only events of cases this subject recorded.
+    pub recorded_by: Option<String>,
 }
 
 impl EventFilter {
@@ -66,5 +70,9 @@ impl EventFilter {
                 .team_id
                 .as_ref()
                 .is_none_or(|t| event.team_id.as_ref() == Some(t))
+            && self
+                .recorded_by
+                .as_ref()
+                .is_none_or(|r| *r == event.recorded_by)
     }
 }

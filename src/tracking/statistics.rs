@@ -27,6 +27,8 @@ pub struct Period {
     pub to: DateTime<Utc>,
     /// Only this province.
     pub province: Option<String>,
+    /// Only this county (with the province).
+    pub county: Option<String>,
 }
 
 /// A step of the response.

@@ -153,27 +153,3 @@ pub fn hotline(request_id: &str) -> SubmitReferralRequest {
         action: HotlineAction::CounsellingCentreReferral as i32,
     }
 }
-
-/// A 123 operator.
-pub fn operator() -> Actor {
-    Actor {
-        role: ActorRole::CallCentre as i32,
-        id: "op-17".into(),
-    }
-}
-
-/// A mobile team.
-pub fn team(id: &str) -> Actor {
-    Actor {
-        role: ActorRole::MobileTeam as i32,
-        id: id.into(),
-    }
-}
-
-/// A receiving centre.
-pub fn centre(id: &str) -> Actor {
-    Actor {
-        role: ActorRole::ReceivingCentre as i32,
-        id: id.into(),
-    }
-}

@@ -257,9 +257,20 @@ pub fn token(
     province: &str,
     team: Option<&str>,
 ) -> String {
+    token_for(data_dir, "test", role, province, team)
+}
+
+/// Mints a token for `subject` with the key in `data_dir`.
+pub fn token_for(
+    data_dir: &std::path::Path,
+    subject: &str,
+    role: referrals::auth::Role,
+    province: &str,
+    team: Option<&str>,
+) -> String {
     let (keys, _) = referrals::auth::Keys::load_or_create(data_dir).expect("signing key");
     keys.issue(&referrals::auth::claims(
-        "test",
+        subject,
         role,
         province,
         None,
@@ -316,9 +327,10 @@ impl TestServer {
         let mut config = config(&db.url);
         config.database.data_dir = db.dir.path().to_path_buf();
         configure(&mut config);
-        // A national supervisor's token: the harness's clients may call everything.
-        let bearer = Bearer::new(&token(
+        // A national supervisor's token: the harness's clients read and change every case.
+        let bearer = Bearer::new(&token_for(
             &config.database.data_dir,
+            "supervisor-national",
             referrals::auth::Role::Supervisor,
             "all",
             None,
@@ -358,6 +370,58 @@ impl TestServer {
         InterceptedService::new(self.channel(), Bearer::new(token))
     }
 
+    /// The channel with a token of `role` for `subject` in `province` (a team's names `team`).
+    pub fn as_who(
+        &self,
+        subject: &str,
+        role: referrals::auth::Role,
+        province: &str,
+        team: Option<&str>,
+    ) -> Authed {
+        self.with_token(&token_for(
+            self.db.dir.path(),
+            subject,
+            role,
+            province,
+            team,
+        ))
+    }
+
+    /// A mobile team's app.
+    pub fn as_team(&self, team: &str) -> Authed {
+        self.as_who(team, referrals::auth::Role::Team, "IR-23", Some(team))
+    }
+
+    /// A receiving centre (its token's subject is its service point id).
+    pub fn as_centre(&self, service_point: &str) -> Authed {
+        self.as_who(service_point, referrals::auth::Role::Centre, "IR-23", None)
+    }
+
+    /// The Tehran 123 centre's software, where the fixtures' calls come from.
+    pub fn as_operator(&self) -> Authed {
+        self.as_who("123-tehran", referrals::auth::Role::Operator, "IR-23", None)
+    }
+
+    /// A team's dispatch client.
+    pub fn team_dispatch(&self, team: &str) -> DispatchClient<Authed> {
+        DispatchClient::new(self.as_team(team))
+    }
+
+    /// A centre's case client.
+    pub fn centre_cases(&self, service_point: &str) -> CaseTrackingClient<Authed> {
+        CaseTrackingClient::new(self.as_centre(service_point))
+    }
+
+    /// The Tehran 123 operator's case client.
+    pub fn operator_cases(&self) -> CaseTrackingClient<Authed> {
+        CaseTrackingClient::new(self.as_operator())
+    }
+
+    /// An administrator.
+    pub fn as_admin(&self) -> Authed {
+        self.as_who("admin", referrals::auth::Role::Admin, "all", None)
+    }
+
     pub fn hotline(&self) -> HotlineIntakeClient<Authed> {
         HotlineIntakeClient::new(self.authed())
     }
@@ -374,8 +438,9 @@ impl TestServer {
         DispatchClient::new(self.authed())
     }
 
+    /// The directory, as an administrator manages it.
     pub fn directory(&self) -> DirectoryClient<Authed> {
-        DirectoryClient::new(self.authed())
+        DirectoryClient::new(self.as_admin())
     }
 
     /// Sends the shutdown signal without waiting.

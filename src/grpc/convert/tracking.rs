@@ -6,8 +6,9 @@ use tonic::Status;
 use uuid::Uuid;
 
 use super::{Violations, WireEnum, timestamp};
+use crate::access::Caller;
 use crate::domain::Error;
-use crate::domain::change::{Actor, ActorRole, CaseChange, CaseOutcome, Change};
+use crate::domain::change::{CaseChange, CaseOutcome, Change};
 use crate::domain::intake::limits;
 use crate::domain::province;
 use crate::domain::sensitive::Sensitive;
@@ -18,42 +19,7 @@ use crate::tracking::statistics::{Interval, Period, Statistics};
 use crate::tracking::watch::{WatchEnd, WatchItem};
 use crate::tracking::{EventFilter, FeedEvent};
 
-impl WireEnum for ActorRole {
-    fn from_wire(raw: i32) -> Option<Self> {
-        // The service's own role is never taken from a request.
-        match pb::ActorRole::try_from(raw).ok()? {
-            pb::ActorRole::Unspecified => None,
-            pb::ActorRole::CallCentre => Some(Self::CallCentre),
-            pb::ActorRole::ReceivingCentre => Some(Self::ReceivingCentre),
-            pb::ActorRole::MobileTeam => Some(Self::MobileTeam),
-            pb::ActorRole::Supervisor => Some(Self::Supervisor),
-        }
-    }
-
-    fn to_wire(self) -> i32 {
-        let wire = match self {
-            Self::CallCentre => pb::ActorRole::CallCentre,
-            Self::ReceivingCentre => pb::ActorRole::ReceivingCentre,
-            Self::MobileTeam => pb::ActorRole::MobileTeam,
-            Self::Supervisor => pb::ActorRole::Supervisor,
-            Self::System => pb::ActorRole::Unspecified,
-        };
-        wire as i32
-    }
-}
-
 impl Violations {
-    /// A required actor.
-    fn actor(&mut self, raw: Option<pb::Actor>) -> Option<Actor> {
-        let raw = self.required("actor", raw)?;
-        let role = self.enumeration::<ActorRole>("actor.role", raw.role);
-        let id = self.required_text("actor.id", raw.id, 64);
-        Some(Actor {
-            role: role?,
-            id: id?,
-        })
-    }
-
     /// The version a change is based on.
     fn expected_version(&mut self, raw: i64) -> Option<i64> {
         if raw < 1 {
@@ -103,14 +69,15 @@ fn change(
     v: Violations,
     change: Option<Change>,
     expected_version: Option<Option<i64>>,
-    actor: Option<Actor>,
+    caller: &Caller,
     at: DateTime<Utc>,
 ) -> Result<CaseChange, Error> {
-    let parsed = match (change, expected_version, actor) {
-        (Some(change), Some(expected_version), Some(actor)) => Some(CaseChange {
+    let parsed = match (change, expected_version) {
+        (Some(change), Some(expected_version)) => Some(CaseChange {
             change,
             expected_version,
-            actor,
+            actor: caller.actor(),
+            caller: Some(caller.clone()),
             at,
         }),
         _ => None,
@@ -122,13 +89,13 @@ fn change(
 pub(crate) fn referral_change(
     raw: pb::TransitionReferralRequest,
     at: DateTime<Utc>,
+    caller: &Caller,
 ) -> Result<CaseChange, Error> {
     let mut v = Violations::default();
     let id = v.uuid("referral_id", &raw.referral_id);
     let version = v.expected_version(raw.expected_version);
     let to = v.enumeration::<ReferralStatus>("status", raw.status);
     let reason = v.reason("reason", raw.reason);
-    let actor = v.actor(raw.actor);
     let parsed = match (id, to, reason) {
         (Some(referral_id), Some(to), Some(reason)) => Some(Change::Referral {
             referral_id,
@@ -137,13 +104,14 @@ pub(crate) fn referral_change(
         }),
         _ => None,
     };
-    change(v, parsed, version.map(Some), actor, at)
+    change(v, parsed, version.map(Some), caller, at)
 }
 
 /// Parses a dispatch status report.
 pub(crate) fn dispatch_change(
     raw: pb::ReportDispatchStatusRequest,
     at: DateTime<Utc>,
+    caller: &Caller,
 ) -> Result<CaseChange, Error> {
     let mut v = Violations::default();
     let id = v.uuid("dispatch_id", &raw.dispatch_id);
@@ -154,7 +122,6 @@ pub(crate) fn dispatch_change(
         None => Some(None),
         some => v.position("position", some).map(Some),
     };
-    let actor = v.actor(raw.actor);
     let parsed = match (id, to, reason, position) {
         (Some(dispatch_id), Some(to), Some(reason), Some(position)) => Some(Change::Dispatch {
             dispatch_id,
@@ -164,20 +131,20 @@ pub(crate) fn dispatch_change(
         }),
         _ => None,
     };
-    change(v, parsed, version.map(Some), actor, at)
+    change(v, parsed, version.map(Some), caller, at)
 }
 
 /// Parses a priority change.
 pub(crate) fn priority_change(
     raw: pb::ChangePriorityRequest,
     at: DateTime<Utc>,
+    caller: &Caller,
 ) -> Result<CaseChange, Error> {
     let mut v = Violations::default();
     let id = v.uuid("case_id", &raw.case_id);
     let version = v.expected_version(raw.expected_version);
     let to = v.enumeration::<Priority>("priority", raw.priority);
     let reason = v.reason("reason", raw.reason);
-    let actor = v.actor(raw.actor);
     let parsed = match (id, to, reason) {
         (Some(case_id), Some(to), Some(reason)) => Some(Change::Priority {
             case_id,
@@ -186,20 +153,20 @@ pub(crate) fn priority_change(
         }),
         _ => None,
     };
-    change(v, parsed, version.map(Some), actor, at)
+    change(v, parsed, version.map(Some), caller, at)
 }
 
 /// Parses a closing.
 pub(crate) fn close_change(
     raw: pb::CloseCaseRequest,
     at: DateTime<Utc>,
+    caller: &Caller,
 ) -> Result<CaseChange, Error> {
     let mut v = Violations::default();
     let id = v.uuid("case_id", &raw.case_id);
     let version = v.expected_version(raw.expected_version);
     let outcome = v.enumeration::<CaseOutcome>("outcome", raw.outcome);
     let reason = v.reason("reason", raw.reason);
-    let actor = v.actor(raw.actor);
     let parsed = match (id, outcome, reason) {
         (Some(case_id), Some(outcome), Some(reason)) => Some(Change::Close {
             case_id,
@@ -208,13 +175,14 @@ pub(crate) fn close_change(
         }),
         _ => None,
     };
-    change(v, parsed, version.map(Some), actor, at)
+    change(v, parsed, version.map(Some), caller, at)
 }
 
 /// Parses a reopening.
 pub(crate) fn reopen_change(
     raw: pb::ReopenCaseRequest,
     at: DateTime<Utc>,
+    caller: &Caller,
 ) -> Result<CaseChange, Error> {
     let mut v = Violations::default();
     let id = v.uuid("case_id", &raw.case_id);
@@ -224,16 +192,19 @@ pub(crate) fn reopen_change(
     if reason.is_none() && v.0.len() == before {
         v.add("reason", "is required: say why the case is reopened");
     }
-    let actor = v.actor(raw.actor);
     let parsed = match (id, reason) {
         (Some(case_id), Some(reason)) => Some(Change::Reopen { case_id, reason }),
         _ => None,
     };
-    change(v, parsed, version.map(Some), actor, at)
+    change(v, parsed, version.map(Some), caller, at)
 }
 
 /// Parses a note.
-pub(crate) fn note_change(raw: pb::AddNoteRequest, at: DateTime<Utc>) -> Result<CaseChange, Error> {
+pub(crate) fn note_change(
+    raw: pb::AddNoteRequest,
+    at: DateTime<Utc>,
+    caller: &Caller,
+) -> Result<CaseChange, Error> {
     let mut v = Violations::default();
     let id = v.uuid("case_id", &raw.case_id);
     let missing = raw.text.trim().is_empty();
@@ -241,7 +212,6 @@ pub(crate) fn note_change(raw: pb::AddNoteRequest, at: DateTime<Utc>) -> Result<
     if missing {
         v.add("text", "is required");
     }
-    let actor = v.actor(raw.actor);
     let parsed = match (id, text) {
         (Some(case_id), Some(text)) => Some(Change::Note {
             case_id,
@@ -250,13 +220,14 @@ pub(crate) fn note_change(raw: pb::AddNoteRequest, at: DateTime<Utc>) -> Result<
         _ => None,
     };
     let version = v.optional_version(raw.expected_version);
-    change(v, parsed, version, actor, at)
+    change(v, parsed, version, caller, at)
 }
 
 /// Parses a follow-up to schedule. A due time in the past is refused.
 pub(crate) fn schedule_change(
     raw: pb::ScheduleFollowUpRequest,
     at: DateTime<Utc>,
+    caller: &Caller,
 ) -> Result<CaseChange, Error> {
     let mut v = Violations::default();
     let id = v.uuid("case_id", &raw.case_id);
@@ -265,7 +236,6 @@ pub(crate) fn schedule_change(
         v.add("due_at", "must be in the future");
     }
     let reason = v.required_text("reason", raw.reason, limits::MAX_REASON);
-    let actor = v.actor(raw.actor);
     let parsed = match (id, reason) {
         (Some(case_id), Some(reason)) => Some(Change::ScheduleFollowUp {
             case_id,
@@ -275,13 +245,14 @@ pub(crate) fn schedule_change(
         _ => None,
     };
     let version = v.optional_version(raw.expected_version);
-    change(v, parsed, version, actor, at)
+    change(v, parsed, version, caller, at)
 }
 
 /// Parses a follow-up's outcome.
 pub(crate) fn record_follow_up_change(
     raw: pb::RecordFollowUpRequest,
     at: DateTime<Utc>,
+    caller: &Caller,
 ) -> Result<CaseChange, Error> {
     let mut v = Violations::default();
     let id = v.uuid("follow_up_id", &raw.follow_up_id);
@@ -290,7 +261,6 @@ pub(crate) fn record_follow_up_change(
     if missing {
         v.add("outcome", "is required");
     }
-    let actor = v.actor(raw.actor);
     let parsed = match (id, outcome) {
         (Some(follow_up_id), Some(outcome)) => Some(Change::RecordFollowUp {
             follow_up_id,
@@ -299,7 +269,7 @@ pub(crate) fn record_follow_up_change(
         _ => None,
     };
     let version = v.optional_version(raw.expected_version);
-    change(v, parsed, version, actor, at)
+    change(v, parsed, version, caller, at)
 }
 
 /// Parses a watch: its filter and where it starts.
@@ -327,6 +297,7 @@ pub(crate) fn watch_request(
                 priority,
                 line,
                 team_id: None,
+                recorded_by: None,
             },
             after,
         )),
@@ -485,7 +456,12 @@ pub(crate) fn statistics_request(raw: pb::GetStatisticsRequest) -> Result<Period
         v.province("province", raw.province).map(Some)
     };
     let parsed = match (from, to, province) {
-        (Some(from), Some(to), Some(province)) => Some(Period { from, to, province }),
+        (Some(from), Some(to), Some(province)) => Some(Period {
+            from,
+            to,
+            province,
+            county: None,
+        }),
         _ => None,
     };
     v.finish(parsed)
@@ -540,6 +516,7 @@ impl From<Statistics> for pb::GetStatisticsResponse {
 pub(crate) fn assignment_change(
     raw: pb::RequestAssignmentRequest,
     at: DateTime<Utc>,
+    caller: &Caller,
 ) -> Result<CaseChange, Error> {
     use crate::routing::directory::ServicePointKind;
     use crate::routing::policy::Action;
@@ -576,7 +553,6 @@ pub(crate) fn assignment_change(
         }
     };
     let reason = v.reason("reason", raw.reason);
-    let actor = v.actor(raw.actor);
     let parsed = match (id, action, reason) {
         (Some(case_id), Some(action), Some(reason)) => Some(Change::RequestAssignment {
             case_id,
@@ -585,5 +561,5 @@ pub(crate) fn assignment_change(
         }),
         _ => None,
     };
-    change(v, parsed, version.map(Some), actor, at)
+    change(v, parsed, version.map(Some), caller, at)
 }

@@ -1,0 +1,53 @@
+-- Protection: who recorded each case (a 1480 counsellor reads what it submitted), the audit
+-- trail, and the hash chains over events and audit rows.
+
+alter table cases add column recorded_by text not null default '';
+create index cases_recorded_by_idx on cases (recorded_by, created_at, case_id);
+
+-- The head of each hash chain: the hash of the last row written, kept with its counter so a
+-- writer that takes numbers also takes the hash to chain from (null before the first row).
+alter table sequences add column hash bytea;
+
+-- Who recorded the event's case: a 1480 centre watches the cases it recorded.
+alter table events add column recorded_by text not null default '';
+create index events_recorded_by_idx on events (recorded_by, event_id);
+
+-- Each event's hash: SHA-256 over the previous event's hash and this event's columns.
+alter table events add column hash bytea;
+
+-- Every read of a case's details and every change, refused attempts included.
+create table audit_log (
+    audit_id bigint primary key,
+    at bigint not null,
+    subject text not null,
+    role text not null,
+    action text not null,
+    case_id uuid,
+    outcome text not null,
+    request_id text not null,
+    -- SHA-256 over the previous row's hash and this row's columns.
+    hash bytea not null
+);
+
+create index audit_log_case_idx on audit_log (case_id, audit_id);
+create index audit_log_subject_idx on audit_log (subject, audit_id);
+
+insert into sequences (name, last_value) values ('audit', 0);
+
+-- Append-only, enforced by the database: no update, delete or truncate of the trail or the
+-- events, whoever asks (short of dropping the triggers, which `referrals audit verify` would
+-- then catch through the hash chains).
+create function referrals_append_only() returns trigger language plpgsql as $$
+begin
+    raise exception '% is append-only', tg_table_name using errcode = 'insufficient_privilege';
+end;
+$$;
+
+create trigger audit_log_append_only before update or delete on audit_log
+    for each row execute function referrals_append_only();
+create trigger audit_log_no_truncate before truncate on audit_log
+    for each statement execute function referrals_append_only();
+create trigger events_append_only before update or delete on events
+    for each row execute function referrals_append_only();
+create trigger events_no_truncate before truncate on events
+    for each statement execute function referrals_append_only();

@@ -1,0 +1,411 @@
+//! Who may do what, and to which cases: the one place roles and jurisdictions are decided.
+//!
+//! The rule, applied everywhere:
+//! - an operation the caller's role never allows is `PERMISSION_DENIED`, whatever it names;
+//! - a case outside the caller's reach is `NOT_FOUND`, exactly as a case that does not exist, so
+//!   a caller cannot learn that a case exists by probing ids;
+//! - a case the caller can see, but a part of it that is not theirs (another team's dispatch,
+//!   a referral addressed to another centre), is `PERMISSION_DENIED`;
+//! - a list, a watch or statistics asked for outside the caller's area (another province) is
+//!   `PERMISSION_DENIED`: provinces are no secret; asked for without an area, they are narrowed
+//!   to the caller's in the query itself.
+
+use crate::auth::{ALL_PROVINCES, Claims, Role};
+use crate::domain::Error;
+use crate::domain::change::{Actor, ActorRole};
+
+/// What a caller asks to do, one kind per group of RPCs that share a permission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// Record a 1480 intake.
+    SubmitHotlineIntake,
+    /// Record a 123 intake.
+    SubmitEmergencyIntake,
+    /// Read a case's details or its timeline.
+    ReadCase,
+    /// List cases.
+    ListCases,
+    /// Watch cases change.
+    WatchCases,
+    /// Read counts and response times.
+    ReadStatistics,
+    /// Move a referral through its lifecycle.
+    TransitionReferral,
+    /// Move a dispatch through its lifecycle.
+    TransitionDispatch,
+    /// Close, reopen, re-prioritise a case, or ask routing for one more destination.
+    ManageCase,
+    /// Add a note.
+    AddNote,
+    /// Schedule a follow-up or record how one went.
+    FollowUp,
+    /// Follow a team's assignments.
+    StreamAssignments,
+    /// Read the directory and the routing policy.
+    ReadDirectory,
+    /// Change the directory's entries or the policy.
+    ManageDirectory,
+    /// Set a team's duty status.
+    UpdateTeamStatus,
+    /// Set a service point's occupancy.
+    UpdateOccupancy,
+    /// Read the audit trail.
+    ReadAudit,
+}
+
+impl Operation {
+    /// Recording an intake of `line`.
+    pub fn submit(line: crate::domain::types::Line) -> Self {
+        match line {
+            crate::domain::types::Line::Hotline1480 => Self::SubmitHotlineIntake,
+            crate::domain::types::Line::Emergency123 => Self::SubmitEmergencyIntake,
+        }
+    }
+
+    /// The operation a change is.
+    pub fn of(change: &crate::domain::change::Change) -> Self {
+        use crate::domain::change::Change;
+        match change {
+            Change::Referral { .. } => Self::TransitionReferral,
+            Change::Dispatch { .. } => Self::TransitionDispatch,
+            Change::Close { .. }
+            | Change::Reopen { .. }
+            | Change::Priority { .. }
+            | Change::RequestAssignment { .. }
+            | Change::SlaBreach { .. } => Self::ManageCase,
+            Change::Note { .. } => Self::AddNote,
+            Change::ScheduleFollowUp { .. } | Change::RecordFollowUp { .. } => Self::FollowUp,
+        }
+    }
+
+    /// Its name in the audit trail.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SubmitHotlineIntake => "submit_hotline_intake",
+            Self::SubmitEmergencyIntake => "submit_emergency_intake",
+            Self::ReadCase => "read_case",
+            Self::ListCases => "list_cases",
+            Self::WatchCases => "watch_cases",
+            Self::ReadStatistics => "read_statistics",
+            Self::TransitionReferral => "transition_referral",
+            Self::TransitionDispatch => "transition_dispatch",
+            Self::ManageCase => "manage_case",
+            Self::AddNote => "add_note",
+            Self::FollowUp => "follow_up",
+            Self::StreamAssignments => "stream_assignments",
+            Self::ReadDirectory => "read_directory",
+            Self::ManageDirectory => "manage_directory",
+            Self::UpdateTeamStatus => "update_team_status",
+            Self::UpdateOccupancy => "update_occupancy",
+            Self::ReadAudit => "read_audit",
+        }
+    }
+}
+
+/// Which roles may ask for an operation at all (their reach decides which cases).
+fn allowed(role: Role, operation: Operation) -> bool {
+    use Operation::*;
+    use Role::*;
+    match operation {
+        SubmitHotlineIntake => matches!(role, Hotline | Supervisor),
+        SubmitEmergencyIntake => matches!(role, Operator | Supervisor),
+        ReadCase | ListCases => matches!(role, Hotline | Operator | Team | Centre | Supervisor),
+        WatchCases => matches!(role, Hotline | Operator | Team | Supervisor),
+        ReadStatistics => matches!(role, Operator | Supervisor | Admin),
+        TransitionReferral => matches!(role, Operator | Centre | Supervisor),
+        TransitionDispatch => matches!(role, Operator | Team | Supervisor),
+        ManageCase => matches!(role, Operator | Supervisor),
+        AddNote => matches!(role, Hotline | Operator | Team | Centre | Supervisor),
+        FollowUp => matches!(role, Hotline | Operator | Centre | Supervisor),
+        StreamAssignments => matches!(role, Team),
+        ReadDirectory => !matches!(role, Auditor),
+        ManageDirectory => matches!(role, Admin),
+        UpdateTeamStatus => matches!(role, Team | Supervisor | Admin),
+        UpdateOccupancy => matches!(role, Centre | Supervisor | Admin),
+        ReadAudit => matches!(role, Auditor),
+    }
+}
+
+/// The cases a caller may know exist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reach {
+    /// Every case (national operators and supervisors, and the service itself).
+    Everywhere,
+    /// Cases of a province, or of one county of it.
+    Area {
+        /// The province.
+        province: String,
+        /// The county, when the caller's scope is one.
+        county: Option<String>,
+    },
+    /// Cases this subject recorded (a 1480 counsellor or centre).
+    RecordedBy(String),
+    /// Cases this team was dispatched to.
+    Team(String),
+    /// Cases referred to this service point.
+    ServicePoint(String),
+    /// No case (administrators and auditors).
+    Nothing,
+}
+
+/// The facts of a case its reach is decided on.
+#[derive(Debug, Clone, Copy)]
+pub struct CaseParties<'a> {
+    /// The case's province.
+    pub province: &'a str,
+    /// The case's county.
+    pub county: &'a str,
+    /// Who recorded the case.
+    pub recorded_by: &'a str,
+    /// Every team dispatched to it.
+    pub teams: &'a [String],
+    /// Every service point it was referred to.
+    pub service_points: &'a [String],
+}
+
+impl Reach {
+    /// True when a caller with this reach may know the case exists.
+    pub fn covers(&self, case: &CaseParties<'_>) -> bool {
+        match self {
+            Self::Everywhere => true,
+            Self::Area { province, county } => {
+                province == case.province && county.as_ref().is_none_or(|c| c == case.county)
+            }
+            Self::RecordedBy(subject) => subject == case.recorded_by,
+            Self::Team(team) => case.teams.iter().any(|t| t == team),
+            Self::ServicePoint(point) => case.service_points.iter().any(|p| p == point),
+            Self::Nothing => false,
+        }
+    }
+
+    /// The province and county a caller of this reach may ask about, or `None` when any.
+    pub fn area(&self) -> Option<(&str, Option<&str>)> {
+        match self {
+            Self::Area { province, county } => Some((province, county.as_deref())),
+            _ => None,
+        }
+    }
+}
+
+/// Who is calling, as their token says, and the request id their audit rows carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The token's claims.
+    pub claims: Claims,
+    /// The request's id (`x-request-id`, or one the server made up).
+    pub request_id: String,
+}
+
+impl Caller {
+    /// The caller's role.
+    pub fn role(&self) -> Role {
+        self.claims.role
+    }
+
+    /// Refuses an operation the caller's role never allows.
+    pub fn check(&self, operation: Operation) -> Result<(), Error> {
+        if allowed(self.claims.role, operation) {
+            Ok(())
+        } else {
+            Err(Error::PermissionDenied(format!(
+                "the {} role may not {}",
+                self.claims.role.as_str(),
+                operation.as_str().replace('_', " ")
+            )))
+        }
+    }
+
+    /// The cases the caller may know exist.
+    pub fn reach(&self) -> Reach {
+        let claims = &self.claims;
+        match claims.role {
+            Role::Hotline => Reach::RecordedBy(claims.sub.clone()),
+            Role::Team => claims
+                .team
+                .clone()
+                .map(Reach::Team)
+                .unwrap_or(Reach::Nothing),
+            Role::Centre => Reach::ServicePoint(claims.sub.clone()),
+            Role::Operator | Role::Supervisor if claims.province == ALL_PROVINCES => {
+                Reach::Everywhere
+            }
+            Role::Operator | Role::Supervisor => Reach::Area {
+                province: claims.province.clone(),
+                county: claims.county.clone(),
+            },
+            Role::Admin | Role::Auditor => Reach::Nothing,
+        }
+    }
+
+    /// The area the caller holds for area-wide questions (lists, watches, statistics): `None`
+    /// for national scope. Administrators' statistics follow their token's province.
+    fn area(&self) -> Option<(String, Option<String>)> {
+        let claims = &self.claims;
+        (claims.province != ALL_PROVINCES).then(|| (claims.province.clone(), claims.county.clone()))
+    }
+
+    /// Narrows a requested province and county to the caller's area: an absent request takes
+    /// the caller's area; a request outside it is refused.
+    pub fn narrow_area(
+        &self,
+        province: Option<String>,
+        county: Option<String>,
+    ) -> Result<(Option<String>, Option<String>), Error> {
+        let Some((own_province, own_county)) = self.area() else {
+            return Ok((province, county));
+        };
+        let outside = |what: &str| {
+            Err(Error::PermissionDenied(format!(
+                "the {what} asked for is outside this token's jurisdiction"
+            )))
+        };
+        if province.as_ref().is_some_and(|p| *p != own_province) {
+            return outside("province");
+        }
+        match (&own_county, &county) {
+            (Some(own), Some(asked)) if own != asked => return outside("county"),
+            _ => {}
+        }
+        Ok((Some(own_province), county.or(own_county)))
+    }
+
+    /// Refuses an intake for a place outside the caller's area (a provincial 123 operator
+    /// records its province's calls; a 1480 counsellor records any caller's).
+    pub fn check_intake_area(&self, province: &str, county: &str) -> Result<(), Error> {
+        if self.claims.role == Role::Hotline {
+            return Ok(());
+        }
+        self.narrow_area(Some(province.to_owned()), Some(county.to_owned()))
+            .map(|_| ())
+    }
+
+    /// The actor a change by this caller is recorded as.
+    pub fn actor(&self) -> Actor {
+        let claims = &self.claims;
+        let (role, id) = match claims.role {
+            Role::Hotline | Role::Operator => (ActorRole::CallCentre, claims.sub.clone()),
+            Role::Team => (
+                ActorRole::MobileTeam,
+                claims.team.clone().unwrap_or_else(|| claims.sub.clone()),
+            ),
+            Role::Centre => (ActorRole::ReceivingCentre, claims.sub.clone()),
+            Role::Supervisor | Role::Admin | Role::Auditor => {
+                (ActorRole::Supervisor, claims.sub.clone())
+            }
+        };
+        Actor { role, id }
+    }
+
+    /// Refuses a change to a dispatch that is not the calling team's own.
+    pub fn check_dispatch_owner(&self, team_id: &str) -> Result<(), Error> {
+        match (&self.claims.role, &self.claims.team) {
+            (Role::Team, Some(own)) if own != team_id => Err(Error::PermissionDenied(
+                "the dispatch is assigned to another team".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Refuses a change to a referral that is not addressed to the calling centre.
+    pub fn check_referral_owner(&self, service_point_id: &str) -> Result<(), Error> {
+        if self.claims.role == Role::Centre && self.claims.sub != service_point_id {
+            return Err(Error::PermissionDenied(
+                "the referral is addressed to another service point".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caller(role: Role, province: &str, county: Option<&str>, team: Option<&str>) -> Caller {
+        Caller {
+            claims: Claims {
+                sub: "someone".into(),
+                role,
+                province: province.into(),
+                county: county.map(Into::into),
+                team: team.map(Into::into),
+                iat: 0,
+                exp: 1,
+            },
+            request_id: "r".into(),
+        }
+    }
+
+    #[test]
+    fn reach_follows_the_role_and_the_jurisdiction() {
+        let teams = ["team-a".to_owned()];
+        let points = ["someone".to_owned()];
+        let case = CaseParties {
+            province: "IR-23",
+            county: "tehran",
+            recorded_by: "counsellor-1",
+            teams: &teams,
+            service_points: &points,
+        };
+        let table = [
+            (caller(Role::Operator, "IR-23", None, None), true),
+            (caller(Role::Operator, "IR-23", Some("tehran"), None), true),
+            (caller(Role::Operator, "IR-23", Some("ray"), None), false),
+            (caller(Role::Operator, "IR-07", None, None), false),
+            (caller(Role::Supervisor, "all", None, None), true),
+            (caller(Role::Team, "IR-23", None, Some("team-a")), true),
+            (caller(Role::Team, "IR-23", None, Some("team-b")), false),
+            (caller(Role::Centre, "IR-23", None, None), true),
+            (caller(Role::Hotline, "IR-23", None, None), false),
+            (caller(Role::Admin, "all", None, None), false),
+            (caller(Role::Auditor, "all", None, None), false),
+        ];
+        for (caller, expected) in table {
+            assert_eq!(caller.reach().covers(&case), expected, "{caller:?}");
+        }
+    }
+
+    #[test]
+    fn an_area_question_is_narrowed_to_the_callers_area() {
+        let tehran = caller(Role::Operator, "IR-23", None, None);
+        assert_eq!(
+            tehran.narrow_area(None, None).unwrap(),
+            (Some("IR-23".into()), None)
+        );
+        assert!(matches!(
+            tehran.narrow_area(Some("IR-07".into()), None),
+            Err(Error::PermissionDenied(_))
+        ));
+        let county = caller(Role::Operator, "IR-23", Some("ray"), None);
+        assert_eq!(
+            county.narrow_area(None, None).unwrap(),
+            (Some("IR-23".into()), Some("ray".into()))
+        );
+        assert!(county.narrow_area(None, Some("tehran".into())).is_err());
+        let national = caller(Role::Supervisor, "all", None, None);
+        assert_eq!(
+            national.narrow_area(Some("IR-07".into()), None).unwrap(),
+            (Some("IR-07".into()), None)
+        );
+    }
+
+    #[test]
+    fn administrators_and_auditors_read_no_case() {
+        for role in [Role::Admin, Role::Auditor] {
+            let caller = caller(role, "all", None, None);
+            assert!(caller.check(Operation::ReadCase).is_err());
+            assert!(caller.check(Operation::ListCases).is_err());
+            assert!(caller.check(Operation::WatchCases).is_err());
+        }
+        assert!(
+            caller(Role::Auditor, "all", None, None)
+                .check(Operation::ReadAudit)
+                .is_ok()
+        );
+        assert!(
+            caller(Role::Admin, "all", None, None)
+                .check(Operation::ReadAudit)
+                .is_err()
+        );
+    }
+}
