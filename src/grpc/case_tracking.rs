@@ -331,16 +331,14 @@ impl CaseTracking for CaseTrackingService {
 /// Narrows a watch to what the caller may see, in the filter the query applies: an area's
 /// operators and supervisors their area, a team the events about it.
 fn within_reach(caller: &Caller, filter: EventFilter) -> Result<EventFilter, Error> {
+    let (province, county) = caller.narrow_area(filter.province.clone(), filter.county.clone())?;
     match caller.reach() {
         Reach::Everywhere => Ok(filter),
-        Reach::Area { .. } => {
-            let (province, county) = caller.narrow_area(filter.province, filter.county)?;
-            Ok(EventFilter {
-                province,
-                county,
-                ..filter
-            })
-        }
+        Reach::Area { .. } => Ok(EventFilter {
+            province,
+            county,
+            ..filter
+        }),
         Reach::Team(team) => Ok(EventFilter {
             team_id: Some(team),
             ..filter

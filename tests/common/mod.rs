@@ -165,6 +165,23 @@ impl TestDb {
             .await
     }
 
+    /// Runs statements straight on the database, on a connection of its own (as someone with
+    /// the database's credentials would); returns the database's error when it refuses.
+    pub async fn execute(&self, sql: &str) -> Result<(), String> {
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        match self.backend {
+            Backend::Sqlite => {
+                let mut conn = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+                sqlx::raw_sql(sql).execute(&mut conn).await.map(drop)
+            }
+            Backend::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(&self.url).await.unwrap();
+                sqlx::raw_sql(sql).execute(&mut conn).await.map(drop)
+            }
+        }
+        .map_err(|e| e.to_string())
+    }
+
     /// Runs a query returning one integer column, on a connection of its own.
     async fn integers(&self, sql: &str) -> Vec<i64> {
         match self.backend {

@@ -1,0 +1,349 @@
+//! The audit trail: who read or changed which case, refusals included; append-only in the
+//! database itself; hash-chained with the events, so `referrals audit verify` finds an edited or
+//! deleted row and says which.
+
+#![allow(clippy::unwrap_used)] // Tests may unwrap: a panic is a failure with a message.
+
+mod common;
+
+use common::fixtures::child_in_danger;
+use common::{Backend, TestDb, TestServer};
+use referrals::auth::Role;
+use referrals::pb::{
+    self, audit_trail_client::AuditTrailClient, case_tracking_client::CaseTrackingClient,
+    emergency_intake_client::EmergencyIntakeClient,
+};
+use tonic::Code;
+
+async fn trail(server: &TestServer, request: pb::ListAuditEntriesRequest) -> Vec<pb::AuditEntry> {
+    AuditTrailClient::new(server.as_who("auditor-1", Role::Auditor, "all", None))
+        .list_audit_entries(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .entries
+}
+
+/// A request carrying the client's request id.
+fn with_id<T>(message: T, id: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("x-request-id", id.parse().unwrap());
+    request
+}
+
+async fn reads_changes_and_refusals_are_on_the_trail(backend: Backend) {
+    let server = TestServer::seeded_on(TestDb::new(backend).await).await;
+    let case_id = EmergencyIntakeClient::new(server.as_operator())
+        .report_emergency(with_id(child_in_danger("audited"), "req-intake"))
+        .await
+        .unwrap()
+        .into_inner()
+        .receipt
+        .unwrap()
+        .case_id;
+    let mut operator = server.operator_cases();
+    let case = operator
+        .get_case(with_id(
+            pb::GetCaseRequest {
+                case_id: case_id.clone(),
+            },
+            "req-read",
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .case
+        .unwrap();
+    operator
+        .add_note(with_id(
+            pb::AddNoteRequest {
+                case_id: case_id.clone(),
+                text: "she is with her aunt now".into(),
+                expected_version: 0,
+            },
+            "req-note",
+        ))
+        .await
+        .unwrap();
+    // Refused: another province's operator (not found, as if it did not exist), and a team
+    // acting on a dispatch that is not its own (it cannot see the case at all).
+    let fars = server.as_who("123-fars", Role::Operator, "IR-07", None);
+    let probe = CaseTrackingClient::new(fars)
+        .get_case(with_id(
+            pb::GetCaseRequest {
+                case_id: case_id.clone(),
+            },
+            "req-probe",
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(probe.code(), Code::NotFound);
+    let stale = operator
+        .close_case(with_id(
+            pb::CloseCaseRequest {
+                case_id: case_id.clone(),
+                expected_version: 1,
+                outcome: pb::CaseOutcome::ResolvedByPhone as i32,
+                reason: String::new(),
+            },
+            "req-close",
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(stale.code(), Code::Aborted);
+    let dispatch = &case.dispatches[0];
+    let wrong_team = pb::dispatch_client::DispatchClient::new(server.as_team("thr-t2"))
+        .report_dispatch_status(pb::ReportDispatchStatusRequest {
+            dispatch_id: dispatch.dispatch_id.clone(),
+            expected_version: 1,
+            status: pb::DispatchStatus::Acknowledged as i32,
+            reason: String::new(),
+            position: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(wrong_team.code(), Code::NotFound);
+
+    let entries = trail(
+        &server,
+        pb::ListAuditEntriesRequest {
+            case_id: case_id.clone(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let rows: Vec<(&str, &str, &str, &str, &str)> = entries
+        .iter()
+        .map(|e| {
+            (
+                e.subject.as_str(),
+                e.role.as_str(),
+                e.action.as_str(),
+                e.outcome.as_str(),
+                e.request_id.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            (
+                "123-tehran",
+                "operator",
+                "submit_emergency_intake",
+                "ok",
+                "req-intake"
+            ),
+            ("123-tehran", "operator", "read_case", "ok", "req-read"),
+            ("123-tehran", "operator", "add_note", "ok", "req-note"),
+            (
+                "123-fars",
+                "operator",
+                "read_case",
+                "not_found",
+                "req-probe"
+            ),
+            (
+                "123-tehran",
+                "operator",
+                "manage_case",
+                "aborted",
+                "req-close"
+            ),
+        ]
+    );
+    assert!(entries.windows(2).all(|w| w[0].sequence < w[1].sequence));
+    assert!(entries.iter().all(|e| e.at.is_some()));
+    // The team's refusal named a dispatch, not the case; it is on the trail under the team.
+    let team = trail(
+        &server,
+        pb::ListAuditEntriesRequest {
+            subject: "thr-t2".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(team.len(), 1);
+    assert_eq!(
+        (team[0].action.as_str(), team[0].outcome.as_str()),
+        ("transition_dispatch", "not_found")
+    );
+    assert!(!team[0].request_id.is_empty(), "the server makes one up");
+
+    // Pages: one entry a page walks the case's trail in order.
+    let mut paged = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = AuditTrailClient::new(server.as_who("auditor-1", Role::Auditor, "all", None))
+            .list_audit_entries(pb::ListAuditEntriesRequest {
+                case_id: case_id.clone(),
+                page_size: 1,
+                page_token: token,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        paged.extend(page.entries);
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(paged, entries);
+    // Reading the trail is on the trail.
+    let audit_reads = trail(
+        &server,
+        pb::ListAuditEntriesRequest {
+            action: "read_audit".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert!(audit_reads.len() > paged.len());
+    assert!(audit_reads.iter().all(|e| e.subject == "auditor-1"));
+    let reads = trail(
+        &server,
+        pb::ListAuditEntriesRequest {
+            action: "read_case".into(),
+            outcome: "ok".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert!(
+        reads
+            .iter()
+            .all(|e| e.action == "read_case" && e.outcome == "ok")
+    );
+    assert_eq!(reads.len(), 1, "the operator's read");
+    // Nothing of the note's text is on the trail.
+    let all = trail(&server, pb::ListAuditEntriesRequest::default()).await;
+    assert!(!format!("{all:?}").contains("aunt"));
+    server.finish().await;
+}
+
+async fn the_trail_and_the_events_cannot_be_changed_and_tampering_is_found(backend: Backend) {
+    let server = TestServer::seeded_on(TestDb::new(backend).await).await;
+    for n in 0..3 {
+        EmergencyIntakeClient::new(server.as_operator())
+            .report_emergency(child_in_danger(&format!("chain-{n}")))
+            .await
+            .unwrap();
+    }
+    let db = server.stop().await;
+    let store = referrals::store::open(&db.url, 1).await.unwrap();
+    let intact = store.verify_chains().await.unwrap();
+    assert_eq!(intact.len(), 2);
+    for report in &intact {
+        assert_eq!(report.problem, None, "{report:?}");
+        assert!(report.rows >= 3, "{report:?}");
+    }
+
+    // The database refuses edits and deletions from anyone on the service's connection.
+    for sql in [
+        "update audit_log set subject = 'nobody' where audit_id = 1",
+        "delete from audit_log where audit_id = 1",
+        "update events set actor = 'nobody' where event_id = 1",
+        "delete from events where event_id = 1",
+    ] {
+        let refused = db.execute(sql).await.unwrap_err();
+        assert!(refused.contains("append-only"), "{sql}: {refused}");
+    }
+    // Someone who can drop the protection (the database's owner, a stolen disk) is caught.
+    let unprotect = match backend {
+        Backend::Sqlite => {
+            "drop trigger audit_log_no_update; drop trigger audit_log_no_delete; \
+             drop trigger events_no_update; drop trigger events_no_delete;"
+        }
+        Backend::Postgres => {
+            "alter table audit_log disable trigger user; alter table events disable trigger user;"
+        }
+    };
+    db.execute(unprotect).await.unwrap();
+    let problem = |reports: Vec<referrals::audit::ChainReport>, chain: &str| {
+        reports
+            .into_iter()
+            .find(|r| r.chain == chain)
+            .unwrap()
+            .problem
+            .unwrap_or_default()
+    };
+
+    db.execute("update events set reason = 'edited' where event_id = 2")
+        .await
+        .unwrap();
+    let found = problem(store.verify_chains().await.unwrap(), "event");
+    assert!(found.starts_with("event 2: does not match"), "{found}");
+    db.execute("update events set reason = null where event_id = 2")
+        .await
+        .unwrap();
+    assert_eq!(problem(store.verify_chains().await.unwrap(), "event"), "");
+
+    db.execute("update audit_log set subject = 'someone else' where audit_id = 2")
+        .await
+        .unwrap();
+    let found = problem(store.verify_chains().await.unwrap(), "audit");
+    assert!(found.starts_with("audit 2: does not match"), "{found}");
+    db.execute("update audit_log set subject = '123-tehran' where audit_id = 2")
+        .await
+        .unwrap();
+
+    db.execute("delete from audit_log where audit_id = 2")
+        .await
+        .unwrap();
+    let found = problem(store.verify_chains().await.unwrap(), "audit");
+    assert!(found.starts_with("audit 2: missing"), "{found}");
+
+    let last = db.event_ids().await.last().copied().unwrap();
+    db.execute(&format!("delete from events where event_id = {last}"))
+        .await
+        .unwrap();
+    let found = problem(store.verify_chains().await.unwrap(), "event");
+    assert!(
+        found.starts_with(&format!("event {last}: missing")),
+        "{found}"
+    );
+    assert!(found.contains("last rows were deleted"), "{found}");
+    store.close().await;
+
+    // The command says so and fails.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_referrals"))
+        .args(["audit", "verify", "--database-url", &db.url])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success(), "{stdout}");
+    assert!(stdout.contains("event chain BROKEN"), "{stdout}");
+    assert!(
+        stdout.contains("audit chain BROKEN: audit 2: missing"),
+        "{stdout}"
+    );
+    db.drop_database().await;
+}
+
+async fn the_verify_command_passes_an_intact_database(backend: Backend) {
+    let server = TestServer::seeded_on(TestDb::new(backend).await).await;
+    EmergencyIntakeClient::new(server.as_operator())
+        .report_emergency(child_in_danger("intact"))
+        .await
+        .unwrap();
+    let db = server.stop().await;
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_referrals"))
+        .args(["audit", "verify", "--database-url", &db.url])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(stdout.contains("event chain intact"), "{stdout}");
+    assert!(stdout.contains("audit chain intact"), "{stdout}");
+    db.drop_database().await;
+}
+
+backend_tests!(
+    reads_changes_and_refusals_are_on_the_trail,
+    the_trail_and_the_events_cannot_be_changed_and_tampering_is_found,
+    the_verify_command_passes_an_intact_database,
+);
