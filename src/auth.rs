@@ -161,11 +161,6 @@ impl Keys {
             return Ok((keys, false));
         }
         let path = key_path(data_dir);
-        let io = |source| KeyError::Io {
-            path: path.clone(),
-            source,
-        };
-        std::fs::create_dir_all(data_dir).map_err(io)?;
         let mut secret = vec![0u8; 32];
         getrandom::fill(&mut secret).map_err(|e| KeyError::Random(e.to_string()))?;
         let keys = Self {
@@ -177,26 +172,9 @@ impl Keys {
             secret: URL_SAFE_NO_PAD.encode(&keys.secret),
         })
         .map_err(|e| KeyError::Sign(e.to_string()))?;
-        let temporary = data_dir.join(format!(".signing.key.{}", keys.kid));
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let written = options.open(&temporary).and_then(|mut out| {
-            std::io::Write::write_all(&mut out, file.as_bytes())?;
-            out.sync_all()
-        });
-        let linked = written.and_then(|()| std::fs::hard_link(&temporary, &path));
-        let _ = std::fs::remove_file(&temporary);
-        match linked {
-            Ok(()) => {
-                // The new name must survive a crash too.
-                if let Ok(dir) = std::fs::File::open(data_dir) {
-                    let _ = dir.sync_all();
-                }
-                Ok((keys, true))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+        match crate::secret_file::create(&path, file.as_bytes()) {
+            Ok(true) => Ok((keys, true)),
+            Ok(false) => {
                 let keys = Self::load(data_dir)?.ok_or_else(|| KeyError::Corrupt(path.clone()))?;
                 Ok((keys, false))
             }

@@ -37,6 +37,22 @@ pub enum Command {
     /// The audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// The keys that seal sensitive fields at rest.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+/// Field-key commands.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Adds a new key to the keyring in the data directory, makes it the key new values are
+    /// sealed with, and seals every stored value again under it. Servers open values sealed
+    /// with the new key at once; they seal new values with it once restarted (run `reseal`
+    /// after restarting them to catch values sealed meanwhile).
+    Rotate(DatabaseConfig),
+    /// Seals again, under the active key, every stored value sealed with another key, and
+    /// seals values a database older than encryption at rest holds in clear.
+    Reseal(DatabaseConfig),
 }
 
 /// Audit commands.

@@ -9,14 +9,18 @@ pub mod audit;
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod crypto;
 pub mod demo;
 pub mod domain;
 pub mod grpc;
 pub mod pb;
 pub mod routing;
+mod secret_file;
 mod server;
 pub mod store;
 pub mod telemetry;
 pub mod tracking;
 
-pub use server::{ServeError, migrate, open_store, run, shutdown_signal, verify_chains};
+pub use server::{
+    ServeError, migrate, open_store, reseal, run, shutdown_signal, verify_chains,
+};

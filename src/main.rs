@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use referrals::config::{AuditCommand, Cli, Command, TokenCommand};
+use referrals::config::{AuditCommand, Cli, Command, KeysCommand, TokenCommand};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -71,6 +71,30 @@ async fn main() -> ExitCode {
                 Err(error) => {
                     eprintln!("cannot verify: {}", error.report());
                     ExitCode::from(2)
+                }
+            };
+        }
+        Command::Keys(command) => {
+            let (database, rotate) = match command {
+                KeysCommand::Rotate(database) => (database, true),
+                KeysCommand::Reseal(database) => (database, false),
+            };
+            return match referrals::reseal(&database, rotate).await {
+                Ok((added, counts)) => {
+                    if let Some(id) = added {
+                        println!("field key {id} added; new values are sealed with it");
+                    }
+                    for (column, count) in counts {
+                        println!(
+                            "{column}: {} resealed, {} sealed from clear",
+                            count.resealed, count.sealed_from_clear
+                        );
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("cannot reseal: {}", error.report());
+                    ExitCode::FAILURE
                 }
             };
         }

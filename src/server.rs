@@ -68,6 +68,9 @@ pub enum ServeError {
     /// The signing key cannot be read or created.
     #[error(transparent)]
     Key(#[from] crate::auth::KeyError),
+    /// The field keyring could not be read or created.
+    #[error(transparent)]
+    FieldKeys(#[from] crate::crypto::KeyringError),
     /// A setting does not parse.
     #[error("bad setting: {0}")]
     Config(String),
@@ -96,7 +99,8 @@ pub async fn open_store(config: &DatabaseConfig) -> Result<Arc<dyn Store>, Serve
     if config.database_url.is_none() {
         std::fs::create_dir_all(&config.data_dir).map_err(ServeError::DataDir)?;
     }
-    Ok(crate::store::open(&config.url(), config.db_max_connections).await?)
+    let cipher = crate::crypto::FieldCipher::load_or_create(&config.data_dir)?;
+    Ok(crate::store::open(&config.url(), config.db_max_connections, Arc::new(cipher)).await?)
 }
 
 /// Applies the migrations and returns.
@@ -105,6 +109,25 @@ pub async fn migrate(config: &DatabaseConfig) -> Result<(), ServeError> {
     store.close().await;
     tracing::info!(backend = config.backend(), "migrations applied");
     Ok(())
+}
+
+/// Adds a field key when `rotate`, then seals every stored value again under the active key;
+/// returns the new key's id (when one was added) and what was sealed, column by column.
+pub async fn reseal(
+    config: &DatabaseConfig,
+    rotate: bool,
+) -> Result<(Option<u32>, Vec<(String, crate::store::reseal::ResealCount)>), ServeError> {
+    // The keyring exists before a key is added to it.
+    crate::crypto::FieldCipher::load_or_create(&config.data_dir)?;
+    let added = if rotate {
+        Some(crate::crypto::add_key(&config.data_dir)?)
+    } else {
+        None
+    };
+    let store = open_store(config).await?;
+    let counts = store.reseal().await;
+    store.close().await;
+    Ok((added, counts?))
 }
 
 /// Walks the hash chains of the events and the audit trail.

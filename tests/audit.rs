@@ -234,7 +234,7 @@ async fn the_trail_and_the_events_cannot_be_changed_and_tampering_is_found(backe
             .unwrap();
     }
     let db = server.stop().await;
-    let store = referrals::store::open(&db.url, 1).await.unwrap();
+    let store = db.store(1).await;
     let intact = store.verify_chains().await.unwrap();
     assert_eq!(intact.len(), 2);
     for report in &intact {

@@ -119,7 +119,7 @@ async fn a_team_that_does_not_acknowledge_is_replaced_at_the_deadline_to_the_sec
 
     // The store's view, to the second: nothing is due a second before the P0 target, the team's
     // timer is due at it.
-    let store = referrals::store::open(&server.db.url, 1).await.unwrap();
+    let store = server.db.store(1).await;
     let one_second = chrono::Duration::seconds(1);
     assert!(
         store
@@ -262,7 +262,7 @@ async fn a_referral_not_accepted_in_time_goes_to_the_next_centre(backend: Backen
         })
         .await
         .unwrap();
-    let store = referrals::store::open(&server.db.url, 1).await.unwrap();
+    let store = server.db.store(1).await;
     let far = sunday_morning() + chrono::Duration::days(30);
     assert!(store.due_timers(far, 10).await.unwrap().is_empty());
     store.close().await;
@@ -361,7 +361,7 @@ async fn a_follow_up_not_done_alerts_supervisors_and_closing_stops_every_timer(b
         })
         .await
         .unwrap();
-    let store = referrals::store::open(&server.db.url, 1).await.unwrap();
+    let store = server.db.store(1).await;
     let far = sunday_morning() + chrono::Duration::days(30);
     assert!(store.due_timers(far, 10).await.unwrap().is_empty());
     store.close().await;
@@ -375,7 +375,7 @@ async fn a_raised_priority_brings_its_deadlines_forward(backend: Backend) {
     let receipt = report(&server, fixtures::emergency("raised")).await;
     assert_eq!(receipt.priority(), pb::Priority::P2Priority);
     assert!(!get(&server, &receipt.case_id).await.referrals.is_empty());
-    let store = referrals::store::open(&server.db.url, 1).await.unwrap();
+    let store = server.db.store(1).await;
     let one_hour = start + chrono::Duration::hours(1);
     assert!(store.due_timers(one_hour, 10).await.unwrap().is_empty());
     server

@@ -376,7 +376,7 @@ async fn a_client_that_stops_reading_is_told_it_fell_behind_and_resumes_without_
 
     let server = TestServer::start(backend).await;
     report(&server, emergency("first")).await;
-    let store = referrals::store::open(&server.db.url, 2).await.unwrap();
+    let store = server.db.store(2).await;
     let (feed, feed_handle) = Feed::start(
         store.clone(),
         FeedConfig {

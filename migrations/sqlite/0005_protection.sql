@@ -54,3 +54,12 @@ create trigger events_no_delete before delete on events
 begin
     select raise(abort, 'events are append-only');
 end;
+
+-- Encryption at rest: the keyed hash of each contact's caller number, so repeat calls link
+-- without the clear number (which is sealed inside the contact's details).
+alter table contacts add column caller_hash blob;
+create index contacts_caller_hash_idx on contacts (caller_hash) where caller_hash is not null;
+
+-- A team's position at each step, sealed (at the scene it is where the person is). The clear
+-- lat and lon columns are no longer written; `referrals keys rotate` seals what they held.
+alter table dispatch_steps add column position blob;

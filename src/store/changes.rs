@@ -4,7 +4,7 @@
 
 use uuid::Uuid;
 
-use super::sql::{EventPlace, EventRow, from_json, micros, parse_enum, routing_event_data};
+use super::sql::{EventPlace, EventRow, micros, parse_enum, routing_event_data};
 use crate::domain::Error;
 use crate::domain::change::{CaseChange, Change};
 use crate::domain::sla::{SlaKind, SlaTargets};
@@ -60,7 +60,7 @@ pub(super) const INSERT_FOLLOW_UP: &str = "insert into follow_ups (follow_up_id,
 pub(super) const RECORD_FOLLOW_UP: &str =
     "update follow_ups set outcome = $2, done_at = $3 where follow_up_id = $1";
 
-pub(super) const SELECT_DECISIONS: &str = "select decision_no, decision from routing_decisions \
+pub(super) const SELECT_DECISIONS: &str = "select case_id, decision_no, decision from routing_decisions \
      where case_id = $1 order by decision_no";
 
 pub(super) const SELECT_TRIED: &str = "select service_point_id from referrals where case_id = $1 \
@@ -174,8 +174,7 @@ macro_rules! insert_dispatch {
             $dispatch_id,
             assigned,
             $at,
-            Option::<f64>::None,
-            Option::<f64>::None
+            Option::<Vec<u8>>::None
         );
         exec!($tx, ASSIGN_TEAM, $team_id, $at);
         for (kind, due) in timers_for($targets, $priority, $crate::routing::Purpose::Dispatch, $at)
@@ -279,6 +278,7 @@ pub(super) struct FollowUpStateRow {
 /// A stored routing decision with its number.
 #[derive(sqlx::FromRow)]
 pub(super) struct NumberedDecisionRow {
+    pub(super) case_id: Uuid,
     pub(super) decision_no: i64,
     pub(super) decision: String,
 }
@@ -371,11 +371,12 @@ pub(super) fn place_of(case: &CaseStateRow, priority: Priority) -> Result<EventP
 
 /// Finds, among a case's decisions (latest first), the action a destination was chosen for.
 pub(super) fn action_for(
+    cipher: &crate::crypto::FieldCipher,
     decisions: &[NumberedDecisionRow],
     destination_id: &str,
 ) -> Result<Option<(i64, Decision, usize)>, Error> {
     for row in decisions.iter().rev() {
-        let decision: Decision = from_json(row.decision.as_bytes())?;
+        let decision = super::sql::decision_of(cipher, row.case_id, row.decision_no, &row.decision)?;
         let index = decision.actions.iter().position(|a| {
             a.destination.as_ref().is_some_and(|d| match d {
                 Destination::Team { id, .. } | Destination::ServicePoint { id, .. } => {
@@ -696,8 +697,7 @@ macro_rules! impl_changes {
                             .bind(dispatch.dispatch_id)
                             .bind(to.as_str())
                             .bind(at)
-                            .bind(position.map(|p| p.0))
-                            .bind(position.map(|p| p.1))
+                            .bind(seal_position(&self.cipher, dispatch.dispatch_id, to.as_str(), *position)?)
                             .execute(&mut *tx)
                             .await
                             .map_err(db_error)?;
@@ -809,7 +809,7 @@ macro_rules! impl_changes {
                             .bind(case_id)
                             .bind(&actor)
                             .bind(at)
-                            .bind(text.expose().as_bytes())
+                            .bind(NOTE_BODY.seal(&self.cipher, note_id.as_bytes(), text.expose().as_bytes())?)
                             .execute(&mut *tx)
                             .await
                             .map_err(db_error)?;
@@ -825,7 +825,7 @@ macro_rules! impl_changes {
                         )?);
                     }
                     (Change::ScheduleFollowUp { due_at: due, reason, .. }, _) => {
-                        let details: CaseDetails = from_json(&case.details)?;
+                        let details = case_details(&self.cipher, case_id, &case.details)?;
                         let due = due.unwrap_or_else(|| {
                             $crate::domain::change::default_follow_up(
                                 details.intake.primary_category,
@@ -863,7 +863,7 @@ macro_rules! impl_changes {
                         }
                         sqlx::query(RECORD_FOLLOW_UP)
                             .bind(follow_up_id)
-                            .bind(outcome)
+                            .bind(FOLLOW_UP_OUTCOME.seal_text(&self.cipher, follow_up_id.as_bytes(), outcome)?)
                             .bind(at)
                             .execute(&mut *tx)
                             .await
@@ -926,7 +926,7 @@ macro_rules! impl_changes {
                                 .map_err(db_error)?;
                             if let Some(dispatch) = dispatch.filter(|d| d.status == DispatchStatus::Assigned.as_str()) {
                                 exec!(tx, UPDATE_DISPATCH, dispatch.dispatch_id, DispatchStatus::Cancelled.as_str(), &why, at);
-                                exec!(tx, INSERT_DISPATCH_STEP, dispatch.dispatch_id, DispatchStatus::Cancelled.as_str(), at, Option::<f64>::None, Option::<f64>::None);
+                                exec!(tx, INSERT_DISPATCH_STEP, dispatch.dispatch_id, DispatchStatus::Cancelled.as_str(), at, Option::<Vec<u8>>::None);
                                 exec!(tx, RELEASE_TEAM, &dispatch.team_id, at);
                                 exec!(tx, CANCEL_SUBJECT_TIMERS, dispatch.dispatch_id, at);
                                 released_team = Some(dispatch.team_id.clone());
@@ -999,7 +999,7 @@ macro_rules! impl_changes {
                         .map_err(db_error)?;
                     let last_no = decisions.last().map(|d| d.decision_no).unwrap_or(0);
                     let job = match (&turned_down, requested) {
-                        (Some(declined_by), _) => action_for(&decisions, declined_by)?.map(|(_, previous, index)| RoutingJob {
+                        (Some(declined_by), _) => action_for(&self.cipher, &decisions, declined_by)?.map(|(_, previous, index)| RoutingJob {
                             action: previous.actions[index].action.clone(),
                             policy_version: previous.policy_version,
                             rule_id: previous.rule_id.clone(),
@@ -1010,7 +1010,7 @@ macro_rules! impl_changes {
                         }),
                         (None, Some((action, reason))) => {
                             let policy_version = match decisions.last() {
-                                Some(row) => from_json::<$crate::routing::Decision>(row.decision.as_bytes())?.policy_version,
+                                Some(row) => decision_of(&self.cipher, case_id, row.decision_no, &row.decision)?.policy_version,
                                 None => 0,
                             };
                             Some(RoutingJob {
@@ -1033,7 +1033,7 @@ macro_rules! impl_changes {
                             .await
                             .map_err(db_error)?;
                         let tried: std::collections::HashSet<String> = tried.into_iter().collect();
-                        let details: CaseDetails = from_json(&case.details)?;
+                        let details = case_details(&self.cipher, case_id, &case.details)?;
                         let request = RoutingRequest::for_case(
                             &details.intake,
                             parse_enum("line", &case.line)?,
@@ -1048,7 +1048,7 @@ macro_rules! impl_changes {
                             .bind(new.decision.policy_version)
                             .bind(&new.decision.rule_id)
                             .bind(new.decision.unrouted())
-                            .bind(&new.decision_json)
+                            .bind(DECISION.seal_text(&self.cipher, &decision_row(case_id, new.decision_no), &new.decision_json)?)
                             .bind(at)
                             .execute(&mut *tx)
                             .await

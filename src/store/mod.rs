@@ -23,6 +23,7 @@ use crate::tracking::{EventFilter, FeedEvent};
 
 mod chain;
 mod changes;
+pub mod reseal;
 pub mod postgres;
 mod sql;
 pub mod sqlite;
@@ -226,6 +227,11 @@ pub trait Store: Send + Sync + 'static {
         query: &crate::audit::AuditQuery,
     ) -> Result<Vec<crate::audit::AuditRecord>, Error>;
 
+    /// Seals again, under the keyring's active key, every stored value sealed with another
+    /// key, and seals values a database older than encryption at rest holds in clear;
+    /// returns what was done, column by column.
+    async fn reseal(&self) -> Result<Vec<(String, reseal::ResealCount)>, Error>;
+
     /// Walks the hash chains of the events and the audit trail against their heads.
     async fn verify_chains(&self) -> Result<Vec<crate::audit::ChainReport>, Error>;
 
@@ -239,15 +245,20 @@ pub trait Store: Send + Sync + 'static {
     async fn close(&self);
 }
 
-/// Opens the store a database URL names and applies its migrations.
-pub async fn open(database_url: &str, max_connections: u32) -> Result<Arc<dyn Store>, Error> {
+/// Opens the store a database URL names and applies its migrations; `cipher` seals and opens
+/// its sensitive columns.
+pub async fn open(
+    database_url: &str,
+    max_connections: u32,
+    cipher: Arc<crate::crypto::FieldCipher>,
+) -> Result<Arc<dyn Store>, Error> {
     if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
         Ok(Arc::new(
-            postgres::PostgresStore::connect(database_url, max_connections).await?,
+            postgres::PostgresStore::connect(database_url, max_connections, cipher).await?,
         ))
     } else if database_url.starts_with("sqlite:") {
         Ok(Arc::new(
-            sqlite::SqliteStore::connect(database_url, max_connections).await?,
+            sqlite::SqliteStore::connect(database_url, max_connections, cipher).await?,
         ))
     } else {
         Err(Error::internal(format!(

@@ -15,6 +15,8 @@ pub struct PostgresStore {
     pool: PgPool,
     /// The directory state this server's routing holds.
     directory: super::DirectoryWatermark,
+    /// Seals and opens the sensitive columns.
+    cipher: std::sync::Arc<crate::crypto::FieldCipher>,
 }
 
 impl PostgresStore {
@@ -77,7 +79,11 @@ impl PostgresStore {
     }
 
     /// Connects to the database `url` names and applies the migrations.
-    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, Error> {
+    pub async fn connect(
+        url: &str,
+        max_connections: u32,
+        cipher: std::sync::Arc<crate::crypto::FieldCipher>,
+    ) -> Result<Self, Error> {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(5))
@@ -91,6 +97,7 @@ impl PostgresStore {
         Ok(Self {
             pool,
             directory: super::DirectoryWatermark::default(),
+            cipher,
         })
     }
 
@@ -127,4 +134,5 @@ impl PostgresStore {
 }
 
 super::changes::impl_changes!(PostgresStore);
+super::reseal::impl_reseal!(PostgresStore);
 impl_sql_store!(PostgresStore, Postgres);

@@ -8,6 +8,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::crypto::{FieldCipher, Place, row_key};
 use crate::domain::Error;
 use crate::domain::case::{
     CaseRecord, CaseSummary, DispatchStep, RecordedContact, RecordedDispatch, RecordedFollowUp,
@@ -59,12 +60,15 @@ pub(super) const INSERT_DISPATCH: &str = "insert into dispatches (dispatch_id, c
 pub(super) const ASSIGN_TEAM: &str = "update teams set status = 'busy', load = load + 1, \
      updated_at = $2 where team_id = $1";
 
-pub(super) const SELECT_CASE_DECISIONS: &str = "select decision from routing_decisions \
-     where case_id = $1 order by decision_no";
+pub(super) const SELECT_CASE_DECISIONS: &str = "select case_id, decision_no, decision \
+     from routing_decisions where case_id = $1 order by decision_no";
 
 pub(super) const SELECT_DISPATCH_STEPS: &str = "select s.dispatch_id, s.status, s.occurred_at, \
-     s.lat, s.lon from dispatch_steps s join dispatches d on d.dispatch_id = s.dispatch_id \
+     s.position from dispatch_steps s join dispatches d on d.dispatch_id = s.dispatch_id \
      where d.case_id = $1";
+
+pub(super) const COUNT_CALLER_CONTACTS: &str =
+    "select count(*) from contacts where caller_hash = $1";
 
 pub(super) const SELECT_NOTES: &str = "select note_id, actor, created_at, body from notes \
      where case_id = $1 order by note_id";
@@ -124,7 +128,7 @@ pub(super) const INSERT_CASE_CATEGORY: &str =
     "insert into case_categories (case_id, category, is_primary) values ($1, $2, $3)";
 
 pub(super) const INSERT_CONTACT: &str = "insert into contacts (contact_id, case_id, line, \
-     external_call_id, recorded_at, details) values ($1, $2, $3, $4, $5, $6)";
+     external_call_id, recorded_at, details, caller_hash) values ($1, $2, $3, $4, $5, $6, $7)";
 
 pub(super) const INSERT_IDEMPOTENCY_KEY: &str = "insert into idempotency_keys (line, request_id, \
      payload_hash, case_id, receipt, created_at) values ($1, $2, $3, $4, $5, $6)";
@@ -134,7 +138,7 @@ pub(super) const INSERT_EVENT: &str = "insert into events (event_id, case_id, ki
      values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
 
 pub(super) const INSERT_DISPATCH_STEP: &str = "insert into dispatch_steps (dispatch_id, status, \
-     occurred_at, lat, lon) values ($1, $2, $3, $4, $5)";
+     occurred_at, position) values ($1, $2, $3, $4)";
 
 pub(super) const SUMMARY_COLUMNS: &str = "case_id, reference, line, status, priority, \
      primary_category, province, county, minors_involved, version, created_at, updated_at";
@@ -152,6 +156,8 @@ pub(super) struct IdempotencyRow {
 /// A stored routing decision.
 #[derive(sqlx::FromRow)]
 pub(super) struct DecisionRow {
+    case_id: Uuid,
+    decision_no: i64,
     decision: String,
 }
 
@@ -218,8 +224,7 @@ pub(super) struct DispatchStepRow {
     dispatch_id: Uuid,
     status: String,
     occurred_at: i64,
-    lat: Option<f64>,
-    lon: Option<f64>,
+    position: Option<Vec<u8>>,
 }
 
 /// A stored note.
@@ -459,6 +464,7 @@ pub(super) struct NewCase {
     pub(super) reference: String,
     pub(super) details: Vec<u8>,
     pub(super) contact: Vec<u8>,
+    pub(super) caller_hash: Option<Vec<u8>>,
     pub(super) receipt: Receipt,
     pub(super) receipt_json: Vec<u8>,
     pub(super) created_at: i64,
@@ -643,6 +649,8 @@ pub(super) fn prepare_case(
     intake: &NewIntake,
     number: u64,
     decision: Decision,
+    cipher: &FieldCipher,
+    caller: CallerLink,
 ) -> Result<NewCase, Error> {
     let line = intake.line();
     let ids = Ids::at(intake.received_at);
@@ -686,6 +694,7 @@ pub(super) fn prepare_case(
         "county": intake.intake.location.county,
         "minors_involved": intake.intake.minors_involved(),
         "request_id": intake.request_id.as_str(),
+        "earlier_contacts_from_caller": caller.earlier_contacts,
     });
     let role = match line {
         Line::Hotline1480 => "counsellor",
@@ -722,23 +731,118 @@ pub(super) fn prepare_case(
             Some(team_id.clone()),
         )?);
     }
+    let contact_id = ids.next();
+    let decision_json = serde_json::to_string(&decision).map_err(Error::internal)?;
     Ok(NewCase {
         case_id,
-        contact_id: ids.next(),
+        contact_id,
         line: line.as_str(),
         reference,
-        details: to_json(&details)?,
-        contact: to_json(&intake.intake.contact)?,
+        details: CASE_DETAILS.seal(cipher, case_id.as_bytes(), &to_json(&details)?)?,
+        contact: CONTACT_DETAILS.seal(
+            cipher,
+            contact_id.as_bytes(),
+            &to_json(&intake.intake.contact)?,
+        )?,
+        caller_hash: caller.hash,
         receipt_json: to_json(&receipt)?,
         receipt,
         created_at,
         routing_status: decision.status(),
-        decision_json: serde_json::to_string(&decision).map_err(Error::internal)?,
+        decision_json: DECISION.seal_text(cipher, &decision_row(case_id, 1), &decision_json)?,
         decision,
         referrals,
         dispatches,
         events,
     })
+}
+
+/// How a new contact's caller links to earlier calls: the keyed hash of the number, and how
+/// many contacts before it came from the same number.
+pub(super) struct CallerLink {
+    pub(super) hash: Option<Vec<u8>>,
+    pub(super) earlier_contacts: i64,
+}
+
+/// A sealed column: its table and name, which each value is bound to with its row's key.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Sealed(pub(super) &'static str, pub(super) &'static str);
+
+/// The intake, action and triage of a case.
+pub(super) const CASE_DETAILS: Sealed = Sealed("cases", "details");
+/// A contact, with the caller's number.
+pub(super) const CONTACT_DETAILS: Sealed = Sealed("contacts", "details");
+/// A note's text.
+pub(super) const NOTE_BODY: Sealed = Sealed("notes", "body");
+/// What came of a follow-up.
+pub(super) const FOLLOW_UP_OUTCOME: Sealed = Sealed("follow_ups", "outcome");
+/// A routing decision, whose candidates' distances place the incident.
+pub(super) const DECISION: Sealed = Sealed("routing_decisions", "decision");
+/// Where a team was at a step (at the scene: where the person is).
+pub(super) const STEP_POSITION: Sealed = Sealed("dispatch_steps", "position");
+
+impl Sealed {
+    fn place<'a>(&self, row: &'a [u8]) -> Place<'a> {
+        Place {
+            table: self.0,
+            column: self.1,
+            row,
+        }
+    }
+
+    pub(super) fn seal(&self, cipher: &FieldCipher, row: &[u8], plain: &[u8]) -> Result<Vec<u8>, Error> {
+        cipher.seal(self.place(row), plain)
+    }
+
+    pub(super) fn open(&self, cipher: &FieldCipher, row: &[u8], stored: &[u8]) -> Result<Vec<u8>, Error> {
+        cipher.open(self.place(row), stored)
+    }
+
+    pub(super) fn seal_text(&self, cipher: &FieldCipher, row: &[u8], plain: &str) -> Result<String, Error> {
+        cipher.seal_text(self.place(row), plain)
+    }
+
+    pub(super) fn open_text(&self, cipher: &FieldCipher, row: &[u8], stored: &str) -> Result<String, Error> {
+        cipher.open_text(self.place(row), stored)
+    }
+}
+
+/// The row key of a routing decision.
+pub(super) fn decision_row(case_id: Uuid, decision_no: i64) -> Vec<u8> {
+    row_key(&case_id, &[&decision_no.to_be_bytes()])
+}
+
+/// The row key of a dispatch step.
+pub(super) fn step_row(dispatch_id: Uuid, status: &str) -> Vec<u8> {
+    row_key(&dispatch_id, &[status.as_bytes()])
+}
+
+/// Opens a case's sealed details.
+pub(super) fn case_details(cipher: &FieldCipher, case_id: Uuid, stored: &[u8]) -> Result<CaseDetails, Error> {
+    from_json(&CASE_DETAILS.open(cipher, case_id.as_bytes(), stored)?)
+}
+
+/// Opens a sealed routing decision.
+pub(super) fn decision_of(
+    cipher: &FieldCipher,
+    case_id: Uuid,
+    decision_no: i64,
+    stored: &str,
+) -> Result<Decision, Error> {
+    let json = DECISION.open_text(cipher, &decision_row(case_id, decision_no), stored)?;
+    from_json(json.as_bytes())
+}
+
+/// Seals a team's position at a step.
+pub(super) fn seal_position(
+    cipher: &FieldCipher,
+    dispatch_id: Uuid,
+    status: &str,
+    position: Option<(f64, f64)>,
+) -> Result<Option<Vec<u8>>, Error> {
+    position
+        .map(|p| STEP_POSITION.seal(cipher, &step_row(dispatch_id, status), &to_json(&p)?))
+        .transpose()
 }
 
 /// Counts the new cases of each line, to take their numbers in one step per line.
@@ -772,8 +876,12 @@ impl CaseRow {
 }
 
 impl CaseDetailRow {
-    pub(super) fn into_record(self, extras: CaseExtras) -> Result<CaseRecord, Error> {
-        let details: CaseDetails = from_json(&self.details)?;
+    pub(super) fn into_record(
+        self,
+        extras: CaseExtras,
+        cipher: &FieldCipher,
+    ) -> Result<CaseRecord, Error> {
+        let details = case_details(cipher, self.summary.case_id, &self.details)?;
         let referrals = extras
             .referrals
             .into_iter()
@@ -797,7 +905,13 @@ impl CaseDetailRow {
                 .push(DispatchStep {
                     status: parse_enum("dispatch status", &row.status)?,
                     occurred_at: from_micros(row.occurred_at)?,
-                    position: row.lat.zip(row.lon),
+                    position: row
+                        .position
+                        .map(|sealed| {
+                            let row_key = step_row(row.dispatch_id, &row.status);
+                            from_json::<(f64, f64)>(&STEP_POSITION.open(cipher, &row_key, &sealed)?)
+                        })
+                        .transpose()?,
                 });
         }
         let dispatches = extras
@@ -823,7 +937,7 @@ impl CaseDetailRow {
         let mut decisions = extras
             .decisions
             .into_iter()
-            .map(|row| from_json::<Decision>(row.decision.as_bytes()));
+            .map(|row| decision_of(cipher, row.case_id, row.decision_no, &row.decision));
         let routing = decisions.next().transpose()?;
         let reroutes = decisions.collect::<Result<Vec<_>, Error>>()?;
         let notes = extras
@@ -834,7 +948,10 @@ impl CaseDetailRow {
                     note_id: row.note_id,
                     actor: row.actor,
                     created_at: from_micros(row.created_at)?,
-                    text: Sensitive::new(String::from_utf8(row.body).map_err(Error::internal)?),
+                    text: Sensitive::new(
+                        String::from_utf8(NOTE_BODY.open(cipher, row.note_id.as_bytes(), &row.body)?)
+                            .map_err(Error::internal)?,
+                    ),
                 })
             })
             .collect::<Result<_, Error>>()?;
@@ -847,7 +964,13 @@ impl CaseDetailRow {
                     due_at: from_micros(row.due_at)?,
                     reason: row.reason,
                     done_at: row.done_at.map(from_micros).transpose()?,
-                    outcome: row.outcome.map(Sensitive::new),
+                    outcome: row
+                        .outcome
+                        .map(|sealed| {
+                            FOLLOW_UP_OUTCOME.open_text(cipher, row.follow_up_id.as_bytes(), &sealed)
+                        })
+                        .transpose()?
+                        .map(Sensitive::new),
                 })
             })
             .collect::<Result<_, Error>>()?;
@@ -858,7 +981,11 @@ impl CaseDetailRow {
                 Ok(RecordedContact {
                     contact_id: row.contact_id,
                     line: parse_enum("line", &row.line)?,
-                    contact: from_json::<Contact>(&row.details)?,
+                    contact: from_json::<Contact>(&CONTACT_DETAILS.open(
+                        cipher,
+                        row.contact_id.as_bytes(),
+                        &row.details,
+                    )?)?,
                     recorded_at: from_micros(row.recorded_at)?,
                 })
             })
@@ -1026,7 +1153,20 @@ macro_rules! impl_sql_store {
                 let mut cases = Vec::new();
                 for intake in fresh() {
                     let number = next_number.entry(intake.line()).or_insert(1);
-                    let case = prepare_case(intake, *number, route(intake))?;
+                    let hash = match &intake.intake.contact.caller_number {
+                        Some(number) => self.cipher.caller_hash(number.expose())?,
+                        None => None,
+                    };
+                    let earlier_contacts: i64 = match &hash {
+                        Some(hash) => sqlx::query_scalar(COUNT_CALLER_CONTACTS)
+                            .bind(hash)
+                            .fetch_one(&mut *tx)
+                            .await
+                            .map_err(db_error)?,
+                        None => 0,
+                    };
+                    let link = CallerLink { hash, earlier_contacts };
+                    let case = prepare_case(intake, *number, route(intake), &self.cipher, link)?;
                     *number += 1;
                     let assessment = &intake.assessment;
                     let data = &intake.intake;
@@ -1086,6 +1226,7 @@ macro_rules! impl_sql_store {
                         .bind(&data.contact.external_call_id)
                         .bind(case.created_at)
                         .bind(&case.contact)
+                        .bind(&case.caller_hash)
                         .execute(&mut *tx)
                         .await
                         .map_err(db_error)?;
@@ -1384,7 +1525,7 @@ macro_rules! impl_sql_store {
                         .map_err(db_error)?,
                 };
                 tx.commit().await.map_err(db_error)?;
-                row.case.into_record(extras).map(Some)
+                row.case.into_record(extras, &self.cipher).map(Some)
             }
 
             async fn list_cases(
@@ -1727,6 +1868,21 @@ macro_rules! impl_sql_store {
                     .await
                     .map_err(db_error)?;
                 rows.into_iter().map(AuditDbRow::into_record).collect()
+            }
+
+            async fn reseal(
+                &self,
+            ) -> Result<Vec<(String, $crate::store::reseal::ResealCount)>, $crate::domain::Error> {
+                use $crate::store::sql::{CASE_DETAILS, CONTACT_DETAILS, NOTE_BODY};
+                let label = |c: $crate::store::sql::Sealed| format!("{}.{}", c.0, c.1);
+                Ok(vec![
+                    (label(CASE_DETAILS), self.reseal_column(CASE_DETAILS, "case_id", false).await?),
+                    (label(CONTACT_DETAILS), self.reseal_column(CONTACT_DETAILS, "contact_id", true).await?),
+                    (label(NOTE_BODY), self.reseal_column(NOTE_BODY, "note_id", false).await?),
+                    ("follow_ups.outcome".into(), self.reseal_outcomes().await?),
+                    ("routing_decisions.decision".into(), self.reseal_decisions().await?),
+                    ("dispatch_steps.position".into(), self.reseal_positions().await?),
+                ])
             }
 
             async fn verify_chains(

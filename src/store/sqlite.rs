@@ -21,6 +21,8 @@ pub struct SqliteStore {
     file: Option<PathBuf>,
     /// The directory state this server's routing holds.
     directory: super::DirectoryWatermark,
+    /// Seals and opens the sensitive columns.
+    cipher: std::sync::Arc<crate::crypto::FieldCipher>,
 }
 
 impl SqliteStore {
@@ -37,7 +39,11 @@ impl SqliteStore {
     }
 
     /// Opens (creating if missing) the database `url` names and applies the migrations.
-    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, Error> {
+    pub async fn connect(
+        url: &str,
+        max_connections: u32,
+        cipher: std::sync::Arc<crate::crypto::FieldCipher>,
+    ) -> Result<Self, Error> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(Error::internal)?
             .create_if_missing(true)
@@ -67,6 +73,7 @@ impl SqliteStore {
             pool,
             file,
             directory: super::DirectoryWatermark::default(),
+            cipher,
         })
     }
 
@@ -137,4 +144,5 @@ async fn migrate(pool: &SqlitePool) -> Result<(), Error> {
 }
 
 super::changes::impl_changes!(SqliteStore);
+super::reseal::impl_reseal!(SqliteStore);
 impl_sql_store!(SqliteStore, Sqlite);

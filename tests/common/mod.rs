@@ -128,14 +128,30 @@ impl TestDb {
 
     /// Another handle on the same database, for a second server; dropping the database stays
     /// with the original.
+    /// The second server's data directory holds the first's keys, as servers sharing a
+    /// database must: the signing key and the field keyring.
     pub fn same_database(&self) -> TestDb {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        referrals::auth::Keys::load_or_create(self.dir.path()).expect("signing key");
+        referrals::crypto::FieldCipher::load_or_create(self.dir.path()).expect("field keys");
+        for name in ["signing.key", "field.keys"] {
+            std::fs::copy(self.dir.path().join(name), dir.path().join(name)).expect("copy a key");
+        }
         TestDb {
             backend: self.backend,
             url: self.url.clone(),
-            dir: tempfile::tempdir().expect("temporary directory"),
+            dir,
             admin_url: None,
             name: self.name.clone(),
         }
+    }
+
+    /// Opens the database as the service does, with the keys of its data directory.
+    pub async fn store(&self, max_connections: u32) -> std::sync::Arc<dyn referrals::store::Store> {
+        let cipher = referrals::crypto::FieldCipher::load_or_create(self.dir.path()).expect("keys");
+        referrals::store::open(&self.url, max_connections, std::sync::Arc::new(cipher))
+            .await
+            .expect("open the store")
     }
 
     /// Runs a statement on the server as administrator (PostgreSQL only).
