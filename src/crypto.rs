@@ -168,7 +168,8 @@ impl FieldCipher {
                 keys: BTreeMap::from([(1, random_key()?)]),
                 hash_key: random_key()?,
             };
-            let text = serde_json::to_vec(&file).map_err(|_| KeyringError::Corrupt(path.clone()))?;
+            let text =
+                serde_json::to_vec(&file).map_err(|_| KeyringError::Corrupt(path.clone()))?;
             crate::secret_file::create(&path, &text).map_err(io)?;
         }
         let ring = read_keyring(&path)?;
@@ -290,7 +291,11 @@ impl FieldCipher {
         let digits: String = number.chars().filter(char::is_ascii_digit).collect();
         let national = digits
             .strip_prefix("0098")
-            .or_else(|| digits.strip_prefix("98").filter(|_| number.trim_start().starts_with('+')))
+            .or_else(|| {
+                digits
+                    .strip_prefix("98")
+                    .filter(|_| number.trim_start().starts_with('+'))
+            })
             .or_else(|| digits.strip_prefix('0'))
             .unwrap_or(&digits);
         if national.is_empty() {
@@ -384,8 +389,14 @@ mod tests {
         let sealed = cipher.seal(ROW, b"she is at her aunt's").unwrap();
         assert!(!sealed.windows(4).any(|w| w == b"aunt"));
         assert_eq!(cipher.open(ROW, &sealed).unwrap(), b"she is at her aunt's");
-        let other_row = Place { row: b"row-2", ..ROW };
-        assert!(cipher.open(other_row, &sealed).is_err(), "moved to another row");
+        let other_row = Place {
+            row: b"row-2",
+            ..ROW
+        };
+        assert!(
+            cipher.open(other_row, &sealed).is_err(),
+            "moved to another row"
+        );
         let other_column = Place {
             column: "outcome",
             ..ROW
@@ -396,7 +407,10 @@ mod tests {
             tampered[i] ^= 1;
             assert!(cipher.open(ROW, &tampered).is_err(), "byte {i} flipped");
         }
-        assert!(cipher.open(ROW, b"{\"clear\": true}").is_err(), "clear text");
+        assert!(
+            cipher.open(ROW, b"{\"clear\": true}").is_err(),
+            "clear text"
+        );
         let text = cipher.seal_text(ROW, "سلام").unwrap();
         assert_eq!(cipher.open_text(ROW, &text).unwrap(), "سلام");
     }
@@ -429,6 +443,10 @@ mod tests {
         assert_ne!(hash("09121234568"), one);
         assert_eq!(hash(""), None);
         let (_dir2, other) = super::tests::cipher();
-        assert_ne!(other.caller_hash("09121234567").unwrap(), one, "another key");
+        assert_ne!(
+            other.caller_hash("09121234567").unwrap(),
+            one,
+            "another key"
+        );
     }
 }

@@ -21,6 +21,4 @@ pub mod store;
 pub mod telemetry;
 pub mod tracking;
 
-pub use server::{
-    ServeError, migrate, open_store, reseal, run, shutdown_signal, verify_chains,
-};
+pub use server::{ServeError, migrate, open_store, reseal, run, shutdown_signal, verify_chains};

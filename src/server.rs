@@ -116,7 +116,13 @@ pub async fn migrate(config: &DatabaseConfig) -> Result<(), ServeError> {
 pub async fn reseal(
     config: &DatabaseConfig,
     rotate: bool,
-) -> Result<(Option<u32>, Vec<(String, crate::store::reseal::ResealCount)>), ServeError> {
+) -> Result<
+    (
+        Option<u32>,
+        Vec<(String, crate::store::reseal::ResealCount)>,
+    ),
+    ServeError,
+> {
     // The keyring exists before a key is added to it.
     crate::crypto::FieldCipher::load_or_create(&config.data_dir)?;
     let added = if rotate {

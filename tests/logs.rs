@@ -9,25 +9,10 @@ mod common;
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use common::fixtures::{emergency, hotline};
+use common::fixtures::{SENTINELS, emergency, hotline, plant};
 use common::{Backend, TestDb, TestServer};
 use referrals::config::{LogConfig, LogFormat};
 use referrals::pb::{self, GetCaseRequest, ListCasesRequest};
-
-const SENTINELS: [&str; 12] = [
-    "09990001111",
-    "SentinelReporterName",
-    "09990002222",
-    "SentinelSubjectName",
-    "9990003333",
-    "SentinelAddress",
-    "35.123456789",
-    "51.987654321",
-    "SentinelNarrative",
-    "SentinelPerpetrator",
-    "SentinelNote",
-    "SentinelFollowUpOutcome",
-];
 
 #[derive(Clone, Default)]
 struct Capture(Arc<Mutex<Vec<u8>>>);
@@ -59,25 +44,6 @@ fn captured_logs() -> Capture {
             capture
         })
         .clone()
-}
-
-fn plant(intake: &mut pb::Intake) {
-    let contact = intake.contact.as_mut().unwrap();
-    contact.caller_number = SENTINELS[0].into();
-    let reporter = intake.reporter.as_mut().unwrap();
-    reporter.name = SENTINELS[1].into();
-    reporter.callback_number = SENTINELS[2].into();
-    let subject = &mut intake.subjects[0];
-    subject.name = SENTINELS[3].into();
-    subject.national_id = SENTINELS[4].into();
-    let location = intake.location.as_mut().unwrap();
-    location.address = SENTINELS[5].into();
-    location.coordinates = Some(pb::Coordinates {
-        latitude: 35.123456789,
-        longitude: 51.987654321,
-    });
-    intake.narrative = SENTINELS[8].into();
-    intake.risk.as_mut().unwrap().perpetrator_relationship = SENTINELS[9].into();
 }
 
 fn planted_emergency(request_id: &str) -> pb::ReportEmergencyRequest {

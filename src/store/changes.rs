@@ -376,7 +376,8 @@ pub(super) fn action_for(
     destination_id: &str,
 ) -> Result<Option<(i64, Decision, usize)>, Error> {
     for row in decisions.iter().rev() {
-        let decision = super::sql::decision_of(cipher, row.case_id, row.decision_no, &row.decision)?;
+        let decision =
+            super::sql::decision_of(cipher, row.case_id, row.decision_no, &row.decision)?;
         let index = decision.actions.iter().position(|a| {
             a.destination.as_ref().is_some_and(|d| match d {
                 Destination::Team { id, .. } | Destination::ServicePoint { id, .. } => {

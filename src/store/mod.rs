@@ -23,8 +23,8 @@ use crate::tracking::{EventFilter, FeedEvent};
 
 mod chain;
 mod changes;
-pub mod reseal;
 pub mod postgres;
+pub mod reseal;
 mod sql;
 pub mod sqlite;
 pub mod writer;

@@ -790,19 +790,39 @@ impl Sealed {
         }
     }
 
-    pub(super) fn seal(&self, cipher: &FieldCipher, row: &[u8], plain: &[u8]) -> Result<Vec<u8>, Error> {
+    pub(super) fn seal(
+        &self,
+        cipher: &FieldCipher,
+        row: &[u8],
+        plain: &[u8],
+    ) -> Result<Vec<u8>, Error> {
         cipher.seal(self.place(row), plain)
     }
 
-    pub(super) fn open(&self, cipher: &FieldCipher, row: &[u8], stored: &[u8]) -> Result<Vec<u8>, Error> {
+    pub(super) fn open(
+        &self,
+        cipher: &FieldCipher,
+        row: &[u8],
+        stored: &[u8],
+    ) -> Result<Vec<u8>, Error> {
         cipher.open(self.place(row), stored)
     }
 
-    pub(super) fn seal_text(&self, cipher: &FieldCipher, row: &[u8], plain: &str) -> Result<String, Error> {
+    pub(super) fn seal_text(
+        &self,
+        cipher: &FieldCipher,
+        row: &[u8],
+        plain: &str,
+    ) -> Result<String, Error> {
         cipher.seal_text(self.place(row), plain)
     }
 
-    pub(super) fn open_text(&self, cipher: &FieldCipher, row: &[u8], stored: &str) -> Result<String, Error> {
+    pub(super) fn open_text(
+        &self,
+        cipher: &FieldCipher,
+        row: &[u8],
+        stored: &str,
+    ) -> Result<String, Error> {
         cipher.open_text(self.place(row), stored)
     }
 }
@@ -818,7 +838,11 @@ pub(super) fn step_row(dispatch_id: Uuid, status: &str) -> Vec<u8> {
 }
 
 /// Opens a case's sealed details.
-pub(super) fn case_details(cipher: &FieldCipher, case_id: Uuid, stored: &[u8]) -> Result<CaseDetails, Error> {
+pub(super) fn case_details(
+    cipher: &FieldCipher,
+    case_id: Uuid,
+    stored: &[u8],
+) -> Result<CaseDetails, Error> {
     from_json(&CASE_DETAILS.open(cipher, case_id.as_bytes(), stored)?)
 }
 
@@ -949,8 +973,12 @@ impl CaseDetailRow {
                     actor: row.actor,
                     created_at: from_micros(row.created_at)?,
                     text: Sensitive::new(
-                        String::from_utf8(NOTE_BODY.open(cipher, row.note_id.as_bytes(), &row.body)?)
-                            .map_err(Error::internal)?,
+                        String::from_utf8(NOTE_BODY.open(
+                            cipher,
+                            row.note_id.as_bytes(),
+                            &row.body,
+                        )?)
+                        .map_err(Error::internal)?,
                     ),
                 })
             })
@@ -967,7 +995,11 @@ impl CaseDetailRow {
                     outcome: row
                         .outcome
                         .map(|sealed| {
-                            FOLLOW_UP_OUTCOME.open_text(cipher, row.follow_up_id.as_bytes(), &sealed)
+                            FOLLOW_UP_OUTCOME.open_text(
+                                cipher,
+                                row.follow_up_id.as_bytes(),
+                                &sealed,
+                            )
                         })
                         .transpose()?
                         .map(Sensitive::new),

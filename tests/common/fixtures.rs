@@ -153,3 +153,39 @@ pub fn hotline(request_id: &str) -> SubmitReferralRequest {
         action: HotlineAction::CounsellingCentreReferral as i32,
     }
 }
+
+/// Values planted in every sensitive field, to be looked for where they must not be.
+pub const SENTINELS: [&str; 12] = [
+    "09990001111",
+    "SentinelReporterName",
+    "09990002222",
+    "SentinelSubjectName",
+    "9990003333",
+    "SentinelAddress",
+    "35.123456789",
+    "51.987654321",
+    "SentinelNarrative",
+    "SentinelPerpetrator",
+    "SentinelNote",
+    "SentinelFollowUpOutcome",
+];
+
+/// Plants [`SENTINELS`] in an intake's sensitive fields.
+pub fn plant(intake: &mut Intake) {
+    let contact = intake.contact.as_mut().unwrap();
+    contact.caller_number = SENTINELS[0].into();
+    let reporter = intake.reporter.as_mut().unwrap();
+    reporter.name = SENTINELS[1].into();
+    reporter.callback_number = SENTINELS[2].into();
+    let subject = &mut intake.subjects[0];
+    subject.name = SENTINELS[3].into();
+    subject.national_id = SENTINELS[4].into();
+    let location = intake.location.as_mut().unwrap();
+    location.address = SENTINELS[5].into();
+    location.coordinates = Some(Coordinates {
+        latitude: 35.123456789,
+        longitude: 51.987654321,
+    });
+    intake.narrative = SENTINELS[8].into();
+    intake.risk.as_mut().unwrap().perpetrator_relationship = SENTINELS[9].into();
+}
