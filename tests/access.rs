@@ -448,7 +448,73 @@ async fn an_administrator_manages_the_directory_and_a_team_its_own_duty_status(b
     server.finish().await;
 }
 
+/// The case ids a watch carries, replayed from the start and then live, until it has been
+/// quiet for a heartbeat.
+async fn watched(channel: Authed) -> std::collections::BTreeSet<String> {
+    let mut stream = CaseTrackingClient::new(channel)
+        .watch_cases(pb::WatchCasesRequest {
+            after_sequence: Some(0),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut seen = std::collections::BTreeSet::new();
+    loop {
+        let message = tokio::time::timeout(std::time::Duration::from_secs(5), stream.message())
+            .await
+            .expect("a heartbeat at the latest")
+            .unwrap()
+            .unwrap();
+        match message.message.unwrap() {
+            pb::watch_cases_response::Message::Event(event) => {
+                seen.insert(event.case_id);
+            }
+            pb::watch_cases_response::Message::Heartbeat(_) => return seen,
+        }
+    }
+}
+
+async fn watches_carry_only_what_the_caller_may_see(backend: Backend) {
+    let server = TestServer::seeded_with(TestDb::new(backend).await, |c| {
+        c.heartbeat_interval = std::time::Duration::from_millis(300);
+    })
+    .await;
+    let tehran_1480 = server.as_who("1480-tehran", Role::Hotline, "IR-23", None);
+    let own = HotlineIntakeClient::new(tehran_1480.clone())
+        .submit_referral(fixtures::hotline("watch-own"))
+        .await
+        .unwrap()
+        .into_inner()
+        .receipt
+        .unwrap()
+        .case_id;
+    let other = EmergencyIntakeClient::new(server.as_operator())
+        .report_emergency(child_in_danger("watch-other"))
+        .await
+        .unwrap()
+        .into_inner()
+        .receipt
+        .unwrap()
+        .case_id;
+    let both: std::collections::BTreeSet<String> = [own.clone(), other.clone()].into();
+    assert_eq!(watched(tehran_1480).await, [own.clone()].into());
+    assert_eq!(watched(server.as_operator()).await, both);
+    assert_eq!(
+        watched(server.as_who("123-fars", Role::Operator, "IR-07", None)).await,
+        Default::default()
+    );
+    // The team sent to the 123 case sees that case's events about it, and nothing of the 1480.
+    assert_eq!(
+        watched(server.as_team("thr-t1")).await,
+        [other.clone()].into()
+    );
+    assert_eq!(watched(server.as_team("thr-t2")).await, Default::default());
+    server.finish().await;
+}
+
 backend_tests!(
+    watches_carry_only_what_the_caller_may_see,
     every_role_reaches_what_it_may_and_nothing_else,
     an_administrator_manages_the_directory_and_a_team_its_own_duty_status,
 );
