@@ -40,6 +40,10 @@ pub enum Command {
     /// The keys that seal sensitive fields at rest.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Loads a running server with intakes in a closed loop and reports throughput and
+    /// latency; checks the database gained one case per acknowledged intake, and measures a
+    /// plain-insert baseline against the same database.
+    Load(crate::load::LoadConfig),
 }
 
 /// Field-key commands.

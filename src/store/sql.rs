@@ -67,8 +67,10 @@ pub(super) const SELECT_DISPATCH_STEPS: &str = "select s.dispatch_id, s.status, 
      s.position from dispatch_steps s join dispatches d on d.dispatch_id = s.dispatch_id \
      where d.case_id = $1";
 
-pub(super) const COUNT_CALLER_CONTACTS: &str =
-    "select count(*) from contacts where caller_hash = $1";
+/// How many earlier contacts came from a number, up to 100 (a count that stays cheap for a
+/// number that calls every day).
+pub(super) const COUNT_CALLER_CONTACTS: &str = "select count(*) from \
+     (select 1 from contacts where caller_hash = $1 limit 100) earlier";
 
 pub(super) const SELECT_NOTES: &str = "select note_id, actor, created_at, body from notes \
      where case_id = $1 order by note_id";

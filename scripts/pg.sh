@@ -1,0 +1,47 @@
+# Sourced by scripts/test and scripts/bench: a throwaway PostgreSQL cluster started from the
+# installed server binaries, durable settings left at their defaults. As root, the cluster runs as
+# the `postgres` user, since initdb refuses root.
+
+find_pg_bindir() {
+    if command -v pg_config >/dev/null 2>&1 && [ -x "$(pg_config --bindir)/initdb" ]; then
+        pg_config --bindir
+        return
+    fi
+    local dir
+    for dir in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+        if [ -x "$dir/initdb" ]; then
+            echo "$dir"
+            return
+        fi
+    done
+    if command -v initdb >/dev/null 2>&1; then
+        dirname "$(command -v initdb)"
+    fi
+}
+
+# Starts the cluster; sets PG_BINDIR, PG_URL (the `postgres` database as superuser) and
+# defines stop_pg. Returns 1 when no server binaries are installed.
+start_throwaway_pg() {
+    PG_BINDIR=$(find_pg_bindir)
+    [ -n "$PG_BINDIR" ] || return 1
+    pgdir=$(mktemp -d /tmp/referrals-pg.XXXXXX)
+    chmod 755 "$pgdir"
+    as_pg=()
+    if [ "$(id -u)" = 0 ]; then
+        id postgres >/dev/null 2>&1 || useradd --system --home-dir "$pgdir" postgres
+        chown postgres "$pgdir"
+        as_pg=(runuser -u postgres --)
+    fi
+    local port
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    stop_pg() {
+        "${as_pg[@]}" "$PG_BINDIR/pg_ctl" -D "$pgdir/data" -m immediate stop >/dev/null 2>&1 || true
+        rm -rf "$pgdir"
+    }
+    "${as_pg[@]}" "$PG_BINDIR/initdb" -D "$pgdir/data" -U postgres -A trust --no-sync -E UTF8 >"$pgdir/initdb.log" 2>&1 \
+        || { cat "$pgdir/initdb.log" >&2; return 2; }
+    "${as_pg[@]}" "$PG_BINDIR/pg_ctl" -D "$pgdir/data" -l "$pgdir/server.log" -w -t 60 \
+        -o "-c listen_addresses=127.0.0.1 -p $port -k $pgdir -c max_connections=400" start >/dev/null \
+        || { cat "$pgdir/server.log" >&2; return 2; }
+    PG_URL="postgres://postgres@127.0.0.1:$port/postgres"
+}

@@ -1,0 +1,529 @@
+//! `referrals load`: a closed-loop load program for the complete intake path, with a baseline.
+//!
+//! `--concurrency` tasks each send an intake (1480 or 123, in the `--hotline-share` mix, each with
+//! a request id of its own) over one of `--connections` HTTP/2 connections, wait for the receipt,
+//! and send the next, for `--duration` or until `--count` intakes were sent. Latency goes into an
+//! HDR histogram. With `--database-url` the program then checks that the database holds exactly
+//! as many new cases as intakes were acknowledged, and with `--baseline` it measures, against the
+//! same database and at the same concurrency, plain inserts of one ~1.5 KB row per transaction,
+//! and prints the ratio of intake to baseline throughput.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use hdrhistogram::Histogram;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::auth::{self, Keys, Role};
+use crate::grpc::auth::BearerToken;
+use crate::pb;
+use crate::pb::emergency_intake_client::EmergencyIntakeClient;
+use crate::pb::hotline_intake_client::HotlineIntakeClient;
+
+/// The load program's settings.
+#[derive(Debug, Clone, Args)]
+pub struct LoadConfig {
+    /// The server to load.
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    pub target: String,
+    /// The server's data directory: a national supervisor's token is minted with its key.
+    #[arg(long, env = "REFERRALS_DATA_DIR", default_value = "./data")]
+    pub data_dir: std::path::PathBuf,
+    /// Intakes in flight at once (closed loop: each task sends its next on the last's answer).
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// HTTP/2 connections the tasks share.
+    #[arg(long, default_value_t = 4)]
+    pub connections: usize,
+    /// How long to send for.
+    #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    /// Stop after this many intakes instead (whichever comes first).
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// Share of 1480 intakes; the rest are 123.
+    #[arg(long, default_value_t = 0.5)]
+    pub hotline_share: f64,
+    /// The server's database, to check that every acknowledged intake is a case (and for the
+    /// baseline).
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// Also measure plain single-row inserts against the same database.
+    #[arg(long, requires = "database_url")]
+    pub baseline: bool,
+}
+
+/// Why the load program failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// Setting up failed.
+    #[error("{0}")]
+    Setup(String),
+    /// The database could not be read.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The count check failed.
+    #[error(
+        "count check FAILED: {acknowledged} intakes acknowledged as new cases, but the database gained {gained}"
+    )]
+    Count {
+        /// New cases acknowledged.
+        acknowledged: u64,
+        /// Cases the database gained.
+        gained: i64,
+    },
+}
+
+/// What one run measured.
+#[derive(Debug)]
+pub struct Measured {
+    /// Requests answered successfully.
+    pub ok: u64,
+    /// Answered with an error, by code.
+    pub errors: std::collections::BTreeMap<String, u64>,
+    /// Of the successful, how many were replays (there should be none).
+    pub replayed: u64,
+    /// Wall time.
+    pub elapsed: Duration,
+    /// Latency of successful requests, in microseconds.
+    pub latency: Histogram<u64>,
+}
+
+impl Measured {
+    /// Successful requests a second.
+    pub fn throughput(&self) -> f64 {
+        self.ok as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn line(&self, what: &str) -> String {
+        let ms = |q: f64| self.latency.value_at_quantile(q) as f64 / 1000.0;
+        format!(
+            "{what}: {} ok in {:.1} s = {:.0}/s; latency p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms; errors {:?}",
+            self.ok,
+            self.elapsed.as_secs_f64(),
+            self.throughput(),
+            ms(0.50),
+            ms(0.99),
+            ms(0.999),
+            self.latency.max() as f64 / 1000.0,
+            self.errors
+        )
+    }
+}
+
+/// Latency in microseconds, 3 significant digits, growing as needed.
+fn histogram() -> Histogram<u64> {
+    let mut histogram = Histogram::new(3).unwrap_or_else(|_| unreachable!("3 digits are valid"));
+    histogram.auto(true);
+    histogram
+}
+
+/// Runs the load and prints what it measured; fails when the count check fails.
+pub async fn run(config: LoadConfig) -> Result<(), LoadError> {
+    // One subject per task, as many call-centre accounts would be: each is held to the
+    // server's per-subject rate limit on its own.
+    let mut bearers = Vec::new();
+    for task in 0..config.concurrency.max(1) {
+        let token = mint(&config, &format!("load-{task}"))?;
+        bearers.push(
+            BearerToken::new(&token)
+                .ok_or_else(|| LoadError::Setup("the token is not a header value".into()))?,
+        );
+    }
+    let mut channels = Vec::new();
+    for _ in 0..config.connections.max(1) {
+        let channel = Endpoint::from_shared(config.target.clone())
+            .map_err(|e| LoadError::Setup(e.to_string()))?
+            .connect()
+            .await
+            .map_err(|e| LoadError::Setup(format!("cannot connect to {}: {e}", config.target)))?;
+        channels.push(channel);
+    }
+    let before = match &config.database_url {
+        Some(url) => Some(count_cases(url).await?),
+        None => None,
+    };
+    println!(
+        "load: {} in flight over {} connection(s), {:.0} % 1480, for {}{}",
+        config.concurrency,
+        channels.len(),
+        config.hotline_share * 100.0,
+        humantime::format_duration(config.duration),
+        config
+            .count
+            .map(|n| format!(" or {n} intakes"))
+            .unwrap_or_default()
+    );
+    let (intake, recorded) = intakes(&config, &channels, &bearers).await;
+    println!("{}", intake.line("intake"));
+    if let (Some(url), Some(before)) = (&config.database_url, before) {
+        let gained = count_cases(url).await? - before;
+        if gained != recorded as i64 {
+            return Err(LoadError::Count {
+                acknowledged: recorded,
+                gained,
+            });
+        }
+        println!("count check: {recorded} new cases acknowledged, {gained} in the database: OK");
+    }
+    if config.baseline
+        && let Some(url) = &config.database_url
+    {
+        let baseline = baseline(url, &config).await?;
+        println!(
+            "{}",
+            baseline.line("baseline (one ~1.5 KB row per transaction)")
+        );
+        println!(
+            "ratio intake/baseline: {:.2}",
+            intake.throughput() / baseline.throughput()
+        );
+    }
+    Ok(())
+}
+
+fn mint(config: &LoadConfig, subject: &str) -> Result<String, LoadError> {
+    let keys = Keys::load(&config.data_dir)
+        .map_err(|e| LoadError::Setup(e.to_string()))?
+        .ok_or_else(|| {
+            LoadError::Setup(format!(
+                "no signing key in {}: point --data-dir at the server's",
+                config.data_dir.display()
+            ))
+        })?;
+    keys.issue(&auth::claims(
+        subject,
+        Role::Supervisor,
+        auth::ALL_PROVINCES,
+        None,
+        None,
+        chrono::Utc::now(),
+        Duration::from_secs(24 * 3600),
+    ))
+    .map_err(|e| LoadError::Setup(e.to_string()))
+}
+
+/// Sends intakes in a closed loop; returns what was measured and how many new cases were
+/// acknowledged.
+async fn intakes(
+    config: &LoadConfig,
+    channels: &[Channel],
+    bearers: &[BearerToken],
+) -> (Measured, u64) {
+    let run = uuid::Uuid::now_v7().simple().to_string();
+    let sent = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + config.duration;
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for task in 0..config.concurrency.max(1) {
+        let channel = tonic::service::interceptor::InterceptedService::new(
+            channels[task % channels.len()].clone(),
+            bearers[task].clone(),
+        );
+        let sent = sent.clone();
+        let run = run.clone();
+        let limit = config.count.unwrap_or(u64::MAX);
+        let share = (config.hotline_share.clamp(0.0, 1.0) * 1000.0) as u64;
+        tasks.push(tokio::spawn(async move {
+            let mut hotline = HotlineIntakeClient::new(channel.clone());
+            let mut emergency = EmergencyIntakeClient::new(channel);
+            let mut latency = histogram();
+            let mut errors = std::collections::BTreeMap::new();
+            let (mut ok, mut replayed, mut recorded) = (0u64, 0u64, 0u64);
+            while Instant::now() < deadline {
+                let n = sent.fetch_add(1, Ordering::Relaxed);
+                if n >= limit {
+                    break;
+                }
+                let request_id = format!("load-{run}-{n}");
+                // Spread 1480 and 123 evenly through the run.
+                let is_hotline = (n * 7919) % 1000 < share;
+                let began = Instant::now();
+                let answer = if is_hotline {
+                    hotline
+                        .submit_referral(sample_hotline(request_id, n))
+                        .await
+                        .map(|r| r.into_inner().receipt)
+                } else {
+                    emergency
+                        .report_emergency(sample_emergency(request_id, n))
+                        .await
+                        .map(|r| r.into_inner().receipt)
+                };
+                let took = began.elapsed();
+                match answer {
+                    Ok(receipt) => {
+                        ok += 1;
+                        if receipt.is_some_and(|r| r.replayed) {
+                            replayed += 1;
+                        } else {
+                            recorded += 1;
+                        }
+                        let _ = latency.record((took.as_micros() as u64).max(1));
+                    }
+                    Err(status) => {
+                        *errors.entry(format!("{:?}", status.code())).or_insert(0) += 1;
+                    }
+                }
+            }
+            (ok, replayed, recorded, errors, latency)
+        }));
+    }
+    let mut measured = Measured {
+        ok: 0,
+        errors: Default::default(),
+        replayed: 0,
+        elapsed: Duration::ZERO,
+        latency: histogram(),
+    };
+    let mut recorded = 0;
+    for task in tasks {
+        if let Ok((ok, replayed, new, errors, latency)) = task.await {
+            measured.ok += ok;
+            measured.replayed += replayed;
+            recorded += new;
+            for (code, n) in errors {
+                *measured.errors.entry(code).or_insert(0) += n;
+            }
+            let _ = measured.latency.add(&latency);
+        }
+    }
+    measured.elapsed = start.elapsed();
+    (measured, recorded)
+}
+
+async fn count_cases(url: &str) -> Result<i64, LoadError> {
+    if url.starts_with("postgres") {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .connect(url)
+            .await?;
+        let n = sqlx::query_scalar("select count(*) from cases")
+            .fetch_one(&pool)
+            .await?;
+        pool.close().await;
+        Ok(n)
+    } else {
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect(url)
+            .await?;
+        let n = sqlx::query_scalar("select count(*) from cases")
+            .fetch_one(&pool)
+            .await?;
+        pool.close().await;
+        Ok(n)
+    }
+}
+
+/// The baseline's row: an id, a time and ~1.5 KB of payload, like a case row with its details.
+const BASELINE_PAYLOAD: usize = 1_500;
+
+macro_rules! baseline_loop {
+    ($pool:expr, $config:expr) => {{
+        let pool = $pool;
+        let deadline = Instant::now() + $config.duration;
+        let start = Instant::now();
+        let sent = Arc::new(AtomicU64::new(0));
+        let limit = $config.count.unwrap_or(u64::MAX);
+        let mut tasks = Vec::new();
+        for _ in 0..$config.concurrency.max(1) {
+            let pool = pool.clone();
+            let sent = sent.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut latency = histogram();
+                let mut errors = std::collections::BTreeMap::new();
+                let mut ok = 0u64;
+                let mut payload = vec![0u8; BASELINE_PAYLOAD];
+                while Instant::now() < deadline {
+                    if sent.fetch_add(1, Ordering::Relaxed) >= limit {
+                        break;
+                    }
+                    let id = uuid::Uuid::now_v7();
+                    payload[..16].copy_from_slice(id.as_bytes());
+                    let began = Instant::now();
+                    let done = sqlx::query(
+                        "insert into load_baseline (id, created_at, payload) values ($1, $2, $3)",
+                    )
+                    .bind(id)
+                    .bind(chrono::Utc::now().timestamp_micros())
+                    .bind(&payload)
+                    .execute(&pool)
+                    .await;
+                    match done {
+                        Ok(_) => {
+                            ok += 1;
+                            let _ = latency.record((began.elapsed().as_micros() as u64).max(1));
+                        }
+                        Err(error) => {
+                            *errors.entry(error.to_string()).or_insert(0u64) += 1;
+                        }
+                    }
+                }
+                (ok, errors, latency)
+            }));
+        }
+        let mut measured = Measured {
+            ok: 0,
+            errors: Default::default(),
+            replayed: 0,
+            elapsed: Duration::ZERO,
+            latency: histogram(),
+        };
+        for task in tasks {
+            if let Ok((ok, errors, latency)) = task.await {
+                measured.ok += ok;
+                for (code, n) in errors {
+                    *measured.errors.entry(code).or_insert(0) += n;
+                }
+                let _ = measured.latency.add(&latency);
+            }
+        }
+        measured.elapsed = start.elapsed();
+        sqlx::query("drop table load_baseline")
+            .execute(&pool)
+            .await?;
+        pool.close().await;
+        measured
+    }};
+}
+
+/// Plain single-row inserts, one per transaction, at the same concurrency, against the same
+/// database with the service's durability settings.
+async fn baseline(url: &str, config: &LoadConfig) -> Result<Measured, LoadError> {
+    let connections = u32::try_from(config.concurrency.max(1)).unwrap_or(u32::MAX);
+    if url.starts_with("postgres") {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(connections)
+            .connect(url)
+            .await?;
+        sqlx::query(
+            "create table if not exists load_baseline \
+             (id uuid primary key, created_at bigint not null, payload bytea not null)",
+        )
+        .execute(&pool)
+        .await?;
+        Ok(baseline_loop!(pool, config))
+    } else {
+        use std::str::FromStr;
+        let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)?
+            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+            .synchronous(sqlx::sqlite::SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(connections)
+            .connect_with(options)
+            .await?;
+        sqlx::query(
+            "create table if not exists load_baseline \
+             (id blob primary key, created_at integer not null, payload blob not null) strict",
+        )
+        .execute(&pool)
+        .await?;
+        Ok(baseline_loop!(pool, config))
+    }
+}
+
+fn contact(call_id: &str, number: u64) -> pb::Contact {
+    let now = chrono::Utc::now().timestamp();
+    pb::Contact {
+        external_call_id: call_id.into(),
+        answering_province: "IR-23".into(),
+        overflow_from_province: String::new(),
+        operator_id: "load-operator".into(),
+        channel: pb::Channel::Voice as i32,
+        started_at: Some(prost_types::Timestamp {
+            seconds: now - 600,
+            nanos: 0,
+        }),
+        answered_at: Some(prost_types::Timestamp {
+            seconds: now - 590,
+            nanos: 0,
+        }),
+        ended_at: None,
+        // Most callers call once; some call again.
+        caller_number: format!("0912{:07}", number % 9_000_000),
+    }
+}
+
+fn intake(call_id: &str, number: u64, category: pb::Category, minor: bool) -> pb::Intake {
+    pb::Intake {
+        contact: Some(contact(call_id, number)),
+        reporter: Some(pb::Reporter {
+            relationship: pb::Relationship::Neighbour as i32,
+            anonymous: false,
+            name: "Load Reporter Name".into(),
+            callback_consent: true,
+            callback_number: "09120000001".into(),
+        }),
+        subjects: vec![pb::Subject {
+            age: Some(pb::subject::Age::AgeYears(if minor { 9 } else { 31 })),
+            minor: Some(minor),
+            sex: pb::Sex::Female as i32,
+            nationality: pb::Nationality::Iranian as i32,
+            disability: pb::Disability::NoneKnown as i32,
+            language: pb::Language::Persian as i32,
+            pregnant: false,
+            name: "Load Subject Name".into(),
+            national_id: "0012345678".into(),
+        }],
+        location: Some(pb::Location {
+            province: "IR-23".into(),
+            county: "Tehran".into(),
+            district: "District 15".into(),
+            neighbourhood: "Khavaran".into(),
+            address: "Street 4, No. 12, second floor, the door on the left".into(),
+            landmark: "next to the school".into(),
+            coordinates: Some(pb::Coordinates {
+                latitude: 35.64,
+                longitude: 51.47,
+            }),
+            place_type: pb::PlaceType::Home as i32,
+        }),
+        primary_category: category as i32,
+        secondary_categories: Vec::new(),
+        risk: Some(pb::RiskFacts {
+            suicide_screening: Some(pb::SuicideScreening {
+                wish_to_be_dead: pb::Answer::Unknown as i32,
+                suicidal_thoughts: pb::Answer::Unknown as i32,
+                method: pb::Answer::Unknown as i32,
+                intent: pb::Answer::Unknown as i32,
+                plan: pb::Answer::Unknown as i32,
+                behaviour_last_3_months: pb::Answer::Unknown as i32,
+            }),
+            recency: pb::Recency::Last24Hours as i32,
+            ..pb::RiskFacts::default()
+        }),
+        narrative: "The caller describes what she heard and saw in some detail; the operator \
+                    writes it down in her own words, as a real intake would, a few sentences \
+                    long, so that the request is of a realistic size."
+            .into(),
+        priority_override: None,
+        priority_override_reason: String::new(),
+    }
+}
+
+/// A 1480 intake with its own request id: psychological distress, referred to counselling.
+pub fn sample_hotline(request_id: String, n: u64) -> pb::SubmitReferralRequest {
+    pb::SubmitReferralRequest {
+        intake: Some(intake(
+            &request_id,
+            n,
+            pb::Category::PsychologicalDistress,
+            false,
+        )),
+        request_id,
+        action: pb::HotlineAction::CounsellingCentreReferral as i32,
+    }
+}
+
+/// A 123 intake with its own request id: suspected neglect of a child, referred on.
+pub fn sample_emergency(request_id: String, n: u64) -> pb::ReportEmergencyRequest {
+    pb::ReportEmergencyRequest {
+        intake: Some(intake(&request_id, n, pb::Category::ChildNeglect, true)),
+        request_id,
+        action: pb::EmergencyAction::ResolvedByPhone as i32,
+    }
+}
