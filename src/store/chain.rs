@@ -17,7 +17,7 @@ pub(super) const SET_CHAIN_HEAD: &str = "update sequences set hash = $1 where na
 pub(super) const CHAIN_HEAD: &str = "select last_value, hash from sequences where name = $1";
 
 pub(super) const INSERT_AUDIT: &str = "insert into audit_log (audit_id, at, subject, role, \
-     action, case_id, outcome, request_id, hash) values ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+     action, case_id, outcome, request_id, hash) ";
 
 pub(super) const AUDIT_COLUMNS: &str =
     "audit_id, at, subject, role, action, case_id, outcome, request_id";
@@ -163,27 +163,32 @@ macro_rules! write_audit {
                 .fetch_one(&mut *$tx)
                 .await
                 .map_err($crate::store::map_sqlx_error)?;
+            let mut rows = Vec::with_capacity(entries.len());
             for (audit_id, entry) in (last - count + 1..).zip(entries) {
                 let hash = audit_hash(
                     $crate::audit::ChainHasher::new(previous.as_deref()),
                     audit_id,
                     entry,
                 );
-                $crate::store::changes::exec!(
-                    $tx,
-                    INSERT_AUDIT,
-                    audit_id,
-                    $crate::store::sql::micros(entry.at),
-                    &entry.subject,
-                    &entry.role,
-                    &entry.action,
-                    entry.case_id,
-                    &entry.outcome,
-                    &entry.request_id,
-                    &hash
-                );
-                previous = Some(hash);
+                previous = Some(hash.clone());
+                rows.push((audit_id, entry, hash));
             }
+            $crate::store::sql::insert_rows!($tx, INSERT_AUDIT, &rows, |row,
+                                                                        (
+                audit_id,
+                entry,
+                hash,
+            )| {
+                row.push_bind(*audit_id)
+                    .push_bind($crate::store::sql::micros(entry.at))
+                    .push_bind(&entry.subject)
+                    .push_bind(&entry.role)
+                    .push_bind(&entry.action)
+                    .push_bind(entry.case_id)
+                    .push_bind(&entry.outcome)
+                    .push_bind(&entry.request_id)
+                    .push_bind(hash);
+            });
             $crate::store::changes::exec!($tx, SET_CHAIN_HEAD, previous, "audit");
         }
     }};

@@ -133,6 +133,9 @@ impl PostgresStore {
     }
 }
 
+/// The driver the shared SQL's macros build queries for.
+type Db = sqlx::Postgres;
+
 super::changes::impl_changes!(PostgresStore);
 super::reseal::impl_reseal!(PostgresStore);
 impl_sql_store!(PostgresStore, Postgres);

@@ -25,9 +25,6 @@ use crate::routing::directory::{
 use crate::routing::policy::PolicyDocument;
 use crate::routing::{Decision, Destination, Purpose, RoutingStatus};
 
-pub(super) const FIND_IDEMPOTENCY_KEY: &str = "select payload_hash, receipt from idempotency_keys \
-     where line = $1 and request_id = $2";
-
 /// Locks the directory counter for the transaction and reads it (see `DirectoryWatermark`).
 pub(super) const LOCK_DIRECTORY: &str = "update sequences set last_value = last_value \
      where name = 'directory' returning last_value";
@@ -41,11 +38,6 @@ pub(super) const DIRECTORY_VERSION: &str =
 
 pub(super) const ADVANCE_SEQUENCE: &str = "update sequences set last_value = last_value + $1 \
      where name = $2 returning last_value";
-
-pub(super) const INSERT_CASE: &str = "insert into cases (case_id, reference, line, status, \
-     priority, computed_priority, primary_category, province, county, minors_involved, version, \
-     created_at, updated_at, details, routing_status, recorded_by) \
-     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
 
 pub(super) const INSERT_DECISION: &str = "insert into routing_decisions (case_id, decision_no, \
      policy_version, rule_id, unrouted, decision, created_at) values ($1, $2, $3, $4, $5, $6, $7)";
@@ -66,11 +58,6 @@ pub(super) const SELECT_CASE_DECISIONS: &str = "select case_id, decision_no, dec
 pub(super) const SELECT_DISPATCH_STEPS: &str = "select s.dispatch_id, s.status, s.occurred_at, \
      s.position from dispatch_steps s join dispatches d on d.dispatch_id = s.dispatch_id \
      where d.case_id = $1";
-
-/// How many earlier contacts came from a number, up to 100 (a count that stays cheap for a
-/// number that calls every day).
-pub(super) const COUNT_CALLER_CONTACTS: &str = "select count(*) from \
-     (select 1 from contacts where caller_hash = $1 limit 100) earlier";
 
 pub(super) const SELECT_NOTES: &str = "select note_id, actor, created_at, body from notes \
      where case_id = $1 order by note_id";
@@ -126,18 +113,8 @@ pub(super) const SELECT_POLICY_NEWER: &str = "select policy_version, document fr
 pub(super) const INSERT_POLICY: &str = "insert into policies (policy_version, document, created_at) \
      select coalesce(max(policy_version), 0) + 1, $1, $2 from policies returning policy_version";
 
-pub(super) const INSERT_CASE_CATEGORY: &str =
-    "insert into case_categories (case_id, category, is_primary) values ($1, $2, $3)";
-
-pub(super) const INSERT_CONTACT: &str = "insert into contacts (contact_id, case_id, line, \
-     external_call_id, recorded_at, details, caller_hash) values ($1, $2, $3, $4, $5, $6, $7)";
-
-pub(super) const INSERT_IDEMPOTENCY_KEY: &str = "insert into idempotency_keys (line, request_id, \
-     payload_hash, case_id, receipt, created_at) values ($1, $2, $3, $4, $5, $6)";
-
-pub(super) const INSERT_EVENT: &str = "insert into events (event_id, case_id, kind, actor, \
-     occurred_at, reason, data, line, province, county, priority, team_id, recorded_by, hash) \
-     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+pub(super) const INSERT_EVENTS: &str = "insert into events (event_id, case_id, kind, actor, \
+     occurred_at, reason, data, line, province, county, priority, team_id, recorded_by, hash) ";
 
 pub(super) const INSERT_DISPATCH_STEP: &str = "insert into dispatch_steps (dispatch_id, status, \
      occurred_at, position) values ($1, $2, $3, $4)";
@@ -154,6 +131,36 @@ pub(super) struct IdempotencyRow {
     pub(super) payload_hash: Vec<u8>,
     pub(super) receipt: Vec<u8>,
 }
+
+/// A stored idempotency key with its key columns, as a batch's lookup finds it.
+#[derive(sqlx::FromRow)]
+pub(super) struct KeyedIdempotencyRow {
+    pub(super) line: String,
+    pub(super) request_id: String,
+    pub(super) payload_hash: Vec<u8>,
+    pub(super) receipt: Vec<u8>,
+}
+
+/// The heads of a batch's multi-row inserts (`insert_rows!` adds the values).
+pub(super) const INSERT_CASES: &str = "insert into cases (case_id, reference, line, status, \
+     priority, computed_priority, primary_category, province, county, minors_involved, version, \
+     created_at, updated_at, details, routing_status, recorded_by) ";
+pub(super) const INSERT_DECISIONS: &str = "insert into routing_decisions (case_id, decision_no, \
+     policy_version, rule_id, unrouted, decision, created_at) ";
+pub(super) const INSERT_REFERRALS: &str = "insert into referrals (referral_id, case_id, \
+     service_point_id, purpose, status, version, created_at, updated_at) ";
+pub(super) const INSERT_DISPATCHES: &str = "insert into dispatches (dispatch_id, case_id, \
+     team_id, status, version, created_at, updated_at) ";
+pub(super) const INSERT_STEPS: &str =
+    "insert into dispatch_steps (dispatch_id, status, occurred_at, position) ";
+pub(super) const INSERT_TIMERS: &str = "insert into sla_timers (timer_id, case_id, kind, \
+     subject_id, due_at, state, created_at) ";
+pub(super) const INSERT_CATEGORIES: &str =
+    "insert into case_categories (case_id, category, is_primary) ";
+pub(super) const INSERT_CONTACTS: &str = "insert into contacts (contact_id, case_id, line, \
+     external_call_id, recorded_at, details, caller_hash) ";
+pub(super) const INSERT_IDEMPOTENCY_KEYS: &str = "insert into idempotency_keys (line, \
+     request_id, payload_hash, case_id, receipt, created_at) ";
 
 /// A stored routing decision.
 #[derive(sqlx::FromRow)]
@@ -415,30 +422,35 @@ macro_rules! write_events {
                 .fetch_one(&mut *$tx)
                 .await
                 .map_err($crate::store::map_sqlx_error)?;
+        let mut rows = Vec::with_capacity(events.len());
         for (event_id, event) in (last - count + 1..).zip(events) {
             let hash = event
                 .columns(event_id)
                 .hash($crate::audit::ChainHasher::new(previous.as_deref()));
-            sqlx::query($crate::store::sql::INSERT_EVENT)
-                .bind(event_id)
-                .bind(event.case_id)
-                .bind(&event.kind)
-                .bind(&event.actor)
-                .bind(event.occurred_at)
-                .bind(&event.reason)
-                .bind(&event.data)
-                .bind(event.line)
-                .bind(&event.province)
-                .bind(&event.county)
-                .bind(event.priority)
-                .bind(&event.team_id)
-                .bind(&event.recorded_by)
-                .bind(&hash)
-                .execute(&mut *$tx)
-                .await
-                .map_err($crate::store::map_sqlx_error)?;
-            previous = Some(hash);
+            previous = Some(hash.clone());
+            rows.push((event_id, event, hash));
         }
+        $crate::store::sql::insert_rows!(
+            $tx,
+            $crate::store::sql::INSERT_EVENTS,
+            &rows,
+            |row, (event_id, event, hash)| {
+                row.push_bind(*event_id)
+                    .push_bind(event.case_id)
+                    .push_bind(&event.kind)
+                    .push_bind(&event.actor)
+                    .push_bind(event.occurred_at)
+                    .push_bind(&event.reason)
+                    .push_bind(&event.data)
+                    .push_bind(event.line)
+                    .push_bind(&event.province)
+                    .push_bind(&event.county)
+                    .push_bind(event.priority)
+                    .push_bind(&event.team_id)
+                    .push_bind(&event.recorded_by)
+                    .push_bind(hash);
+            }
+        );
         sqlx::query($crate::store::chain::SET_CHAIN_HEAD)
             .bind(previous)
             .bind("event")
@@ -455,6 +467,24 @@ macro_rules! write_events {
         last
     }};
 }
+
+/// Inserts rows with one statement per 500 (well inside both backends' limits on bound
+/// values): `$push` binds one row's values, in the columns' order, on `$row`.
+macro_rules! insert_rows {
+    ($tx:expr, $head:expr, $rows:expr, |$row:ident, $item:pat_param| $push:block) => {{
+        for chunk in $rows.chunks(500) {
+            let mut query = sqlx::QueryBuilder::<Db>::new($head);
+            query.push_values(chunk, |mut $row, $item| $push);
+            query
+                .build()
+                .execute(&mut *$tx)
+                .await
+                .map_err($crate::store::map_sqlx_error)?;
+        }
+    }};
+}
+
+pub(super) use insert_rows;
 
 pub(super) use write_events;
 
@@ -1153,17 +1183,40 @@ macro_rules! impl_sql_store {
                     .map_err(db_error)?;
                 self.directory.check(directory)?;
 
-                // Retries first: a key seen before writes nothing.
-                let mut known = Vec::with_capacity(batch.len());
-                for intake in batch {
-                    let row: Option<IdempotencyRow> = sqlx::query_as(FIND_IDEMPOTENCY_KEY)
-                        .bind(intake.line().as_str())
-                        .bind(intake.request_id.as_str())
-                        .fetch_optional(&mut *tx)
+                // Retries first: a key seen before writes nothing. Every statement below
+                // covers the whole batch, so a batch costs about as many round trips to the
+                // database as a single intake.
+                let mut seen: std::collections::HashMap<(String, String), IdempotencyRow> =
+                    std::collections::HashMap::new();
+                for chunk in batch.chunks(500) {
+                    let mut q = sqlx::QueryBuilder::<Db>::new(
+                        "select line, request_id, payload_hash, receipt from idempotency_keys \
+                         where (line, request_id) in (",
+                    );
+                    q.push_values(chunk, |mut row, intake| {
+                        row.push_bind(intake.line().as_str())
+                            .push_bind(intake.request_id.as_str());
+                    });
+                    q.push(")");
+                    let rows: Vec<KeyedIdempotencyRow> = q
+                        .build_query_as()
+                        .fetch_all(&mut *tx)
                         .await
                         .map_err(db_error)?;
-                    known.push(row.map(|row| replay(row, intake)).transpose()?);
+                    for row in rows {
+                        seen.insert(
+                            (row.line, row.request_id),
+                            IdempotencyRow { payload_hash: row.payload_hash, receipt: row.receipt },
+                        );
+                    }
                 }
+                let known = batch
+                    .iter()
+                    .map(|intake| {
+                        let key = (intake.line().as_str().to_owned(), intake.request_id.as_str().to_owned());
+                        seen.remove(&key).map(|row| replay(row, intake)).transpose()
+                    })
+                    .collect::<Result<Vec<_>, $crate::domain::Error>>()?;
 
                 // Case numbers, one step per line.
                 let fresh = || {
@@ -1184,98 +1237,180 @@ macro_rules! impl_sql_store {
                     next_number.insert(line, last as u64 - count + 1);
                 }
 
-                let mut cases = Vec::new();
+                // Earlier contacts from each caller's number, by its keyed hash.
+                let mut hashes = Vec::new();
                 for intake in fresh() {
-                    let number = next_number.entry(intake.line()).or_insert(1);
-                    let hash = match &intake.intake.contact.caller_number {
+                    hashes.push(match &intake.intake.contact.caller_number {
                         Some(number) => self.cipher.caller_hash(number.expose())?,
                         None => None,
-                    };
-                    let earlier_contacts: i64 = match &hash {
-                        Some(hash) => sqlx::query_scalar(COUNT_CALLER_CONTACTS)
-                            .bind(hash)
-                            .fetch_one(&mut *tx)
-                            .await
-                            .map_err(db_error)?,
+                    });
+                }
+                let mut earlier: std::collections::HashMap<Vec<u8>, i64> = Default::default();
+                let distinct: Vec<&Vec<u8>> = {
+                    let mut set: Vec<&Vec<u8>> = hashes.iter().flatten().collect();
+                    set.sort();
+                    set.dedup();
+                    set
+                };
+                for chunk in distinct.chunks(500) {
+                    let mut q = sqlx::QueryBuilder::<Db>::new(
+                        "select caller_hash, count(*) from contacts where caller_hash in (",
+                    );
+                    let mut list = q.separated(", ");
+                    for hash in chunk {
+                        list.push_bind(*hash);
+                    }
+                    q.push(") group by caller_hash");
+                    let rows: Vec<(Vec<u8>, i64)> = q
+                        .build_query_as()
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(db_error)?;
+                    earlier.extend(rows);
+                }
+
+                let mut cases = Vec::new();
+                for (intake, hash) in fresh().zip(hashes) {
+                    let number = next_number.entry(intake.line()).or_insert(1);
+                    let earlier_contacts = match &hash {
+                        Some(hash) => {
+                            // Earlier calls in this batch count too.
+                            let count = earlier.entry(hash.clone()).or_insert(0);
+                            *count += 1;
+                            (*count - 1).min(100)
+                        }
                         None => 0,
                     };
                     let link = CallerLink { hash, earlier_contacts };
                     let case = prepare_case(intake, *number, route(intake), &self.cipher, link)?;
                     *number += 1;
+                    cases.push((intake, case));
+                }
+
+                insert_rows!(tx, INSERT_CASES, &cases, |row, (intake, case)| {
                     let assessment = &intake.assessment;
                     let data = &intake.intake;
-                    sqlx::query(INSERT_CASE)
-                        .bind(case.case_id)
-                        .bind(&case.reference)
-                        .bind(case.line)
-                        .bind($crate::domain::types::CaseStatus::Open.as_str())
-                        .bind(assessment.priority.as_str())
-                        .bind(assessment.computed.as_str())
-                        .bind(data.primary_category.as_str())
-                        .bind(&data.location.province)
-                        .bind(&data.location.county)
-                        .bind(data.minors_involved())
-                        .bind(case.receipt.version)
-                        .bind(case.created_at)
-                        .bind(case.created_at)
-                        .bind(&case.details)
-                        .bind(case.routing_status.as_str())
-                        .bind(&intake.caller.claims.sub)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_error)?;
-                    sqlx::query(INSERT_DECISION)
-                        .bind(case.case_id)
-                        .bind(1_i64)
-                        .bind(case.decision.policy_version)
-                        .bind(&case.decision.rule_id)
-                        .bind(case.decision.unrouted())
-                        .bind(&case.decision_json)
-                        .bind(case.created_at)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_error)?;
+                    row.push_bind(case.case_id)
+                        .push_bind(&case.reference)
+                        .push_bind(case.line)
+                        .push_bind($crate::domain::types::CaseStatus::Open.as_str())
+                        .push_bind(assessment.priority.as_str())
+                        .push_bind(assessment.computed.as_str())
+                        .push_bind(data.primary_category.as_str())
+                        .push_bind(&data.location.province)
+                        .push_bind(&data.location.county)
+                        .push_bind(data.minors_involved())
+                        .push_bind(case.receipt.version)
+                        .push_bind(case.created_at)
+                        .push_bind(case.created_at)
+                        .push_bind(&case.details)
+                        .push_bind(case.routing_status.as_str())
+                        .push_bind(&intake.caller.claims.sub);
+                });
+                insert_rows!(tx, INSERT_DECISIONS, &cases, |row, (_, case)| {
+                    row.push_bind(case.case_id)
+                        .push_bind(1_i64)
+                        .push_bind(case.decision.policy_version)
+                        .push_bind(&case.decision.rule_id)
+                        .push_bind(case.decision.unrouted())
+                        .push_bind(&case.decision_json)
+                        .push_bind(case.created_at);
+                });
+                // Referrals and dispatches with their first step and deadline timers; each
+                // team sent is taken.
+                let mut referrals = Vec::new();
+                let mut dispatches = Vec::new();
+                let mut timers = Vec::new();
+                for (intake, case) in &cases {
                     let priority = intake.assessment.priority;
-                    for (referral_id, service_point_id, purpose) in &case.referrals {
-                        $crate::store::changes::insert_referral!(tx, targets, priority, case.case_id,
-                            *referral_id, service_point_id, *purpose, case.created_at);
+                    for (referral_id, point_id, purpose) in &case.referrals {
+                        referrals.push((*referral_id, case.case_id, point_id, purpose.as_str(), case.created_at));
+                        for (kind, due) in $crate::store::changes::timers_for(targets, priority, *purpose, case.created_at) {
+                            timers.push((case.case_id, kind.as_str(), *referral_id, due, case.created_at));
+                        }
                     }
                     for (dispatch_id, team_id) in &case.dispatches {
-                        $crate::store::changes::insert_dispatch!(tx, targets, priority, case.case_id,
-                            *dispatch_id, team_id, case.created_at);
+                        dispatches.push((*dispatch_id, case.case_id, team_id, case.created_at));
+                        for (kind, due) in $crate::store::changes::timers_for(
+                            targets,
+                            priority,
+                            $crate::routing::Purpose::Dispatch,
+                            case.created_at,
+                        ) {
+                            timers.push((case.case_id, kind.as_str(), *dispatch_id, due, case.created_at));
+                        }
                     }
-                    for category in data.categories() {
-                        sqlx::query(INSERT_CASE_CATEGORY)
-                            .bind(case.case_id)
-                            .bind(category.as_str())
-                            .bind(category == data.primary_category)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(db_error)?;
-                    }
-                    sqlx::query(INSERT_CONTACT)
-                        .bind(case.contact_id)
-                        .bind(case.case_id)
-                        .bind(case.line)
-                        .bind(&data.contact.external_call_id)
-                        .bind(case.created_at)
-                        .bind(&case.contact)
-                        .bind(&case.caller_hash)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_error)?;
-                    sqlx::query(INSERT_IDEMPOTENCY_KEY)
-                        .bind(case.line)
-                        .bind(intake.request_id.as_str())
-                        .bind(&intake.payload_hash[..])
-                        .bind(case.case_id)
-                        .bind(&case.receipt_json)
-                        .bind(case.created_at)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_error)?;
-                    cases.push(case);
                 }
+                let requested = $crate::domain::types::ReferralStatus::Requested.as_str();
+                insert_rows!(tx, INSERT_REFERRALS, &referrals, |row, (id, case_id, point, purpose, at)| {
+                    row.push_bind(*id)
+                        .push_bind(*case_id)
+                        .push_bind(*point)
+                        .push_bind(*purpose)
+                        .push_bind(requested)
+                        .push_bind(1_i64)
+                        .push_bind(*at)
+                        .push_bind(*at);
+                });
+                let assigned = $crate::domain::types::DispatchStatus::Assigned.as_str();
+                insert_rows!(tx, INSERT_DISPATCHES, &dispatches, |row, (id, case_id, team, at)| {
+                    row.push_bind(*id)
+                        .push_bind(*case_id)
+                        .push_bind(*team)
+                        .push_bind(assigned)
+                        .push_bind(1_i64)
+                        .push_bind(*at)
+                        .push_bind(*at);
+                });
+                insert_rows!(tx, INSERT_STEPS, &dispatches, |row, (id, _, _, at)| {
+                    row.push_bind(*id)
+                        .push_bind(assigned)
+                        .push_bind(*at)
+                        .push_bind(Option::<Vec<u8>>::None);
+                });
+                for (_, _, team, at) in &dispatches {
+                    $crate::store::changes::exec!(tx, ASSIGN_TEAM, *team, *at);
+                }
+                insert_rows!(tx, INSERT_TIMERS, &timers, |row, (case_id, kind, subject, due, at)| {
+                    row.push_bind(uuid::Uuid::now_v7())
+                        .push_bind(*case_id)
+                        .push_bind(*kind)
+                        .push_bind(Some(*subject))
+                        .push_bind(*due)
+                        .push_bind("pending")
+                        .push_bind(*at);
+                });
+                let categories: Vec<_> = cases
+                    .iter()
+                    .flat_map(|(intake, case)| {
+                        let primary = intake.intake.primary_category;
+                        intake
+                            .intake
+                            .categories()
+                            .map(move |category| (case.case_id, category.as_str(), category == primary))
+                    })
+                    .collect();
+                insert_rows!(tx, INSERT_CATEGORIES, &categories, |row, (case_id, category, primary)| {
+                    row.push_bind(*case_id).push_bind(*category).push_bind(*primary);
+                });
+                insert_rows!(tx, INSERT_CONTACTS, &cases, |row, (intake, case)| {
+                    row.push_bind(case.contact_id)
+                        .push_bind(case.case_id)
+                        .push_bind(case.line)
+                        .push_bind(&intake.intake.contact.external_call_id)
+                        .push_bind(case.created_at)
+                        .push_bind(&case.contact)
+                        .push_bind(&case.caller_hash);
+                });
+                insert_rows!(tx, INSERT_IDEMPOTENCY_KEYS, &cases, |row, (intake, case)| {
+                    row.push_bind(case.line)
+                        .push_bind(intake.request_id.as_str())
+                        .push_bind(&intake.payload_hash[..])
+                        .push_bind(case.case_id)
+                        .push_bind(&case.receipt_json)
+                        .push_bind(case.created_at);
+                });
+                let mut cases: Vec<NewCase> = cases.into_iter().map(|(_, case)| case).collect();
 
                 if cases.iter().any(|case| !case.dispatches.is_empty()) {
                     directory = sqlx::query_scalar(BUMP_DIRECTORY)

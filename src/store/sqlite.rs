@@ -143,6 +143,9 @@ async fn migrate(pool: &SqlitePool) -> Result<(), Error> {
     }
 }
 
+/// The driver the shared SQL's macros build queries for.
+type Db = sqlx::Sqlite;
+
 super::changes::impl_changes!(SqliteStore);
 super::reseal::impl_reseal!(SqliteStore);
 impl_sql_store!(SqliteStore, Sqlite);
