@@ -188,6 +188,14 @@ pub struct ServeConfig {
     /// behind (it resumes from the number it is given).
     #[arg(long, env = "REFERRALS_STREAM_STALL_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub stream_stall_timeout: Duration,
+    /// Reads of cases (get, timeline, list, statistics) served at once; the database
+    /// connections beyond them stay free for intake and changes, so a flood of reads cannot
+    /// starve intake.
+    #[arg(long, env = "REFERRALS_MAX_CONCURRENT_READS", default_value_t = 8)]
+    pub max_concurrent_reads: usize,
+    /// How long a read waits for its turn before it is shed with RESOURCE_EXHAUSTED.
+    #[arg(long, env = "REFERRALS_READ_QUEUE_TIMEOUT", default_value = "100ms", value_parser = humantime::parse_duration)]
+    pub read_queue_timeout: Duration,
     /// How often the event feed looks for events from other servers that it was not told of
     /// (PostgreSQL tells at once; SQLite processes sharing a file find each other's events only
     /// this way).

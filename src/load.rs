@@ -53,6 +53,10 @@ pub struct LoadConfig {
     /// Also measure plain single-row inserts against the same database.
     #[arg(long, requires = "database_url")]
     pub baseline: bool,
+    /// Meanwhile, this many tasks flood the server with ListCases (closed loop, no pause), to
+    /// see that reads do not starve intake.
+    #[arg(long, default_value_t = 0)]
+    pub read_flood: usize,
 }
 
 /// Why the load program failed.
@@ -156,8 +160,50 @@ pub async fn run(config: LoadConfig) -> Result<(), LoadError> {
             .map(|n| format!(" or {n} intakes"))
             .unwrap_or_default()
     );
+    let flood = (config.read_flood > 0).then(|| {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let tasks: Vec<_> = (0..config.read_flood)
+            .map(|task| {
+                let channel = tonic::service::interceptor::InterceptedService::new(
+                    channels[task % channels.len()].clone(),
+                    bearers[task % bearers.len()].clone(),
+                );
+                let stop = stop.clone();
+                tokio::spawn(async move {
+                    let mut client =
+                        crate::pb::case_tracking_client::CaseTrackingClient::new(channel);
+                    let (mut ok, mut shed, mut other) = (0u64, 0u64, 0u64);
+                    while !stop.load(Ordering::Relaxed) {
+                        match client.list_cases(pb::ListCasesRequest::default()).await {
+                            Ok(_) => ok += 1,
+                            Err(s) if s.code() == tonic::Code::ResourceExhausted => shed += 1,
+                            Err(_) => other += 1,
+                        }
+                    }
+                    (ok, shed, other)
+                })
+            })
+            .collect();
+        (stop, tasks)
+    });
     let (intake, recorded) = intakes(&config, &channels, &bearers).await;
     println!("{}", intake.line("intake"));
+    if let Some((stop, tasks)) = flood {
+        stop.store(true, Ordering::Relaxed);
+        let (mut ok, mut shed, mut other) = (0u64, 0u64, 0u64);
+        for task in tasks {
+            if let Ok((o, s, e)) = task.await {
+                ok += o;
+                shed += s;
+                other += e;
+            }
+        }
+        println!(
+            "read flood ({} tasks of ListCases): {ok} served ({:.0}/s), {shed} shed with RESOURCE_EXHAUSTED, {other} other errors",
+            config.read_flood,
+            ok as f64 / intake.elapsed.as_secs_f64()
+        );
+    }
     if let (Some(url), Some(before)) = (&config.database_url, before) {
         let gained = count_cases(url).await? - before;
         if gained != recorded as i64 {

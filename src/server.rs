@@ -218,6 +218,7 @@ pub async fn run(
             stall_timeout: config.stream_stall_timeout,
         },
         streams_stopping,
+        crate::grpc::ReadLimit::new(config.max_concurrent_reads, config.read_queue_timeout),
     );
     let directory_writer = writer.clone();
     let guard = Guard::new(store.clone(), config.clock.clone());

@@ -72,6 +72,7 @@ impl CaseTracking for CaseTrackingService {
                     .await);
             }
         };
+        let _turn = self.tracking.read_turn().await?;
         // One more than asked tells whether another page follows.
         let probe = PageRequest {
             size: page.size + 1,
@@ -304,6 +305,7 @@ impl CaseTracking for CaseTrackingService {
                     .await);
             }
         };
+        let _turn = self.tracking.read_turn().await?;
         let statistics = self.tracking.store().statistics(&period).await?;
         Ok(Response::new(statistics.into()))
     }

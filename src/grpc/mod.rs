@@ -172,6 +172,38 @@ pub struct Tracking {
     clock: Clock,
     watch: WatchConfig,
     shutdown: watch::Receiver<bool>,
+    reads: ReadLimit,
+}
+
+/// How many reads of cases are served at once, and how long one waits for its turn before it
+/// is shed: reads beyond it cannot take the database connections intake needs.
+#[derive(Clone)]
+pub struct ReadLimit {
+    permits: Arc<tokio::sync::Semaphore>,
+    wait: std::time::Duration,
+}
+
+impl ReadLimit {
+    /// `concurrent` reads at once (at least one); a read waits up to `wait`.
+    pub fn new(concurrent: usize, wait: std::time::Duration) -> Self {
+        Self {
+            permits: Arc::new(tokio::sync::Semaphore::new(concurrent.max(1))),
+            wait,
+        }
+    }
+
+    /// A turn to read, or RESOURCE_EXHAUSTED when none comes in time.
+    async fn turn(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Status> {
+        match tokio::time::timeout(self.wait, self.permits.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => {
+                tracing::warn!("read shed: too many reads in progress");
+                Err(Status::resource_exhausted(
+                    "too many reads in progress; retry shortly",
+                ))
+            }
+        }
+    }
 }
 
 /// A server stream as the services return it.
@@ -186,6 +218,7 @@ impl Tracking {
         clock: Clock,
         watch: WatchConfig,
         shutdown: watch::Receiver<bool>,
+        reads: ReadLimit,
     ) -> Self {
         Self {
             guard: Guard::new(store.clone(), clock.clone()),
@@ -195,7 +228,13 @@ impl Tracking {
             clock,
             watch,
             shutdown,
+            reads,
         }
+    }
+
+    /// Waits for a turn to read (see [`ReadLimit`]).
+    async fn read_turn(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Status> {
+        self.reads.turn().await
     }
 
     fn store(&self) -> &Arc<dyn Store> {
@@ -238,6 +277,7 @@ impl Tracking {
     /// Reads a case for `caller`: out of reach is not found, as if it did not exist. Answered
     /// only once the read is in the audit trail.
     async fn read_case(&self, caller: &Caller, raw_id: &str) -> Result<CaseRecord, Status> {
+        let _turn = self.read_turn().await?;
         let (case_id, result) = self.visible_case(caller, raw_id).await?;
         self.guard
             .audited(caller, Operation::ReadCase, case_id, result)
@@ -250,6 +290,7 @@ impl Tracking {
         caller: &Caller,
         raw_id: &str,
     ) -> Result<Vec<crate::tracking::FeedEvent>, Status> {
+        let _turn = self.read_turn().await?;
         let (case_id, result) = self.visible_case(caller, raw_id).await?;
         let result = match result {
             Ok(case) => self
@@ -312,5 +353,23 @@ impl Tracking {
         let end = futures::stream::once(watch.end)
             .filter_map(|end| async move { end.ok().map(|end| Err(convert::watch_end(end))) });
         Ok(Box::pin(items.chain(end)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_read_past_the_limit_is_shed_and_the_next_turn_is_served() {
+        let limit = ReadLimit::new(1, std::time::Duration::from_millis(20));
+        let first = limit.turn().await.unwrap_or_else(|_| panic!("a free turn"));
+        let shed = limit.turn().await.err().map(|s| s.code());
+        assert_eq!(shed, Some(tonic::Code::ResourceExhausted));
+        drop(first);
+        assert!(
+            limit.turn().await.is_ok(),
+            "served once the first read is done"
+        );
     }
 }
