@@ -2066,70 +2066,54 @@ macro_rules! impl_sql_store {
                 struct Hashed<T> {
                     #[sqlx(flatten)]
                     row: T,
+                    number: i64,
                     hash: Option<Vec<u8>>,
                 }
 
-                let mut reports = Vec::new();
-                // Events: the head first, then every row up to it (rows after it are newer
-                // writes, committed after the head was read).
-                let (head, head_hash): (i64, Option<Vec<u8>>) = sqlx::query_as(CHAIN_HEAD)
-                    .bind("event")
-                    .fetch_one(&self.pool)
-                    .await
-                    .map_err(db_error)?;
-                let mut check = ChainCheck::new("event");
-                let mut after = 0_i64;
-                let select = format!(
-                    "select {EVENT_COLUMNS}, hash from events where event_id > $1 \
-                     and event_id <= $2 order by event_id limit $3"
-                );
-                while !check.broken() {
-                    let rows: Vec<Hashed<EventDbRow>> = sqlx::query_as(sqlx::AssertSqlSafe(select.clone()))
-                        .bind(after)
-                        .bind(head)
-                        .bind(VERIFY_PAGE)
-                        .fetch_all(&self.pool)
-                        .await
-                        .map_err(db_error)?;
-                    let Some(last) = rows.last() else { break };
-                    after = last.row.event_id;
-                    for row in &rows {
-                        let recomputed = row.row.columns().hash(check.hasher());
-                        check.row(row.row.event_id, row.hash.as_deref(), recomputed);
-                    }
+                // Walks one chain: its head first, then every row up to it (rows after it are
+                // newer writes, committed after the head was read), a page at a time.
+                macro_rules! walk {
+                    ($chain:expr, $select:expr, $row:ty, |$check:ident, $r:ident| $recompute:expr) => {{
+                        let (head, head_hash): (i64, Option<Vec<u8>>) = sqlx::query_as(CHAIN_HEAD)
+                            .bind($chain)
+                            .fetch_one(&self.pool)
+                            .await
+                            .map_err(db_error)?;
+                        let mut $check = ChainCheck::new($chain);
+                        let mut after = 0_i64;
+                        while !$check.broken() {
+                            let rows: Vec<Hashed<$row>> = sqlx::query_as(sqlx::AssertSqlSafe($select.clone()))
+                                .bind(after)
+                                .bind(head)
+                                .bind(VERIFY_PAGE)
+                                .fetch_all(&self.pool)
+                                .await
+                                .map_err(db_error)?;
+                            let Some(last) = rows.last() else { break };
+                            after = last.number;
+                            for $r in rows {
+                                let recomputed = $recompute;
+                                $check.row($r.number, $r.hash.as_deref(), recomputed);
+                            }
+                        }
+                        $check.finish(head, head_hash.as_deref())
+                    }};
                 }
-                reports.push(check.finish(head, head_hash.as_deref()));
 
-                let (head, head_hash): (i64, Option<Vec<u8>>) = sqlx::query_as(CHAIN_HEAD)
-                    .bind("audit")
-                    .fetch_one(&self.pool)
-                    .await
-                    .map_err(db_error)?;
-                let mut check = ChainCheck::new("audit");
-                let mut after = 0_i64;
-                let select = format!(
-                    "select {AUDIT_COLUMNS}, hash from audit_log where audit_id > $1 \
-                     and audit_id <= $2 order by audit_id limit $3"
+                let events = format!(
+                    "select {EVENT_COLUMNS}, event_id as number, hash from events \
+                     where event_id > $1 and event_id <= $2 order by event_id limit $3"
                 );
-                while !check.broken() {
-                    let rows: Vec<Hashed<AuditDbRow>> = sqlx::query_as(sqlx::AssertSqlSafe(select.clone()))
-                        .bind(after)
-                        .bind(head)
-                        .bind(VERIFY_PAGE)
-                        .fetch_all(&self.pool)
-                        .await
-                        .map_err(db_error)?;
-                    let Some(last) = rows.last() else { break };
-                    after = last.row.audit_id;
-                    for row in rows {
-                        let number = row.row.audit_id;
-                        let record = row.row.into_record()?;
-                        let recomputed = audit_hash(check.hasher(), number, &record.entry);
-                        check.row(number, row.hash.as_deref(), recomputed);
-                    }
-                }
-                reports.push(check.finish(head, head_hash.as_deref()));
-                Ok(reports)
+                let audit = format!(
+                    "select {AUDIT_COLUMNS}, audit_id as number, hash from audit_log \
+                     where audit_id > $1 and audit_id <= $2 order by audit_id limit $3"
+                );
+                Ok(vec![
+                    walk!("event", events, EventDbRow, |check, row| row.row.columns().hash(check.hasher())),
+                    walk!("audit", audit, AuditDbRow, |check, row| {
+                        audit_hash(check.hasher(), row.number, &row.row.into_record()?.entry)
+                    }),
+                ])
             }
 
             async fn ping(&self) -> Result<(), $crate::domain::Error> {
