@@ -57,6 +57,15 @@ pub struct LoadConfig {
     /// see that reads do not starve intake.
     #[arg(long, default_value_t = 0)]
     pub read_flood: usize,
+    /// Before the list probe, grow the cases table to this many rows by copying the cases it
+    /// holds back in time, into other counties, priorities, statuses and categories. Only for
+    /// a benchmark database: a copy's sealed details still describe its original.
+    #[arg(long, requires = "database_url")]
+    pub grow_cases_to: Option<i64>,
+    /// After the intakes, measure ListCases: this many rounds of a mix of filters and a deep
+    /// page, one request in flight.
+    #[arg(long, default_value_t = 0)]
+    pub list_probe: u32,
 }
 
 /// Why the load program failed.
@@ -149,6 +158,46 @@ pub async fn run(config: LoadConfig) -> Result<(), LoadError> {
         Some(url) => Some(count_cases(url).await?),
         None => None,
     };
+    // `--count 0` sends no intake: the run only grows the table or probes lists.
+    if config.count != Some(0) {
+        intake_run(&config, &channels, &bearers, before).await?;
+    }
+    if let (Some(url), Some(target)) = (&config.database_url, config.grow_cases_to) {
+        let started = Instant::now();
+        let (from, to) = grow_cases(url, target).await?;
+        println!(
+            "grew the cases table from {from} to {to} rows in {:.0} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    if config.list_probe > 0 {
+        let cases = match &config.database_url {
+            Some(url) => format!("{} cases", count_cases(url).await?),
+            None => "an unknown number of cases".to_owned(),
+        };
+        let channel = tonic::service::interceptor::InterceptedService::new(
+            channels[0].clone(),
+            bearers[0].clone(),
+        );
+        println!(
+            "list probe over {cases}: {} rounds, one request in flight, pages of 50",
+            config.list_probe
+        );
+        for line in list_probe(channel, config.list_probe).await {
+            println!("  {line}");
+        }
+    }
+    Ok(())
+}
+
+/// The intake part of a run: the closed loop (with the read flood beside it), the count check
+/// against `before`, and the baseline.
+async fn intake_run(
+    config: &LoadConfig,
+    channels: &[Channel],
+    bearers: &[BearerToken],
+    before: Option<i64>,
+) -> Result<(), LoadError> {
     println!(
         "load: {} in flight over {} connection(s), {:.0} % 1480, for {}{}",
         config.concurrency,
@@ -186,7 +235,7 @@ pub async fn run(config: LoadConfig) -> Result<(), LoadError> {
             .collect();
         (stop, tasks)
     });
-    let (intake, recorded) = intakes(&config, &channels, &bearers).await;
+    let (intake, recorded) = intakes(config, channels, bearers).await;
     println!("{}", intake.line("intake"));
     if let Some((stop, tasks)) = flood {
         stop.store(true, Ordering::Relaxed);
@@ -217,7 +266,7 @@ pub async fn run(config: LoadConfig) -> Result<(), LoadError> {
     if config.baseline
         && let Some(url) = &config.database_url
     {
-        let baseline = baseline(url, &config).await?;
+        let baseline = baseline(url, config).await?;
         println!(
             "{}",
             baseline.line("baseline (one ~1.5 KB row per transaction)")
@@ -571,5 +620,291 @@ pub fn sample_emergency(request_id: String, n: u64) -> pb::ReportEmergencyReques
         intake: Some(intake(&request_id, n, pb::Category::ChildNeglect, true)),
         request_id,
         action: pb::EmergencyAction::ResolvedByPhone as i32,
+    }
+}
+
+/// The filters the list probe asks for, as a supervisor with national reach would.
+fn probe_filters() -> Vec<(&'static str, pb::ListCasesRequest)> {
+    let all = pb::ListCasesRequest::default;
+    vec![
+        ("newest", all()),
+        (
+            "line 1480",
+            pb::ListCasesRequest {
+                line: Some(pb::Line::Hotline1480 as i32),
+                ..all()
+            },
+        ),
+        (
+            "province",
+            pb::ListCasesRequest {
+                province: "IR-23".into(),
+                ..all()
+            },
+        ),
+        (
+            "province and county",
+            pb::ListCasesRequest {
+                province: "IR-23".into(),
+                county: "Tehran".into(),
+                ..all()
+            },
+        ),
+        (
+            "status open",
+            pb::ListCasesRequest {
+                status: Some(pb::CaseStatus::Open as i32),
+                ..all()
+            },
+        ),
+        (
+            "priority P1",
+            pb::ListCasesRequest {
+                priority: Some(pb::Priority::P1Urgent as i32),
+                ..all()
+            },
+        ),
+        (
+            "category",
+            pb::ListCasesRequest {
+                category: Some(pb::Category::ChildNeglect as i32),
+                ..all()
+            },
+        ),
+        (
+            "province and priority",
+            pb::ListCasesRequest {
+                province: "IR-23".into(),
+                priority: Some(pb::Priority::P2Priority as i32),
+                ..all()
+            },
+        ),
+    ]
+}
+
+/// Pages walked before the deep page is timed.
+const DEEP_PAGE: usize = 5;
+
+/// Times ListCases, one request in flight: each round asks for the first page of every filter
+/// and walks to the fifth page of the unfiltered list. Returns a line per filter and one for
+/// all requests together.
+async fn list_probe<S>(channel: S, rounds: u32) -> Vec<String>
+where
+    S: tonic::client::GrpcService<tonic::body::Body> + Clone,
+    S::Error: Into<tonic::codegen::StdError>,
+    S::ResponseBody: tonic::transport::Body<Data = tonic::codegen::Bytes> + Send + 'static,
+    <S::ResponseBody as tonic::transport::Body>::Error: Into<tonic::codegen::StdError> + Send,
+{
+    let mut client = crate::pb::case_tracking_client::CaseTrackingClient::new(channel);
+    let filters = probe_filters();
+    let mut latency: Vec<Histogram<u64>> = (0..=filters.len()).map(|_| histogram()).collect();
+    let mut all = histogram();
+    let mut errors = 0u64;
+    let mut empty = Vec::new();
+    let time = |histogram: &mut Histogram<u64>, all: &mut Histogram<u64>, began: Instant| {
+        let micros = (began.elapsed().as_micros() as u64).max(1);
+        let _ = histogram.record(micros);
+        let _ = all.record(micros);
+    };
+    for _ in 0..rounds {
+        for (i, (name, request)) in filters.iter().enumerate() {
+            let began = Instant::now();
+            match client.list_cases(request.clone()).await {
+                Ok(page) => {
+                    time(&mut latency[i], &mut all, began);
+                    if page.get_ref().cases.is_empty() && !empty.contains(name) {
+                        empty.push(*name);
+                    }
+                }
+                Err(_) => errors += 1,
+            }
+        }
+        let mut token = String::new();
+        for page in 1..=DEEP_PAGE {
+            let began = Instant::now();
+            match client
+                .list_cases(pb::ListCasesRequest {
+                    page_token: token.clone(),
+                    ..Default::default()
+                })
+                .await
+            {
+                Ok(answer) => {
+                    token = answer.into_inner().next_page_token;
+                    if page == DEEP_PAGE {
+                        time(&mut latency[filters.len()], &mut all, began);
+                    }
+                }
+                Err(_) => {
+                    errors += 1;
+                    break;
+                }
+            }
+        }
+    }
+    let ms = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    let names = filters
+        .iter()
+        .map(|(name, _)| *name)
+        .chain(std::iter::once("fifth page"));
+    let mut lines: Vec<String> = names
+        .zip(&latency)
+        .map(|(name, h)| {
+            format!(
+                "{name:<22} p50 {:>7.2} ms  p99 {:>7.2} ms",
+                ms(h, 0.5),
+                ms(h, 0.99)
+            )
+        })
+        .collect();
+    lines.push(format!(
+        "{:<22} p50 {:>7.2} ms  p99 {:>7.2} ms  p99.9 {:>7.2} ms  ({} requests, {errors} errors{})",
+        "all",
+        ms(&all, 0.5),
+        ms(&all, 0.99),
+        ms(&all, 0.999),
+        all.len(),
+        if empty.is_empty() {
+            String::new()
+        } else {
+            format!("; no cases matched: {}", empty.join(", "))
+        }
+    ));
+    lines
+}
+
+/// Grows the cases table to `target` rows (see [`LoadConfig::grow_cases_to`]); returns the
+/// counts before and after.
+async fn grow_cases(url: &str, target: i64) -> Result<(i64, i64), LoadError> {
+    use crate::domain::types::{CaseStatus, Category, Priority};
+    use strum::VariantArray;
+
+    // A value from `values` picked by `key`, as SQL.
+    fn pick(key: &str, values: &[&str]) -> String {
+        let arms: String = values
+            .iter()
+            .enumerate()
+            .map(|(i, value)| format!(" when {i} then '{value}'"))
+            .collect();
+        format!("case ({key}) % {}{arms} end", values.len())
+    }
+    let priorities: Vec<&str> = Priority::VARIANTS.iter().map(|p| p.as_str()).collect();
+    let statuses: Vec<&str> = CaseStatus::VARIANTS.iter().map(|s| s.as_str()).collect();
+    let categories: Vec<&str> = Category::VARIANTS.iter().map(|c| c.as_str()).collect();
+    let postgres = url.starts_with("postgres");
+    let new_id = if postgres {
+        "gen_random_uuid()"
+    } else {
+        "randomblob(16)"
+    };
+    // Parameters as integers on both backends.
+    let (round, span, places, rows, low) = (
+        "cast($1 as bigint)",
+        "cast($2 as bigint)",
+        "cast($3 as bigint)",
+        "cast($4 as bigint)",
+        "cast($5 as bigint)",
+    );
+    // Round `round` copies the originals (the cases from `low` on) `round` spans back in
+    // time, into place number (ord * 7 + round * 13) mod `places` of the counties.
+    let copy = format!(
+        "insert into cases (case_id, reference, line, status, priority, computed_priority, \
+         primary_category, province, county, minors_involved, version, created_at, updated_at, \
+         details, routing_status, recorded_by) \
+         select {new_id}, c.reference || '/' || {round}, c.line, {status}, {priority}, \
+             {priority}, {category}, p.province, p.county, c.minors_involved, c.version, \
+             c.created_at - {round} * {span}, c.updated_at - {round} * {span}, c.details, \
+             c.routing_status, c.recorded_by \
+         from (select *, row_number() over (order by case_id) as ord from cases \
+               where created_at >= {low}) c \
+         join (select province, county, row_number() over (order by province, county) - 1 as i \
+               from counties) p on p.i = (c.ord * 7 + {round} * 13) % {places} \
+         where c.ord <= {rows}",
+        status = pick(&format!("c.ord * 3 + {round}"), &statuses),
+        priority = pick(&format!("c.ord * 5 + {round} * 3"), &priorities),
+        category = pick(&format!("c.ord * 11 + {round}"), &categories),
+    );
+    let categorise = "insert into case_categories (case_id, category, is_primary) \
+         select case_id, primary_category, true from cases \
+         where created_at >= $1 and created_at < $2 and reference like '%/%'";
+    macro_rules! grow {
+        ($pool:expr) => {{
+            let pool = $pool;
+            let before: i64 = sqlx::query_scalar("select count(*) from cases")
+                .fetch_one(&pool)
+                .await?;
+            let (originals, low, high): (i64, Option<i64>, Option<i64>) = sqlx::query_as(
+                "select count(*), min(created_at), max(created_at) from cases \
+                 where reference not like '%/%'",
+            )
+            .fetch_one(&pool)
+            .await?;
+            let (Some(low), Some(high)) = (low, high) else {
+                return Err(LoadError::Setup(
+                    "no cases to grow from: run intakes first".into(),
+                ));
+            };
+            let places: i64 = sqlx::query_scalar("select count(*) from counties")
+                .fetch_one(&pool)
+                .await?;
+            if places == 0 {
+                return Err(LoadError::Setup("the directory has no counties".into()));
+            }
+            let span = high - low + 1;
+            let mut count = before;
+            // Rounds already copied are skipped: their references exist.
+            let copied: i64 =
+                sqlx::query_scalar("select count(*) from cases where reference like '%/%'")
+                    .fetch_one(&pool)
+                    .await?;
+            let mut round = copied / originals.max(1);
+            while count < target {
+                round += 1;
+                let rows = (target - count).min(originals);
+                let mut tx = pool.begin().await?;
+                // Built from constants: the enums' stored names and fixed SQL.
+                sqlx::query(sqlx::AssertSqlSafe(copy.clone()))
+                    .bind(round)
+                    .bind(span)
+                    .bind(places)
+                    .bind(rows)
+                    .bind(low)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(categorise)
+                    .bind(low - round * span)
+                    .bind(high + 1 - round * span)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                count += rows;
+            }
+            if postgres {
+                sqlx::query("analyze cases").execute(&pool).await?;
+                sqlx::query("analyze case_categories")
+                    .execute(&pool)
+                    .await?;
+            }
+            let after: i64 = sqlx::query_scalar("select count(*) from cases")
+                .fetch_one(&pool)
+                .await?;
+            pool.close().await;
+            Ok((before, after))
+        }};
+    }
+    if postgres {
+        grow!(
+            sqlx::postgres::PgPoolOptions::new()
+                .max_connections(1)
+                .connect(url)
+                .await?
+        )
+    } else {
+        grow!(
+            sqlx::sqlite::SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect(url)
+                .await?
+        )
     }
 }

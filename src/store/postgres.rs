@@ -3,11 +3,16 @@
 use std::time::Duration;
 
 use sqlx::postgres::PgPoolOptions;
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
 use super::Durability;
-use super::sql::impl_sql_store;
+use super::batch::{CategoryRow, DispatchRow, IntakeRows, ReferralRow, TimerRow};
+use super::map_sqlx_error;
+use super::sql::{EventRow, KeyedIdempotencyRow, NewCase, impl_sql_store, micros};
+use crate::audit::AuditEntry;
 use crate::domain::Error;
+use crate::domain::intake::NewIntake;
+use crate::domain::types::{CaseStatus, DispatchStatus, ReferralStatus};
 
 /// Cases in a PostgreSQL database.
 #[derive(Debug, Clone)]
@@ -130,6 +135,218 @@ impl PostgresStore {
             }
         }
         Ok(Durability { weakened })
+    }
+}
+
+/// The whole batch of new cases in one statement: each table's rows arrive as one array per
+/// column and are inserted from `unnest`, so the statement's text is the same for every batch
+/// (prepared once per connection) and the batch costs one round trip, whatever its size. The
+/// teams taken, the chains' heads, the directory's counter and the feed's notification are
+/// part of it.
+const WRITE_INTAKES: &str = "with \
+    new_cases as (insert into cases (case_id, reference, line, status, priority, \
+        computed_priority, primary_category, province, county, minors_involved, version, \
+        created_at, updated_at, details, routing_status, recorded_by) \
+        select case_id, reference, line, $70, priority, computed, category, province, county, \
+            minors, version, at, at, details, routing, recorded_by \
+        from unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
+            $7::text[], $8::text[], $9::bool[], $10::bigint[], $11::bigint[], $12::bytea[], \
+            $13::text[], $14::text[]) \
+            as c(case_id, reference, line, priority, computed, category, province, county, \
+                minors, version, at, details, routing, recorded_by)), \
+    new_decisions as (insert into routing_decisions (case_id, decision_no, policy_version, \
+        rule_id, unrouted, decision, created_at) \
+        select case_id, 1, policy_version, rule_id, unrouted, decision, at \
+        from unnest($1::uuid[], $15::bigint[], $16::text[], $17::bool[], $18::text[], \
+            $11::bigint[]) as d(case_id, policy_version, rule_id, unrouted, decision, at)), \
+    new_contacts as (insert into contacts (contact_id, case_id, line, external_call_id, \
+        recorded_at, details, caller_hash) \
+        select * from unnest($19::uuid[], $1::uuid[], $3::text[], $20::text[], $11::bigint[], \
+            $21::bytea[], $22::bytea[])), \
+    new_keys as (insert into idempotency_keys (line, request_id, payload_hash, case_id, \
+        receipt, created_at) \
+        select * from unnest($3::text[], $23::text[], $24::bytea[], $1::uuid[], $25::bytea[], \
+            $11::bigint[])), \
+    new_referrals as (insert into referrals (referral_id, case_id, service_point_id, purpose, \
+        status, version, created_at, updated_at) \
+        select referral_id, case_id, point, purpose, $71, 1, at, at \
+        from unnest($26::uuid[], $27::uuid[], $28::text[], $29::text[], $30::bigint[]) \
+            as r(referral_id, case_id, point, purpose, at)), \
+    new_dispatches as (insert into dispatches (dispatch_id, case_id, team_id, status, version, \
+        created_at, updated_at) \
+        select dispatch_id, case_id, team_id, $72, 1, at, at \
+        from unnest($31::uuid[], $32::uuid[], $33::text[], $34::bigint[]) \
+            as d(dispatch_id, case_id, team_id, at)), \
+    new_steps as (insert into dispatch_steps (dispatch_id, status, occurred_at) \
+        select dispatch_id, $72, at from unnest($31::uuid[], $34::bigint[]) as s(dispatch_id, at)), \
+    taken as (update teams set status = 'busy', load = load + t.n, updated_at = t.at \
+        from (select team_id, count(*) as n, max(at) as at \
+              from unnest($33::text[], $34::bigint[]) as d(team_id, at) group by team_id) t \
+        where teams.team_id = t.team_id), \
+    new_timers as (insert into sla_timers (timer_id, case_id, kind, subject_id, due_at, state, \
+        created_at) \
+        select timer_id, case_id, kind, subject_id, due_at, 'pending', at \
+        from unnest($35::uuid[], $36::uuid[], $37::text[], $38::uuid[], $39::bigint[], \
+            $40::bigint[]) as t(timer_id, case_id, kind, subject_id, due_at, at)), \
+    new_categories as (insert into case_categories (case_id, category, is_primary) \
+        select * from unnest($41::uuid[], $42::text[], $43::bool[])), \
+    new_events as (insert into events (event_id, case_id, kind, actor, occurred_at, reason, \
+        data, line, province, county, priority, team_id, recorded_by, hash) \
+        select * from unnest($44::bigint[], $45::uuid[], $46::text[], $47::text[], \
+            $48::bigint[], $49::text[], $50::bytea[], $51::text[], $52::text[], $53::text[], \
+            $54::text[], $55::text[], $56::text[], $57::bytea[])), \
+    new_audit as (insert into audit_log (audit_id, at, subject, role, action, case_id, outcome, \
+        request_id, hash) \
+        select * from unnest($58::bigint[], $59::bigint[], $60::text[], $61::text[], \
+            $62::text[], $63::uuid[], $64::text[], $65::text[], $66::bytea[])), \
+    heads as (update sequences set hash = case name when 'event' then coalesce($67, hash) \
+        else coalesce($68, hash) end where name in ('event', 'audit')), \
+    directory as (update sequences set last_value = last_value + 1 \
+        where name = 'directory' and cardinality($31::uuid[]) > 0 returning last_value), \
+    notified as (select pg_notify('referral_events', $69) where $69 is not null) \
+    select (select last_value from directory), (select count(*) from notified)";
+
+/// The batch steps of intake, each one statement for the whole batch.
+impl PostgresStore {
+    /// The stored idempotency keys of `batch`'s intakes.
+    async fn stored_keys(
+        &self,
+        tx: &mut PgConnection,
+        batch: &[NewIntake],
+    ) -> Result<Vec<KeyedIdempotencyRow>, sqlx::Error> {
+        let (lines, ids): (Vec<&str>, Vec<&str>) = batch
+            .iter()
+            .map(|intake| (intake.line().as_str(), intake.request_id.as_str()))
+            .unzip();
+        sqlx::query_as(
+            "select line, request_id, payload_hash, receipt from idempotency_keys \
+             where (line, request_id) in (select * from unnest($1::text[], $2::text[]))",
+        )
+        .bind(lines)
+        .bind(ids)
+        .fetch_all(tx)
+        .await
+    }
+
+    /// How many stored contacts came from each of the keyed caller-number hashes.
+    async fn count_contacts(
+        &self,
+        tx: &mut PgConnection,
+        hashes: &[&Vec<u8>],
+    ) -> Result<Vec<(Vec<u8>, i64)>, sqlx::Error> {
+        if hashes.is_empty() {
+            return Ok(Vec::new());
+        }
+        sqlx::query_as(
+            "select caller_hash, count(*) from contacts where caller_hash = any($1::bytea[]) \
+             group by caller_hash",
+        )
+        .bind(hashes)
+        .fetch_all(tx)
+        .await
+    }
+
+    /// Writes a batch's rows; returns the directory's new counter when a team was taken.
+    async fn write_intake_rows(
+        &self,
+        tx: &mut PgConnection,
+        rows: &IntakeRows<'_>,
+    ) -> Result<Option<i64>, Error> {
+        let cases = &rows.cases;
+        let mut q = sqlx::query_as::<_, (Option<i64>, Option<i64>)>(WRITE_INTAKES);
+        macro_rules! bind_cases {
+            ($($value:expr),* $(,)?) => {
+                $(q = q.bind(cases.iter().map($value).collect::<Vec<_>>());)*
+            };
+        }
+        bind_cases!(
+            |(_, c): &(&NewIntake, NewCase)| c.case_id,
+            |(_, c): &(&NewIntake, NewCase)| c.reference.as_str(),
+            |(_, c): &(&NewIntake, NewCase)| c.line,
+            |(i, _): &(&NewIntake, NewCase)| i.assessment.priority.as_str(),
+            |(i, _): &(&NewIntake, NewCase)| i.assessment.computed.as_str(),
+            |(i, _): &(&NewIntake, NewCase)| i.intake.primary_category.as_str(),
+            |(i, _): &(&NewIntake, NewCase)| i.intake.location.province.as_str(),
+            |(i, _): &(&NewIntake, NewCase)| i.intake.location.county.as_str(),
+            |(i, _): &(&NewIntake, NewCase)| i.intake.minors_involved(),
+            |(_, c): &(&NewIntake, NewCase)| c.receipt.version,
+            |(_, c): &(&NewIntake, NewCase)| c.created_at,
+            |(_, c): &(&NewIntake, NewCase)| c.details.as_slice(),
+            |(_, c): &(&NewIntake, NewCase)| c.routing_status.as_str(),
+            |(i, _): &(&NewIntake, NewCase)| i.caller.claims.sub.as_str(),
+            // $15: the decisions.
+            |(_, c): &(&NewIntake, NewCase)| c.decision.policy_version,
+            |(_, c): &(&NewIntake, NewCase)| c.decision.rule_id.as_str(),
+            |(_, c): &(&NewIntake, NewCase)| c.decision.unrouted(),
+            |(_, c): &(&NewIntake, NewCase)| c.decision_json.as_str(),
+            // $19: the contacts.
+            |(_, c): &(&NewIntake, NewCase)| c.contact_id,
+            |(i, _): &(&NewIntake, NewCase)| i.intake.contact.external_call_id.as_str(),
+            |(_, c): &(&NewIntake, NewCase)| c.contact.as_slice(),
+            |(_, c): &(&NewIntake, NewCase)| c.caller_hash.as_deref(),
+            // $23: the idempotency keys.
+            |(i, _): &(&NewIntake, NewCase)| i.request_id.as_str(),
+            |(i, _): &(&NewIntake, NewCase)| &i.payload_hash[..],
+            |(_, c): &(&NewIntake, NewCase)| c.receipt_json.as_slice(),
+        );
+        macro_rules! bind_columns {
+            ($rows:expr; $($value:expr),* $(,)?) => {
+                $(q = q.bind($rows.iter().map($value).collect::<Vec<_>>());)*
+            };
+        }
+        // $26: referrals.
+        bind_columns!(rows.referrals;
+            |r: &ReferralRow| r.0, |r: &ReferralRow| r.1, |r: &ReferralRow| r.2.as_str(),
+            |r: &ReferralRow| r.3, |r: &ReferralRow| r.4);
+        // $31: dispatches.
+        bind_columns!(rows.dispatches;
+            |d: &DispatchRow| d.0, |d: &DispatchRow| d.1, |d: &DispatchRow| d.2.as_str(),
+            |d: &DispatchRow| d.3);
+        // $35: timers.
+        bind_columns!(rows.timers;
+            |t: &TimerRow| t.0, |t: &TimerRow| t.1, |t: &TimerRow| t.2, |t: &TimerRow| t.3,
+            |t: &TimerRow| t.4, |t: &TimerRow| t.5);
+        // $41: categories.
+        bind_columns!(rows.categories;
+            |c: &CategoryRow| c.0, |c: &CategoryRow| c.1, |c: &CategoryRow| c.2);
+        // $44: events.
+        q = q.bind(
+            (rows.first_event..)
+                .take(rows.events.len())
+                .collect::<Vec<i64>>(),
+        );
+        bind_columns!(rows.events;
+            |e: &EventRow| e.case_id, |e: &EventRow| e.kind.as_str(), |e: &EventRow| e.actor.as_str(),
+            |e: &EventRow| e.occurred_at, |e: &EventRow| e.reason.as_deref(),
+            |e: &EventRow| e.data.as_slice(), |e: &EventRow| e.line,
+            |e: &EventRow| e.province.as_str(), |e: &EventRow| e.county.as_str(),
+            |e: &EventRow| e.priority, |e: &EventRow| e.team_id.as_deref(),
+            |e: &EventRow| e.recorded_by.as_str());
+        q = q.bind(&rows.event_hashes);
+        // $58: audit entries.
+        q = q.bind(
+            (rows.first_audit..)
+                .take(rows.audit.len())
+                .collect::<Vec<i64>>(),
+        );
+        bind_columns!(rows.audit;
+            |a: &AuditEntry| micros(a.at), |a: &AuditEntry| a.subject.as_str(),
+            |a: &AuditEntry| a.role.as_str(), |a: &AuditEntry| a.action.as_str(),
+            |a: &AuditEntry| a.case_id, |a: &AuditEntry| a.outcome.as_str(),
+            |a: &AuditEntry| a.request_id.as_str());
+        q = q.bind(&rows.audit_hashes);
+        // $67: the chains' heads, the feed's notification and the statuses.
+        let (directory, _): (Option<i64>, Option<i64>) = q
+            .bind(rows.event_hashes.last())
+            .bind(rows.audit_hashes.last())
+            .bind(rows.last_event().map(|last| last.to_string()))
+            .bind(CaseStatus::Open.as_str())
+            .bind(ReferralStatus::Requested.as_str())
+            .bind(DispatchStatus::Assigned.as_str())
+            .fetch_one(tx)
+            .await
+            .map_err(map_sqlx_error)?;
+        Ok(directory)
     }
 }
 

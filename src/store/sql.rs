@@ -36,9 +36,6 @@ pub(super) const BUMP_DIRECTORY: &str = "update sequences set last_value = last_
 pub(super) const DIRECTORY_VERSION: &str =
     "select last_value from sequences where name = 'directory'";
 
-pub(super) const ADVANCE_SEQUENCE: &str = "update sequences set last_value = last_value + $1 \
-     where name = $2 returning last_value";
-
 pub(super) const INSERT_DECISION: &str = "insert into routing_decisions (case_id, decision_no, \
      policy_version, rule_id, unrouted, decision, created_at) values ($1, $2, $3, $4, $5, $6, $7)";
 
@@ -1177,38 +1174,23 @@ macro_rules! impl_sql_store {
                 use $crate::store::sql::*;
 
                 let mut tx = self.begin_write().await.map_err(db_error)?;
-                let mut directory: i64 = sqlx::query_scalar(LOCK_DIRECTORY)
+                // The directory's counter first: its row lock orders this batch after any other
+                // server's batch in flight, so the lookups below see what that one committed.
+                let directory: i64 = sqlx::query_scalar(LOCK_DIRECTORY)
                     .fetch_one(&mut *tx)
                     .await
                     .map_err(db_error)?;
                 self.directory.check(directory)?;
-
                 // Retries first: a key seen before writes nothing. Every statement below
                 // covers the whole batch, so a batch costs about as many round trips to the
                 // database as a single intake.
                 let mut seen: std::collections::HashMap<(String, String), IdempotencyRow> =
                     std::collections::HashMap::new();
-                for chunk in batch.chunks(500) {
-                    let mut q = sqlx::QueryBuilder::<Db>::new(
-                        "select line, request_id, payload_hash, receipt from idempotency_keys \
-                         where (line, request_id) in (",
+                for row in self.stored_keys(&mut tx, batch).await.map_err(db_error)? {
+                    seen.insert(
+                        (row.line, row.request_id),
+                        IdempotencyRow { payload_hash: row.payload_hash, receipt: row.receipt },
                     );
-                    q.push_values(chunk, |mut row, intake| {
-                        row.push_bind(intake.line().as_str())
-                            .push_bind(intake.request_id.as_str());
-                    });
-                    q.push(")");
-                    let rows: Vec<KeyedIdempotencyRow> = q
-                        .build_query_as()
-                        .fetch_all(&mut *tx)
-                        .await
-                        .map_err(db_error)?;
-                    for row in rows {
-                        seen.insert(
-                            (row.line, row.request_id),
-                            IdempotencyRow { payload_hash: row.payload_hash, receipt: row.receipt },
-                        );
-                    }
                 }
                 let known = batch
                     .iter()
@@ -1218,7 +1200,6 @@ macro_rules! impl_sql_store {
                     })
                     .collect::<Result<Vec<_>, $crate::domain::Error>>()?;
 
-                // Case numbers, one step per line.
                 let fresh = || {
                     batch
                         .iter()
@@ -1226,17 +1207,6 @@ macro_rules! impl_sql_store {
                         .filter(|(_, k)| k.is_none())
                         .map(|(i, _)| i)
                 };
-                let mut next_number = std::collections::HashMap::new();
-                for (line, count) in count_by_line(fresh()) {
-                    let last: i64 = sqlx::query_scalar(ADVANCE_SEQUENCE)
-                        .bind(count as i64)
-                        .bind(case_sequence(line))
-                        .fetch_one(&mut *tx)
-                        .await
-                        .map_err(db_error)?;
-                    next_number.insert(line, last as u64 - count + 1);
-                }
-
                 // Earlier contacts from each caller's number, by its keyed hash.
                 let mut hashes = Vec::new();
                 for intake in fresh() {
@@ -1252,21 +1222,24 @@ macro_rules! impl_sql_store {
                     set.dedup();
                     set
                 };
-                for chunk in distinct.chunks(500) {
-                    let mut q = sqlx::QueryBuilder::<Db>::new(
-                        "select caller_hash, count(*) from contacts where caller_hash in (",
-                    );
-                    let mut list = q.separated(", ");
-                    for hash in chunk {
-                        list.push_bind(*hash);
+                earlier.extend(self.count_contacts(&mut tx, &distinct).await.map_err(db_error)?);
+
+                // The case numbers, one step per line.
+                let counts = count_by_line(fresh());
+                let count = |line| counts.get(&line).copied().unwrap_or(0) as i64;
+                let advanced: Vec<(String, i64)> = sqlx::query_as($crate::store::batch::ADVANCE_CASE_NUMBERS)
+                    .bind(count($crate::domain::types::Line::Hotline1480))
+                    .bind(count($crate::domain::types::Line::Emergency123))
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+                let mut next_number = std::collections::HashMap::new();
+                for (name, last) in advanced {
+                    for (line, count) in &counts {
+                        if case_sequence(*line) == name {
+                            next_number.insert(*line, last as u64 - count + 1);
+                        }
                     }
-                    q.push(") group by caller_hash");
-                    let rows: Vec<(Vec<u8>, i64)> = q
-                        .build_query_as()
-                        .fetch_all(&mut *tx)
-                        .await
-                        .map_err(db_error)?;
-                    earlier.extend(rows);
                 }
 
                 let mut cases = Vec::new();
@@ -1287,150 +1260,14 @@ macro_rules! impl_sql_store {
                     cases.push((intake, case));
                 }
 
-                insert_rows!(tx, INSERT_CASES, &cases, |row, (intake, case)| {
-                    let assessment = &intake.assessment;
-                    let data = &intake.intake;
-                    row.push_bind(case.case_id)
-                        .push_bind(&case.reference)
-                        .push_bind(case.line)
-                        .push_bind($crate::domain::types::CaseStatus::Open.as_str())
-                        .push_bind(assessment.priority.as_str())
-                        .push_bind(assessment.computed.as_str())
-                        .push_bind(data.primary_category.as_str())
-                        .push_bind(&data.location.province)
-                        .push_bind(&data.location.county)
-                        .push_bind(data.minors_involved())
-                        .push_bind(case.receipt.version)
-                        .push_bind(case.created_at)
-                        .push_bind(case.created_at)
-                        .push_bind(&case.details)
-                        .push_bind(case.routing_status.as_str())
-                        .push_bind(&intake.caller.claims.sub);
-                });
-                insert_rows!(tx, INSERT_DECISIONS, &cases, |row, (_, case)| {
-                    row.push_bind(case.case_id)
-                        .push_bind(1_i64)
-                        .push_bind(case.decision.policy_version)
-                        .push_bind(&case.decision.rule_id)
-                        .push_bind(case.decision.unrouted())
-                        .push_bind(&case.decision_json)
-                        .push_bind(case.created_at);
-                });
-                // Referrals and dispatches with their first step and deadline timers; each
-                // team sent is taken.
-                let mut referrals = Vec::new();
-                let mut dispatches = Vec::new();
-                let mut timers = Vec::new();
-                for (intake, case) in &cases {
-                    let priority = intake.assessment.priority;
-                    for (referral_id, point_id, purpose) in &case.referrals {
-                        referrals.push((*referral_id, case.case_id, point_id, purpose.as_str(), case.created_at));
-                        for (kind, due) in $crate::store::changes::timers_for(targets, priority, *purpose, case.created_at) {
-                            timers.push((case.case_id, kind.as_str(), *referral_id, due, case.created_at));
-                        }
-                    }
-                    for (dispatch_id, team_id) in &case.dispatches {
-                        dispatches.push((*dispatch_id, case.case_id, team_id, case.created_at));
-                        for (kind, due) in $crate::store::changes::timers_for(
-                            targets,
-                            priority,
-                            $crate::routing::Purpose::Dispatch,
-                            case.created_at,
-                        ) {
-                            timers.push((case.case_id, kind.as_str(), *dispatch_id, due, case.created_at));
-                        }
-                    }
-                }
-                let requested = $crate::domain::types::ReferralStatus::Requested.as_str();
-                insert_rows!(tx, INSERT_REFERRALS, &referrals, |row, (id, case_id, point, purpose, at)| {
-                    row.push_bind(*id)
-                        .push_bind(*case_id)
-                        .push_bind(*point)
-                        .push_bind(*purpose)
-                        .push_bind(requested)
-                        .push_bind(1_i64)
-                        .push_bind(*at)
-                        .push_bind(*at);
-                });
-                let assigned = $crate::domain::types::DispatchStatus::Assigned.as_str();
-                insert_rows!(tx, INSERT_DISPATCHES, &dispatches, |row, (id, case_id, team, at)| {
-                    row.push_bind(*id)
-                        .push_bind(*case_id)
-                        .push_bind(*team)
-                        .push_bind(assigned)
-                        .push_bind(1_i64)
-                        .push_bind(*at)
-                        .push_bind(*at);
-                });
-                insert_rows!(tx, INSERT_STEPS, &dispatches, |row, (id, _, _, at)| {
-                    row.push_bind(*id)
-                        .push_bind(assigned)
-                        .push_bind(*at)
-                        .push_bind(Option::<Vec<u8>>::None);
-                });
-                for (_, _, team, at) in &dispatches {
-                    $crate::store::changes::exec!(tx, ASSIGN_TEAM, *team, *at);
-                }
-                insert_rows!(tx, INSERT_TIMERS, &timers, |row, (case_id, kind, subject, due, at)| {
-                    row.push_bind(uuid::Uuid::now_v7())
-                        .push_bind(*case_id)
-                        .push_bind(*kind)
-                        .push_bind(Some(*subject))
-                        .push_bind(*due)
-                        .push_bind("pending")
-                        .push_bind(*at);
-                });
-                let categories: Vec<_> = cases
-                    .iter()
-                    .flat_map(|(intake, case)| {
-                        let primary = intake.intake.primary_category;
-                        intake
-                            .intake
-                            .categories()
-                            .map(move |category| (case.case_id, category.as_str(), category == primary))
-                    })
-                    .collect();
-                insert_rows!(tx, INSERT_CATEGORIES, &categories, |row, (case_id, category, primary)| {
-                    row.push_bind(*case_id).push_bind(*category).push_bind(*primary);
-                });
-                insert_rows!(tx, INSERT_CONTACTS, &cases, |row, (intake, case)| {
-                    row.push_bind(case.contact_id)
-                        .push_bind(case.case_id)
-                        .push_bind(case.line)
-                        .push_bind(&intake.intake.contact.external_call_id)
-                        .push_bind(case.created_at)
-                        .push_bind(&case.contact)
-                        .push_bind(&case.caller_hash);
-                });
-                insert_rows!(tx, INSERT_IDEMPOTENCY_KEYS, &cases, |row, (intake, case)| {
-                    row.push_bind(case.line)
-                        .push_bind(intake.request_id.as_str())
-                        .push_bind(&intake.payload_hash[..])
-                        .push_bind(case.case_id)
-                        .push_bind(&case.receipt_json)
-                        .push_bind(case.created_at);
-                });
-                let mut cases: Vec<NewCase> = cases.into_iter().map(|(_, case)| case).collect();
-
-                if cases.iter().any(|case| !case.dispatches.is_empty()) {
-                    directory = sqlx::query_scalar(BUMP_DIRECTORY)
-                        .fetch_one(&mut *tx)
-                        .await
-                        .map_err(db_error)?;
-                }
-                if !cases.is_empty() {
-                    let events: Vec<EventRow> =
-                        cases.iter_mut().flat_map(|case| std::mem::take(&mut case.events)).collect();
-                    write_events!($store, tx, &events);
-                }
-                let mut recorded = cases.into_iter();
+                let mut recorded = cases.iter().map(|(_, case)| case.receipt.clone());
                 let outcomes = known
                     .into_iter()
                     .map(|known| match known {
                         Some(outcome) => Ok(outcome),
                         None => recorded
                             .next()
-                            .map(|case| $crate::store::IntakeOutcome::Recorded(case.receipt))
+                            .map($crate::store::IntakeOutcome::Recorded)
                             .ok_or_else(|| $crate::domain::Error::internal("batch bookkeeping")),
                     })
                     .collect::<Result<Vec<_>, _>>()?;
@@ -1439,7 +1276,26 @@ macro_rules! impl_sql_store {
                     .zip(&outcomes)
                     .map(|(intake, outcome)| intake_audit(intake, outcome))
                     .collect();
-                $crate::store::chain::write_audit!(tx, &audit);
+                let mut rows = $crate::store::batch::IntakeRows::new(cases, audit, targets);
+
+                // Numbers on the two chains are taken last: their counters stay locked until
+                // commit, and the shorter that stretch, the less another writer waits.
+                let heads: Vec<(String, i64, Option<Vec<u8>>)> =
+                    sqlx::query_as($crate::store::batch::ADVANCE_CHAINS)
+                        .bind(rows.events.len() as i64)
+                        .bind(rows.audit.len() as i64)
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(db_error)?;
+                let head = |chain: &str| {
+                    heads
+                        .iter()
+                        .find(|(name, _, _)| name == chain)
+                        .map(|(_, last, hash)| (*last, hash.clone()))
+                        .ok_or_else(|| $crate::domain::Error::internal("a chain counter is missing"))
+                };
+                rows.chain(head("event")?, head("audit")?);
+                let directory = self.write_intake_rows(&mut tx, &rows).await?.unwrap_or(directory);
                 tx.commit().await.map_err(db_error)?;
                 self.directory.set(directory);
                 Ok(outcomes)

@@ -5,11 +5,21 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool, Transaction};
 
 use super::Durability;
-use super::sql::impl_sql_store;
+use super::batch::IntakeRows;
+use super::chain::{INSERT_AUDIT, SET_CHAIN_HEAD};
+use super::changes::exec;
+use super::map_sqlx_error;
+use super::sql::{
+    ASSIGN_TEAM, BUMP_DIRECTORY, INSERT_CASES, INSERT_CATEGORIES, INSERT_CONTACTS,
+    INSERT_DECISIONS, INSERT_DISPATCHES, INSERT_EVENTS, INSERT_IDEMPOTENCY_KEYS, INSERT_REFERRALS,
+    INSERT_STEPS, INSERT_TIMERS, KeyedIdempotencyRow, impl_sql_store, insert_rows, micros,
+};
 use crate::domain::Error;
+use crate::domain::intake::NewIntake;
+use crate::domain::types::{CaseStatus, DispatchStatus, ReferralStatus};
 
 /// Cases in a SQLite database.
 #[derive(Debug, Clone)]
@@ -140,6 +150,242 @@ async fn migrate(pool: &SqlitePool) -> Result<(), Error> {
             }
             Err(error) => return Err(Error::internal(error)),
         }
+    }
+}
+
+/// The batch steps of intake. A statement costs SQLite no round trip, so a batch is written
+/// with one multi-row insert per table.
+impl SqliteStore {
+    /// The stored idempotency keys of `batch`'s intakes.
+    async fn stored_keys(
+        &self,
+        tx: &mut SqliteConnection,
+        batch: &[NewIntake],
+    ) -> Result<Vec<KeyedIdempotencyRow>, sqlx::Error> {
+        let mut found = Vec::new();
+        for chunk in batch.chunks(500) {
+            let mut q = QueryBuilder::<Db>::new(
+                "select line, request_id, payload_hash, receipt from idempotency_keys \
+                 where (line, request_id) in (",
+            );
+            q.push_values(chunk, |mut row, intake| {
+                row.push_bind(intake.line().as_str())
+                    .push_bind(intake.request_id.as_str());
+            });
+            q.push(")");
+            found.extend(q.build_query_as().fetch_all(&mut *tx).await?);
+        }
+        Ok(found)
+    }
+
+    /// How many stored contacts came from each of the keyed caller-number hashes.
+    async fn count_contacts(
+        &self,
+        tx: &mut SqliteConnection,
+        hashes: &[&Vec<u8>],
+    ) -> Result<Vec<(Vec<u8>, i64)>, sqlx::Error> {
+        let mut counts = Vec::new();
+        for chunk in hashes.chunks(500) {
+            let mut q = QueryBuilder::<Db>::new(
+                "select caller_hash, count(*) from contacts where caller_hash in (",
+            );
+            let mut list = q.separated(", ");
+            for hash in chunk {
+                list.push_bind(*hash);
+            }
+            q.push(") group by caller_hash");
+            counts.extend(q.build_query_as().fetch_all(&mut *tx).await?);
+        }
+        Ok(counts)
+    }
+
+    /// Writes a batch's rows; returns the directory's new counter when a team was taken.
+    async fn write_intake_rows(
+        &self,
+        tx: &mut SqliteConnection,
+        rows: &IntakeRows<'_>,
+    ) -> Result<Option<i64>, Error> {
+        insert_rows!(tx, INSERT_CASES, &rows.cases, |row, (intake, case)| {
+            let assessment = &intake.assessment;
+            let data = &intake.intake;
+            row.push_bind(case.case_id)
+                .push_bind(&case.reference)
+                .push_bind(case.line)
+                .push_bind(CaseStatus::Open.as_str())
+                .push_bind(assessment.priority.as_str())
+                .push_bind(assessment.computed.as_str())
+                .push_bind(data.primary_category.as_str())
+                .push_bind(&data.location.province)
+                .push_bind(&data.location.county)
+                .push_bind(data.minors_involved())
+                .push_bind(case.receipt.version)
+                .push_bind(case.created_at)
+                .push_bind(case.created_at)
+                .push_bind(&case.details)
+                .push_bind(case.routing_status.as_str())
+                .push_bind(&intake.caller.claims.sub);
+        });
+        insert_rows!(tx, INSERT_DECISIONS, &rows.cases, |row, (_, case)| {
+            row.push_bind(case.case_id)
+                .push_bind(1_i64)
+                .push_bind(case.decision.policy_version)
+                .push_bind(&case.decision.rule_id)
+                .push_bind(case.decision.unrouted())
+                .push_bind(&case.decision_json)
+                .push_bind(case.created_at);
+        });
+        let requested = ReferralStatus::Requested.as_str();
+        insert_rows!(tx, INSERT_REFERRALS, &rows.referrals, |row,
+                                                             (
+            id,
+            case_id,
+            point,
+            purpose,
+            at,
+        )| {
+            row.push_bind(*id)
+                .push_bind(*case_id)
+                .push_bind(point)
+                .push_bind(*purpose)
+                .push_bind(requested)
+                .push_bind(1_i64)
+                .push_bind(*at)
+                .push_bind(*at);
+        });
+        let assigned = DispatchStatus::Assigned.as_str();
+        insert_rows!(tx, INSERT_DISPATCHES, &rows.dispatches, |row,
+                                                               (
+            id,
+            case_id,
+            team,
+            at,
+        )| {
+            row.push_bind(*id)
+                .push_bind(*case_id)
+                .push_bind(team)
+                .push_bind(assigned)
+                .push_bind(1_i64)
+                .push_bind(*at)
+                .push_bind(*at);
+        });
+        insert_rows!(tx, INSERT_STEPS, &rows.dispatches, |row, (id, _, _, at)| {
+            row.push_bind(*id)
+                .push_bind(assigned)
+                .push_bind(*at)
+                .push_bind(Option::<Vec<u8>>::None);
+        });
+        for (_, _, team, at) in &rows.dispatches {
+            exec!(tx, ASSIGN_TEAM, team, *at);
+        }
+        insert_rows!(tx, INSERT_TIMERS, &rows.timers, |row,
+                                                       (
+            id,
+            case_id,
+            kind,
+            subject,
+            due,
+            at,
+        )| {
+            row.push_bind(*id)
+                .push_bind(*case_id)
+                .push_bind(*kind)
+                .push_bind(Some(*subject))
+                .push_bind(*due)
+                .push_bind("pending")
+                .push_bind(*at);
+        });
+        insert_rows!(tx, INSERT_CATEGORIES, &rows.categories, |row,
+                                                               (
+            case_id,
+            category,
+            primary,
+        )| {
+            row.push_bind(*case_id)
+                .push_bind(*category)
+                .push_bind(*primary);
+        });
+        insert_rows!(tx, INSERT_CONTACTS, &rows.cases, |row, (intake, case)| {
+            row.push_bind(case.contact_id)
+                .push_bind(case.case_id)
+                .push_bind(case.line)
+                .push_bind(&intake.intake.contact.external_call_id)
+                .push_bind(case.created_at)
+                .push_bind(&case.contact)
+                .push_bind(&case.caller_hash);
+        });
+        insert_rows!(tx, INSERT_IDEMPOTENCY_KEYS, &rows.cases, |row,
+                                                                (
+            intake,
+            case,
+        )| {
+            row.push_bind(case.line)
+                .push_bind(intake.request_id.as_str())
+                .push_bind(&intake.payload_hash[..])
+                .push_bind(case.case_id)
+                .push_bind(&case.receipt_json)
+                .push_bind(case.created_at);
+        });
+        let events: Vec<_> = (rows.first_event..)
+            .zip(&rows.events)
+            .zip(&rows.event_hashes)
+            .collect();
+        insert_rows!(
+            tx,
+            INSERT_EVENTS,
+            &events,
+            |row, ((event_id, event), hash)| {
+                row.push_bind(*event_id)
+                    .push_bind(event.case_id)
+                    .push_bind(&event.kind)
+                    .push_bind(&event.actor)
+                    .push_bind(event.occurred_at)
+                    .push_bind(&event.reason)
+                    .push_bind(&event.data)
+                    .push_bind(event.line)
+                    .push_bind(&event.province)
+                    .push_bind(&event.county)
+                    .push_bind(event.priority)
+                    .push_bind(&event.team_id)
+                    .push_bind(&event.recorded_by)
+                    .push_bind(*hash);
+            }
+        );
+        let audit: Vec<_> = (rows.first_audit..)
+            .zip(&rows.audit)
+            .zip(&rows.audit_hashes)
+            .collect();
+        insert_rows!(
+            tx,
+            INSERT_AUDIT,
+            &audit,
+            |row, ((audit_id, entry), hash)| {
+                row.push_bind(*audit_id)
+                    .push_bind(micros(entry.at))
+                    .push_bind(&entry.subject)
+                    .push_bind(&entry.role)
+                    .push_bind(&entry.action)
+                    .push_bind(entry.case_id)
+                    .push_bind(&entry.outcome)
+                    .push_bind(&entry.request_id)
+                    .push_bind(*hash);
+            }
+        );
+        for (chain, head) in [
+            ("event", rows.event_hashes.last()),
+            ("audit", rows.audit_hashes.last()),
+        ] {
+            if let Some(head) = head {
+                exec!(tx, SET_CHAIN_HEAD, head, chain);
+            }
+        }
+        if rows.dispatches.is_empty() {
+            return Ok(None);
+        }
+        let directory = sqlx::query_scalar(BUMP_DIRECTORY)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_sqlx_error)?;
+        Ok(Some(directory))
     }
 }
 

@@ -246,6 +246,28 @@ pub fn config(url: &str) -> ServeConfig {
 }
 
 /// Tests are quiet; `TEST_LOG=1` sends the servers' logs to stderr.
+/// Waits until the server started on `channel` answers (or its task ended, for a test that
+/// expects it to fail), so that a test never talks to a server still migrating or seeding
+/// its database, nor starts a second server on the same database while the first one seeds.
+async fn wait_until_serving(channel: &Channel, handle: &JoinHandle<Result<(), ServeError>>) {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_client::HealthClient;
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut health = HealthClient::new(channel.clone());
+    while !handle.is_finished() {
+        if health.check(HealthCheckRequest::default()).await.is_ok() {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the server did not start within a minute"
+        );
+        // The readiness poll's pause, not a wait for something to happen.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 fn show_logs_if_asked() {
     if std::env::var_os("TEST_LOG").is_some() {
         let config = referrals::config::LogConfig {
@@ -368,6 +390,7 @@ impl TestServer {
             "all",
             None,
         ));
+        let tls = config.tls_cert.is_some();
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("address");
         let (shutdown, signal) = oneshot::channel::<()>();
@@ -378,6 +401,10 @@ impl TestServer {
             .expect("endpoint")
             .connect_timeout(Duration::from_secs(10))
             .connect_lazy();
+        // A TLS server's test makes its own channels and waits for it with them.
+        if !tls {
+            wait_until_serving(&channel, &handle).await;
+        }
         Self {
             addr,
             db,
