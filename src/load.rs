@@ -806,7 +806,7 @@ async fn grow_cases(url: &str, target: i64) -> Result<(i64, i64), LoadError> {
         "cast($5 as bigint)",
     );
     // Round `round` copies the originals (the cases from `low` on) `round` spans back in
-    // time, into place number (ord * 7 + round * 13) mod `places` of the counties.
+    // time, into place number (ord * 13 + round * 7) mod `places` of the counties.
     let copy = format!(
         "insert into cases (case_id, reference, line, status, priority, computed_priority, \
          primary_category, province, county, minors_involved, version, created_at, updated_at, \
@@ -818,10 +818,12 @@ async fn grow_cases(url: &str, target: i64) -> Result<(i64, i64), LoadError> {
          from (select *, row_number() over (order by case_id) as ord from cases \
                where created_at >= {low}) c \
          join (select province, county, row_number() over (order by province, county) - 1 as i \
-               from counties) p on p.i = (c.ord * 7 + {round} * 13) % {places} \
+               from counties) p on p.i = (c.ord * 13 + {round} * 7) % {places} \
          where c.ord <= {rows}",
-        status = pick(&format!("c.ord * 3 + {round}"), &statuses),
-        priority = pick(&format!("c.ord * 5 + {round} * 3"), &priorities),
+        // Multipliers prime to each count, so that every round spreads its copies over all
+        // the values rather than giving a round one value.
+        status = pick(&format!("c.ord * 7 + {round}"), &statuses),
+        priority = pick(&format!("c.ord * 7 + {round} * 3"), &priorities),
         category = pick(&format!("c.ord * 11 + {round}"), &categories),
     );
     let categorise = "insert into case_categories (case_id, category, is_primary) \
@@ -857,7 +859,8 @@ async fn grow_cases(url: &str, target: i64) -> Result<(i64, i64), LoadError> {
                 sqlx::query_scalar("select count(*) from cases where reference like '%/%'")
                     .fetch_one(&pool)
                     .await?;
-            let mut round = copied / originals.max(1);
+            // Only the last round can be partial; a new round starts after it.
+            let mut round = (copied + originals - 1) / originals.max(1);
             while count < target {
                 round += 1;
                 let rows = (target - count).min(originals);
@@ -892,18 +895,25 @@ async fn grow_cases(url: &str, target: i64) -> Result<(i64, i64), LoadError> {
             Ok((before, after))
         }};
     }
+    // Each round's statement takes seconds; that is expected, not worth a warning each.
+    use sqlx::ConnectOptions;
+    use std::str::FromStr;
     if postgres {
+        let options = sqlx::postgres::PgConnectOptions::from_str(url)?.disable_statement_logging();
         grow!(
             sqlx::postgres::PgPoolOptions::new()
                 .max_connections(1)
-                .connect(url)
+                .connect_with(options)
                 .await?
         )
     } else {
+        let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)?
+            .busy_timeout(Duration::from_secs(30))
+            .disable_statement_logging();
         grow!(
             sqlx::sqlite::SqlitePoolOptions::new()
                 .max_connections(1)
-                .connect(url)
+                .connect_with(options)
                 .await?
         )
     }

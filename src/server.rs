@@ -37,6 +37,7 @@ use crate::pb::hotline_intake_server::HotlineIntakeServer;
 use crate::routing::directory::{Directory, DirectoryData};
 use crate::routing::policy::{Policy, SHIPPED_POLICY};
 use crate::store::Store;
+use crate::store::audit_writer::AuditWriter;
 use crate::store::writer::{RoutingState, Writer, WriterConfig};
 use crate::tracking::escalation::Escalation;
 use crate::tracking::feed::{Feed, FeedConfig};
@@ -206,11 +207,13 @@ pub async fn run(
     );
     // Set at shutdown: open streams end, telling their clients where to resume.
     let (streams_stop, streams_stopping) = watch::channel(false);
+    // Reads and refusals are audited in batches of their own (see `AuditWriter`).
+    let guard = Guard::new(AuditWriter::spawn(store.clone()), config.clock.clone());
     let tracking = Tracking::new(
+        guard.clone(),
         store.clone(),
         writer.clone(),
         feed,
-        config.clock.clone(),
         WatchConfig {
             heartbeat: config.heartbeat_interval,
             max_replay: config.max_replay,
@@ -221,7 +224,6 @@ pub async fn run(
         crate::grpc::ReadLimit::new(config.max_concurrent_reads, config.read_queue_timeout),
     );
     let directory_writer = writer.clone();
-    let guard = Guard::new(store.clone(), config.clock.clone());
     let (health, health_service) = tonic_health::server::health_reporter();
     // The durability check just reached the database: every service starts out SERVING.
     for service in SERVICES {
@@ -296,7 +298,7 @@ pub async fn run(
             authenticate.clone(),
         ))
         .add_service(InterceptedService::new(
-            AuditTrailServer::new(AuditService::new(guard)),
+            AuditTrailServer::new(AuditService::new(guard, store.clone())),
             authenticate,
         ));
 

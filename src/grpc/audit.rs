@@ -1,21 +1,25 @@
 //! `referral.v1.AuditTrail`: the auditor's view of who read and changed what.
 
+use std::sync::Arc;
+
 use tonic::{Request, Response, Status};
 
 use super::{Guard, caller, convert};
 use crate::access::Operation;
 use crate::pb::audit_trail_server::AuditTrail;
 use crate::pb::{ListAuditEntriesRequest, ListAuditEntriesResponse};
+use crate::store::Store;
 
 /// Serves the audit trail to auditors.
 pub struct AuditService {
     guard: Guard,
+    store: Arc<dyn Store>,
 }
 
 impl AuditService {
-    /// Creates the service.
-    pub fn new(guard: Guard) -> Self {
-        Self { guard }
+    /// Creates the service, reading the trail from `store`.
+    pub fn new(guard: Guard, store: Arc<dyn Store>) -> Self {
+        Self { guard, store }
     }
 }
 
@@ -29,7 +33,7 @@ impl AuditTrail for AuditService {
         let caller = caller(&request)?;
         self.guard.check(&caller, Operation::ReadAudit).await?;
         let result = match convert::audit_request(request.into_inner()) {
-            Ok(query) => self.guard.store.audit_trail(&query).await.map(|entries| {
+            Ok(query) => self.store.audit_trail(&query).await.map(|entries| {
                 let full = entries.len() == query.limit as usize;
                 (entries, full)
             }),

@@ -20,6 +20,7 @@ use crate::domain::Error;
 use crate::domain::case::CaseRecord;
 use crate::domain::change::CaseChange;
 use crate::domain::intake::{NewIntake, Receipt};
+use crate::store::audit_writer::AuditWriter;
 use crate::store::writer::Writer;
 use crate::store::{ChangeOutcome, IntakeOutcome, Store};
 use crate::tracking::EventFilter;
@@ -48,14 +49,14 @@ fn caller<T>(request: &tonic::Request<T>) -> Result<Caller, Status> {
 /// Writes the audit trail for the services: what a request did, or why it was refused.
 #[derive(Clone)]
 pub struct Guard {
-    store: Arc<dyn Store>,
+    audit: AuditWriter,
     clock: Clock,
 }
 
 impl Guard {
-    /// Audits into `store`, stamping entries with `clock`.
-    pub fn new(store: Arc<dyn Store>, clock: Clock) -> Self {
-        Self { store, clock }
+    /// Audits through `audit`, stamping entries with `clock`.
+    pub fn new(audit: AuditWriter, clock: Clock) -> Self {
+        Self { audit, clock }
     }
 
     /// Records that `caller`'s request came to `result`, and passes the result on. A read is
@@ -74,7 +75,7 @@ impl Guard {
             crate::audit::outcome(&result),
             self.clock.now(),
         );
-        if let Err(error) = self.store.append_audit(std::slice::from_ref(&entry)).await {
+        if let Err(error) = self.audit.append(entry.clone()).await {
             tracing::error!(%error, action = entry.action, "audit entry not written");
             // A refusal stays a refusal; a success cannot be answered untraced.
             result?;
@@ -210,18 +211,19 @@ impl ReadLimit {
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 impl Tracking {
-    /// Puts the parts together.
+    /// Puts the parts together; the guard's clock is the services' clock.
     pub fn new(
+        guard: Guard,
         store: Arc<dyn Store>,
         writer: Writer,
         feed: Feed,
-        clock: Clock,
         watch: WatchConfig,
         shutdown: watch::Receiver<bool>,
         reads: ReadLimit,
     ) -> Self {
+        let clock = guard.clock.clone();
         Self {
-            guard: Guard::new(store.clone(), clock.clone()),
+            guard,
             store,
             writer,
             feed,

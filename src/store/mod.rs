@@ -21,6 +21,7 @@ use crate::routing::{ActionDecision, Decision, RoutingRequest};
 use crate::tracking::statistics::{Period, Statistics};
 use crate::tracking::{EventFilter, FeedEvent};
 
+pub mod audit_writer;
 mod batch;
 mod chain;
 mod changes;
