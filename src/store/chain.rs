@@ -149,6 +149,24 @@ impl AuditDbRow {
     }
 }
 
+/// Binds an audit row's values on `$row`, in `INSERT_AUDIT`'s column order.
+macro_rules! push_audit {
+    ($row:expr, $audit_id:expr, $entry:expr, $hash:expr) => {{
+        let entry: &$crate::audit::AuditEntry = $entry;
+        $row.push_bind($audit_id)
+            .push_bind($crate::store::sql::micros(entry.at))
+            .push_bind(&entry.subject)
+            .push_bind(&entry.role)
+            .push_bind(&entry.action)
+            .push_bind(entry.case_id)
+            .push_bind(&entry.outcome)
+            .push_bind(&entry.request_id)
+            .push_bind($hash);
+    }};
+}
+
+pub(super) use push_audit;
+
 /// Appends audit entries in a transaction, chained, under the trail's next numbers. The
 /// trail's counter row stays locked until commit, so entries appear in number order.
 macro_rules! write_audit {
@@ -179,15 +197,7 @@ macro_rules! write_audit {
                 entry,
                 hash,
             )| {
-                row.push_bind(*audit_id)
-                    .push_bind($crate::store::sql::micros(entry.at))
-                    .push_bind(&entry.subject)
-                    .push_bind(&entry.role)
-                    .push_bind(&entry.action)
-                    .push_bind(entry.case_id)
-                    .push_bind(&entry.outcome)
-                    .push_bind(&entry.request_id)
-                    .push_bind(hash);
+                $crate::store::chain::push_audit!(row, *audit_id, entry, hash);
             });
             $crate::store::changes::exec!($tx, SET_CHAIN_HEAD, previous, "audit");
         }

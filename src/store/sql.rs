@@ -432,20 +432,7 @@ macro_rules! write_events {
             $crate::store::sql::INSERT_EVENTS,
             &rows,
             |row, (event_id, event, hash)| {
-                row.push_bind(*event_id)
-                    .push_bind(event.case_id)
-                    .push_bind(&event.kind)
-                    .push_bind(&event.actor)
-                    .push_bind(event.occurred_at)
-                    .push_bind(&event.reason)
-                    .push_bind(&event.data)
-                    .push_bind(event.line)
-                    .push_bind(&event.province)
-                    .push_bind(&event.county)
-                    .push_bind(event.priority)
-                    .push_bind(&event.team_id)
-                    .push_bind(&event.recorded_by)
-                    .push_bind(hash);
+                $crate::store::sql::push_event!(row, *event_id, event, hash);
             }
         );
         sqlx::query($crate::store::chain::SET_CHAIN_HEAD)
@@ -464,6 +451,29 @@ macro_rules! write_events {
         last
     }};
 }
+
+/// Binds an event row's values on `$row`, in `INSERT_EVENTS`'s column order.
+macro_rules! push_event {
+    ($row:expr, $event_id:expr, $event:expr, $hash:expr) => {{
+        let event: &$crate::store::sql::EventRow = $event;
+        $row.push_bind($event_id)
+            .push_bind(event.case_id)
+            .push_bind(&event.kind)
+            .push_bind(&event.actor)
+            .push_bind(event.occurred_at)
+            .push_bind(&event.reason)
+            .push_bind(&event.data)
+            .push_bind(event.line)
+            .push_bind(&event.province)
+            .push_bind(&event.county)
+            .push_bind(event.priority)
+            .push_bind(&event.team_id)
+            .push_bind(&event.recorded_by)
+            .push_bind($hash);
+    }};
+}
+
+pub(super) use push_event;
 
 /// Inserts rows with one statement per 500 (well inside both backends' limits on bound
 /// values): `$push` binds one row's values, in the columns' order, on `$row`.

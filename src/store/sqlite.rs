@@ -9,13 +9,13 @@ use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool, Transaction};
 
 use super::Durability;
 use super::batch::IntakeRows;
-use super::chain::{INSERT_AUDIT, SET_CHAIN_HEAD};
+use super::chain::{INSERT_AUDIT, SET_CHAIN_HEAD, push_audit};
 use super::changes::exec;
 use super::map_sqlx_error;
 use super::sql::{
     ASSIGN_TEAM, BUMP_DIRECTORY, INSERT_CASES, INSERT_CATEGORIES, INSERT_CONTACTS,
     INSERT_DECISIONS, INSERT_DISPATCHES, INSERT_EVENTS, INSERT_IDEMPOTENCY_KEYS, INSERT_REFERRALS,
-    INSERT_STEPS, INSERT_TIMERS, KeyedIdempotencyRow, impl_sql_store, insert_rows, micros,
+    INSERT_STEPS, INSERT_TIMERS, KeyedIdempotencyRow, impl_sql_store, insert_rows, push_event,
 };
 use crate::domain::Error;
 use crate::domain::intake::NewIntake;
@@ -334,20 +334,7 @@ impl SqliteStore {
             INSERT_EVENTS,
             &events,
             |row, ((event_id, event), hash)| {
-                row.push_bind(*event_id)
-                    .push_bind(event.case_id)
-                    .push_bind(&event.kind)
-                    .push_bind(&event.actor)
-                    .push_bind(event.occurred_at)
-                    .push_bind(&event.reason)
-                    .push_bind(&event.data)
-                    .push_bind(event.line)
-                    .push_bind(&event.province)
-                    .push_bind(&event.county)
-                    .push_bind(event.priority)
-                    .push_bind(&event.team_id)
-                    .push_bind(&event.recorded_by)
-                    .push_bind(*hash);
+                push_event!(row, *event_id, event, *hash);
             }
         );
         let audit: Vec<_> = (rows.first_audit..)
@@ -359,15 +346,7 @@ impl SqliteStore {
             INSERT_AUDIT,
             &audit,
             |row, ((audit_id, entry), hash)| {
-                row.push_bind(*audit_id)
-                    .push_bind(micros(entry.at))
-                    .push_bind(&entry.subject)
-                    .push_bind(&entry.role)
-                    .push_bind(&entry.action)
-                    .push_bind(entry.case_id)
-                    .push_bind(&entry.outcome)
-                    .push_bind(&entry.request_id)
-                    .push_bind(*hash);
+                push_audit!(row, *audit_id, entry, *hash);
             }
         );
         for (chain, head) in [
