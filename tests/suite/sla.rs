@@ -2,15 +2,11 @@
 //! event and an escalation (a silent team or centre replaced, or the supervisors alerted),
 //! exactly at the deadline by the server's clock, also after a restart.
 
-#![allow(clippy::unwrap_used)] // Tests may unwrap: a panic is a failure with a message.
-
-mod common;
-
 use std::time::Duration;
 
+use crate::common::fixtures::{self, child_in_danger, sunday_morning};
+use crate::common::{Backend, TestDb, TestServer};
 use chrono::{DateTime, Utc};
-use common::fixtures::{self, child_in_danger, sunday_morning};
-use common::{Backend, TestDb, TestServer};
 use referrals::pb::{
     self, CaseEvent, DispatchStatus, GetCaseRequest, ReferralStatus, ReportDispatchStatusRequest,
     TransitionReferralRequest, WatchCasesRequest, WatchCasesResponse,

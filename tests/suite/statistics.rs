@@ -1,13 +1,9 @@
 //! Statistics over a period: counts by line, category, priority, status and province, and the
 //! teams' response intervals (median and 90th percentile) measured from the events.
 
-#![allow(clippy::unwrap_used)] // Tests may unwrap: a panic is a failure with a message.
-
-mod common;
-
+use crate::common::fixtures::{self, child_in_danger, sunday_morning, timestamp};
+use crate::common::{Backend, TestDb, TestServer};
 use chrono::Duration;
-use common::fixtures::{self, child_in_danger, sunday_morning, timestamp};
-use common::{Backend, TestDb, TestServer};
 use referrals::pb::{
     self, DispatchStatus, GetCaseRequest, GetStatisticsRequest, ReportDispatchStatusRequest,
 };

@@ -3,12 +3,8 @@
 //! has, or an area outside the token's, is PERMISSION_DENIED; and every refusal is on the audit
 //! trail.
 
-#![allow(clippy::unwrap_used)] // Tests may unwrap: a panic is a failure with a message.
-
-mod common;
-
-use common::fixtures::{self, child_in_danger};
-use common::{Authed, Backend, TestDb, TestServer};
+use crate::common::fixtures::{self, child_in_danger};
+use crate::common::{Authed, Backend, TestDb, TestServer};
 use referrals::auth::Role;
 use referrals::pb::{
     self, audit_trail_client::AuditTrailClient, case_tracking_client::CaseTrackingClient,

@@ -2,15 +2,13 @@
 //! signing key, serves callers holding a token from `referrals token issue`, and stops cleanly
 //! on SIGTERM.
 
-#![allow(clippy::unwrap_used)] // Tests may unwrap: a panic is a failure with a message.
-
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::fixtures::hotline;
+use crate::common::fixtures::hotline;
 use referrals::pb::hotline_intake_client::HotlineIntakeClient;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_referrals");

@@ -2,14 +2,10 @@
 //! from the last number seen (also while many writers commit, and across two servers), bounded
 //! for slow clients, kept alive by heartbeats, and ended cleanly at shutdown.
 
-#![allow(clippy::unwrap_used)] // Tests may unwrap: a panic is a failure with a message.
-
-mod common;
-
 use std::time::Duration;
 
-use common::fixtures::{child_in_danger, emergency};
-use common::{Backend, TestDb, TestServer};
+use crate::common::fixtures::{child_in_danger, emergency};
+use crate::common::{Backend, TestDb, TestServer};
 use referrals::pb::{
     self, CaseEvent, DispatchStatus, ReportDispatchStatusRequest, StreamAssignmentsRequest,
     WatchCasesRequest, WatchCasesResponse, watch_cases_response::Message,

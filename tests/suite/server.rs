@@ -1,13 +1,9 @@
 //! The server as operators see it: health, reflection, durability checks, graceful shutdown.
 
-#![allow(clippy::unwrap_used)] // Tests may unwrap: a panic is a failure with a message.
-
-mod common;
-
 use std::time::Duration;
 
-use common::fixtures::{emergency, hotline};
-use common::{Backend, TestDb, TestServer, config};
+use crate::common::fixtures::{emergency, hotline};
+use crate::common::{Backend, TestDb, TestServer, config};
 use referrals::ServeError;
 use referrals::pb::GetCaseRequest;
 use tokio_stream::StreamExt;

@@ -1,12 +1,10 @@
 //! The Directory service: the policy read and replaced atomically, and owners' updates to team
 //! status and occupancy taking effect on the next case routed.
 
-#![allow(clippy::unwrap_used)] // Tests may unwrap: a panic is a failure with a message.
+use crate::common;
 
-mod common;
-
-use common::fixtures::{self, destinations, emergency, hotline};
-use common::{Backend, TestDb, TestServer};
+use crate::common::fixtures::{self, destinations, emergency, hotline};
+use crate::common::{Backend, TestDb, TestServer};
 use referrals::pb::directory_client::DirectoryClient;
 use referrals::pb::{self, DutyStatus, ServicePointKind};
 use tonic::Code;

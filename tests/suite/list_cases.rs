@@ -1,13 +1,11 @@
 //! Listing cases: every filter, stable cursor pagination, bounded pages.
 
-#![allow(clippy::unwrap_used)] // Tests may unwrap: a panic is a failure with a message.
-
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 
-use common::fixtures::{emergency, hotline};
-use common::{Backend, TestServer};
+use crate::common::fixtures::{emergency, hotline};
+use crate::common::{Backend, TestServer};
 use referrals::pb::{self, CaseStatus, Category, Line, ListCasesRequest, Priority};
 use tonic::Code;
 use tonic_types::StatusExt;

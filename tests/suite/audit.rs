@@ -2,12 +2,8 @@
 //! database itself; hash-chained with the events, so `referrals audit verify` finds an edited or
 //! deleted row and says which.
 
-#![allow(clippy::unwrap_used)] // Tests may unwrap: a panic is a failure with a message.
-
-mod common;
-
-use common::fixtures::child_in_danger;
-use common::{Backend, TestDb, TestServer};
+use crate::common::fixtures::child_in_danger;
+use crate::common::{Backend, TestDb, TestServer};
 use referrals::auth::Role;
 use referrals::pb::{
     self, audit_trail_client::AuditTrailClient, case_tracking_client::CaseTrackingClient,

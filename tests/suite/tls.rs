@@ -2,14 +2,12 @@
 //! requires each client to present a certificate that CA signed (mutual TLS). The certificates
 //! are generated for the test: a CA, a server certificate for localhost, a client certificate.
 
-#![allow(clippy::unwrap_used)] // Tests may unwrap: a panic is a failure with a message.
-
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::{Backend, Bearer, TestDb, TestServer};
+use crate::common::{Backend, Bearer, TestDb, TestServer};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use referrals::pb::{self, case_tracking_client::CaseTrackingClient};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};

@@ -2,12 +2,8 @@
 //! files or a PostgreSQL dump; a tampered or moved ciphertext fails to open rather than reading
 //! as garbage; keys rotate; and repeat calls link by a keyed hash of the number.
 
-#![allow(clippy::unwrap_used)] // Tests may unwrap: a panic is a failure with a message.
-
-mod common;
-
-use common::fixtures::{self, SENTINELS, plant};
-use common::{Backend, TestDb, TestServer};
+use crate::common::fixtures::{self, SENTINELS, plant};
+use crate::common::{Backend, TestDb, TestServer};
 use referrals::pb::{self, GetCaseRequest};
 use tonic::Code;
 

@@ -2,12 +2,8 @@
 //! its centre, the case closed, reopened and re-prioritised, notes and follow-ups; and re-routing
 //! when a team declines or a centre rejects, in the same transaction.
 
-#![allow(clippy::unwrap_used)] // Tests may unwrap: a panic is a failure with a message.
-
-mod common;
-
-use common::fixtures::{self, child_in_danger};
-use common::{Backend, TestDb, TestServer};
+use crate::common::fixtures::{self, child_in_danger};
+use crate::common::{Backend, TestDb, TestServer};
 use referrals::pb::{
     self, AddNoteRequest, CandidateVerdict, ChangePriorityRequest, CloseCaseRequest,
     DispatchStatus, GetCaseRequest, GetTeamRequest, GetTimelineRequest, IntakeReceipt,

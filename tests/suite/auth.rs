@@ -1,14 +1,12 @@
 //! Authentication: every service but health needs a bearer token signed with the server's key
 //! and not expired; anything else is UNAUTHENTICATED before a service sees the request.
 
-#![allow(clippy::unwrap_used)] // Tests may unwrap: a panic is a failure with a message.
-
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
-use common::fixtures::{emergency, hotline};
-use common::{Backend, TestServer};
+use crate::common::fixtures::{emergency, hotline};
+use crate::common::{Backend, TestServer};
 use referrals::auth::{Keys, Role, claims};
 use referrals::pb::case_tracking_client::CaseTrackingClient;
 use referrals::pb::directory_client::DirectoryClient;

@@ -1,12 +1,8 @@
 //! Recording intakes: receipts, exactly-once under retries and concurrency, durability across a
 //! restart, and the event each intake writes.
 
-#![allow(clippy::unwrap_used)] // Tests may unwrap: a panic is a failure with a message.
-
-mod common;
-
-use common::fixtures::{emergency, hotline};
-use common::{Backend, TestServer};
+use crate::common::fixtures::{emergency, hotline};
+use crate::common::{Backend, TestServer};
 use referrals::domain::reference;
 use referrals::pb::{GetCaseRequest, IntakeReceipt, Line, ListCasesRequest, Priority};
 use tonic::Code;

@@ -1,11 +1,9 @@
 //! Bad input: every bad field is named in `google.rpc.BadRequest`, and nothing is written.
 
-#![allow(clippy::unwrap_used)] // Tests may unwrap: a panic is a failure with a message.
+use crate::common;
 
-mod common;
-
-use common::fixtures::{emergency, timestamp};
-use common::{Backend, TestServer};
+use crate::common::fixtures::{emergency, timestamp};
+use crate::common::{Backend, TestServer};
 use referrals::pb::{self, ReportEmergencyRequest, subject};
 use tonic::Code;
 use tonic_types::StatusExt;

@@ -1,12 +1,8 @@
 //! Routing on intake: the decision is made in the intake's transaction, its referrals and
 //! dispatches are written with the case, and the receipt and the case show it.
 
-#![allow(clippy::unwrap_used)] // Tests may unwrap: a panic is a failure with a message.
-
-mod common;
-
-use common::fixtures::{child_in_danger, destinations, hotline};
-use common::{Backend, TestDb, TestServer};
+use crate::common::fixtures::{child_in_danger, destinations, hotline};
+use crate::common::{Backend, TestDb, TestServer};
 use referrals::pb::{
     self, AssignmentPurpose, CandidateVerdict, CoverStep, DispatchStatus, GetCaseRequest,
     IntakeReceipt, ReferralStatus, RoutingStatus,

@@ -1,0 +1,29 @@
+//! The integration suite, as one test binary: each module is a capability, run against the real
+//! server on an ephemeral port through the generated clients, on SQLite and on PostgreSQL.
+//!
+//! One binary rather than one per file: each binary links the whole service and its
+//! dependencies, and sixteen of them cost minutes of linking and gigabytes of disk. `tests/logs.rs`
+//! stays a binary of its own, since it installs a process-wide log subscriber at TRACE.
+
+#![allow(clippy::unwrap_used)] // Tests may unwrap: a panic is a failure with a message.
+
+#[macro_use]
+#[path = "../common/mod.rs"]
+mod common;
+
+mod access;
+mod audit;
+mod auth;
+mod binary;
+mod directory;
+mod encryption;
+mod intake;
+mod lifecycle;
+mod list_cases;
+mod routing;
+mod server;
+mod sla;
+mod statistics;
+mod streams;
+mod tls;
+mod validation;
