@@ -252,14 +252,15 @@ impl PostgresStore {
         tx: &mut PgConnection,
         rows: &IntakeRows<'_>,
     ) -> Result<Option<i64>, Error> {
-        let cases = &rows.cases;
         let mut q = sqlx::query_as::<_, (Option<i64>, Option<i64>)>(WRITE_INTAKES);
-        macro_rules! bind_cases {
-            ($($value:expr),* $(,)?) => {
-                $(q = q.bind(cases.iter().map($value).collect::<Vec<_>>());)*
+        // One array per column: `unnest` in WRITE_INTAKES turns them back into rows.
+        macro_rules! bind_columns {
+            ($rows:expr; $($value:expr),* $(,)?) => {
+                $(q = q.bind($rows.iter().map($value).collect::<Vec<_>>());)*
             };
         }
-        bind_cases!(
+        // $1: the cases.
+        bind_columns!(rows.cases;
             |(_, c): &(&NewIntake, NewCase)| c.case_id,
             |(_, c): &(&NewIntake, NewCase)| c.reference.as_str(),
             |(_, c): &(&NewIntake, NewCase)| c.line,
@@ -289,11 +290,6 @@ impl PostgresStore {
             |(i, _): &(&NewIntake, NewCase)| &i.payload_hash[..],
             |(_, c): &(&NewIntake, NewCase)| c.receipt_json.as_slice(),
         );
-        macro_rules! bind_columns {
-            ($rows:expr; $($value:expr),* $(,)?) => {
-                $(q = q.bind($rows.iter().map($value).collect::<Vec<_>>());)*
-            };
-        }
         // $26: referrals.
         bind_columns!(rows.referrals;
             |r: &ReferralRow| r.0, |r: &ReferralRow| r.1, |r: &ReferralRow| r.2.as_str(),

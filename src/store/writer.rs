@@ -424,23 +424,23 @@ async fn commit(
     targets: &SlaTargets,
 ) {
     refresh_policy(store, routing).await;
-    let intakes: Vec<NewIntake> = batch.iter().map(|(intake, _)| intake.clone()).collect();
+    let (intakes, replies): (Vec<NewIntake>, Vec<Reply<IntakeOutcome>>) = batch.into_iter().unzip();
     match record(store, routing, &intakes, targets).await {
         Ok(outcomes) => {
-            for ((_, reply), outcome) in batch.into_iter().zip(outcomes) {
+            for (reply, outcome) in replies.into_iter().zip(outcomes) {
                 let _ = reply.send(Ok(outcome));
             }
         }
         Err(error @ Error::Unavailable(_)) => {
-            tracing::warn!(batch = batch.len(), error = %error, "intake batch not written: database unavailable");
-            for (_, reply) in batch {
+            tracing::warn!(batch = intakes.len(), error = %error, "intake batch not written: database unavailable");
+            for reply in replies {
                 let _ = reply.send(Err(Error::Unavailable("database unavailable".into())));
             }
         }
-        Err(error) if batch.len() > 1 => {
-            tracing::warn!(batch = batch.len(), error = %error, "intake batch failed; retrying one by one");
-            for (intake, reply) in batch {
-                let outcome = record(store, routing, std::slice::from_ref(&intake), targets)
+        Err(error) if intakes.len() > 1 => {
+            tracing::warn!(batch = intakes.len(), error = %error, "intake batch failed; retrying one by one");
+            for (intake, reply) in intakes.iter().zip(replies) {
+                let outcome = record(store, routing, std::slice::from_ref(intake), targets)
                     .await
                     .and_then(|mut outcomes| {
                         outcomes
@@ -451,7 +451,7 @@ async fn commit(
             }
         }
         Err(error) => {
-            for (_, reply) in batch {
+            for reply in replies {
                 let _ = reply.send(Err(Error::internal(error.to_string())));
             }
         }
