@@ -293,14 +293,18 @@ impl Tracking {
         raw_id: &str,
     ) -> Result<Vec<crate::tracking::FeedEvent>, Status> {
         let _turn = self.read_turn().await?;
-        let (case_id, result) = self.visible_case(caller, raw_id).await?;
-        let result = match result {
-            Ok(case) => self
-                .store
-                .timeline(case.summary.case_id)
-                .await
-                .and_then(|events| events.ok_or(Error::NotFound("case"))),
-            Err(error) => Err(error),
+        self.guard.check(caller, Operation::ReadCase).await?;
+        let (case_id, result) = match convert::case_id("case_id", raw_id) {
+            Ok(case_id) => {
+                tracing::Span::current().record("case_id", tracing::field::display(case_id));
+                let events = self
+                    .store
+                    .timeline(case_id, &caller.reach())
+                    .await
+                    .and_then(|events| events.ok_or(Error::NotFound("case")));
+                (Some(case_id), events)
+            }
+            Err(error) => (None, Err(error)),
         };
         self.guard
             .audited(caller, Operation::ReadCase, case_id, result)

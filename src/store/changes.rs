@@ -561,32 +561,11 @@ macro_rules! impl_changes {
                 if let Some(caller) = &change.caller {
                     // A case out of the caller's reach is not found, as if it did not exist.
                     let reach = caller.reach();
-                    let (mut teams, mut points) = (Vec::new(), Vec::new());
-                    match &reach {
-                        $crate::access::Reach::Team(_) => {
-                            teams = sqlx::query_scalar(SELECT_CASE_TEAMS)
-                                .bind(case_id)
-                                .fetch_all(&mut *tx)
-                                .await
-                                .map_err(db_error)?;
-                        }
-                        $crate::access::Reach::ServicePoint(_) => {
-                            points = sqlx::query_scalar(SELECT_CASE_SERVICE_POINTS)
-                                .bind(case_id)
-                                .fetch_all(&mut *tx)
-                                .await
-                                .map_err(db_error)?;
-                        }
-                        _ => {}
-                    }
-                    let parties = $crate::access::CaseParties {
-                        province: &case.province,
-                        county: &case.county,
-                        recorded_by: &case.recorded_by,
-                        teams: &teams,
-                        service_points: &points,
-                    };
-                    if !reach.covers(&parties) {
+                    let covered =
+                        covers_case!(tx, &reach, case_id, &case.province, &case.county, &case.recorded_by)
+                            .await
+                            .map_err(db_error)?;
+                    if !covered {
                         return Err(Error::NotFound(touched.name()));
                     }
                     match &touched {

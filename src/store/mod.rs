@@ -172,8 +172,13 @@ pub trait Store: Send + Sync + 'static {
     /// Returns the number of the last committed event (0 when there is none).
     async fn last_event(&self) -> Result<i64, Error>;
 
-    /// Returns a case's events in order, or `None` when there is no such case.
-    async fn timeline(&self, case_id: Uuid) -> Result<Option<Vec<FeedEvent>>, Error>;
+    /// Returns a case's events in order, or `None` when there is no such case or `reach` does
+    /// not cover it (decided without decrypting anything).
+    async fn timeline(
+        &self,
+        case_id: Uuid,
+        reach: &crate::access::Reach,
+    ) -> Result<Option<Vec<FeedEvent>>, Error>;
 
     /// Starts a task that pokes `wake` whenever another server commits events, for backends
     /// that can tell (PostgreSQL `LISTEN`); the task ends when `stop` fires. `None` when the

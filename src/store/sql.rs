@@ -222,7 +222,8 @@ pub(super) const EVENT_COLUMNS: &str = "event_id, case_id, kind, actor, occurred
 
 pub(super) const LAST_EVENT: &str = "select last_value from sequences where name = 'event'";
 
-pub(super) const CASE_EXISTS: &str = "select count(*) from cases where case_id = $1";
+pub(super) const SELECT_CASE_PARTIES: &str =
+    "select province, county, recorded_by from cases where case_id = $1";
 
 /// A stored dispatch step.
 #[derive(sqlx::FromRow)]
@@ -451,6 +452,41 @@ macro_rules! write_events {
         last
     }};
 }
+
+/// Decides, inside transaction `$tx`, whether `$reach` covers the case whose province, county
+/// and recorder are given; a case's teams or service points are read only for a reach that
+/// turns on them. Evaluates to `Result<bool, sqlx::Error>`.
+macro_rules! covers_case {
+    ($tx:expr, $reach:expr, $case_id:expr, $province:expr, $county:expr, $recorded_by:expr) => {
+        async {
+            let reach: &$crate::access::Reach = $reach;
+            let (mut teams, mut points) = (Vec::<String>::new(), Vec::<String>::new());
+            match reach {
+                $crate::access::Reach::Team(_) => {
+                    teams = sqlx::query_scalar($crate::store::changes::SELECT_CASE_TEAMS)
+                        .bind($case_id)
+                        .fetch_all(&mut *$tx)
+                        .await?;
+                }
+                $crate::access::Reach::ServicePoint(_) => {
+                    points = sqlx::query_scalar($crate::store::changes::SELECT_CASE_SERVICE_POINTS)
+                        .bind($case_id)
+                        .fetch_all(&mut *$tx)
+                        .await?;
+                }
+                _ => {}
+            }
+            Ok::<bool, sqlx::Error>(reach.covers(&$crate::access::CaseParties {
+                province: $province,
+                county: $county,
+                recorded_by: $recorded_by,
+                teams: &teams,
+                service_points: &points,
+            }))
+        }
+    };
+}
+pub(super) use covers_case;
 
 /// Binds an event row's values on `$row`, in `INSERT_EVENTS`'s column order.
 macro_rules! push_event {
@@ -1467,17 +1503,24 @@ macro_rules! impl_sql_store {
             async fn timeline(
                 &self,
                 case_id: uuid::Uuid,
+                reach: &$crate::access::Reach,
             ) -> Result<Option<Vec<$crate::tracking::FeedEvent>>, $crate::domain::Error> {
                 use $crate::store::map_sqlx_error as db_error;
                 use $crate::store::sql::*;
 
+                // One read transaction: the case is judged in reach and its events read at
+                // one moment. Nothing is decrypted to decide.
                 let mut tx = self.pool.begin().await.map_err(db_error)?;
-                let exists: i64 = sqlx::query_scalar(CASE_EXISTS)
+                let parties: Option<(String, String, String)> = sqlx::query_as(SELECT_CASE_PARTIES)
                     .bind(case_id)
-                    .fetch_one(&mut *tx)
+                    .fetch_optional(&mut *tx)
                     .await
                     .map_err(db_error)?;
-                if exists == 0 {
+                let Some((province, county, recorded_by)) = parties else { return Ok(None) };
+                if !covers_case!(tx, reach, case_id, &province, &county, &recorded_by)
+                    .await
+                    .map_err(db_error)?
+                {
                     return Ok(None);
                 }
                 let query = format!(
