@@ -53,10 +53,14 @@ pub struct LoadConfig {
     /// Also measure plain single-row inserts against the same database.
     #[arg(long, requires = "database_url")]
     pub baseline: bool,
-    /// Meanwhile, this many tasks flood the server with ListCases (closed loop, no pause), to
-    /// see that reads do not starve intake.
+    /// Meanwhile, this many tasks flood the server with reads (closed loop, no pause), to see
+    /// that reads do not starve intake.
     #[arg(long, default_value_t = 0)]
     pub read_flood: usize,
+    /// The read the flood sends: ListCases (the first page, no filter), or GetCase over the
+    /// newest cases (each read decrypts the case and writes an audit entry).
+    #[arg(long, value_enum, default_value_t = FloodRead::List)]
+    pub read_flood_with: FloodRead,
     /// Before the list probe, grow the cases table to this many rows by copying the cases it
     /// holds back in time, into other counties, priorities, statuses and categories. Only for
     /// a benchmark database: a copy's sealed details still describe its original.
@@ -66,6 +70,24 @@ pub struct LoadConfig {
     /// page, one request in flight.
     #[arg(long, default_value_t = 0)]
     pub list_probe: u32,
+}
+
+/// The read a flood sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FloodRead {
+    /// ListCases, first page, no filter.
+    List,
+    /// GetCase, round the newest cases.
+    Get,
+}
+
+impl FloodRead {
+    fn rpc(self) -> &'static str {
+        match self {
+            FloodRead::List => "ListCases",
+            FloodRead::Get => "GetCase",
+        }
+    }
 }
 
 /// Why the load program failed.
@@ -218,13 +240,39 @@ async fn intake_run(
                     bearers[task % bearers.len()].clone(),
                 );
                 let stop = stop.clone();
+                let with = config.read_flood_with;
                 tokio::spawn(async move {
                     let mut client =
                         crate::pb::case_tracking_client::CaseTrackingClient::new(channel);
                     let (mut ok, mut shed, mut other) = (0u64, 0u64, 0u64);
+                    // GetCase's flood reads round the newest page of cases, listed again
+                    // (and counted as a read) whenever it has none yet.
+                    let mut ids: Vec<String> = Vec::new();
+                    let mut next = task;
                     while !stop.load(Ordering::Relaxed) {
-                        match client.list_cases(pb::ListCasesRequest::default()).await {
-                            Ok(_) => ok += 1,
+                        let result = if with == FloodRead::List || ids.is_empty() {
+                            client
+                                .list_cases(pb::ListCasesRequest::default())
+                                .await
+                                .map(|list| {
+                                    if with == FloodRead::Get {
+                                        ids = list
+                                            .into_inner()
+                                            .cases
+                                            .into_iter()
+                                            .map(|c| c.case_id)
+                                            .collect();
+                                    }
+                                })
+                        } else {
+                            next = (next + 1) % ids.len();
+                            let request = pb::GetCaseRequest {
+                                case_id: ids[next].clone(),
+                            };
+                            client.get_case(request).await.map(drop)
+                        };
+                        match result {
+                            Ok(()) => ok += 1,
                             Err(s) if s.code() == tonic::Code::ResourceExhausted => shed += 1,
                             Err(_) => other += 1,
                         }
@@ -248,8 +296,9 @@ async fn intake_run(
             }
         }
         println!(
-            "read flood ({} tasks of ListCases): {ok} served ({:.0}/s), {shed} shed with RESOURCE_EXHAUSTED, {other} other errors",
+            "read flood ({} tasks of {}): {ok} served ({:.0}/s), {shed} shed with RESOURCE_EXHAUSTED, {other} other errors",
             config.read_flood,
+            config.read_flood_with.rpc(),
             ok as f64 / intake.elapsed.as_secs_f64()
         );
     }
