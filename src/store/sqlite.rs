@@ -21,6 +21,10 @@ use crate::domain::Error;
 use crate::domain::intake::NewIntake;
 use crate::domain::types::{CaseStatus, DispatchStatus, ReferralStatus};
 
+/// How long a write waits for its turn (in this process) or for SQLite's write lock (held by
+/// another process) before it is refused as unavailable.
+const WAIT_TO_WRITE: Duration = Duration::from_secs(10);
+
 /// Cases in a SQLite database.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -33,6 +37,37 @@ pub struct SqliteStore {
     directory: super::DirectoryWatermark,
     /// Seals and opens the sensitive columns.
     cipher: std::sync::Arc<crate::crypto::FieldCipher>,
+    /// This process's turn to write. SQLite has one writer at a time; without a queue here,
+    /// writers of this process (the intake writer, the audit writer, changes, timers) would
+    /// meet in SQLite's busy handler, which retries with sleeps growing to 100 ms and serves
+    /// no one in order. Another process on the same file still waits there.
+    write_turn: std::sync::Arc<tokio::sync::Mutex<()>>,
+}
+
+/// A write transaction that holds its process's turn to write until it ends.
+pub(super) struct WriteTransaction {
+    tx: Transaction<'static, Sqlite>,
+    _turn: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl WriteTransaction {
+    pub(super) async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+}
+
+impl std::ops::Deref for WriteTransaction {
+    type Target = SqliteConnection;
+
+    fn deref(&self) -> &SqliteConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTransaction {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        &mut self.tx
+    }
 }
 
 impl SqliteStore {
@@ -60,7 +95,7 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(WAIT_TO_WRITE);
         // An in-memory database lives only as long as a connection to it: it gets exactly one,
         // kept for the pool's life.
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
@@ -84,6 +119,7 @@ impl SqliteStore {
             file,
             directory: super::DirectoryWatermark::default(),
             cipher,
+            write_turn: Default::default(),
         })
     }
 
@@ -98,11 +134,16 @@ impl SqliteStore {
         }
     }
 
-    /// Starts a write transaction. `BEGIN IMMEDIATE` takes the write lock at once, so a
-    /// transaction never fails half-way on upgrading a read lock while another one writes.
-    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
+    /// Starts a write transaction once this process's earlier ones have ended, in the order
+    /// they asked. `BEGIN IMMEDIATE` takes the write lock at once, so a transaction never fails
+    /// half-way on upgrading a read lock while another one writes.
+    async fn begin_write(&self) -> Result<WriteTransaction, sqlx::Error> {
         self.check_file()?;
-        self.pool.begin_with("BEGIN IMMEDIATE").await
+        let turn = tokio::time::timeout(WAIT_TO_WRITE, self.write_turn.clone().lock_owned())
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)?;
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        Ok(WriteTransaction { tx, _turn: turn })
     }
 
     async fn check_reachable(&self) -> Result<(), sqlx::Error> {
