@@ -13,6 +13,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
+use tower_http::classify::{GrpcCode, GrpcErrorsAsFailures, SharedClassifier};
 use tower_http::trace::TraceLayer;
 
 use crate::auth::{self, Keys};
@@ -251,8 +252,12 @@ pub async fn run(
         // A refused request is the client's problem, and a stream ended by shutdown is expected:
         // warnings, not errors. Internal errors are logged as errors where they are mapped.
         .layer(
-            TraceLayer::new_for_grpc()
-                .on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::WARN)),
+            // A shed request (RESOURCE_EXHAUSTED) is not logged one by one: under a flood that
+            // is thousands of lines a second; the read limit and the writer's queue log sums.
+            TraceLayer::new(SharedClassifier::new(
+                GrpcErrorsAsFailures::new().with_success(GrpcCode::ResourceExhausted),
+            ))
+            .on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::WARN)),
         )
         // Health answers anyone (load balancers hold no token); every other service, reflection
         // included, needs a valid bearer token.

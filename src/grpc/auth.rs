@@ -20,6 +20,7 @@ pub struct Authenticate {
     keys: Arc<Keys>,
     clock: Clock,
     limiter: Option<Arc<DefaultKeyedRateLimiter<String>>>,
+    limited: Arc<crate::telemetry::RefusalCount>,
 }
 
 impl Authenticate {
@@ -36,6 +37,7 @@ impl Authenticate {
             keys,
             clock,
             limiter,
+            limited: Arc::new(crate::telemetry::RefusalCount::new("a caller's rate limit")),
         }
     }
 
@@ -45,10 +47,7 @@ impl Authenticate {
         };
         limiter.check_key(&subject.to_owned()).map_err(|not_until| {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
-            tracing::warn!(
-                wait_ms = wait.as_millis() as u64,
-                "request refused: rate limit"
-            );
+            self.limited.count();
             Status::resource_exhausted(format!(
                 "too many requests from this caller; retry in {} ms",
                 wait.as_millis().max(1)

@@ -182,6 +182,7 @@ pub struct Tracking {
 pub struct ReadLimit {
     permits: Arc<tokio::sync::Semaphore>,
     wait: std::time::Duration,
+    shed: Arc<crate::telemetry::RefusalCount>,
 }
 
 impl ReadLimit {
@@ -190,6 +191,9 @@ impl ReadLimit {
         Self {
             permits: Arc::new(tokio::sync::Semaphore::new(concurrent.max(1))),
             wait,
+            shed: Arc::new(crate::telemetry::RefusalCount::new(
+                "read shed: too many reads in progress",
+            )),
         }
     }
 
@@ -198,7 +202,7 @@ impl ReadLimit {
         match tokio::time::timeout(self.wait, self.permits.clone().acquire_owned()).await {
             Ok(Ok(permit)) => Ok(permit),
             _ => {
-                tracing::warn!("read shed: too many reads in progress");
+                self.shed.count();
                 Err(Status::resource_exhausted(
                     "too many reads in progress; retry shortly",
                 ))

@@ -151,6 +151,7 @@ pub struct Writer {
     queue: mpsc::Sender<Command>,
     queue_timeout: Duration,
     routing: SharedRouting,
+    full: Arc<crate::telemetry::RefusalCount>,
 }
 
 impl Writer {
@@ -178,6 +179,9 @@ impl Writer {
                 queue,
                 queue_timeout: config.queue_timeout,
                 routing,
+                full: Arc::new(crate::telemetry::RefusalCount::new(
+                    "the write queue is full",
+                )),
             },
             WriterHandle { stop, task },
         )
@@ -191,7 +195,10 @@ impl Writer {
     async fn send<T>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Result<T, Error> {
         let (reply, answer) = oneshot::channel();
         match tokio::time::timeout(self.queue_timeout, self.queue.send(command(reply))).await {
-            Err(_) => return Err(Error::Overloaded("the write queue is full; retry shortly")),
+            Err(_) => {
+                self.full.count();
+                return Err(Error::Overloaded("the write queue is full; retry shortly"));
+            }
             Ok(Err(_)) => return Err(Error::Overloaded("the service is shutting down")),
             Ok(Ok(())) => {}
         }

@@ -249,6 +249,10 @@ impl Stream {
     }
 
     fn fell_behind(&self) -> WatchEnd {
+        tracing::warn!(
+            resume_after = self.cursor,
+            "watch stream ended: the client left it unread past the stall timeout"
+        );
         WatchEnd::FellBehind {
             resume_after: self.cursor,
         }
