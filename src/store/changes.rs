@@ -15,11 +15,6 @@ pub(super) const SELECT_CASE_STATE: &str = "select case_id, line, status, priori
      province, county, minors_involved, version, routing_status, details, recorded_by from cases \
      where case_id = $1";
 
-pub(super) const SELECT_CASE_TEAMS: &str = "select team_id from dispatches where case_id = $1";
-
-pub(super) const SELECT_CASE_SERVICE_POINTS: &str =
-    "select service_point_id from referrals where case_id = $1";
-
 pub(super) const SELECT_REFERRAL_STATE: &str = "select referral_id, case_id, service_point_id, \
      purpose, status, version from referrals where referral_id = $1";
 

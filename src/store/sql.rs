@@ -225,6 +225,11 @@ pub(super) const LAST_EVENT: &str = "select last_value from sequences where name
 pub(super) const SELECT_CASE_PARTIES: &str =
     "select province, county, recorded_by from cases where case_id = $1";
 
+pub(super) const SELECT_CASE_TEAMS: &str = "select team_id from dispatches where case_id = $1";
+
+pub(super) const SELECT_CASE_SERVICE_POINTS: &str =
+    "select service_point_id from referrals where case_id = $1";
+
 /// A stored dispatch step.
 #[derive(sqlx::FromRow)]
 pub(super) struct DispatchStepRow {
@@ -463,13 +468,13 @@ macro_rules! covers_case {
             let (mut teams, mut points) = (Vec::<String>::new(), Vec::<String>::new());
             match reach {
                 $crate::access::Reach::Team(_) => {
-                    teams = sqlx::query_scalar($crate::store::changes::SELECT_CASE_TEAMS)
+                    teams = sqlx::query_scalar($crate::store::sql::SELECT_CASE_TEAMS)
                         .bind($case_id)
                         .fetch_all(&mut *$tx)
                         .await?;
                 }
                 $crate::access::Reach::ServicePoint(_) => {
-                    points = sqlx::query_scalar($crate::store::changes::SELECT_CASE_SERVICE_POINTS)
+                    points = sqlx::query_scalar($crate::store::sql::SELECT_CASE_SERVICE_POINTS)
                         .bind($case_id)
                         .fetch_all(&mut *$tx)
                         .await?;
