@@ -12,10 +12,27 @@ use crate::domain::intake::NewIntake;
 use crate::domain::sla::SlaTargets;
 use crate::routing::Purpose;
 
-/// Takes `$1` numbers for 1480 cases and `$2` for 123 cases, in one statement.
-pub(super) const ADVANCE_CASE_NUMBERS: &str = "update sequences set last_value = last_value + \
+/// The two lines' case-number counters. Only intake batches move them, and each holds the
+/// directory's row lock first, so a batch reads them without locking and sets them as it
+/// writes ([`SET_CASE_NUMBERS`]).
+pub(super) const SELECT_CASE_NUMBERS: &str = "select name, last_value from sequences \
+     where name in ('case_hotline_1480', 'case_emergency_123')";
+
+/// Sets the last 1480 case number to `$1` and the last 123 case number to `$2`.
+pub(super) const SET_CASE_NUMBERS: &str = "update sequences set last_value = \
      case name when 'case_hotline_1480' then $1 else $2 end \
-     where name in ('case_hotline_1480', 'case_emergency_123') returning name, last_value";
+     where name in ('case_hotline_1480', 'case_emergency_123')";
+
+/// What a batch reads before it works out its rows, all after the directory's lock.
+#[derive(Default)]
+pub(super) struct Lookups {
+    /// The stored idempotency keys among the batch's.
+    pub(super) keys: Vec<super::sql::KeyedIdempotencyRow>,
+    /// How many stored contacts came from each of the batch's caller-number hashes.
+    pub(super) contacts: Vec<(Vec<u8>, i64)>,
+    /// Each line's counter (`case_sequence` name) and the last number it gave.
+    pub(super) case_numbers: Vec<(String, i64)>,
+}
 
 /// Takes `$1` numbers of the event chain and `$2` of the audit chain, returning each chain's
 /// last number with the hash to chain from.
@@ -49,6 +66,8 @@ pub(super) struct IntakeRows<'a> {
     pub(super) audit: Vec<AuditEntry>,
     pub(super) audit_hashes: Vec<Vec<u8>>,
     pub(super) first_audit: i64,
+    /// The last 1480 and the last 123 case number once the batch is written.
+    pub(super) last_case_numbers: (i64, i64),
 }
 
 impl<'a> IntakeRows<'a> {
@@ -57,6 +76,7 @@ impl<'a> IntakeRows<'a> {
     pub(super) fn new(
         mut cases: Vec<(&'a NewIntake, NewCase)>,
         audit: Vec<AuditEntry>,
+        last_case_numbers: (i64, i64),
         targets: &SlaTargets,
     ) -> Self {
         let mut rows = Self {
@@ -71,6 +91,7 @@ impl<'a> IntakeRows<'a> {
             audit,
             audit_hashes: Vec::new(),
             first_audit: 0,
+            last_case_numbers,
         };
         for (intake, case) in &mut cases {
             let (case_id, at) = (case.case_id, case.created_at);

@@ -6,7 +6,7 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
 use super::Durability;
-use super::batch::{CategoryRow, DispatchRow, IntakeRows, ReferralRow, TimerRow};
+use super::batch::{CategoryRow, DispatchRow, IntakeRows, Lookups, ReferralRow, TimerRow};
 use super::map_sqlx_error;
 use super::sql::{EventRow, KeyedIdempotencyRow, NewCase, impl_sql_store, micros};
 use crate::audit::AuditEntry;
@@ -203,47 +203,74 @@ const WRITE_INTAKES: &str = "with \
         else coalesce($68, hash) end where name in ('event', 'audit')), \
     directory as (update sequences set last_value = last_value + 1 \
         where name = 'directory' and cardinality($31::uuid[]) > 0 returning last_value), \
-    notified as (select pg_notify('referral_events', $69) where $69 is not null) \
+    notified as (select pg_notify('referral_events', $69) where $69 is not null), \
+    numbers as (update sequences set last_value = \
+        case name when 'case_hotline_1480' then $73::bigint else $74::bigint end \
+        where name in ('case_hotline_1480', 'case_emergency_123')) \
     select (select last_value from directory), (select count(*) from notified)";
+
+/// `lookups`: kind 0, a stored idempotency key (line, request id, payload hash, receipt);
+/// kind 1, a caller hash and its stored contacts; kind 2, a case-number counter and its last
+/// number. The counters need no lock: see `SELECT_CASE_NUMBERS`.
+const LOOKUPS: &str = "\
+    select 0, line, request_id, payload_hash, receipt, null::bigint from idempotency_keys \
+        where (line, request_id) in (select * from unnest($1::text[], $2::text[])) \
+    union all \
+    select 1, null, null, caller_hash, null, count(*) from contacts \
+        where caller_hash = any($3::bytea[]) group by caller_hash \
+    union all \
+    select 2, name, null, null, null, last_value from sequences \
+        where name in ('case_hotline_1480', 'case_emergency_123')";
 
 /// The batch steps of intake, each one statement for the whole batch.
 impl PostgresStore {
-    /// The stored idempotency keys of `batch`'s intakes.
-    async fn stored_keys(
+    /// The batch's stored idempotency keys, its callers' earlier contacts (by the keyed hashes
+    /// `hashes`) and the case-number counters, in one statement: one round trip.
+    async fn lookups(
         &self,
         tx: &mut PgConnection,
         batch: &[NewIntake],
-    ) -> Result<Vec<KeyedIdempotencyRow>, sqlx::Error> {
+        hashes: &[&Vec<u8>],
+    ) -> Result<Lookups, sqlx::Error> {
         let (lines, ids): (Vec<&str>, Vec<&str>) = batch
             .iter()
             .map(|intake| (intake.line().as_str(), intake.request_id.as_str()))
             .unzip();
-        sqlx::query_as(
-            "select line, request_id, payload_hash, receipt from idempotency_keys \
-             where (line, request_id) in (select * from unnest($1::text[], $2::text[]))",
-        )
-        .bind(lines)
-        .bind(ids)
-        .fetch_all(tx)
-        .await
-    }
-
-    /// How many stored contacts came from each of the keyed caller-number hashes.
-    async fn count_contacts(
-        &self,
-        tx: &mut PgConnection,
-        hashes: &[&Vec<u8>],
-    ) -> Result<Vec<(Vec<u8>, i64)>, sqlx::Error> {
-        if hashes.is_empty() {
-            return Ok(Vec::new());
+        type LookupRow = (
+            i32,
+            Option<String>,
+            Option<String>,
+            Option<Vec<u8>>,
+            Option<Vec<u8>>,
+            Option<i64>,
+        );
+        let rows: Vec<LookupRow> = sqlx::query_as(LOOKUPS)
+            .bind(lines)
+            .bind(ids)
+            .bind(hashes)
+            .fetch_all(tx)
+            .await?;
+        let mut found = Lookups::default();
+        let missing = |what: &str| sqlx::Error::Protocol(format!("lookup row without {what}"));
+        for (kind, text, request_id, bytes, receipt, number) in rows {
+            match kind {
+                0 => found.keys.push(KeyedIdempotencyRow {
+                    line: text.ok_or_else(|| missing("line"))?,
+                    request_id: request_id.ok_or_else(|| missing("request id"))?,
+                    payload_hash: bytes.ok_or_else(|| missing("payload hash"))?,
+                    receipt: receipt.ok_or_else(|| missing("receipt"))?,
+                }),
+                1 => found.contacts.push((
+                    bytes.ok_or_else(|| missing("caller hash"))?,
+                    number.ok_or_else(|| missing("count"))?,
+                )),
+                _ => found.case_numbers.push((
+                    text.ok_or_else(|| missing("counter"))?,
+                    number.ok_or_else(|| missing("number"))?,
+                )),
+            }
         }
-        sqlx::query_as(
-            "select caller_hash, count(*) from contacts where caller_hash = any($1::bytea[]) \
-             group by caller_hash",
-        )
-        .bind(hashes)
-        .fetch_all(tx)
-        .await
+        Ok(found)
     }
 
     /// Writes a batch's rows; returns the directory's new counter when a team was taken.
@@ -339,6 +366,9 @@ impl PostgresStore {
             .bind(CaseStatus::Open.as_str())
             .bind(ReferralStatus::Requested.as_str())
             .bind(DispatchStatus::Assigned.as_str())
+            // $73: the case numbers.
+            .bind(rows.last_case_numbers.0)
+            .bind(rows.last_case_numbers.1)
             .fetch_one(tx)
             .await
             .map_err(map_sqlx_error)?;

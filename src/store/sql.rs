@@ -1232,12 +1232,29 @@ macro_rules! impl_sql_store {
                     .await
                     .map_err(db_error)?;
                 self.directory.check(directory)?;
-                // Retries first: a key seen before writes nothing. Every statement below
-                // covers the whole batch, so a batch costs about as many round trips to the
-                // database as a single intake.
+                // Every caller number's keyed hash (a retry's goes unused), so that one
+                // statement can look up the batch's stored keys, its callers' earlier contacts
+                // and the case-number counters together. Every statement below covers the whole
+                // batch, so a batch costs about as many round trips as a single intake.
+                let all_hashes = batch
+                    .iter()
+                    .map(|intake| match &intake.intake.contact.caller_number {
+                        Some(number) => self.cipher.caller_hash(number.expose()),
+                        None => Ok(None),
+                    })
+                    .collect::<Result<Vec<_>, $crate::domain::Error>>()?;
+                let distinct: Vec<&Vec<u8>> = {
+                    let mut set: Vec<&Vec<u8>> = all_hashes.iter().flatten().collect();
+                    set.sort();
+                    set.dedup();
+                    set
+                };
+                let lookups = self.lookups(&mut tx, batch, &distinct).await.map_err(db_error)?;
+
+                // Retries first: a key seen before writes nothing.
                 let mut seen: std::collections::HashMap<(String, String), IdempotencyRow> =
                     std::collections::HashMap::new();
-                for row in self.stored_keys(&mut tx, batch).await.map_err(db_error)? {
+                for row in lookups.keys {
                     seen.insert(
                         (row.line, row.request_id),
                         IdempotencyRow { payload_hash: row.payload_hash, receipt: row.receipt },
@@ -1259,43 +1276,41 @@ macro_rules! impl_sql_store {
                         .map(|(i, _)| i)
                 };
                 // Earlier contacts from each caller's number, by its keyed hash.
-                let mut hashes = Vec::new();
-                for intake in fresh() {
-                    hashes.push(match &intake.intake.contact.caller_number {
-                        Some(number) => self.cipher.caller_hash(number.expose())?,
-                        None => None,
-                    });
-                }
-                let mut earlier: std::collections::HashMap<Vec<u8>, i64> = Default::default();
-                let distinct: Vec<&Vec<u8>> = {
-                    let mut set: Vec<&Vec<u8>> = hashes.iter().flatten().collect();
-                    set.sort();
-                    set.dedup();
-                    set
-                };
-                earlier.extend(self.count_contacts(&mut tx, &distinct).await.map_err(db_error)?);
+                let hashes: Vec<Option<Vec<u8>>> = all_hashes
+                    .into_iter()
+                    .zip(&known)
+                    .filter(|(_, k)| k.is_none())
+                    .map(|(hash, _)| hash)
+                    .collect();
+                let mut earlier: std::collections::HashMap<Vec<u8>, i64> =
+                    lookups.contacts.into_iter().collect();
 
-                // The case numbers, one step per line.
+                // The case numbers: each line's next, and its last once the batch is written.
                 let counts = count_by_line(fresh());
-                let count = |line| counts.get(&line).copied().unwrap_or(0) as i64;
-                let advanced: Vec<(String, i64)> = sqlx::query_as($crate::store::batch::ADVANCE_CASE_NUMBERS)
-                    .bind(count($crate::domain::types::Line::Hotline1480))
-                    .bind(count($crate::domain::types::Line::Emergency123))
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(db_error)?;
+                let last_number = |line| {
+                    lookups
+                        .case_numbers
+                        .iter()
+                        .find(|(name, _)| name == case_sequence(line))
+                        .map(|(_, last)| *last)
+                        .ok_or_else(|| $crate::domain::Error::internal("a case-number counter is missing"))
+                };
                 let mut next_number = std::collections::HashMap::new();
-                for (name, last) in advanced {
-                    for (line, count) in &counts {
-                        if case_sequence(*line) == name {
-                            next_number.insert(*line, last as u64 - count + 1);
-                        }
-                    }
+                let mut last_numbers = [0i64; 2];
+                for (slot, line) in [$crate::domain::types::Line::Hotline1480, $crate::domain::types::Line::Emergency123]
+                    .into_iter()
+                    .enumerate()
+                {
+                    let last = last_number(line)?;
+                    next_number.insert(line, last as u64 + 1);
+                    last_numbers[slot] = last + counts.get(&line).copied().unwrap_or(0) as i64;
                 }
 
                 let mut cases = Vec::new();
                 for (intake, hash) in fresh().zip(hashes) {
-                    let number = next_number.entry(intake.line()).or_insert(1);
+                    let number = next_number
+                        .get_mut(&intake.line())
+                        .ok_or_else(|| $crate::domain::Error::internal("a line without a counter"))?;
                     let earlier_contacts = match &hash {
                         Some(hash) => {
                             // Earlier calls in this batch count too.
@@ -1327,7 +1342,12 @@ macro_rules! impl_sql_store {
                     .zip(&outcomes)
                     .map(|(intake, outcome)| intake_audit(intake, outcome))
                     .collect();
-                let mut rows = $crate::store::batch::IntakeRows::new(cases, audit, targets);
+                let mut rows = $crate::store::batch::IntakeRows::new(
+                    cases,
+                    audit,
+                    (last_numbers[0], last_numbers[1]),
+                    targets,
+                );
 
                 // Numbers on the two chains are taken last: their counters stay locked until
                 // commit, and the shorter that stretch, the less another writer waits.

@@ -8,7 +8,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool, Transaction};
 
 use super::Durability;
-use super::batch::IntakeRows;
+use super::batch::{IntakeRows, Lookups, SELECT_CASE_NUMBERS, SET_CASE_NUMBERS};
 use super::chain::{INSERT_AUDIT, SET_CHAIN_HEAD, push_audit};
 use super::changes::exec;
 use super::map_sqlx_error;
@@ -197,6 +197,23 @@ async fn migrate(pool: &SqlitePool) -> Result<(), Error> {
 /// The batch steps of intake. A statement costs SQLite no round trip, so a batch is written
 /// with one multi-row insert per table.
 impl SqliteStore {
+    /// The batch's stored idempotency keys, its callers' earlier contacts (by the keyed hashes
+    /// `hashes`) and the case-number counters.
+    async fn lookups(
+        &self,
+        tx: &mut SqliteConnection,
+        batch: &[NewIntake],
+        hashes: &[&Vec<u8>],
+    ) -> Result<Lookups, sqlx::Error> {
+        Ok(Lookups {
+            keys: self.stored_keys(tx, batch).await?,
+            contacts: self.count_contacts(tx, hashes).await?,
+            case_numbers: sqlx::query_as(SELECT_CASE_NUMBERS)
+                .fetch_all(&mut *tx)
+                .await?,
+        })
+    }
+
     /// The stored idempotency keys of `batch`'s intakes.
     async fn stored_keys(
         &self,
@@ -246,6 +263,12 @@ impl SqliteStore {
         tx: &mut SqliteConnection,
         rows: &IntakeRows<'_>,
     ) -> Result<Option<i64>, Error> {
+        sqlx::query(SET_CASE_NUMBERS)
+            .bind(rows.last_case_numbers.0)
+            .bind(rows.last_case_numbers.1)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_sqlx_error)?;
         insert_rows!(tx, INSERT_CASES, &rows.cases, |row, (intake, case)| {
             let assessment = &intake.assessment;
             let data = &intake.intake;
