@@ -283,57 +283,55 @@ impl Tracking {
     /// Reads a case for `caller`: out of reach is not found, as if it did not exist. Answered
     /// only once the read is in the audit trail.
     async fn read_case(&self, caller: &Caller, raw_id: &str) -> Result<CaseRecord, Status> {
-        let _turn = self.read_turn().await?;
-        let (case_id, result) = self.visible_case(caller, raw_id).await?;
-        self.guard
-            .audited(caller, Operation::ReadCase, case_id, result)
-            .await
+        self.read_named_case(caller, raw_id, |case_id, reach| async move {
+            let case = self.store.get_case(case_id).await?;
+            Ok(case.filter(|case| case.within(&reach)))
+        })
+        .await
     }
 
-    /// Reads a case's timeline for `caller`, under the same rule and audit as the case.
+    /// Reads a case's timeline for `caller`, under the same rule and audit as the case; the
+    /// store decides reach without opening the case.
     async fn read_timeline(
         &self,
         caller: &Caller,
         raw_id: &str,
     ) -> Result<Vec<crate::tracking::FeedEvent>, Status> {
+        self.read_named_case(caller, raw_id, |case_id, reach| async move {
+            self.store.timeline(case_id, &reach).await
+        })
+        .await
+    }
+
+    /// A read of the case `raw_id` names: in its turn, for a role that may read cases, with
+    /// `load` given the case id and the caller's reach (`None` from it, like no such case, is
+    /// not found); the case id, when one was named, goes with the result into the audit trail.
+    async fn read_named_case<T, F, Fut>(
+        &self,
+        caller: &Caller,
+        raw_id: &str,
+        load: F,
+    ) -> Result<T, Status>
+    where
+        F: FnOnce(Uuid, crate::access::Reach) -> Fut,
+        Fut: Future<Output = Result<Option<T>, Error>>,
+    {
         let _turn = self.read_turn().await?;
         self.guard.check(caller, Operation::ReadCase).await?;
         let (case_id, result) = match convert::case_id("case_id", raw_id) {
             Ok(case_id) => {
                 tracing::Span::current().record("case_id", tracing::field::display(case_id));
-                let events = self
-                    .store
-                    .timeline(case_id, &caller.reach())
-                    .await
-                    .and_then(|events| events.ok_or(Error::NotFound("case")));
-                (Some(case_id), events)
+                let found = load(case_id, caller.reach()).await;
+                (
+                    Some(case_id),
+                    found.and_then(|found| found.ok_or(Error::NotFound("case"))),
+                )
             }
             Err(error) => (None, Err(error)),
         };
         self.guard
             .audited(caller, Operation::ReadCase, case_id, result)
             .await
-    }
-
-    /// Loads a case `caller` may see; the case id it named (when it named one) goes with the
-    /// result into the audit trail.
-    async fn visible_case(
-        &self,
-        caller: &Caller,
-        raw_id: &str,
-    ) -> Result<(Option<Uuid>, Result<CaseRecord, Error>), Status> {
-        self.guard.check(caller, Operation::ReadCase).await?;
-        let case_id = match convert::case_id("case_id", raw_id) {
-            Ok(case_id) => case_id,
-            Err(error) => return Ok((None, Err(error))),
-        };
-        tracing::Span::current().record("case_id", tracing::field::display(case_id));
-        let reach = caller.reach();
-        let result = self.store.get_case(case_id).await.and_then(|case| {
-            case.filter(|case| case.within(&reach))
-                .ok_or(Error::NotFound("case"))
-        });
-        Ok((Some(case_id), result))
     }
 
     /// Starts a watch stream, converting each message with `convert`; a stream the server

@@ -949,17 +949,6 @@ pub(super) fn seal_position(
         .transpose()
 }
 
-/// Counts the new cases of each line, to take their numbers in one step per line.
-pub(super) fn count_by_line<'a>(
-    intakes: impl Iterator<Item = &'a NewIntake>,
-) -> HashMap<Line, u64> {
-    let mut counts = HashMap::new();
-    for intake in intakes {
-        *counts.entry(intake.line()).or_insert(0) += 1;
-    }
-    counts
-}
-
 impl CaseRow {
     pub(super) fn into_summary(self) -> Result<CaseSummary, Error> {
         Ok(CaseSummary {
@@ -1285,25 +1274,14 @@ macro_rules! impl_sql_store {
                 let mut earlier: std::collections::HashMap<Vec<u8>, i64> =
                     lookups.contacts.into_iter().collect();
 
-                // The case numbers: each line's next, and its last once the batch is written.
-                let counts = count_by_line(fresh());
-                let last_number = |line| {
-                    lookups
-                        .case_numbers
-                        .iter()
-                        .find(|(name, _)| name == case_sequence(line))
-                        .map(|(_, last)| *last)
-                        .ok_or_else(|| $crate::domain::Error::internal("a case-number counter is missing"))
-                };
+                // Each line's next case number, from its counter.
                 let mut next_number = std::collections::HashMap::new();
-                let mut last_numbers = [0i64; 2];
-                for (slot, line) in [$crate::domain::types::Line::Hotline1480, $crate::domain::types::Line::Emergency123]
-                    .into_iter()
-                    .enumerate()
-                {
-                    let last = last_number(line)?;
-                    next_number.insert(line, last as u64 + 1);
-                    last_numbers[slot] = last + counts.get(&line).copied().unwrap_or(0) as i64;
+                for (name, last) in &lookups.case_numbers {
+                    for line in [$crate::domain::types::Line::Hotline1480, $crate::domain::types::Line::Emergency123] {
+                        if case_sequence(line) == name {
+                            next_number.insert(line, *last as u64 + 1);
+                        }
+                    }
                 }
 
                 let mut cases = Vec::new();
@@ -1342,12 +1320,18 @@ macro_rules! impl_sql_store {
                     .zip(&outcomes)
                     .map(|(intake, outcome)| intake_audit(intake, outcome))
                     .collect();
-                let mut rows = $crate::store::batch::IntakeRows::new(
-                    cases,
-                    audit,
-                    (last_numbers[0], last_numbers[1]),
-                    targets,
+                // Each counter ends at the last number the batch gave.
+                let last_number = |line| {
+                    next_number
+                        .get(&line)
+                        .map(|next| *next as i64 - 1)
+                        .ok_or_else(|| $crate::domain::Error::internal("a case-number counter is missing"))
+                };
+                let last_numbers = (
+                    last_number($crate::domain::types::Line::Hotline1480)?,
+                    last_number($crate::domain::types::Line::Emergency123)?,
                 );
+                let mut rows = $crate::store::batch::IntakeRows::new(cases, audit, last_numbers, targets);
 
                 // Numbers on the two chains are taken last: their counters stay locked until
                 // commit, and the shorter that stretch, the less another writer waits.
