@@ -25,6 +25,7 @@ pub mod audit_writer;
 mod batch;
 mod chain;
 mod changes;
+mod detached;
 pub mod postgres;
 pub mod reseal;
 mod sql;
@@ -259,20 +260,19 @@ pub async fn open(
     max_connections: u32,
     cipher: Arc<crate::crypto::FieldCipher>,
 ) -> Result<Arc<dyn Store>, Error> {
-    if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
-        Ok(Arc::new(
-            postgres::PostgresStore::connect(database_url, max_connections, cipher).await?,
-        ))
-    } else if database_url.starts_with("sqlite:") {
-        Ok(Arc::new(
-            sqlite::SqliteStore::connect(database_url, max_connections, cipher).await?,
-        ))
-    } else {
-        Err(Error::internal(format!(
-            "unsupported database URL scheme (expected sqlite: or postgres://): {}",
-            database_url.split(':').next().unwrap_or_default()
-        )))
-    }
+    let store: Arc<dyn Store> =
+        if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
+            Arc::new(postgres::PostgresStore::connect(database_url, max_connections, cipher).await?)
+        } else if database_url.starts_with("sqlite:") {
+            Arc::new(sqlite::SqliteStore::connect(database_url, max_connections, cipher).await?)
+        } else {
+            return Err(Error::internal(format!(
+                "unsupported database URL scheme (expected sqlite: or postgres://): {}",
+                database_url.split(':').next().unwrap_or_default()
+            )));
+        };
+    // A caller that stops waiting must not drop a transaction half way.
+    Ok(Arc::new(detached::Detached::new(store)))
 }
 
 /// Maps a database driver error to the domain's, once, by kind.

@@ -15,6 +15,7 @@ mod access;
 mod audit;
 mod auth;
 mod binary;
+mod cancellation;
 mod directory;
 mod encryption;
 mod intake;

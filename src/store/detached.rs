@@ -1,0 +1,212 @@
+//! Runs each call's database work in a task of its own, so that a caller that stops waiting (a
+//! client's deadline or cancel, a stream ended, shutdown) never drops a transaction half way.
+//!
+//! A future dropped between sending `BEGIN` and reading its answer leaves the connection inside
+//! a transaction that the driver does not know about (sqlx 0.9 raises its transaction depth only
+//! after the answer, so its drop guard queues no rollback): the connection goes back to the pool
+//! inside that transaction, and the next request's work runs in it. Here the transaction's whole
+//! life — begin, statements, commit or rollback — belongs to a spawned task that no caller can
+//! drop; a caller that goes away only stops waiting for the answer. The writer tasks already own
+//! their transactions the same way, which is why the calls they alone make
+//! ([`Store::record_intakes`], [`Store::change_case`], [`Store::append_audit`]) go straight
+//! through.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{ChangeOutcome, Durability, IntakeOutcome, RoutingData, Store, reseal};
+use super::{RerouteFn, RouteFn};
+use crate::domain::Error;
+use crate::domain::case::{CaseFilter, CaseRecord, CaseSummary, PageRequest};
+use crate::domain::change::CaseChange;
+use crate::domain::intake::NewIntake;
+use crate::domain::sla::SlaTargets;
+use crate::routing::directory::{DirectoryData, DirectoryUpdate};
+use crate::routing::policy::PolicyDocument;
+use crate::tracking::statistics::{Period, Statistics};
+use crate::tracking::{EventFilter, FeedEvent};
+
+/// A store whose calls each run to completion in a task of their own.
+pub(crate) struct Detached(Arc<dyn Store>);
+
+impl Detached {
+    pub(crate) fn new(store: Arc<dyn Store>) -> Self {
+        Self(store)
+    }
+
+    /// Runs `work` with the store in a spawned task and waits for its answer; dropping the
+    /// returned future leaves the task running to its end.
+    async fn run<T, F, Fut>(&self, work: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(Arc<dyn Store>) -> Fut,
+        Fut: Future<Output = Result<T, Error>> + Send + 'static,
+    {
+        match tokio::spawn(work(self.0.clone())).await {
+            Ok(result) => result,
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            // Only a runtime shutting down cancels a spawned task.
+            Err(error) => Err(Error::Unavailable(Box::new(error))),
+        }
+    }
+}
+
+#[async_trait]
+impl Store for Detached {
+    async fn record_intakes(
+        &self,
+        batch: &[NewIntake],
+        route: &mut RouteFn<'_>,
+        targets: &SlaTargets,
+    ) -> Result<Vec<IntakeOutcome>, Error> {
+        // Called only by the intake writer's task, which no request can drop.
+        self.0.record_intakes(batch, route, targets).await
+    }
+
+    async fn change_case(
+        &self,
+        change: &CaseChange,
+        reroute: &mut RerouteFn<'_>,
+        targets: &SlaTargets,
+    ) -> Result<ChangeOutcome, Error> {
+        // Called only by the change writer's task, which no request can drop.
+        self.0.change_case(change, reroute, targets).await
+    }
+
+    async fn due_timers(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Uuid>, Error> {
+        self.run(move |store| async move { store.due_timers(now, limit).await })
+            .await
+    }
+
+    async fn events(
+        &self,
+        filter: &EventFilter,
+        after: i64,
+        up_to: i64,
+        limit: u32,
+    ) -> Result<Vec<FeedEvent>, Error> {
+        let filter = filter.clone();
+        self.run(move |store| async move { store.events(&filter, after, up_to, limit).await })
+            .await
+    }
+
+    async fn statistics(&self, period: &Period) -> Result<Statistics, Error> {
+        let period = period.clone();
+        self.run(move |store| async move { store.statistics(&period).await })
+            .await
+    }
+
+    async fn last_event(&self) -> Result<i64, Error> {
+        self.run(|store| async move { store.last_event().await })
+            .await
+    }
+
+    async fn timeline(
+        &self,
+        case_id: Uuid,
+        reach: &crate::access::Reach,
+    ) -> Result<Option<Vec<FeedEvent>>, Error> {
+        let reach = reach.clone();
+        self.run(move |store| async move { store.timeline(case_id, &reach).await })
+            .await
+    }
+
+    fn spawn_event_listener(
+        &self,
+        wake: Arc<tokio::sync::Notify>,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        self.0.spawn_event_listener(wake, stop)
+    }
+
+    async fn load_routing(&self) -> Result<RoutingData, Error> {
+        self.run(|store| async move { store.load_routing().await })
+            .await
+    }
+
+    async fn upsert_directory(&self, data: &DirectoryData) -> Result<(), Error> {
+        let data = data.clone();
+        self.run(move |store| async move { store.upsert_directory(&data).await })
+            .await
+    }
+
+    async fn store_policy(
+        &self,
+        policy: &PolicyDocument,
+        expected_version: Option<i64>,
+    ) -> Result<i64, Error> {
+        let policy = policy.clone();
+        self.run(move |store| async move { store.store_policy(&policy, expected_version).await })
+            .await
+    }
+
+    async fn policy_newer_than(
+        &self,
+        version: i64,
+    ) -> Result<Option<(i64, PolicyDocument)>, Error> {
+        self.run(move |store| async move { store.policy_newer_than(version).await })
+            .await
+    }
+
+    async fn update_directory(&self, update: &DirectoryUpdate) -> Result<(), Error> {
+        let update = update.clone();
+        self.run(move |store| async move { store.update_directory(&update).await })
+            .await
+    }
+
+    async fn get_case(&self, case_id: Uuid) -> Result<Option<CaseRecord>, Error> {
+        self.run(move |store| async move { store.get_case(case_id).await })
+            .await
+    }
+
+    async fn list_cases(
+        &self,
+        filter: &CaseFilter,
+        page: &PageRequest,
+        reach: &crate::access::Reach,
+    ) -> Result<Vec<CaseSummary>, Error> {
+        let (filter, page, reach) = (filter.clone(), page.clone(), reach.clone());
+        self.run(move |store| async move { store.list_cases(&filter, &page, &reach).await })
+            .await
+    }
+
+    async fn append_audit(&self, entries: &[crate::audit::AuditEntry]) -> Result<(), Error> {
+        // Called only by the audit writer's task, which no request can drop.
+        self.0.append_audit(entries).await
+    }
+
+    async fn audit_trail(
+        &self,
+        query: &crate::audit::AuditQuery,
+    ) -> Result<Vec<crate::audit::AuditRecord>, Error> {
+        let query = query.clone();
+        self.run(move |store| async move { store.audit_trail(&query).await })
+            .await
+    }
+
+    async fn reseal(&self) -> Result<Vec<(String, reseal::ResealCount)>, Error> {
+        self.run(|store| async move { store.reseal().await }).await
+    }
+
+    async fn verify_chains(&self) -> Result<Vec<crate::audit::ChainReport>, Error> {
+        self.run(|store| async move { store.verify_chains().await })
+            .await
+    }
+
+    async fn ping(&self) -> Result<(), Error> {
+        self.run(|store| async move { store.ping().await }).await
+    }
+
+    async fn durability(&self) -> Result<Durability, Error> {
+        self.run(|store| async move { store.durability().await })
+            .await
+    }
+
+    async fn close(&self) {
+        self.0.close().await;
+    }
+}
