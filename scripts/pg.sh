@@ -41,7 +41,9 @@ start_throwaway_pg() {
     "${as_pg[@]}" "$PG_BINDIR/initdb" -D "$pgdir/data" -U postgres -A trust --no-sync -E UTF8 >"$pgdir/initdb.log" 2>&1 \
         || { cat "$pgdir/initdb.log" >&2; return 2; }
     "${as_pg[@]}" "$PG_BINDIR/pg_ctl" -D "$pgdir/data" -l "$pgdir/server.log" -w -t 60 \
-        -o "-c listen_addresses=127.0.0.1 -p $port -k $pgdir -c max_connections=400" start >/dev/null \
+        -o "-c listen_addresses=127.0.0.1 -p $port -k $pgdir -c max_connections=400 -c log_line_prefix='%m [%p] %d '" start >/dev/null \
         || { cat "$pgdir/server.log" >&2; return 2; }
     PG_URL="postgres://postgres@127.0.0.1:$port/postgres"
+    # The server's log, whose lines name their database; tests read it for notices.
+    PG_LOG="$pgdir/server.log"
 }
