@@ -7,23 +7,40 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::domain::Error;
+use crate::domain::FieldViolation;
+
+/// The most field violations one answer lists. Past it the message says how many more there
+/// were: a small request can break many rules (twenty empty subjects break a hundred), and
+/// common clients refuse trailers over 16 KB, so an unbounded list would hide the answer.
+pub(crate) const MAX_LISTED_VIOLATIONS: usize = 20;
+
+/// INVALID_ARGUMENT naming the first [`MAX_LISTED_VIOLATIONS`] bad fields in the message and in
+/// `google.rpc.BadRequest`, with the count of the rest.
+fn invalid_argument(violations: &[FieldViolation]) -> Status {
+    let listed = &violations[..violations.len().min(MAX_LISTED_VIOLATIONS)];
+    let fields: Vec<&str> = listed.iter().map(|v| v.field.as_str()).collect();
+    let mut message = format!(
+        "invalid request: {} bad field(s): {}",
+        violations.len(),
+        fields.join(", ")
+    );
+    if violations.len() > listed.len() {
+        message.push_str(&format!(
+            " and {} more, not listed",
+            violations.len() - listed.len()
+        ));
+    }
+    let mut details = ErrorDetails::new();
+    for violation in listed {
+        details.add_bad_request_violation(&violation.field, &violation.description);
+    }
+    Status::with_error_details(Code::InvalidArgument, message, details)
+}
 
 impl From<Error> for Status {
     fn from(error: Error) -> Self {
         match error {
-            Error::InvalidArgument(violations) => {
-                let fields: Vec<&str> = violations.iter().map(|v| v.field.as_str()).collect();
-                let message = format!(
-                    "invalid request: {} bad field(s): {}",
-                    violations.len(),
-                    fields.join(", ")
-                );
-                let mut details = ErrorDetails::new();
-                for violation in &violations {
-                    details.add_bad_request_violation(&violation.field, &violation.description);
-                }
-                Status::with_error_details(Code::InvalidArgument, message, details)
-            }
+            Error::InvalidArgument(violations) => invalid_argument(&violations),
             Error::NotFound(what) => Status::not_found(format!("{what} not found")),
             Error::IdempotencyConflict => Status::already_exists(
                 "request_id was already used for a different intake; send a new request_id",

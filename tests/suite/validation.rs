@@ -361,8 +361,84 @@ async fn a_message_over_the_size_limit_is_refused(backend: Backend) {
     server.finish().await;
 }
 
+async fn a_blank_caller_number_is_a_withheld_one(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    // What phone systems send for a withheld number: the intake is recorded without one.
+    for (n, blank) in [" ", "\t", " \t  "].into_iter().enumerate() {
+        let mut request = emergency(&format!("withheld-{n}"));
+        intake(&mut request).contact.as_mut().unwrap().caller_number = blank.into();
+        intake(&mut request)
+            .reporter
+            .as_mut()
+            .unwrap()
+            .callback_number = blank.into();
+        let receipt = server
+            .emergency()
+            .report_emergency(request)
+            .await
+            .unwrap_or_else(|status| panic!("caller number {blank:?}: {status:?}"))
+            .into_inner()
+            .receipt
+            .unwrap();
+        let case = server
+            .cases()
+            .get_case(pb::GetCaseRequest {
+                case_id: receipt.case_id,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .case
+            .unwrap();
+        let intake = case.intake.unwrap();
+        assert_eq!(intake.contact.unwrap().caller_number, "");
+        assert_eq!(intake.reporter.unwrap().callback_number, "");
+    }
+    server.finish().await;
+}
+
+async fn a_request_breaking_every_rule_gets_a_short_answer(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    // Twenty subjects with nothing filled in, and every other field spoiled: hundreds of rules
+    // broken by a small request.
+    let mut request = emergency("");
+    {
+        let intake = intake(&mut request);
+        intake.subjects = vec![pb::Subject::default(); 20];
+        intake.contact = Some(pb::Contact::default());
+        intake.reporter = Some(pb::Reporter::default());
+        intake.risk = Some(pb::RiskFacts::default());
+        intake.primary_category = 0;
+        intake.secondary_categories = vec![-1; 10];
+    }
+    let status = server
+        .emergency()
+        .report_emergency(request)
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    let listed = status
+        .get_error_details()
+        .bad_request()
+        .unwrap()
+        .field_violations
+        .len();
+    assert_eq!(listed, 20, "{status:?}");
+    assert!(
+        status.message().contains("more, not listed"),
+        "the message says how many were left out: {}",
+        status.message()
+    );
+    let size = status.message().len() + status.details().len();
+    assert!(size < 8 * 1024, "message and details take {size} bytes");
+    assert_eq!(server.db.count("cases").await, 0);
+    server.finish().await;
+}
+
 backend_tests!(
     every_bad_field_is_named_and_nothing_is_written,
     limits_are_stated_in_the_violation,
     a_message_over_the_size_limit_is_refused,
+    a_blank_caller_number_is_a_withheld_one,
+    a_request_breaking_every_rule_gets_a_short_answer,
 );

@@ -542,7 +542,7 @@ fn parse_contact(v: &mut Violations, raw: pb::Contact, now: DateTime<Utc>) -> Op
             v.add(f("ended_at"), "is before started_at");
         }
     }
-    let caller_number = if raw.caller_number.is_empty() {
+    let caller_number = if raw.caller_number.trim().is_empty() {
         None
     } else {
         let number = v.phone(&f("caller_number"), raw.caller_number);
@@ -569,7 +569,7 @@ fn parse_reporter(v: &mut Violations, raw: pb::Reporter) -> Option<Reporter> {
     if raw.anonymous && name.is_some() {
         v.add(f("name"), "must be empty when the reporter is anonymous");
     }
-    let callback_number = if raw.callback_number.is_empty() {
+    let callback_number = if raw.callback_number.trim().is_empty() {
         None
     } else {
         v.phone(&f("callback_number"), raw.callback_number)
