@@ -33,17 +33,13 @@ pub enum Command {
     Token(TokenCommand),
     /// Runs a scenario end to end on a throwaway SQLite database with the seed directory and
     /// prints each case's timeline.
-    Demo(crate::demo::DemoConfig),
+    Demo(DemoConfig),
     /// The audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
     /// The keys that seal sensitive fields at rest.
     #[command(subcommand)]
     Keys(KeysCommand),
-    /// Loads a running server with intakes in a closed loop and reports throughput and
-    /// latency; checks the database gained one case per acknowledged intake, and measures a
-    /// plain-insert baseline against the same database.
-    Load(crate::load::LoadConfig),
 }
 
 /// Field-key commands.
@@ -257,4 +253,12 @@ pub enum LogFormat {
     Pretty,
     /// One JSON object per line.
     Json,
+}
+
+/// The demo's settings.
+#[derive(Debug, Clone, Args)]
+pub struct DemoConfig {
+    /// Keeps the demo's database (its path is printed) instead of deleting it.
+    #[arg(long)]
+    pub keep_data: bool,
 }

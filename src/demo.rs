@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use clap::{Args, Parser};
+use clap::Parser;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tonic::service::interceptor::InterceptedService;
@@ -19,7 +19,7 @@ use tonic::transport::{Channel, Endpoint};
 
 use crate::auth::{self, Keys, Role};
 use crate::clock::{Clock, ManualTime};
-use crate::config::ServeConfig;
+use crate::config::{DemoConfig, ServeConfig};
 use crate::domain::types::Category;
 use crate::grpc::auth::BearerToken;
 use crate::pb::case_tracking_client::CaseTrackingClient;
@@ -31,14 +31,6 @@ use crate::server::ServeError;
 
 /// The seed directory, built in so the demo runs from anywhere.
 const SEED: &str = include_str!("../seed/directory.toml");
-
-/// The demo's settings.
-#[derive(Debug, Clone, Args)]
-pub struct DemoConfig {
-    /// Keeps the demo's database (its path is printed) instead of deleting it.
-    #[arg(long)]
-    pub keep_data: bool,
-}
 
 #[derive(Parser)]
 struct Defaults {

@@ -13,7 +13,6 @@ pub mod crypto;
 pub mod demo;
 pub mod domain;
 pub mod grpc;
-pub mod load;
 pub mod pb;
 pub mod routing;
 mod secret_file;

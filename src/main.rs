@@ -98,15 +98,6 @@ async fn main() -> ExitCode {
                 }
             };
         }
-        Command::Load(config) => {
-            return match referrals::load::run(config).await {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(error) => {
-                    eprintln!("load: {error}");
-                    ExitCode::FAILURE
-                }
-            };
-        }
         Command::Demo(config) => {
             return match referrals::demo::run(config).await {
                 Ok(()) => ExitCode::SUCCESS,

@@ -1,4 +1,4 @@
-//! `referrals load`: a closed-loop load program for the complete intake path, with a baseline.
+//! `referrals-load`: a closed-loop load program for the complete intake path, with a baseline.
 //!
 //! `--concurrency` tasks each send an intake (1480 or 123, in the `--hotline-share` mix, each with
 //! a request id of its own) over one of `--connections` HTTP/2 connections, wait for the receipt,
@@ -12,17 +12,36 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use clap::Args;
+use clap::{Args, Parser};
 use hdrhistogram::Histogram;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::auth::{self, Keys, Role};
-use crate::grpc::auth::BearerToken;
-use crate::pb;
-use crate::pb::emergency_intake_client::EmergencyIntakeClient;
-use crate::pb::hotline_intake_client::HotlineIntakeClient;
+use referrals::auth::{self, Keys, Role};
+use referrals::grpc::auth::BearerToken;
+use referrals::pb;
+use referrals::pb::emergency_intake_client::EmergencyIntakeClient;
+use referrals::pb::hotline_intake_client::HotlineIntakeClient;
 
 /// The load program's settings.
+/// The load program's command line.
+#[derive(Debug, Parser)]
+#[command(name = "referrals-load", version, about)]
+struct Cli {
+    #[command(flatten)]
+    load: LoadConfig,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    match run(Cli::parse().load).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("referrals-load: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct LoadConfig {
     /// The server to load.
@@ -243,7 +262,7 @@ async fn intake_run(
                 let with = config.read_flood_with;
                 tokio::spawn(async move {
                     let mut client =
-                        crate::pb::case_tracking_client::CaseTrackingClient::new(channel);
+                        referrals::pb::case_tracking_client::CaseTrackingClient::new(channel);
                     let (mut ok, mut shed, mut other) = (0u64, 0u64, 0u64);
                     // GetCase's flood reads round the newest page of cases, listed again
                     // (and counted as a read) whenever it has none yet.
@@ -744,7 +763,7 @@ where
     S::ResponseBody: tonic::transport::Body<Data = tonic::codegen::Bytes> + Send + 'static,
     <S::ResponseBody as tonic::transport::Body>::Error: Into<tonic::codegen::StdError> + Send,
 {
-    let mut client = crate::pb::case_tracking_client::CaseTrackingClient::new(channel);
+    let mut client = referrals::pb::case_tracking_client::CaseTrackingClient::new(channel);
     let filters = probe_filters();
     let mut latency: Vec<Histogram<u64>> = (0..=filters.len()).map(|_| histogram()).collect();
     let mut all = histogram();
@@ -825,7 +844,7 @@ where
 /// Grows the cases table to `target` rows (see [`LoadConfig::grow_cases_to`]); returns the
 /// counts before and after.
 async fn grow_cases(url: &str, target: i64) -> Result<(i64, i64), LoadError> {
-    use crate::domain::types::{CaseStatus, Category, Priority};
+    use referrals::domain::types::{CaseStatus, Category, Priority};
     use strum::VariantArray;
 
     // A value from `values` picked by `key`, as SQL.

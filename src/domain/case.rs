@@ -166,14 +166,14 @@ pub struct CaseRecord {
 
 impl CaseRecord {
     /// Decides whether `reach` covers this case.
-    pub fn within(&self, reach: &crate::access::Reach) -> bool {
+    pub fn within(&self, reach: &crate::domain::reach::Reach) -> bool {
         let teams: Vec<String> = self.dispatches.iter().map(|d| d.team_id.clone()).collect();
         let points: Vec<String> = self
             .referrals
             .iter()
             .map(|r| r.service_point_id.clone())
             .collect();
-        reach.covers(&crate::access::CaseParties {
+        reach.covers(&crate::domain::reach::CaseParties {
             province: &self.summary.province,
             county: &self.summary.county,
             recorded_by: &self.recorded_by,

@@ -4,12 +4,15 @@
 pub mod case;
 pub mod change;
 pub mod error;
+pub mod event;
 pub mod intake;
 pub mod lifecycle;
 pub mod province;
+pub mod reach;
 pub mod reference;
 pub mod sensitive;
 pub mod sla;
+pub mod statistics;
 pub mod triage;
 pub mod types;
 

@@ -6,9 +6,12 @@ use futures::Stream;
 use tonic::{Request, Response, Status};
 
 use super::{Tracking, caller, convert};
-use crate::access::{Caller, Operation, Reach};
+use crate::access::{Caller, Operation};
 use crate::domain::Error;
 use crate::domain::case::PageRequest;
+use crate::domain::event::EventFilter;
+use crate::domain::reach::Reach;
+use crate::domain::statistics::Period;
 use crate::pb::case_tracking_server::CaseTracking;
 use crate::pb::{
     AddNoteRequest, AddNoteResponse, ChangePriorityRequest, ChangePriorityResponse,
@@ -19,8 +22,6 @@ use crate::pb::{
     TransitionReferralRequest, TransitionReferralResponse, WatchCasesRequest, WatchCasesResponse,
 };
 use crate::pb::{RequestAssignmentRequest, RequestAssignmentResponse};
-use crate::tracking::EventFilter;
-use crate::tracking::statistics::Period;
 
 /// Reads, changes and watches cases.
 pub struct CaseTrackingService {

@@ -6,8 +6,9 @@ use futures::Stream;
 use tonic::{Request, Response, Status};
 
 use super::{Tracking, caller, convert};
-use crate::access::{Operation, Reach};
+use crate::access::Operation;
 use crate::domain::Error;
+use crate::domain::reach::Reach;
 use crate::pb::dispatch_server::Dispatch;
 use crate::pb::{
     ReportDispatchStatusRequest, ReportDispatchStatusResponse, StreamAssignmentsRequest,

@@ -19,11 +19,11 @@ use crate::clock::Clock;
 use crate::domain::Error;
 use crate::domain::case::CaseRecord;
 use crate::domain::change::CaseChange;
+use crate::domain::event::EventFilter;
 use crate::domain::intake::{NewIntake, Receipt};
 use crate::store::audit_writer::AuditWriter;
 use crate::store::writer::Writer;
 use crate::store::{ChangeOutcome, IntakeOutcome, Store};
-use crate::tracking::EventFilter;
 use crate::tracking::feed::Feed;
 use crate::tracking::watch::{WatchConfig, WatchItem};
 
@@ -296,7 +296,7 @@ impl Tracking {
         &self,
         caller: &Caller,
         raw_id: &str,
-    ) -> Result<Vec<crate::tracking::FeedEvent>, Status> {
+    ) -> Result<Vec<crate::domain::event::FeedEvent>, Status> {
         self.read_named_case(caller, raw_id, |case_id, reach| async move {
             self.store.timeline(case_id, &reach).await
         })
@@ -313,7 +313,7 @@ impl Tracking {
         load: F,
     ) -> Result<T, Status>
     where
-        F: FnOnce(Uuid, crate::access::Reach) -> Fut,
+        F: FnOnce(Uuid, crate::domain::reach::Reach) -> Fut,
         Fut: Future<Output = Result<Option<T>, Error>>,
     {
         let _turn = self.read_turn().await?;

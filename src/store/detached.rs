@@ -23,12 +23,12 @@ use super::{RerouteFn, RouteFn};
 use crate::domain::Error;
 use crate::domain::case::{CaseFilter, CaseRecord, CaseSummary, PageRequest};
 use crate::domain::change::CaseChange;
+use crate::domain::event::{EventFilter, FeedEvent};
 use crate::domain::intake::NewIntake;
 use crate::domain::sla::SlaTargets;
+use crate::domain::statistics::{Period, Statistics};
 use crate::routing::directory::{DirectoryData, DirectoryUpdate};
 use crate::routing::policy::PolicyDocument;
-use crate::tracking::statistics::{Period, Statistics};
-use crate::tracking::{EventFilter, FeedEvent};
 
 /// A store whose calls each run to completion in a task of their own.
 pub(crate) struct Detached(Arc<dyn Store>);
@@ -108,7 +108,7 @@ impl Store for Detached {
     async fn timeline(
         &self,
         case_id: Uuid,
-        reach: &crate::access::Reach,
+        reach: &crate::domain::reach::Reach,
     ) -> Result<Option<Vec<FeedEvent>>, Error> {
         let reach = reach.clone();
         self.run(move |store| async move { store.timeline(case_id, &reach).await })
@@ -167,7 +167,7 @@ impl Store for Detached {
         &self,
         filter: &CaseFilter,
         page: &PageRequest,
-        reach: &crate::access::Reach,
+        reach: &crate::domain::reach::Reach,
     ) -> Result<Vec<CaseSummary>, Error> {
         let (filter, page, reach) = (filter.clone(), page.clone(), reach.clone());
         self.run(move |store| async move { store.list_cases(&filter, &page, &reach).await })

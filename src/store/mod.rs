@@ -12,14 +12,14 @@ use uuid::Uuid;
 use crate::domain::Error;
 use crate::domain::case::{CaseFilter, CaseRecord, CaseSummary, PageRequest};
 use crate::domain::change::CaseChange;
+use crate::domain::event::{EventFilter, FeedEvent};
 use crate::domain::intake::{NewIntake, Receipt};
 use crate::domain::sla::SlaTargets;
+use crate::domain::statistics::{Period, Statistics};
 use crate::routing::directory::{DirectoryData, DirectoryUpdate};
 use crate::routing::policy::Action;
 use crate::routing::policy::PolicyDocument;
 use crate::routing::{ActionDecision, Decision, RoutingRequest};
-use crate::tracking::statistics::{Period, Statistics};
-use crate::tracking::{EventFilter, FeedEvent};
 
 pub mod audit_writer;
 mod batch;
@@ -178,7 +178,7 @@ pub trait Store: Send + Sync + 'static {
     async fn timeline(
         &self,
         case_id: Uuid,
-        reach: &crate::access::Reach,
+        reach: &crate::domain::reach::Reach,
     ) -> Result<Option<Vec<FeedEvent>>, Error>;
 
     /// Starts a task that pokes `wake` whenever another server commits events, for backends
@@ -223,7 +223,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         filter: &CaseFilter,
         page: &PageRequest,
-        reach: &crate::access::Reach,
+        reach: &crate::domain::reach::Reach,
     ) -> Result<Vec<CaseSummary>, Error>;
 
     /// Appends entries to the audit trail, chained, in one transaction.

@@ -198,8 +198,8 @@ pub(super) struct EventDbRow {
 }
 
 impl EventDbRow {
-    pub(super) fn into_event(self) -> Result<crate::tracking::FeedEvent, Error> {
-        Ok(crate::tracking::FeedEvent {
+    pub(super) fn into_event(self) -> Result<crate::domain::event::FeedEvent, Error> {
+        Ok(crate::domain::event::FeedEvent {
             sequence: self.event_id,
             case_id: self.case_id,
             kind: self.kind,
@@ -464,16 +464,16 @@ macro_rules! write_events {
 macro_rules! covers_case {
     ($tx:expr, $reach:expr, $case_id:expr, $province:expr, $county:expr, $recorded_by:expr) => {
         async {
-            let reach: &$crate::access::Reach = $reach;
+            let reach: &$crate::domain::reach::Reach = $reach;
             let (mut teams, mut points) = (Vec::<String>::new(), Vec::<String>::new());
             match reach {
-                $crate::access::Reach::Team(_) => {
+                $crate::domain::reach::Reach::Team(_) => {
                     teams = sqlx::query_scalar($crate::store::sql::SELECT_CASE_TEAMS)
                         .bind($case_id)
                         .fetch_all(&mut *$tx)
                         .await?;
                 }
-                $crate::access::Reach::ServicePoint(_) => {
+                $crate::domain::reach::Reach::ServicePoint(_) => {
                     points = sqlx::query_scalar($crate::store::sql::SELECT_CASE_SERVICE_POINTS)
                         .bind($case_id)
                         .fetch_all(&mut *$tx)
@@ -481,7 +481,7 @@ macro_rules! covers_case {
                 }
                 _ => {}
             }
-            Ok::<bool, sqlx::Error>(reach.covers(&$crate::access::CaseParties {
+            Ok::<bool, sqlx::Error>(reach.covers(&$crate::domain::reach::CaseParties {
                 province: $province,
                 county: $county,
                 recorded_by: $recorded_by,
@@ -1380,11 +1380,11 @@ macro_rules! impl_sql_store {
 
             async fn events(
                 &self,
-                filter: &$crate::tracking::EventFilter,
+                filter: &$crate::domain::event::EventFilter,
                 after: i64,
                 up_to: i64,
                 limit: u32,
-            ) -> Result<Vec<$crate::tracking::FeedEvent>, $crate::domain::Error> {
+            ) -> Result<Vec<$crate::domain::event::FeedEvent>, $crate::domain::Error> {
                 use $crate::store::map_sqlx_error as db_error;
                 use $crate::store::sql::*;
 
@@ -1421,11 +1421,11 @@ macro_rules! impl_sql_store {
 
             async fn statistics(
                 &self,
-                period: &$crate::tracking::statistics::Period,
-            ) -> Result<$crate::tracking::statistics::Statistics, $crate::domain::Error> {
+                period: &$crate::domain::statistics::Period,
+            ) -> Result<$crate::domain::statistics::Statistics, $crate::domain::Error> {
                 use $crate::store::map_sqlx_error as db_error;
                 use $crate::store::sql::*;
-                use $crate::tracking::statistics::{intervals, CaseTimes, ResponseStep, Statistics, STEPS};
+                use $crate::domain::statistics::{intervals, CaseTimes, ResponseStep, Statistics, STEPS};
 
                 let (from, to) = (micros(period.from), micros(period.to));
                 let province = period.province.as_deref();
@@ -1512,8 +1512,8 @@ macro_rules! impl_sql_store {
             async fn timeline(
                 &self,
                 case_id: uuid::Uuid,
-                reach: &$crate::access::Reach,
-            ) -> Result<Option<Vec<$crate::tracking::FeedEvent>>, $crate::domain::Error> {
+                reach: &$crate::domain::reach::Reach,
+            ) -> Result<Option<Vec<$crate::domain::event::FeedEvent>>, $crate::domain::Error> {
                 use $crate::store::map_sqlx_error as db_error;
                 use $crate::store::sql::*;
 
@@ -1619,9 +1619,9 @@ macro_rules! impl_sql_store {
                 &self,
                 filter: &$crate::domain::case::CaseFilter,
                 page: &$crate::domain::case::PageRequest,
-                reach: &$crate::access::Reach,
+                reach: &$crate::domain::reach::Reach,
             ) -> Result<Vec<$crate::domain::case::CaseSummary>, $crate::domain::Error> {
-                use $crate::access::Reach;
+                use $crate::domain::reach::Reach;
                 use $crate::store::map_sqlx_error as db_error;
                 use $crate::store::sql::*;
 

@@ -12,8 +12,8 @@ use std::time::Duration;
 use tokio::sync::{Notify, broadcast, watch};
 use tokio::task::JoinHandle;
 
-use super::{EventFilter, FeedEvent};
 use crate::domain::Error;
+use crate::domain::event::{EventFilter, FeedEvent};
 use crate::store::Store;
 
 /// How the tail reads and fans out.

@@ -16,9 +16,9 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use super::feed::{Feed, PAGE};
-use super::{EventFilter, FeedEvent};
 use crate::clock::Clock;
 use crate::domain::Error;
+use crate::domain::event::{EventFilter, FeedEvent};
 
 /// How streams replay, pace and bound themselves.
 #[derive(Debug, Clone, Copy)]

@@ -366,7 +366,7 @@ async fn shutdown_ends_open_streams_with_where_to_resume(backend: Backend) {
 async fn a_client_that_stops_reading_is_told_it_fell_behind_and_resumes_without_loss(
     backend: Backend,
 ) {
-    use referrals::tracking::EventFilter;
+    use referrals::domain::event::EventFilter;
     use referrals::tracking::feed::{Feed, FeedConfig};
     use referrals::tracking::watch::{self, WatchConfig, WatchEnd, WatchItem};
 

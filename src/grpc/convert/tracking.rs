@@ -9,15 +9,15 @@ use super::{Violations, WireEnum, timestamp};
 use crate::access::Caller;
 use crate::domain::Error;
 use crate::domain::change::{CaseChange, CaseOutcome, Change};
+use crate::domain::event::{EventFilter, FeedEvent};
 use crate::domain::intake::limits;
 use crate::domain::province;
 use crate::domain::sensitive::Sensitive;
+use crate::domain::statistics::{Interval, Period, Statistics};
 use crate::domain::types::{Category, DispatchStatus, Line, Priority, ReferralStatus};
 use crate::pb;
 use crate::store::Store;
-use crate::tracking::statistics::{Interval, Period, Statistics};
 use crate::tracking::watch::{WatchEnd, WatchItem};
-use crate::tracking::{EventFilter, FeedEvent};
 
 impl Violations {
     /// The version a change is based on.
