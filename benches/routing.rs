@@ -11,12 +11,13 @@ use std::hint::black_box;
 
 use chrono::{TimeZone, Utc};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use referrals::domain::decision::{Action, DutyStatus, ServicePointKind};
 use referrals::domain::types::{Category, Line, Priority, Sex};
 use referrals::routing::directory::{
-    Admission, County, Directory, DirectoryData, DutyStatus, MobileTeam, OpeningHours,
-    ProvinceEntry, ServicePoint, ServicePointKind,
+    Admission, County, Directory, DirectoryData, MobileTeam, OpeningHours, ProvinceEntry,
+    ServicePoint,
 };
-use referrals::routing::policy::{Action, Conditions, Policy, PolicyDocument, Rule};
+use referrals::routing::policy::{Conditions, Policy, PolicyDocument, Rule};
 use referrals::routing::{RoutingRequest, SubjectFacts, route};
 use strum::VariantArray;
 

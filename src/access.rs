@@ -14,6 +14,7 @@ use crate::auth::{ALL_PROVINCES, Claims, Role};
 use crate::domain::Error;
 use crate::domain::change::{Actor, ActorRole};
 use crate::domain::reach::Reach;
+use crate::domain::requester::{Parts, Requester};
 
 /// What a caller asks to do, one kind per group of RPCs that share a permission.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -236,24 +237,36 @@ impl Caller {
         Actor { role, id }
     }
 
+    /// The requester an intake or a change by this caller carries below the edge: its
+    /// subject, role, request id, reach, and the parts of a case it may move (a team its own
+    /// dispatches, a centre the referrals addressed to it).
+    pub fn requester(&self, operation: Operation) -> Requester {
+        let claims = &self.claims;
+        let parts = match (claims.role, &claims.team) {
+            (Role::Team, Some(team)) => Parts::TeamDispatches(team.clone()),
+            (Role::Centre, _) => Parts::ReferralsTo(claims.sub.clone()),
+            _ => Parts::Any,
+        };
+        Requester {
+            subject: claims.sub.clone(),
+            role: claims.role.as_str(),
+            action: operation.as_str(),
+            request_id: self.request_id.clone(),
+            reach: self.reach(),
+            parts,
+        }
+    }
+
     /// Refuses a change to a dispatch that is not the calling team's own.
     pub fn check_dispatch_owner(&self, team_id: &str) -> Result<(), Error> {
-        match (&self.claims.role, &self.claims.team) {
-            (Role::Team, Some(own)) if own != team_id => Err(Error::PermissionDenied(
-                "the dispatch is assigned to another team".into(),
-            )),
-            _ => Ok(()),
-        }
+        self.requester(Operation::TransitionDispatch)
+            .check_dispatch_owner(team_id)
     }
 
     /// Refuses a change to a referral that is not addressed to the calling centre.
     pub fn check_referral_owner(&self, service_point_id: &str) -> Result<(), Error> {
-        if self.claims.role == Role::Centre && self.claims.sub != service_point_id {
-            return Err(Error::PermissionDenied(
-                "the referral is addressed to another service point".into(),
-            ));
-        }
-        Ok(())
+        self.requester(Operation::TransitionReferral)
+            .check_referral_owner(service_point_id)
     }
 }
 

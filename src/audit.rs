@@ -54,6 +54,24 @@ impl AuditEntry {
 }
 
 impl AuditEntry {
+    /// An entry for what `requester` asked for on `case_id`, with what came of it.
+    pub fn requested(
+        requester: &crate::domain::requester::Requester,
+        case_id: Option<Uuid>,
+        outcome: &str,
+        at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            at,
+            subject: requester.subject.clone(),
+            role: requester.role.to_owned(),
+            action: requester.action.to_owned(),
+            case_id,
+            outcome: outcome.to_owned(),
+            request_id: requester.request_id.clone(),
+        }
+    }
+
     /// An entry for a change the service made itself (deadline escalation).
     pub fn by_service(
         id: &str,

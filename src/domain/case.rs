@@ -4,13 +4,13 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::change::CaseOutcome;
+use super::decision::{Decision, Purpose, RoutingStatus};
 use super::intake::{Contact, Intake};
 use super::sensitive::Sensitive;
 use super::triage::Assessment;
 use super::types::{
     CaseStatus, Category, DispatchStatus, Line, Priority, ReferralStatus, RequestedAction,
 };
-use crate::routing::{Decision, Purpose, RoutingStatus};
 
 /// The fields of a case a list shows; none of them is sensitive.
 #[derive(Debug, Clone, PartialEq)]

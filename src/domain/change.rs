@@ -162,7 +162,7 @@ pub enum Change {
         /// The case.
         case_id: Uuid,
         /// What to find.
-        action: crate::routing::policy::Action,
+        action: crate::domain::decision::Action,
         /// Why.
         reason: Option<String>,
     },
@@ -209,9 +209,9 @@ pub struct CaseChange {
     pub expected_version: Option<i64>,
     /// Who makes it, as the case's events record it.
     pub actor: Actor,
-    /// The caller it came from, whose reach the change must stay within and whose audit row
-    /// it writes; `None` for the service's own changes (deadline escalation).
-    pub caller: Option<crate::access::Caller>,
+    /// Who asked for it: the change stays within their reach and parts, and writes their
+    /// audit row; `None` for the service's own changes (deadline escalation).
+    pub requester: Option<super::requester::Requester>,
     /// When the service received it.
     pub at: DateTime<Utc>,
 }

@@ -271,7 +271,7 @@ pub struct NewIntake {
     /// When the service received it.
     pub received_at: DateTime<Utc>,
     /// Who sent it: the case records its subject, the audit trail the rest.
-    pub caller: crate::access::Caller,
+    pub requester: super::requester::Requester,
 }
 
 impl NewIntake {
@@ -298,7 +298,7 @@ pub struct Receipt {
     pub version: i64,
     /// What routing decided.
     #[serde(default)]
-    pub routing: Option<crate::routing::RoutingSummary>,
+    pub routing: Option<crate::domain::decision::RoutingSummary>,
     /// True when this is the original receipt of an earlier request with the same id.
     #[serde(skip)]
     pub replayed: bool,

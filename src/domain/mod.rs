@@ -3,6 +3,7 @@
 
 pub mod case;
 pub mod change;
+pub mod decision;
 pub mod error;
 pub mod event;
 pub mod intake;
@@ -10,6 +11,7 @@ pub mod lifecycle;
 pub mod province;
 pub mod reach;
 pub mod reference;
+pub mod requester;
 pub mod sensitive;
 pub mod sla;
 pub mod statistics;

@@ -8,6 +8,7 @@ use chrono::{DateTime, Datelike, Timelike, Utc};
 use chrono_tz::Asia::Tehran;
 use serde::{Deserialize, Serialize};
 
+use crate::domain::decision::{DutyStatus, ServicePointKind};
 use crate::domain::types::{Category, Sex};
 
 /// A county, named by its province code and its English name (names repeat across provinces).
@@ -35,71 +36,6 @@ pub struct County {
     /// The county that covers this one when it has no social-emergency centre of its own.
     #[serde(default)]
     pub covered_by: Option<String>,
-}
-
-/// Kinds of service point.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    strum::EnumString,
-    strum::IntoStaticStr,
-    strum::VariantArray,
-)]
-#[serde(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
-pub enum ServicePointKind {
-    /// مرکز اورژانس اجتماعی ۱۲۳ استان — the province's 123 centre, which takes hand-overs.
-    SocialEmergencyCentre,
-    /// مرکز مداخله در بحران — crisis-intervention centre.
-    CrisisInterventionCentre,
-    /// پایگاه خدمات اجتماعی — neighbourhood social-service base.
-    SocialServiceBase,
-    /// خانه امن — safe house.
-    SafeHouse,
-    /// مرکز مشاوره — counselling centre.
-    CounsellingCentre,
-    /// مرکز تخصصی پیشگیری از خودکشی — suicide-specialised centre.
-    SuicideSpecialisedCentre,
-    /// مرکز شبانه‌روزی کودکان — child residential centre.
-    ChildResidentialCentre,
-    /// پلیس ۱۱۰ — police.
-    #[serde(rename = "police_110")]
-    #[strum(serialize = "police_110")]
-    Police110,
-    /// اورژانس ۱۱۵ — emergency medical service.
-    #[serde(rename = "ems_115")]
-    #[strum(serialize = "ems_115")]
-    Ems115,
-    /// پزشکی قانونی — forensic medicine.
-    ForensicMedicine,
-    /// واحد حمایت از اطفال دادستانی — the prosecutor's child-protection unit.
-    ProsecutorChildProtection,
-}
-
-impl ServicePointKind {
-    /// Returns the stable name used in policies and storage.
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
-
-    /// True for outside bodies, which are notified rather than asked to accept.
-    pub fn is_outside_body(self) -> bool {
-        matches!(
-            self,
-            Self::Police110
-                | Self::Ems115
-                | Self::ForensicMedicine
-                | Self::ProsecutorChildProtection
-        )
-    }
 }
 
 /// Days of the week, in Tehran.
@@ -291,31 +227,6 @@ impl ServicePoint {
             name: self.county.clone(),
         }
     }
-}
-
-/// A mobile team's duty status.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    strum::EnumString,
-    strum::IntoStaticStr,
-)]
-#[serde(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
-pub enum DutyStatus {
-    /// On shift and free.
-    Available,
-    /// On shift, on a case.
-    Busy,
-    /// Not on shift.
-    OffDuty,
-    /// Vehicle or crew out of service.
-    OutOfService,
 }
 
 /// A mobile emergency team (خودروی سیار).

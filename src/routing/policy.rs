@@ -6,63 +6,9 @@ use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::directory::{ServicePointKind, Window};
+use super::directory::Window;
+use crate::domain::decision::{Action, Flag, ServicePointKind};
 use crate::domain::types::{Category, Line, Priority};
-
-/// A fact about the case an action can depend on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Flag {
-    /// Violence is going on.
-    ViolenceOngoing,
-    /// A weapon or lethal means is present.
-    WeaponPresent,
-    /// Someone is injured or needs medical care.
-    InjuryOrMedicalNeed,
-    /// A suicide attempt is in progress.
-    AttemptInProgress,
-    /// The responding team may be at risk.
-    RiskToTeam,
-    /// A subject is a minor.
-    MinorsInvolved,
-}
-
-/// What a rule does. A rule's actions run in order; each finds its own destination.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "action")]
-pub enum Action {
-    /// Send the nearest available mobile team.
-    DispatchMobileTeam,
-    /// Refer the case to a service point of a kind.
-    ReferTo {
-        /// The kind of service point.
-        kind: ServicePointKind,
-    },
-    /// Tell an outside body (police 110, EMS 115, forensic medicine, the prosecutor's unit),
-    /// when any of `only_if` holds (always, when empty).
-    Notify {
-        /// The outside body.
-        body: ServicePointKind,
-        /// Facts of which at least one must hold.
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        only_if: Vec<Flag>,
-    },
-    /// Hand a 1480 case to the province's 123 centre.
-    #[serde(rename = "hand_over_to_123")]
-    HandOverTo123,
-}
-
-impl Action {
-    /// Why the destination this action finds takes the case.
-    pub fn purpose(&self) -> super::Purpose {
-        match self {
-            Self::DispatchMobileTeam => super::Purpose::Dispatch,
-            Self::ReferTo { .. } => super::Purpose::Referral,
-            Self::Notify { .. } => super::Purpose::Notification,
-            Self::HandOverTo123 => super::Purpose::HandOver,
-        }
-    }
-}
 
 /// Conditions of a rule; each present condition must hold. Lists match when the case has any of
 /// their values.

@@ -11,6 +11,7 @@ use chrono_tz::Asia::Tehran;
 use super::directory::*;
 use super::policy::*;
 use super::*;
+use crate::domain::decision::*;
 
 /// 2026-11-21 is a Saturday; `day` 26 is a Thursday, 27 a Friday.
 fn tehran(day: u32, hour: u32, minute: u32) -> DateTime<Utc> {

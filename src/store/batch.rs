@@ -8,9 +8,9 @@ use uuid::Uuid;
 use super::chain::audit_hash;
 use super::sql::{EventRow, NewCase};
 use crate::audit::{AuditEntry, ChainHasher};
+use crate::domain::decision::Purpose;
 use crate::domain::intake::NewIntake;
 use crate::domain::sla::SlaTargets;
-use crate::routing::Purpose;
 
 /// The two lines' case-number counters. Only intake batches move them, and each holds the
 /// directory's row lock first, so a batch reads them without locking and sets them as it

@@ -7,9 +7,9 @@ use uuid::Uuid;
 use super::sql::{EventPlace, EventRow, micros, parse_enum, routing_event_data};
 use crate::domain::Error;
 use crate::domain::change::{CaseChange, Change};
+use crate::domain::decision::{Decision, Destination, Purpose};
 use crate::domain::sla::{SlaKind, SlaTargets};
 use crate::domain::types::{DispatchStatus, Priority, ReferralStatus};
-use crate::routing::{Decision, Destination, Purpose};
 
 pub(super) const SELECT_CASE_STATE: &str = "select case_id, line, status, priority, outcome, \
      province, county, minors_involved, version, routing_status, details, recorded_by from cases \
@@ -172,8 +172,12 @@ macro_rules! insert_dispatch {
             Option::<Vec<u8>>::None
         );
         exec!($tx, ASSIGN_TEAM, $team_id, $at);
-        for (kind, due) in timers_for($targets, $priority, $crate::routing::Purpose::Dispatch, $at)
-        {
+        for (kind, due) in timers_for(
+            $targets,
+            $priority,
+            $crate::domain::decision::Purpose::Dispatch,
+            $at,
+        ) {
             exec!(
                 $tx,
                 INSERT_TIMER,
@@ -390,7 +394,7 @@ pub(super) fn action_for(
 /// An action to route again within a change: the action a destination turned down, or one a
 /// call centre asked for.
 pub(super) struct RoutingJob {
-    pub(super) action: crate::routing::policy::Action,
+    pub(super) action: crate::domain::decision::Action,
     pub(super) policy_version: i64,
     pub(super) rule_id: String,
     pub(super) description: String,
@@ -413,7 +417,7 @@ pub(super) fn rerouted(
     place: &EventPlace,
     job: RoutingJob,
     decision_no: i64,
-    found: crate::routing::ActionDecision,
+    found: crate::domain::decision::ActionDecision,
     at: i64,
 ) -> Result<Rerouted, Error> {
     let purpose = found.action.purpose();
@@ -428,7 +432,7 @@ pub(super) fn rerouted(
     let mut dispatch = None;
     let mut events = Vec::new();
     let kind = match (decision.status(), job.requested) {
-        (crate::routing::RoutingStatus::Unrouted, _) | (_, false) => {
+        (crate::domain::decision::RoutingStatus::Unrouted, _) | (_, false) => {
             super::sql::routing_event_kind(decision.status(), false)
         }
         (_, true) => "assignment_added",
@@ -496,7 +500,8 @@ macro_rules! impl_changes {
                 use $crate::domain::change::{check_case_change, CaseContext, CaseState, Change};
                 use $crate::domain::lifecycle::{check_dispatch, check_referral};
                 use $crate::domain::types::{DispatchStatus, ReferralStatus};
-                use $crate::routing::{RoutingRequest, RoutingStatus};
+                use $crate::domain::decision::RoutingStatus;
+                use $crate::routing::RoutingRequest;
                 use $crate::store::changes::*;
                 use $crate::store::map_sqlx_error as db_error;
                 use $crate::store::sql::*;
@@ -553,20 +558,20 @@ macro_rules! impl_changes {
                     .await
                     .map_err(db_error)?
                     .ok_or(Error::NotFound("case"))?;
-                if let Some(caller) = &change.caller {
-                    // A case out of the caller's reach is not found, as if it did not exist.
-                    let reach = caller.reach();
+                if let Some(requester) = &change.requester {
+                    // A case out of the requester's reach is not found, as if it did not exist.
+                    let reach = &requester.reach;
                     let covered =
-                        covers_case!(tx, &reach, case_id, &case.province, &case.county, &case.recorded_by)
+                        covers_case!(tx, reach, case_id, &case.province, &case.county, &case.recorded_by)
                             .await
                             .map_err(db_error)?;
                     if !covered {
                         return Err(Error::NotFound(touched.name()));
                     }
                     match &touched {
-                        Touched::Dispatch(dispatch) => caller.check_dispatch_owner(&dispatch.team_id)?,
+                        Touched::Dispatch(dispatch) => requester.check_dispatch_owner(&dispatch.team_id)?,
                         Touched::Referral(referral) => {
-                            caller.check_referral_owner(&referral.service_point_id)?
+                            requester.check_referral_owner(&referral.service_point_id)?
                         }
                         _ => {}
                     }
@@ -641,7 +646,7 @@ macro_rules! impl_changes {
                                     .fetch_optional(&mut *tx)
                                     .await
                                     .map_err(db_error)?;
-                                if kind.as_deref() == Some($crate::routing::directory::ServicePointKind::ProsecutorChildProtection.as_str()) {
+                                if kind.as_deref() == Some($crate::domain::decision::ServicePointKind::ProsecutorChildProtection.as_str()) {
                                     exec!(tx, MEET_CASE_TIMERS, case_id, SlaKind::ProsecutorNotice.as_str(), at);
                                 }
                             }
@@ -1052,8 +1057,8 @@ macro_rules! impl_changes {
                     .fetch_one(&mut *tx)
                     .await
                     .map_err(db_error)?;
-                let team_taken = reroute_decision.as_ref().is_some_and(|d: &$crate::routing::Decision| {
-                    d.assignments().iter().any(|a| matches!(a.destination, $crate::routing::Destination::Team { .. }))
+                let team_taken = reroute_decision.as_ref().is_some_and(|d: &$crate::domain::decision::Decision| {
+                    d.assignments().iter().any(|a| matches!(a.destination, $crate::domain::decision::Destination::Team { .. }))
                 });
                 if released_team.is_some() || team_taken {
                     directory = sqlx::query_scalar(BUMP_DIRECTORY)
@@ -1062,10 +1067,9 @@ macro_rules! impl_changes {
                         .map_err(db_error)?;
                 }
                 let last_event = write_events!($store, tx, &events);
-                let audit = match &change.caller {
-                    Some(caller) => $crate::audit::AuditEntry::new(
-                        caller,
-                        $crate::access::Operation::of(&change.change),
+                let audit = match &change.requester {
+                    Some(requester) => $crate::audit::AuditEntry::requested(
+                        requester,
                         Some(case_id),
                         $crate::audit::OK,
                         change.at,

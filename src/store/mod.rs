@@ -12,14 +12,15 @@ use uuid::Uuid;
 use crate::domain::Error;
 use crate::domain::case::{CaseFilter, CaseRecord, CaseSummary, PageRequest};
 use crate::domain::change::CaseChange;
+use crate::domain::decision::Action;
+use crate::domain::decision::{ActionDecision, Decision};
 use crate::domain::event::{EventFilter, FeedEvent};
 use crate::domain::intake::{NewIntake, Receipt};
 use crate::domain::sla::SlaTargets;
 use crate::domain::statistics::{Period, Statistics};
+use crate::routing::RoutingRequest;
 use crate::routing::directory::{DirectoryData, DirectoryUpdate};
-use crate::routing::policy::Action;
 use crate::routing::policy::PolicyDocument;
-use crate::routing::{ActionDecision, Decision, RoutingRequest};
 
 pub mod audit_writer;
 mod batch;

@@ -301,7 +301,7 @@ impl PostgresStore {
             |(_, c): &(&NewIntake, NewCase)| c.created_at,
             |(_, c): &(&NewIntake, NewCase)| c.details.as_slice(),
             |(_, c): &(&NewIntake, NewCase)| c.routing_status.as_str(),
-            |(i, _): &(&NewIntake, NewCase)| i.caller.claims.sub.as_str(),
+            |(i, _): &(&NewIntake, NewCase)| i.requester.subject.as_str(),
             // $15: the decisions.
             |(_, c): &(&NewIntake, NewCase)| c.decision.policy_version,
             |(_, c): &(&NewIntake, NewCase)| c.decision.rule_id.as_str(),

@@ -14,6 +14,7 @@ use crate::domain::case::{
     CaseRecord, CaseSummary, DispatchStep, RecordedContact, RecordedDispatch, RecordedFollowUp,
     RecordedNote, RecordedReferral,
 };
+use crate::domain::decision::{Decision, Destination, Purpose, RoutingStatus};
 use crate::domain::intake::{Contact, Intake, NewIntake, Receipt};
 use crate::domain::reference;
 use crate::domain::sensitive::Sensitive;
@@ -23,7 +24,6 @@ use crate::routing::directory::{
     Admission, County, DirectoryData, MobileTeam, OpeningHours, ProvinceEntry, ServicePoint,
 };
 use crate::routing::policy::PolicyDocument;
-use crate::routing::{Decision, Destination, Purpose, RoutingStatus};
 
 /// Locks the directory counter for the transaction and reads it (see `DirectoryWatermark`).
 pub(super) const LOCK_DIRECTORY: &str = "update sequences set last_value = last_value \
@@ -702,13 +702,7 @@ pub(super) fn intake_audit(
         }
         IntakeOutcome::Conflict => (None, "already_exists"),
     };
-    crate::audit::AuditEntry::new(
-        &intake.caller,
-        crate::access::Operation::submit(intake.line()),
-        case_id,
-        result,
-        intake.received_at,
-    )
+    crate::audit::AuditEntry::requested(&intake.requester, case_id, result, intake.received_at)
 }
 
 /// Turns a stored idempotency key into the outcome of a retry.
@@ -787,7 +781,7 @@ pub(super) fn prepare_case(
         province: intake.intake.location.province.clone(),
         county: intake.intake.location.county.clone(),
         priority: intake.assessment.priority.as_str(),
-        recorded_by: intake.caller.claims.sub.clone(),
+        recorded_by: intake.requester.subject.clone(),
     };
     let actor = format!("{role}:{}", intake.intake.contact.operator_id);
     let mut events = vec![

@@ -287,7 +287,7 @@ impl SqliteStore {
                 .push_bind(case.created_at)
                 .push_bind(&case.details)
                 .push_bind(case.routing_status.as_str())
-                .push_bind(&intake.caller.claims.sub);
+                .push_bind(&intake.requester.subject);
         });
         insert_rows!(tx, INSERT_DECISIONS, &rows.cases, |row, (_, case)| {
             row.push_bind(case.case_id)

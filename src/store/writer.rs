@@ -21,12 +21,13 @@ use tokio::task::JoinHandle;
 use super::{ChangeOutcome, IntakeOutcome, Store};
 use crate::domain::Error;
 use crate::domain::change::CaseChange;
+use crate::domain::decision::{Decision, Destination};
 use crate::domain::intake::NewIntake;
 use crate::domain::sla::SlaTargets;
 use crate::domain::types::Line;
 use crate::routing::directory::{Directory, DirectoryData, DirectoryUpdate, TeamState};
 use crate::routing::policy::{Policy, PolicyDocument};
-use crate::routing::{self, Decision, Destination, RoutingRequest};
+use crate::routing::{self, RoutingRequest};
 
 /// What the writer routes with.
 pub struct RoutingState {

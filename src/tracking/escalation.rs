@@ -65,7 +65,7 @@ pub async fn escalate_due(store: &dyn Store, writer: &Writer, clock: &Clock) -> 
                 change: Change::SlaBreach { timer_id },
                 expected_version: None,
                 actor: Actor::system("sla"),
-                caller: None,
+                requester: None,
                 at: now,
             };
             match writer.change_case(breach).await {

@@ -2,11 +2,8 @@
 //! nothing of the crate but itself; `routing` only `domain`; `store` neither `tracking`,
 //! `access`, `grpc` nor `config`; `config` no command's module; and `domain`, `routing` and
 //! `tracking` neither tonic nor sqlx. Every path is read, not only `use` lines, since a type can
-//! be named in full where it is used.
-//!
-//! The arrows that still run upward are listed in [`NOT_YET_TURNED`], each with the room it
-//! belongs in; the test fails on any arrow not listed (naming its file and line) and on a listed
-//! one that is gone, so the list only shrinks.
+//! be named in full where it is used. A failure names the file and line of each arrow against
+//! the direction.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -57,23 +54,6 @@ fn forbidden(room: &str) -> Option<(&'static [&'static str], &'static [&'static 
         _ => None,
     }
 }
-
-/// Upward arrows left from before the rule, as (file, what it names); each is to be turned
-/// by moving the shared type down (the layering issue names the homes), and then taken off
-/// this list.
-const NOT_YET_TURNED: &[(&str, &str)] = &[
-    // `NewIntake` and `CaseChange` carry the caller as a token (`access::Caller`); it should
-    // enter the domain as a plain value (subject, role, request id, reach).
-    ("src/domain/intake.rs", "access"),
-    ("src/domain/change.rs", "access"),
-    // The routing decision types (`Decision`, `Purpose`, `RoutingStatus`) belong in the domain.
-    ("src/domain/case.rs", "routing"),
-    ("src/domain/change.rs", "routing"),
-    ("src/domain/intake.rs", "routing"),
-    // The store names audit actions by `access::Operation`; the plan should hand it the rows.
-    ("src/store/changes.rs", "access"),
-    ("src/store/sql.rs", "access"),
-];
 
 /// The room a source file belongs to: its top-level module.
 fn room(relative: &Path) -> String {
@@ -154,29 +134,83 @@ fn upward_arrows(root: &Path) -> BTreeMap<(String, String), usize> {
 #[test]
 fn imports_point_down_as_the_design_says() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let arrows = upward_arrows(root);
-    let known: BTreeSet<(String, String)> = NOT_YET_TURNED
-        .iter()
-        .map(|(f, t)| ((*f).to_owned(), (*t).to_owned()))
-        .collect();
-    let new: Vec<String> = arrows
-        .iter()
-        .filter(|(arrow, _)| !known.contains(*arrow))
+    let arrows: Vec<String> = upward_arrows(root)
+        .into_iter()
         .map(|((file, target), line)| format!("{file}:{line} names `{target}`"))
         .collect();
     assert!(
-        new.is_empty(),
+        arrows.is_empty(),
         "imports against the direction of DESIGN §3 (move the shared type down instead):\n{}",
-        new.join("\n")
+        arrows.join("\n")
     );
-    let turned: Vec<_> = known
-        .iter()
-        .filter(|arrow| !arrows.contains_key(*arrow))
-        .collect();
-    assert!(
-        turned.is_empty(),
-        "these arrows were turned; take them off NOT_YET_TURNED: {turned:?}"
+}
+
+/// The rooms each room names (`crate::x` paths), over the whole of `src/`.
+fn room_graph(root: &Path) -> BTreeMap<String, BTreeSet<String>> {
+    let mut files = Vec::new();
+    sources(&root.join("src"), &mut files);
+    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for path in files {
+        let room = room(path.strip_prefix(root).expect("under the root"));
+        let text = std::fs::read_to_string(&path).expect("read a source file");
+        for line in text.lines() {
+            for target in named(line).0 {
+                if target != room {
+                    graph.entry(room.clone()).or_default().insert(target);
+                }
+            }
+        }
+    }
+    graph
+}
+
+/// A circle of rooms, if there is one.
+fn circle(graph: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
+    fn visit(
+        room: &str,
+        graph: &BTreeMap<String, BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(at) = path.iter().position(|r| r == room) {
+            let mut found = path[at..].to_vec();
+            found.push(room.to_owned());
+            return Some(found);
+        }
+        if done.contains(room) {
+            return None;
+        }
+        path.push(room.to_owned());
+        for next in graph.get(room).into_iter().flatten() {
+            if let Some(found) = visit(next, graph, path, done) {
+                return Some(found);
+            }
+        }
+        path.pop();
+        done.insert(room.to_owned());
+        None
+    }
+    let mut done = BTreeSet::new();
+    graph
+        .keys()
+        .find_map(|room| visit(room, graph, &mut Vec::new(), &mut done))
+}
+
+#[test]
+fn the_modules_form_no_circle() {
+    let graph = room_graph(Path::new(env!("CARGO_MANIFEST_DIR")));
+    assert_eq!(
+        circle(&graph),
+        None,
+        "the modules import each other in a circle"
     );
+    // The check itself: a circle added to the graph is found.
+    let mut with_circle = graph.clone();
+    with_circle
+        .entry("domain".into())
+        .or_default()
+        .insert("store".into());
+    assert!(circle(&with_circle).is_some());
 }
 
 #[test]

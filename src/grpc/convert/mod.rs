@@ -20,6 +20,10 @@ use crate::domain::case::{
     RecordedReferral, paging,
 };
 use crate::domain::change::CaseOutcome;
+use crate::domain::decision::{
+    Action, ActionDecision, Assignment, Candidate, CoverStep, Decision, Destination, DutyStatus,
+    Purpose, RoutingStatus, RoutingSummary, ServicePointKind, Verdict,
+};
 use crate::domain::intake::{
     Age, Contact, Coordinates, Intake, Location, NewIntake, Receipt, Reporter, RequestId,
     RiskFacts, Subject, SuicideScreening, limits,
@@ -33,13 +37,8 @@ use crate::domain::types::{
 use crate::domain::{Error, FieldViolation, province, triage};
 use crate::pb;
 use crate::routing::directory::{
-    Admission, County, Day, DirectoryUpdate, DutyStatus, LocalTime, MobileTeam, OpeningHours,
-    ServicePoint, ServicePointKind, Window,
-};
-use crate::routing::policy::Action;
-use crate::routing::{
-    ActionDecision, Assignment, Candidate, CoverStep, Decision, Destination, Purpose,
-    RoutingStatus, RoutingSummary, Verdict,
+    Admission, County, Day, DirectoryUpdate, LocalTime, MobileTeam, OpeningHours, ServicePoint,
+    Window,
 };
 
 /// How far in the future a call's start may lie, for clocks that disagree.
@@ -460,7 +459,7 @@ fn new_intake(
             intake,
             assessment,
             received_at,
-            caller: caller.clone(),
+            requester: caller.requester(crate::access::Operation::submit(action.line())),
         }),
         _ => None,
     };

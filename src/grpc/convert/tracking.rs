@@ -74,10 +74,10 @@ fn change(
 ) -> Result<CaseChange, Error> {
     let parsed = match (change, expected_version) {
         (Some(change), Some(expected_version)) => Some(CaseChange {
+            requester: Some(caller.requester(crate::access::Operation::of(&change))),
             change,
             expected_version,
             actor: caller.actor(),
-            caller: Some(caller.clone()),
             at,
         }),
         _ => None,
@@ -518,8 +518,8 @@ pub(crate) fn assignment_change(
     at: DateTime<Utc>,
     caller: &Caller,
 ) -> Result<CaseChange, Error> {
-    use crate::routing::directory::ServicePointKind;
-    use crate::routing::policy::Action;
+    use crate::domain::decision::Action;
+    use crate::domain::decision::ServicePointKind;
     let mut v = Violations::default();
     let id = v.uuid("case_id", &raw.case_id);
     let version = v.expected_version(raw.expected_version);

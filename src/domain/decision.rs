@@ -1,0 +1,376 @@
+//! A routing decision as a value: the policy's actions, the destinations they found, every
+//! place looked at with what routing made of it, and the summary a receipt shows. Routing
+//! (`crate::routing`) makes decisions; the domain keeps, explains and acts on them.
+
+use serde::{Deserialize, Serialize};
+
+/// A fact about the case an action can depend on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Flag {
+    /// Violence is going on.
+    ViolenceOngoing,
+    /// A weapon or lethal means is present.
+    WeaponPresent,
+    /// Someone is injured or needs medical care.
+    InjuryOrMedicalNeed,
+    /// A suicide attempt is in progress.
+    AttemptInProgress,
+    /// The responding team may be at risk.
+    RiskToTeam,
+    /// A subject is a minor.
+    MinorsInvolved,
+}
+
+/// What a rule does. A rule's actions run in order; each finds its own destination.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "action")]
+pub enum Action {
+    /// Send the nearest available mobile team.
+    DispatchMobileTeam,
+    /// Refer the case to a service point of a kind.
+    ReferTo {
+        /// The kind of service point.
+        kind: ServicePointKind,
+    },
+    /// Tell an outside body (police 110, EMS 115, forensic medicine, the prosecutor's unit),
+    /// when any of `only_if` holds (always, when empty).
+    Notify {
+        /// The outside body.
+        body: ServicePointKind,
+        /// Facts of which at least one must hold.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        only_if: Vec<Flag>,
+    },
+    /// Hand a 1480 case to the province's 123 centre.
+    #[serde(rename = "hand_over_to_123")]
+    HandOverTo123,
+}
+
+impl Action {
+    /// Why the destination this action finds takes the case.
+    pub fn purpose(&self) -> Purpose {
+        match self {
+            Self::DispatchMobileTeam => Purpose::Dispatch,
+            Self::ReferTo { .. } => Purpose::Referral,
+            Self::Notify { .. } => Purpose::Notification,
+            Self::HandOverTo123 => Purpose::HandOver,
+        }
+    }
+}
+
+/// Kinds of service point.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum ServicePointKind {
+    /// مرکز اورژانس اجتماعی ۱۲۳ استان — the province's 123 centre, which takes hand-overs.
+    SocialEmergencyCentre,
+    /// مرکز مداخله در بحران — crisis-intervention centre.
+    CrisisInterventionCentre,
+    /// پایگاه خدمات اجتماعی — neighbourhood social-service base.
+    SocialServiceBase,
+    /// خانه امن — safe house.
+    SafeHouse,
+    /// مرکز مشاوره — counselling centre.
+    CounsellingCentre,
+    /// مرکز تخصصی پیشگیری از خودکشی — suicide-specialised centre.
+    SuicideSpecialisedCentre,
+    /// مرکز شبانه‌روزی کودکان — child residential centre.
+    ChildResidentialCentre,
+    /// پلیس ۱۱۰ — police.
+    #[serde(rename = "police_110")]
+    #[strum(serialize = "police_110")]
+    Police110,
+    /// اورژانس ۱۱۵ — emergency medical service.
+    #[serde(rename = "ems_115")]
+    #[strum(serialize = "ems_115")]
+    Ems115,
+    /// پزشکی قانونی — forensic medicine.
+    ForensicMedicine,
+    /// واحد حمایت از اطفال دادستانی — the prosecutor's child-protection unit.
+    ProsecutorChildProtection,
+}
+
+impl ServicePointKind {
+    /// Returns the stable name used in policies and storage.
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+
+    /// True for outside bodies, which are notified rather than asked to accept.
+    pub fn is_outside_body(self) -> bool {
+        matches!(
+            self,
+            Self::Police110
+                | Self::Ems115
+                | Self::ForensicMedicine
+                | Self::ProsecutorChildProtection
+        )
+    }
+}
+
+/// A mobile team's duty status.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::EnumString,
+    strum::IntoStaticStr,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum DutyStatus {
+    /// On shift and free.
+    Available,
+    /// On shift, on a case.
+    Busy,
+    /// Not on shift.
+    OffDuty,
+    /// Vehicle or crew out of service.
+    OutOfService,
+}
+
+/// A step of the cover chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "step", content = "province")]
+pub enum CoverStep {
+    /// The incident's own county.
+    IncidentCounty,
+    /// The county designated to cover it (شهرستان معین).
+    DesignatedCounty,
+    /// The rest of the province.
+    Province,
+    /// A neighbouring province taking the overflow.
+    NeighbouringProvince(String),
+}
+
+/// What routing made of one place it looked at.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "verdict", content = "detail")]
+pub enum Verdict {
+    /// Chosen.
+    Chosen,
+    /// Eligible, but ranked below the chosen one.
+    RankedLower,
+    /// Closed at the time of routing.
+    Closed,
+    /// No free place.
+    Full,
+    /// Does not serve the case's categories.
+    NotServingCategory,
+    /// Does not admit a subject of the case.
+    Ineligible(String),
+    /// A team that is not available.
+    Unavailable(DutyStatus),
+    /// Left out on purpose (it declined or rejected the case before).
+    Excluded,
+}
+
+/// One place routing looked at.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Candidate {
+    /// Identifier of the team or service point.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// The step of the cover chain it was found in.
+    pub step: CoverStep,
+    /// Distance from the incident, in kilometres (rounded to 0.1).
+    pub distance_km: f64,
+    /// What routing made of it.
+    pub verdict: Verdict,
+}
+
+/// Where an action sends the case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum Destination {
+    /// A mobile team.
+    Team {
+        /// Team id.
+        id: String,
+        /// Team name.
+        name: String,
+    },
+    /// A service point or outside body.
+    ServicePoint {
+        /// Service point id.
+        id: String,
+        /// Its name.
+        name: String,
+        /// Its kind.
+        kind: ServicePointKind,
+    },
+}
+
+/// The outcome of one action of the rule that fired.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionDecision {
+    /// The action.
+    pub action: Action,
+    /// Why the action did not apply (a notification whose facts do not hold).
+    pub not_applicable: Option<String>,
+    /// Where the case goes; `None` when nothing qualified (or the action did not apply).
+    pub destination: Option<Destination>,
+    /// Every place looked at, in the order looked at.
+    pub candidates: Vec<Candidate>,
+}
+
+/// A routing decision, with everything needed to explain it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    /// Version of the policy that decided.
+    pub policy_version: i64,
+    /// The rule that fired.
+    pub rule_id: String,
+    /// What the rule says.
+    pub rule_description: String,
+    /// One entry per action of the rule.
+    pub actions: Vec<ActionDecision>,
+}
+
+/// Why a destination takes the case.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum Purpose {
+    /// A mobile team goes to the scene.
+    Dispatch,
+    /// A service point is asked to take the case.
+    Referral,
+    /// An outside body is told.
+    Notification,
+    /// The province's 123 centre takes a 1480 case.
+    HandOver,
+}
+
+impl Purpose {
+    /// Returns the stable name used in storage.
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+/// One destination of a decision, with why it was chosen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assignment {
+    /// Why the destination takes the case.
+    pub purpose: Purpose,
+    /// The destination.
+    pub destination: Destination,
+}
+
+/// What a receipt says of routing: the rule, the destinations and whether anything failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoutingSummary {
+    /// Version of the policy that decided.
+    pub policy_version: i64,
+    /// The rule that fired.
+    pub rule_id: String,
+    /// Where the case went.
+    pub assignments: Vec<Assignment>,
+    /// True when an action found no destination.
+    pub unrouted: bool,
+}
+
+/// How a case stands after routing.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum RoutingStatus {
+    /// Every action found its destination.
+    Routed,
+    /// An action found no destination: supervisors must step in.
+    Unrouted,
+    /// The rule that fired sends the case nowhere (information, nuisance).
+    NoDestinationNeeded,
+}
+
+impl RoutingStatus {
+    /// Returns the stable name used in storage.
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+impl Decision {
+    /// True when an action that applied found no destination: supervisors must step in.
+    pub fn unrouted(&self) -> bool {
+        self.actions
+            .iter()
+            .any(|a| a.not_applicable.is_none() && a.destination.is_none())
+    }
+
+    /// Where the case goes, action by action.
+    pub fn assignments(&self) -> Vec<Assignment> {
+        self.actions
+            .iter()
+            .filter_map(|a| {
+                a.destination.clone().map(|destination| Assignment {
+                    purpose: a.action.purpose(),
+                    destination,
+                })
+            })
+            .collect()
+    }
+
+    /// How the case stands after this decision.
+    pub fn status(&self) -> RoutingStatus {
+        if self.unrouted() {
+            RoutingStatus::Unrouted
+        } else if self.assignments().is_empty() {
+            RoutingStatus::NoDestinationNeeded
+        } else {
+            RoutingStatus::Routed
+        }
+    }
+
+    /// The summary a receipt shows.
+    pub fn summary(&self) -> RoutingSummary {
+        RoutingSummary {
+            policy_version: self.policy_version,
+            rule_id: self.rule_id.clone(),
+            assignments: self.assignments(),
+            unrouted: self.unrouted(),
+        }
+    }
+}
