@@ -16,6 +16,8 @@ use tonic_health::server::HealthReporter;
 use tower_http::classify::{GrpcCode, GrpcErrorsAsFailures, SharedClassifier};
 use tower_http::trace::TraceLayer;
 
+use crate::application::escalation::Escalation;
+use crate::application::writer::{RoutingState, Writer, WriterConfig};
 use crate::auth::{self, Keys};
 use crate::config::{DatabaseConfig, ServeConfig};
 use crate::domain::Error;
@@ -39,8 +41,6 @@ use crate::routing::directory::{Directory, DirectoryData};
 use crate::routing::policy::{Policy, SHIPPED_POLICY};
 use crate::store::Store;
 use crate::store::audit_writer::AuditWriter;
-use crate::store::writer::{RoutingState, Writer, WriterConfig};
-use crate::tracking::escalation::Escalation;
 use crate::tracking::feed::{Feed, FeedConfig};
 use crate::tracking::watch::WatchConfig;
 

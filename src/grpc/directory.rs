@@ -7,13 +7,13 @@ use tonic::{Request, Response, Status};
 
 use super::{Guard, caller, convert};
 use crate::access::{Caller, Operation};
+use crate::application::writer::Writer;
 use crate::auth::Role;
 use crate::domain::{Error, FieldViolation};
 use crate::pb;
 use crate::pb::directory_server::Directory;
 use crate::routing::directory::{DirectoryData, DirectoryUpdate};
 use crate::routing::policy::Policy;
-use crate::store::writer::Writer;
 
 /// Serves the directory and the policy.
 pub struct DirectoryService {

@@ -4,10 +4,10 @@ use tonic::{Request, Response, Status};
 
 use super::{Guard, caller, convert, record_intake};
 use crate::access::Operation;
+use crate::application::writer::Writer;
 use crate::clock::Clock;
 use crate::pb::emergency_intake_server::EmergencyIntake;
 use crate::pb::{ReportEmergencyRequest, ReportEmergencyResponse};
-use crate::store::writer::Writer;
 
 /// Records 123 calls as cases.
 pub struct EmergencyService {

@@ -4,10 +4,10 @@ use tonic::{Request, Response, Status};
 
 use super::{Guard, caller, convert, record_intake};
 use crate::access::Operation;
+use crate::application::writer::Writer;
 use crate::clock::Clock;
 use crate::pb::hotline_intake_server::HotlineIntake;
 use crate::pb::{SubmitReferralRequest, SubmitReferralResponse};
-use crate::store::writer::Writer;
 
 /// Records 1480 calls as cases.
 pub struct HotlineService {

@@ -14,6 +14,7 @@ use tonic::Status;
 use uuid::Uuid;
 
 use crate::access::{Caller, Operation};
+use crate::application::writer::Writer;
 use crate::audit::AuditEntry;
 use crate::clock::Clock;
 use crate::domain::Error;
@@ -22,7 +23,6 @@ use crate::domain::change::CaseChange;
 use crate::domain::event::EventFilter;
 use crate::domain::intake::{NewIntake, Receipt};
 use crate::store::audit_writer::AuditWriter;
-use crate::store::writer::Writer;
 use crate::store::{ChangeOutcome, IntakeOutcome, Store};
 use crate::tracking::feed::Feed;
 use crate::tracking::watch::{WatchConfig, WatchItem};

@@ -31,7 +31,6 @@ pub mod postgres;
 pub mod reseal;
 mod sql;
 pub mod sqlite;
-pub mod writer;
 
 /// Decides where a new case goes (the writer's router).
 pub type RouteFn<'a> = dyn FnMut(&NewIntake) -> Decision + Send + 'a;

@@ -1,7 +1,8 @@
 //! The direction of dependencies (DESIGN §3), checked by reading the source: `domain` uses
-//! nothing of the crate but itself; `routing` only `domain`; `store` neither `tracking`,
-//! `access`, `grpc` nor `config`; `config` no command's module; and `domain`, `routing` and
-//! `tracking` neither tonic nor sqlx. Every path is read, not only `use` lines, since a type can
+//! nothing of the crate but itself; `routing` only `domain`; `application` (the writer, the
+//! deadline escalation) not the gRPC edge; `tracking` not the application; `store` neither the
+//! application, `tracking`, `access`, `grpc` nor `config`; `config` no command's module; and
+//! `domain`, `routing` and `tracking` neither tonic nor sqlx. The modules form no circle. Every path is read, not only `use` lines, since a type can
 //! be named in full where it is used. A failure names the file and line of each arrow against
 //! the direction.
 
@@ -12,6 +13,7 @@ use std::path::{Path, PathBuf};
 fn forbidden(room: &str) -> Option<(&'static [&'static str], &'static [&'static str])> {
     const EVERY_MODULE: &[&str] = &[
         "access",
+        "application",
         "audit",
         "auth",
         "clock",
@@ -28,6 +30,7 @@ fn forbidden(room: &str) -> Option<(&'static [&'static str], &'static [&'static 
     ];
     const NOT_ROUTING: &[&str] = &[
         "access",
+        "application",
         "audit",
         "auth",
         "clock",

@@ -14,11 +14,11 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use super::writer::Writer;
 use crate::clock::Clock;
 use crate::domain::Error;
 use crate::domain::change::{Actor, CaseChange, Change};
 use crate::store::Store;
-use crate::store::writer::Writer;
 
 /// Timers handled per round.
 const ROUND: u32 = 100;

@@ -18,7 +18,6 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::{ChangeOutcome, IntakeOutcome, Store};
 use crate::domain::Error;
 use crate::domain::change::CaseChange;
 use crate::domain::decision::{Decision, Destination};
@@ -28,6 +27,7 @@ use crate::domain::types::Line;
 use crate::routing::directory::{Directory, DirectoryData, DirectoryUpdate, TeamState};
 use crate::routing::policy::{Policy, PolicyDocument};
 use crate::routing::{self, RoutingRequest};
+use crate::store::{ChangeOutcome, IntakeOutcome, Store};
 
 /// What the writer routes with.
 pub struct RoutingState {
