@@ -1,5 +1,5 @@
 //! Durable storage of cases and their events: one [`Store`] trait, a SQLite implementation (the
-//! embedded default) and a PostgreSQL one (production), and the group-commit writer in front.
+//! embedded default) and a PostgreSQL one (production).
 
 use std::sync::Arc;
 
