@@ -48,10 +48,7 @@ impl Authenticate {
         limiter.check_key(&subject.to_owned()).map_err(|not_until| {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             self.limited.count();
-            Status::resource_exhausted(format!(
-                "too many requests from this caller; retry in {} ms",
-                wait.as_millis().max(1)
-            ))
+            super::status::rate_limited(wait)
         })
     }
 }
@@ -77,7 +74,7 @@ impl Interceptor for Authenticate {
             }
             Err(error) => {
                 tracing::warn!(%error, "request refused: not authenticated");
-                Err(Status::unauthenticated(error.to_string()))
+                Err(super::status::unauthenticated(error))
             }
         }
     }

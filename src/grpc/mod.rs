@@ -43,7 +43,7 @@ fn caller<T>(request: &tonic::Request<T>) -> Result<Caller, Status> {
         .extensions()
         .get::<Caller>()
         .cloned()
-        .ok_or_else(|| Status::unauthenticated("missing bearer token"))
+        .ok_or_else(|| status::unauthenticated("missing bearer token"))
 }
 
 /// Writes the audit trail for the services: what a request did, or why it was refused.
@@ -106,7 +106,7 @@ impl Guard {
             .await
         {
             Err(status) => status,
-            Ok(()) => Status::internal("internal error"),
+            Ok(()) => status::internal(),
         }
     }
 
@@ -203,9 +203,7 @@ impl ReadLimit {
             Ok(Ok(permit)) => Ok(permit),
             _ => {
                 self.shed.count();
-                Err(Status::resource_exhausted(
-                    "too many reads in progress; retry shortly",
-                ))
+                Err(status::read_shed())
             }
         }
     }
@@ -356,10 +354,10 @@ impl Tracking {
             self.shutdown.clone(),
         )
         .await
-        .map_err(convert::watch_end)?;
+        .map_err(status::watch_end)?;
         let items = ReceiverStream::new(watch.items).then(convert);
         let end = futures::stream::once(watch.end)
-            .filter_map(|end| async move { end.ok().map(|end| Err(convert::watch_end(end))) });
+            .filter_map(|end| async move { end.ok().map(|end| Err(status::watch_end(end))) });
         Ok(Box::pin(items.chain(end)))
     }
 }

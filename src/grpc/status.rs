@@ -8,6 +8,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::domain::Error;
 use crate::domain::FieldViolation;
+use crate::tracking::watch::WatchEnd;
 
 /// The most field violations one answer lists. Past it the message says how many more there
 /// were: a small request can break many rules (twenty empty subjects break a hundred), and
@@ -62,4 +63,48 @@ impl From<Error> for Status {
             }
         }
     }
+}
+
+/// Why the server ended a stream, as the status the client gets; every one says where to
+/// resume.
+pub(crate) fn watch_end(end: WatchEnd) -> Status {
+    match end {
+        WatchEnd::CursorTooOld { after, oldest } => Status::out_of_range(format!(
+            "after_sequence {after} is older than the replay window (the oldest replayed is \
+             {oldest}); reload the cases with ListCases and watch without after_sequence"
+        )),
+        WatchEnd::CursorAhead { after, last } => Status::out_of_range(format!(
+            "after_sequence {after} is ahead of the last committed event ({last})"
+        )),
+        WatchEnd::FellBehind { resume_after } => Status::resource_exhausted(format!(
+            "the client fell too far behind; reconnect with after_sequence {resume_after}"
+        )),
+        WatchEnd::ShuttingDown { resume_after } => Status::unavailable(format!(
+            "the server is shutting down; reconnect with after_sequence {resume_after}"
+        )),
+        WatchEnd::Store(error) => error.into(),
+    }
+}
+
+/// A caller over its rate limit, told how long to wait.
+pub(crate) fn rate_limited(wait: std::time::Duration) -> Status {
+    Status::resource_exhausted(format!(
+        "too many requests from this caller; retry in {} ms",
+        wait.as_millis().max(1)
+    ))
+}
+
+/// A request without a valid bearer token; `why` never repeats the token.
+pub(crate) fn unauthenticated(why: impl std::fmt::Display) -> Status {
+    Status::unauthenticated(why.to_string())
+}
+
+/// A read shed because too many reads are in progress.
+pub(crate) fn read_shed() -> Status {
+    Status::resource_exhausted("too many reads in progress; retry shortly")
+}
+
+/// What a refusal that somehow came back as success answers: nothing a caller can act on.
+pub(crate) fn internal() -> Status {
+    Status::internal("internal error")
 }

@@ -241,3 +241,35 @@ fn the_check_finds_an_upward_import() {
         ]
     );
 }
+
+#[test]
+fn statuses_are_built_only_in_grpc_status_rs() {
+    // One place maps errors to codes and words (DESIGN §3, STYLE "Boundaries").
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    sources(&root.join("src"), &mut files);
+    let mut found = Vec::new();
+    for path in files {
+        let relative = path.strip_prefix(root).expect("under the root");
+        if relative == Path::new("src/grpc/status.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("read a source file");
+        for (number, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or_default();
+            let built = code.match_indices("Status::").any(|(at, _)| {
+                code[at + "Status::".len()..]
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_lowercase())
+            });
+            if built {
+                found.push(format!("{}:{}", relative.display(), number + 1));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "a Status built outside src/grpc/status.rs: {found:?}"
+    );
+}

@@ -17,7 +17,7 @@ use crate::domain::statistics::{Interval, Period, Statistics};
 use crate::domain::types::{Category, DispatchStatus, Line, Priority, ReferralStatus};
 use crate::pb;
 use crate::store::Store;
-use crate::tracking::watch::{WatchEnd, WatchItem};
+use crate::tracking::watch::WatchItem;
 
 impl Violations {
     /// The version a change is based on.
@@ -373,27 +373,6 @@ pub(crate) fn watch_response(item: WatchItem) -> pb::WatchCasesResponse {
             WatchItem::Event(event) => Message::Event(event.as_ref().into()),
             WatchItem::Heartbeat { sequence, at } => Message::Heartbeat(heartbeat(sequence, at)),
         }),
-    }
-}
-
-/// Why the server ended a stream, as the status the client gets; every one says where to
-/// resume.
-pub(crate) fn watch_end(end: WatchEnd) -> Status {
-    match end {
-        WatchEnd::CursorTooOld { after, oldest } => Status::out_of_range(format!(
-            "after_sequence {after} is older than the replay window (the oldest replayed is \
-             {oldest}); reload the cases with ListCases and watch without after_sequence"
-        )),
-        WatchEnd::CursorAhead { after, last } => Status::out_of_range(format!(
-            "after_sequence {after} is ahead of the last committed event ({last})"
-        )),
-        WatchEnd::FellBehind { resume_after } => Status::resource_exhausted(format!(
-            "the client fell too far behind; reconnect with after_sequence {resume_after}"
-        )),
-        WatchEnd::ShuttingDown { resume_after } => Status::unavailable(format!(
-            "the server is shutting down; reconnect with after_sequence {resume_after}"
-        )),
-        WatchEnd::Store(error) => error.into(),
     }
 }
 
