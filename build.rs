@@ -27,6 +27,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
 
     tonic_prost_build::configure()
+        // A request that does not decode is INVALID_ARGUMENT, not prost's INTERNAL.
+        .codec_path("crate::grpc::codec::RequestCodec")
         .build_client(true)
         .build_server(true)
         .compile_fds(descriptors)?;

@@ -64,6 +64,43 @@ impl Operation {
         }
     }
 
+    /// The operation a gRPC method (`/package.Service/Method`) asks for; `None` for a method
+    /// that is not the service's own (health, reflection) or does not exist.
+    pub fn of_method(path: &str) -> Option<Self> {
+        let method = path.strip_prefix("/referral.v1.")?;
+        Some(match method {
+            "HotlineIntake/SubmitReferral" => Self::SubmitHotlineIntake,
+            "EmergencyIntake/ReportEmergency" => Self::SubmitEmergencyIntake,
+            "CaseTracking/GetCase" | "CaseTracking/GetTimeline" => Self::ReadCase,
+            "CaseTracking/ListCases" => Self::ListCases,
+            "CaseTracking/WatchCases" => Self::WatchCases,
+            "CaseTracking/GetStatistics" => Self::ReadStatistics,
+            "CaseTracking/TransitionReferral" => Self::TransitionReferral,
+            "CaseTracking/ChangePriority"
+            | "CaseTracking/CloseCase"
+            | "CaseTracking/ReopenCase"
+            | "CaseTracking/RequestAssignment" => Self::ManageCase,
+            "CaseTracking/AddNote" => Self::AddNote,
+            "CaseTracking/ScheduleFollowUp" | "CaseTracking/RecordFollowUp" => Self::FollowUp,
+            "Dispatch/ReportDispatchStatus" => Self::TransitionDispatch,
+            "Dispatch/StreamAssignments" => Self::StreamAssignments,
+            "Directory/GetPolicy"
+            | "Directory/ListServicePoints"
+            | "Directory/GetServicePoint"
+            | "Directory/ListTeams"
+            | "Directory/GetTeam"
+            | "Directory/ListCounties" => Self::ReadDirectory,
+            "Directory/ReplacePolicy"
+            | "Directory/UpsertCounty"
+            | "Directory/UpsertServicePoint"
+            | "Directory/UpsertTeam" => Self::ManageDirectory,
+            "Directory/UpdateOccupancy" => Self::UpdateOccupancy,
+            "Directory/UpdateTeamStatus" => Self::UpdateTeamStatus,
+            "AuditTrail/ListAuditEntries" => Self::ReadAudit,
+            _ => return None,
+        })
+    }
+
     /// The operation a change is.
     pub fn of(change: &crate::domain::change::Change) -> Self {
         use crate::domain::change::Change;

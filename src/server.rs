@@ -10,6 +10,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tonic::server::NamedService;
 use tonic::service::interceptor::InterceptedService;
+
+use crate::grpc::undecodable::AuditUndecodable;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
@@ -271,39 +273,58 @@ pub async fn run(
             authenticate.clone(),
         ))
         .add_service(InterceptedService::new(
-            HotlineIntakeServer::new(HotlineService::new(
-                writer.clone(),
-                config.clock.clone(),
-                guard.clone(),
-            ))
-            .max_decoding_message_size(limit),
-            authenticate.clone(),
-        ))
-        .add_service(InterceptedService::new(
-            EmergencyIntakeServer::new(EmergencyService::new(
-                writer,
-                config.clock.clone(),
-                guard.clone(),
-            ))
-            .max_decoding_message_size(limit),
-            authenticate.clone(),
-        ))
-        .add_service(InterceptedService::new(
-            CaseTrackingServer::new(CaseTrackingService::new(tracking.clone()))
+            AuditUndecodable::new(
+                HotlineIntakeServer::new(HotlineService::new(
+                    writer.clone(),
+                    config.clock.clone(),
+                    guard.clone(),
+                ))
                 .max_decoding_message_size(limit),
+                guard.clone(),
+            ),
             authenticate.clone(),
         ))
         .add_service(InterceptedService::new(
-            DispatchServer::new(DispatchService::new(tracking)).max_decoding_message_size(limit),
-            authenticate.clone(),
-        ))
-        .add_service(InterceptedService::new(
-            DirectoryServer::new(DirectoryService::new(directory_writer, guard.clone()))
+            AuditUndecodable::new(
+                EmergencyIntakeServer::new(EmergencyService::new(
+                    writer,
+                    config.clock.clone(),
+                    guard.clone(),
+                ))
                 .max_decoding_message_size(limit),
+                guard.clone(),
+            ),
             authenticate.clone(),
         ))
         .add_service(InterceptedService::new(
-            AuditTrailServer::new(AuditService::new(guard, store.clone())),
+            AuditUndecodable::new(
+                CaseTrackingServer::new(CaseTrackingService::new(tracking.clone()))
+                    .max_decoding_message_size(limit),
+                guard.clone(),
+            ),
+            authenticate.clone(),
+        ))
+        .add_service(InterceptedService::new(
+            AuditUndecodable::new(
+                DispatchServer::new(DispatchService::new(tracking))
+                    .max_decoding_message_size(limit),
+                guard.clone(),
+            ),
+            authenticate.clone(),
+        ))
+        .add_service(InterceptedService::new(
+            AuditUndecodable::new(
+                DirectoryServer::new(DirectoryService::new(directory_writer, guard.clone()))
+                    .max_decoding_message_size(limit),
+                guard.clone(),
+            ),
+            authenticate.clone(),
+        ))
+        .add_service(InterceptedService::new(
+            AuditUndecodable::new(
+                AuditTrailServer::new(AuditService::new(guard.clone(), store.clone())),
+                guard,
+            ),
             authenticate,
         ));
 

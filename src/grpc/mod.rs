@@ -30,12 +30,14 @@ use crate::tracking::watch::{WatchConfig, WatchItem};
 pub mod audit;
 pub mod auth;
 pub mod case_tracking;
+pub mod codec;
 pub(crate) mod convert;
 pub mod directory;
 pub mod dispatch;
 pub mod emergency;
 pub mod hotline;
 mod status;
+pub(crate) mod undecodable;
 
 /// The caller of a request, as the authentication interceptor left it.
 fn caller<T>(request: &tonic::Request<T>) -> Result<Caller, Status> {
@@ -91,6 +93,15 @@ impl Guard {
             );
         }
         result.map_err(Into::into)
+    }
+
+    /// Records that `caller`'s request for `operation` was refused because it did not decode.
+    async fn undecodable(&self, caller: &Caller, operation: Operation) {
+        let refused = Error::invalid("request", "is not a valid message of this method");
+        // The answer is already made; only the entry is written here.
+        let _ = self
+            .audited::<()>(caller, operation, None, Err(refused))
+            .await;
     }
 
     /// Records a refused request and returns its status.

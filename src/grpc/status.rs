@@ -108,3 +108,20 @@ pub(crate) fn read_shed() -> Status {
 pub(crate) fn internal() -> Status {
     Status::internal("internal error")
 }
+
+/// The metadata key that marks a request refused because it did not decode, so that the
+/// service wrapper that audits such refusals can tell them from the handlers' own.
+pub(crate) const UNDECODABLE: &str = "referrals-undecodable";
+
+/// A request whose bytes are not the message the method takes: INVALID_ARGUMENT naming what did
+/// not decode (prost names the field path and the kind of fault; it never repeats the bytes).
+pub(crate) fn undecodable(error: &prost::DecodeError) -> Status {
+    let mut status = Status::invalid_argument(format!(
+        "the request is not a valid message of this method: {error}"
+    ));
+    status.metadata_mut().insert(
+        UNDECODABLE,
+        tonic::metadata::MetadataValue::from_static("1"),
+    );
+    status
+}

@@ -15,6 +15,7 @@ mod access;
 mod architecture;
 mod audit;
 mod auth;
+mod bad_bytes;
 mod binary;
 mod cancellation;
 mod directory;
