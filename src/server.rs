@@ -251,6 +251,8 @@ pub async fn run(
         builder = builder.tls_config(tls)?;
     }
     let router = builder
+        // Outermost: the request's id is set before anything else sees the request.
+        .layer(crate::grpc::request_id::RequestIdLayer)
         // A refused request is the client's problem, and a stream ended by shutdown is expected:
         // warnings, not errors. Internal errors are logged as errors where they are mapped.
         .layer(
@@ -259,6 +261,15 @@ pub async fn run(
             TraceLayer::new(SharedClassifier::new(
                 GrpcErrorsAsFailures::new().with_success(GrpcCode::ResourceExhausted),
             ))
+            // Every line logged for a request names its method and id.
+            .make_span_with(|request: &tonic::codegen::http::Request<_>| {
+                let id = request
+                    .headers()
+                    .get(crate::grpc::request_id::HEADER)
+                    .and_then(|value| value.to_str().ok())
+                    .unwrap_or_default();
+                tracing::info_span!("request", method = %request.uri().path(), request_id = %id)
+            })
             .on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::WARN)),
         )
         // Health answers anyone (load balancers hold no token); every other service, reflection

@@ -129,15 +129,14 @@ async fn no_sensitive_field_reaches_the_logs(backend: Backend) {
         .list_cases(ListCasesRequest::default())
         .await
         .unwrap();
-    errors.push(
-        server
-            .cases()
-            .get_case(GetCaseRequest {
-                case_id: SENTINELS[3].into(),
-            })
-            .await
-            .unwrap_err(),
-    );
+    let refused_id = format!("logs-refused-{backend:?}");
+    let mut refused = tonic::Request::new(GetCaseRequest {
+        case_id: SENTINELS[3].into(),
+    });
+    refused
+        .metadata_mut()
+        .insert("x-request-id", refused_id.parse().unwrap());
+    errors.push(server.cases().get_case(refused).await.unwrap_err());
     // Changes that carry free text about the person, and the feed that reports them.
     let note = pb::AddNoteRequest {
         case_id: receipt.case_id.clone(),
@@ -214,6 +213,13 @@ async fn no_sensitive_field_reaches_the_logs(backend: Backend) {
         "the capture runs at TRACE"
     );
     assert_clean("the logs", &text);
+    // A refused request is logged at WARN, the default level's, naming its method and id.
+    assert!(
+        text.lines().any(|line| line.contains("\"level\":\"WARN\"")
+            && line.contains("/referral.v1.CaseTracking/GetCase")
+            && line.contains(&refused_id)),
+        "no WARN line names the refused GetCase and its request id"
+    );
 }
 
 backend_tests!(no_sensitive_field_reaches_the_logs);

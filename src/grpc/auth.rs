@@ -83,12 +83,15 @@ impl Interceptor for Authenticate {
 /// The request's id for the audit trail: the client's `x-request-id` when it is a sensible one
 /// (1 to 128 visible ASCII characters), else a new UUIDv7.
 fn request_id(metadata: &tonic::metadata::MetadataMap) -> String {
-    metadata
-        .get("x-request-id")
-        .and_then(|value| value.to_str().ok())
-        .filter(|id| !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()))
-        .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
+    // The request-id layer has already put a sensible one here; a service run without it
+    // (a test's) still gets one.
+    super::request_id::sensible(
+        metadata
+            .get(super::request_id::HEADER)
+            .and_then(|value| value.to_str().ok()),
+    )
+    .map(str::to_owned)
+    .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
 }
 
 /// The client side: sends a bearer token with every request (the demo's clients use it).

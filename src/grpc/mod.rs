@@ -36,6 +36,7 @@ pub mod directory;
 pub mod dispatch;
 pub mod emergency;
 pub mod hotline;
+pub mod request_id;
 mod status;
 pub(crate) mod undecodable;
 
