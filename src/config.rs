@@ -154,6 +154,16 @@ pub struct ServeConfig {
     /// Largest request message accepted, in bytes; larger ones are refused.
     #[arg(long, env = "REFERRALS_MAX_MESSAGE_BYTES", default_value_t = 256 * 1024)]
     pub max_message_bytes: usize,
+    /// How often an idle HTTP/2 connection is pinged, so a dead mobile link is noticed and
+    /// NAT and carrier middleboxes keep the connection open.
+    #[arg(long, env = "REFERRALS_HTTP2_KEEPALIVE_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub http2_keepalive_interval: Duration,
+    /// How long a ping may go unanswered before the connection is closed.
+    #[arg(long, env = "REFERRALS_HTTP2_KEEPALIVE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub http2_keepalive_timeout: Duration,
+    /// Most requests and streams in flight at once on one connection; more wait for a place.
+    #[arg(long, env = "REFERRALS_MAX_CONCURRENT_STREAMS", default_value_t = 256)]
+    pub max_concurrent_streams: u32,
     /// How often the health service checks the database.
     #[arg(long, env = "REFERRALS_HEALTH_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
     pub health_interval: Duration,

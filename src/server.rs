@@ -8,6 +8,7 @@ use std::time::Duration;
 use futures::FutureExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tonic::codec::CompressionEncoding::Gzip;
 use tonic::server::NamedService;
 use tonic::service::interceptor::InterceptedService;
 
@@ -246,7 +247,10 @@ pub async fn run(
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
     };
     let limit = config.max_message_bytes;
-    let mut builder = Server::builder();
+    let mut builder = Server::builder()
+        .http2_keepalive_interval(Some(config.http2_keepalive_interval))
+        .http2_keepalive_timeout(Some(config.http2_keepalive_timeout))
+        .max_concurrent_streams(Some(config.max_concurrent_streams));
     if let Some(tls) = tls_config(&config)? {
         builder = builder.tls_config(tls)?;
     }
@@ -290,7 +294,9 @@ pub async fn run(
                     config.clock.clone(),
                     guard.clone(),
                 ))
-                .max_decoding_message_size(limit),
+                .max_decoding_message_size(limit)
+                .accept_compressed(Gzip)
+                .send_compressed(Gzip),
                 guard.clone(),
             ),
             authenticate.clone(),
@@ -302,7 +308,9 @@ pub async fn run(
                     config.clock.clone(),
                     guard.clone(),
                 ))
-                .max_decoding_message_size(limit),
+                .max_decoding_message_size(limit)
+                .accept_compressed(Gzip)
+                .send_compressed(Gzip),
                 guard.clone(),
             ),
             authenticate.clone(),
@@ -310,7 +318,9 @@ pub async fn run(
         .add_service(InterceptedService::new(
             AuditUndecodable::new(
                 CaseTrackingServer::new(CaseTrackingService::new(tracking.clone()))
-                    .max_decoding_message_size(limit),
+                    .max_decoding_message_size(limit)
+                    .accept_compressed(Gzip)
+                    .send_compressed(Gzip),
                 guard.clone(),
             ),
             authenticate.clone(),
@@ -318,7 +328,9 @@ pub async fn run(
         .add_service(InterceptedService::new(
             AuditUndecodable::new(
                 DispatchServer::new(DispatchService::new(tracking))
-                    .max_decoding_message_size(limit),
+                    .max_decoding_message_size(limit)
+                    .accept_compressed(Gzip)
+                    .send_compressed(Gzip),
                 guard.clone(),
             ),
             authenticate.clone(),
@@ -326,14 +338,18 @@ pub async fn run(
         .add_service(InterceptedService::new(
             AuditUndecodable::new(
                 DirectoryServer::new(DirectoryService::new(directory_writer, guard.clone()))
-                    .max_decoding_message_size(limit),
+                    .max_decoding_message_size(limit)
+                    .accept_compressed(Gzip)
+                    .send_compressed(Gzip),
                 guard.clone(),
             ),
             authenticate.clone(),
         ))
         .add_service(InterceptedService::new(
             AuditUndecodable::new(
-                AuditTrailServer::new(AuditService::new(guard.clone(), store.clone())),
+                AuditTrailServer::new(AuditService::new(guard.clone(), store.clone()))
+                    .accept_compressed(Gzip)
+                    .send_compressed(Gzip),
                 guard,
             ),
             authenticate,

@@ -30,4 +30,5 @@ mod sla;
 mod statistics;
 mod streams;
 mod tls;
+mod transport;
 mod validation;
