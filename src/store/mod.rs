@@ -283,11 +283,16 @@ pub(crate) fn map_sqlx_error(error: sqlx::Error) -> Error {
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed => Error::Unavailable(Box::new(error)),
-        // Connection exceptions (08) and operator intervention such as a shutting-down server (57P).
+        // Connection exceptions (08), operator intervention such as a shutting-down server
+        // (57P), a database that takes no writes (25006: a demoted primary, a standby, a proxy
+        // switched early) and insufficient resources (53: disk full, too many connections).
         sqlx::Error::Database(ref db)
-            if db
-                .code()
-                .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")) =>
+            if db.code().is_some_and(|code| {
+                code.starts_with("08")
+                    || code.starts_with("57P")
+                    || code.starts_with("53")
+                    || code == "25006"
+            }) =>
         {
             Error::Unavailable(Box::new(error))
         }

@@ -110,8 +110,15 @@ impl PostgresStore {
         self.pool.begin().await
     }
 
+    /// Writes and commits the health probe's row: the database answers, accepts writes and
+    /// completes a commit (with synchronous standbys, one of them has it too).
     async fn check_reachable(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("select 1").execute(&self.pool).await.map(drop)
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(super::sql::WRITE_HEALTH_PROBE)
+            .bind(chrono::Utc::now().timestamp_micros())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await
     }
 
     async fn check_durability(&self) -> Result<Durability, sqlx::Error> {

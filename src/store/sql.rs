@@ -26,6 +26,10 @@ use crate::routing::directory::{
 use crate::routing::policy::PolicyDocument;
 
 /// Locks the directory counter for the transaction and reads it (see `DirectoryWatermark`).
+/// The health check's write: one row, stamped with the time of the check.
+pub(super) const WRITE_HEALTH_PROBE: &str = "insert into health_probe (probe_id, at) values (1, $1) \
+    on conflict (probe_id) do update set at = excluded.at";
+
 pub(super) const LOCK_DIRECTORY: &str = "update sequences set last_value = last_value \
      where name = 'directory' returning last_value";
 

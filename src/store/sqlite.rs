@@ -146,9 +146,15 @@ impl SqliteStore {
         Ok(WriteTransaction { tx, _turn: turn })
     }
 
+    /// Writes and commits the health probe's row, in its turn among this process's writers.
     async fn check_reachable(&self) -> Result<(), sqlx::Error> {
         self.check_file()?;
-        sqlx::query("select 1").execute(&self.pool).await.map(drop)
+        let mut tx = self.begin_write().await?;
+        sqlx::query(super::sql::WRITE_HEALTH_PROBE)
+            .bind(chrono::Utc::now().timestamp_micros())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await
     }
 
     async fn check_durability(&self) -> Result<Durability, sqlx::Error> {

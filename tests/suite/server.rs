@@ -127,6 +127,58 @@ async fn postgres_health_is_not_serving_while_the_database_is_unreachable() {
     server.finish().await;
 }
 
+/// The database turns read-only (a demoted primary, a proxy switched early during failover):
+/// intakes are UNAVAILABLE, never INTERNAL, and health turns NOT_SERVING, since its probe is a
+/// commit, not `select 1`; both come back when writes do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_read_only_database_is_unavailable_and_not_serving() {
+    let server = TestServer::start(Backend::Postgres).await;
+    let mut watch = HealthClient::new(server.channel())
+        .watch(HealthCheckRequest {
+            service: "referral.v1.EmergencyIntake".into(),
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    wait_for(&mut watch, ServingStatus::Serving).await;
+
+    let name = server.db.name().to_owned();
+    let reconnect =
+        format!("select pg_terminate_backend(pid) from pg_stat_activity where datname = '{name}'");
+    server
+        .db
+        .admin(format!(
+            "alter database {name} set default_transaction_read_only = on"
+        ))
+        .await;
+    // The server's connections are made again, read-only now.
+    server.db.admin(reconnect.clone()).await;
+    wait_for(&mut watch, ServingStatus::NotServing).await;
+    for n in 0..10 {
+        let refused = server
+            .emergency()
+            .report_emergency(emergency(&format!("read-only-{n}")))
+            .await
+            .expect_err("no intake is acknowledged while the database takes no writes");
+        assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+    }
+
+    server
+        .db
+        .admin(format!(
+            "alter database {name} reset default_transaction_read_only"
+        ))
+        .await;
+    server.db.admin(reconnect).await;
+    wait_for(&mut watch, ServingStatus::Serving).await;
+    server
+        .emergency()
+        .report_emergency(emergency("read-only-0"))
+        .await
+        .expect("intake works again once writes do");
+    server.finish().await;
+}
+
 async fn reflection_lists_every_service_in_both_versions(backend: Backend) {
     use tonic_reflection::pb::{v1, v1alpha};
     let server = TestServer::start(backend).await;
