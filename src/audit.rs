@@ -41,15 +41,7 @@ impl AuditEntry {
         outcome: &str,
         at: DateTime<Utc>,
     ) -> Self {
-        Self {
-            at,
-            subject: caller.claims.sub.clone(),
-            role: caller.role().as_str().to_owned(),
-            action: operation.as_str().to_owned(),
-            case_id,
-            outcome: outcome.to_owned(),
-            request_id: caller.request_id.clone(),
-        }
+        Self::requested(&caller.requester(operation), case_id, outcome, at)
     }
 }
 

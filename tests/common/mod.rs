@@ -4,6 +4,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod fixtures;
+pub mod rng;
 
 use std::net::SocketAddr;
 use std::time::Duration;

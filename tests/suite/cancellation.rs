@@ -19,6 +19,7 @@ use sqlx::Connection;
 use tonic::Code;
 
 use crate::common::fixtures::emergency;
+use crate::common::rng::Rng;
 use crate::common::{Authed, Backend, Bearer, TestDb};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_referrals");
@@ -33,23 +34,6 @@ const TRANSACTION_NOTICES: [&str; 2] = [
     "there is already a transaction in progress",
     "there is no transaction in progress",
 ];
-
-/// SplitMix64: a small seeded generator, so a failing run can be repeated with its seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// The real binary, serving on an ephemeral port, its log kept for the test to read.
 struct Served {
@@ -340,9 +324,9 @@ async fn cancelled_requests_leave_no_transaction_open_and_lose_no_write(backend:
                 };
                 // One request in five is an ordinary one that must succeed; the rest give up
                 // after 200 µs to 5 ms.
-                let deadline =
-                    (rng.below(5) != 0).then(|| Duration::from_micros(200 + rng.below(4_800)));
-                let case_id = &cases[rng.below(cases.len() as u64) as usize];
+                let deadline = (rng.below(5) != 0)
+                    .then(|| Duration::from_micros(200 + rng.below(4_800) as u64));
+                let case_id = &cases[rng.below(cases.len())];
                 let request_id = format!("c-{worker}-{i}");
                 let outcome = client.send(kind, &request_id, case_id, deadline).await;
                 sent.push((request_id, kind, deadline, outcome));

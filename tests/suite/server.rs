@@ -66,6 +66,19 @@ async fn health_reports_serving_for_every_service(backend: Backend) {
     server.finish().await;
 }
 
+/// A watch on the 123 intake's health, once it reports SERVING.
+async fn serving_intake_health(server: &TestServer) -> tonic::Streaming<HealthCheckResponse> {
+    let mut watch = HealthClient::new(server.channel())
+        .watch(HealthCheckRequest {
+            service: "referral.v1.EmergencyIntake".into(),
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    wait_for(&mut watch, ServingStatus::Serving).await;
+    watch
+}
+
 /// Reads a health watch stream until it reports `wanted`, for at most 20 seconds.
 async fn wait_for(watch: &mut tonic::Streaming<HealthCheckResponse>, wanted: ServingStatus) {
     tokio::time::timeout(Duration::from_secs(20), async {
@@ -84,14 +97,7 @@ async fn wait_for(watch: &mut tonic::Streaming<HealthCheckResponse>, wanted: Ser
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_health_is_not_serving_while_the_database_is_unreachable() {
     let server = TestServer::start(Backend::Postgres).await;
-    let mut watch = HealthClient::new(server.channel())
-        .watch(HealthCheckRequest {
-            service: "referral.v1.EmergencyIntake".into(),
-        })
-        .await
-        .expect("watch")
-        .into_inner();
-    wait_for(&mut watch, ServingStatus::Serving).await;
+    let mut watch = serving_intake_health(&server).await;
 
     let name = server.db.name().to_owned();
     server
@@ -133,14 +139,7 @@ async fn postgres_health_is_not_serving_while_the_database_is_unreachable() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_read_only_database_is_unavailable_and_not_serving() {
     let server = TestServer::start(Backend::Postgres).await;
-    let mut watch = HealthClient::new(server.channel())
-        .watch(HealthCheckRequest {
-            service: "referral.v1.EmergencyIntake".into(),
-        })
-        .await
-        .expect("watch")
-        .into_inner();
-    wait_for(&mut watch, ServingStatus::Serving).await;
+    let mut watch = serving_intake_health(&server).await;
 
     let name = server.db.name().to_owned();
     let reconnect =
