@@ -151,6 +151,10 @@ pub struct ServeConfig {
     /// lost.
     #[arg(long, env = "REFERRALS_ALLOW_WEAK_DURABILITY")]
     pub allow_weak_durability: bool,
+    /// Where to serve metrics in the Prometheus text format (`GET /metrics`); off unless set,
+    /// and never on the gRPC port.
+    #[arg(long, env = "REFERRALS_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Largest request message accepted, in bytes; larger ones are refused.
     #[arg(long, env = "REFERRALS_MAX_MESSAGE_BYTES", default_value_t = 256 * 1024)]
     pub max_message_bytes: usize,

@@ -257,6 +257,7 @@ pub async fn run(
     let router = builder
         // Outermost: the request's id is set before anything else sees the request.
         .layer(crate::grpc::request_id::RequestIdLayer)
+        .layer(crate::metrics::RpcMetricsLayer)
         // A refused request is the client's problem, and a stream ended by shutdown is expected:
         // warnings, not errors. Internal errors are logged as errors where they are mapped.
         .layer(
@@ -355,6 +356,20 @@ pub async fn run(
             authenticate,
         ));
 
+    let metrics_task = match config.metrics_listen {
+        Some(addr) => {
+            let handle = crate::metrics::recorder().map_err(ServeError::Config)?;
+            let metrics_listener = crate::metrics::bind(addr)
+                .await
+                .map_err(|e| ServeError::Config(format!("--metrics-listen {addr}: {e}")))?;
+            tracing::info!(
+                listen = %metrics_listener.local_addr().map_err(ServeError::DataDir)?,
+                "serving metrics"
+            );
+            Some(crate::metrics::serve(metrics_listener, handle))
+        }
+        None => None,
+    };
     tracing::info!(
         listen = %listener.local_addr().map_err(ServeError::DataDir)?,
         backend = config.database.backend(),
@@ -385,6 +400,9 @@ pub async fn run(
         }
     };
 
+    if let Some(task) = metrics_task {
+        task.abort();
+    }
     // Intakes still queued are committed; any that arrive from here on are refused.
     sla_handle.stop().await;
     writer_handle.stop().await;

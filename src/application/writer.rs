@@ -203,6 +203,8 @@ impl Writer {
             Ok(Err(_)) => return Err(Error::Overloaded("the service is shutting down")),
             Ok(Ok(())) => {}
         }
+        metrics::gauge!(crate::metrics::INTAKE_QUEUE_DEPTH)
+            .set((self.queue.max_capacity() - self.queue.capacity()) as f64);
         answer
             .await
             .map_err(|_| Error::internal("the writer stopped before answering"))?
@@ -433,7 +435,12 @@ async fn commit(
 ) {
     refresh_policy(store, routing).await;
     let (intakes, replies): (Vec<NewIntake>, Vec<Reply<IntakeOutcome>>) = batch.into_iter().unzip();
-    match record(store, routing, &intakes, targets).await {
+    metrics::histogram!(crate::metrics::INTAKE_BATCH_SIZE).record(intakes.len() as f64);
+    let started = std::time::Instant::now();
+    let recorded = record(store, routing, &intakes, targets).await;
+    metrics::histogram!(crate::metrics::INTAKE_COMMIT_SECONDS)
+        .record(started.elapsed().as_secs_f64());
+    match recorded {
         Ok(outcomes) => {
             for (reply, outcome) in replies.into_iter().zip(outcomes) {
                 let _ = reply.send(Ok(outcome));

@@ -23,6 +23,7 @@ mod encryption;
 mod intake;
 mod lifecycle;
 mod list_cases;
+mod metrics;
 mod request_ids;
 mod routing;
 mod server;
