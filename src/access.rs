@@ -278,32 +278,34 @@ impl Caller {
     /// subject, role, request id, reach, and the parts of a case it may move (a team its own
     /// dispatches, a centre the referrals addressed to it).
     pub fn requester(&self, operation: Operation) -> Requester {
-        let claims = &self.claims;
-        let parts = match (claims.role, &claims.team) {
-            (Role::Team, Some(team)) => Parts::TeamDispatches(team.clone()),
-            (Role::Centre, _) => Parts::ReferralsTo(claims.sub.clone()),
-            _ => Parts::Any,
-        };
         Requester {
-            subject: claims.sub.clone(),
-            role: claims.role.as_str(),
+            subject: self.claims.sub.clone(),
+            role: self.claims.role.as_str(),
             action: operation.as_str(),
             request_id: self.request_id.clone(),
             reach: self.reach(),
-            parts,
+            parts: self.parts(),
+        }
+    }
+
+    /// The parts of a case within reach this caller may move.
+    fn parts(&self) -> Parts {
+        let claims = &self.claims;
+        match (claims.role, &claims.team) {
+            (Role::Team, Some(team)) => Parts::TeamDispatches(team.clone()),
+            (Role::Centre, _) => Parts::ReferralsTo(claims.sub.clone()),
+            _ => Parts::Any,
         }
     }
 
     /// Refuses a change to a dispatch that is not the calling team's own.
     pub fn check_dispatch_owner(&self, team_id: &str) -> Result<(), Error> {
-        self.requester(Operation::TransitionDispatch)
-            .check_dispatch_owner(team_id)
+        self.parts().check_dispatch_owner(team_id)
     }
 
     /// Refuses a change to a referral that is not addressed to the calling centre.
     pub fn check_referral_owner(&self, service_point_id: &str) -> Result<(), Error> {
-        self.requester(Operation::TransitionReferral)
-            .check_referral_owner(service_point_id)
+        self.parts().check_referral_owner(service_point_id)
     }
 }
 

@@ -41,11 +41,18 @@ impl AuditEntry {
         outcome: &str,
         at: DateTime<Utc>,
     ) -> Self {
-        Self::requested(&caller.requester(operation), case_id, outcome, at)
+        let (subject, role) = (&caller.claims.sub, caller.role().as_str());
+        Self::of(
+            subject,
+            role,
+            operation.as_str(),
+            &caller.request_id,
+            case_id,
+            outcome,
+            at,
+        )
     }
-}
 
-impl AuditEntry {
     /// An entry for what `requester` asked for on `case_id`, with what came of it.
     pub fn requested(
         requester: &crate::domain::requester::Requester,
@@ -53,14 +60,35 @@ impl AuditEntry {
         outcome: &str,
         at: DateTime<Utc>,
     ) -> Self {
+        let (subject, role, action) = (&requester.subject, requester.role, requester.action);
+        Self::of(
+            subject,
+            role,
+            action,
+            &requester.request_id,
+            case_id,
+            outcome,
+            at,
+        )
+    }
+
+    fn of(
+        subject: &str,
+        role: &str,
+        action: &str,
+        request_id: &str,
+        case_id: Option<Uuid>,
+        outcome: &str,
+        at: DateTime<Utc>,
+    ) -> Self {
         Self {
             at,
-            subject: requester.subject.clone(),
-            role: requester.role.to_owned(),
-            action: requester.action.to_owned(),
+            subject: subject.to_owned(),
+            role: role.to_owned(),
+            action: action.to_owned(),
             case_id,
             outcome: outcome.to_owned(),
-            request_id: requester.request_id.clone(),
+            request_id: request_id.to_owned(),
         }
     }
 
@@ -75,15 +103,7 @@ impl AuditEntry {
             crate::domain::change::Change::SlaBreach { .. } => "sla_breach",
             other => Operation::of(other).as_str(),
         };
-        Self {
-            at,
-            subject: id.to_owned(),
-            role: "system".to_owned(),
-            action: action.to_owned(),
-            case_id: Some(case_id),
-            outcome: OK.to_owned(),
-            request_id: String::new(),
-        }
+        Self::of(id, "system", action, "", Some(case_id), OK, at)
     }
 }
 

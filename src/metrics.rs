@@ -12,7 +12,7 @@
 //! | `referrals_intake_commit_seconds` | histogram | |
 //! | `referrals_build_info` | gauge (1) | `version` |
 
-use std::net::SocketAddr;
+use std::borrow::Cow;
 use std::sync::OnceLock;
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -77,53 +77,19 @@ pub fn serve(
     })
 }
 
-/// Binds the metrics listener `addr` names.
-pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(addr).await
-}
-
-/// The method label of a request path: one of the service's own, or `other` (paths are the
-/// client's to choose, so they are never a label as sent).
-fn method_label(path: &str) -> &'static str {
-    const KNOWN: &[&str] = &[
-        "/referral.v1.HotlineIntake/SubmitReferral",
-        "/referral.v1.EmergencyIntake/ReportEmergency",
-        "/referral.v1.CaseTracking/GetCase",
-        "/referral.v1.CaseTracking/ListCases",
-        "/referral.v1.CaseTracking/GetTimeline",
-        "/referral.v1.CaseTracking/WatchCases",
-        "/referral.v1.CaseTracking/TransitionReferral",
-        "/referral.v1.CaseTracking/ChangePriority",
-        "/referral.v1.CaseTracking/CloseCase",
-        "/referral.v1.CaseTracking/ReopenCase",
-        "/referral.v1.CaseTracking/AddNote",
-        "/referral.v1.CaseTracking/ScheduleFollowUp",
-        "/referral.v1.CaseTracking/RecordFollowUp",
-        "/referral.v1.CaseTracking/RequestAssignment",
-        "/referral.v1.CaseTracking/GetStatistics",
-        "/referral.v1.Dispatch/ReportDispatchStatus",
-        "/referral.v1.Dispatch/StreamAssignments",
-        "/referral.v1.Directory/GetPolicy",
-        "/referral.v1.Directory/ReplacePolicy",
-        "/referral.v1.Directory/ListServicePoints",
-        "/referral.v1.Directory/GetServicePoint",
-        "/referral.v1.Directory/UpdateOccupancy",
-        "/referral.v1.Directory/ListTeams",
-        "/referral.v1.Directory/GetTeam",
-        "/referral.v1.Directory/UpdateTeamStatus",
-        "/referral.v1.Directory/ListCounties",
-        "/referral.v1.Directory/UpsertCounty",
-        "/referral.v1.Directory/UpsertServicePoint",
-        "/referral.v1.Directory/UpsertTeam",
-        "/referral.v1.AuditTrail/ListAuditEntries",
+/// The method label of a request path: one of the service's own (those `access` knows) or
+/// health's, else `other`: paths are the client's to choose, so an unknown one is never a label
+/// as sent.
+fn method_label(path: &str) -> Cow<'static, str> {
+    const HEALTH: [&str; 2] = [
         "/grpc.health.v1.Health/Check",
         "/grpc.health.v1.Health/Watch",
     ];
-    KNOWN
-        .iter()
-        .find(|known| **known == path)
-        .copied()
-        .unwrap_or("other")
+    if crate::access::Operation::of_method(path).is_some() || HEALTH.contains(&path) {
+        Cow::Owned(path.to_owned())
+    } else {
+        Cow::Borrowed("other")
+    }
 }
 
 /// The code of an answer's head: a refusal's `grpc-status` (trailers-only), else OK (a stream
@@ -194,7 +160,8 @@ where
         Box::pin(async move {
             let response = answer.await?;
             let code = code_label(&response);
-            metrics::counter!(RPC_REQUESTS, "method" => method, "code" => code).increment(1);
+            metrics::counter!(RPC_REQUESTS, "method" => method.clone(), "code" => code)
+                .increment(1);
             metrics::histogram!(RPC_DURATION, "method" => method)
                 .record(started.elapsed().as_secs_f64());
             Ok(response)

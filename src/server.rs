@@ -359,7 +359,7 @@ pub async fn run(
     let metrics_task = match config.metrics_listen {
         Some(addr) => {
             let handle = crate::metrics::recorder().map_err(ServeError::Config)?;
-            let metrics_listener = crate::metrics::bind(addr)
+            let metrics_listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|e| ServeError::Config(format!("--metrics-listen {addr}: {e}")))?;
             tracing::info!(

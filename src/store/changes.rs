@@ -569,9 +569,9 @@ macro_rules! impl_changes {
                         return Err(Error::NotFound(touched.name()));
                     }
                     match &touched {
-                        Touched::Dispatch(dispatch) => requester.check_dispatch_owner(&dispatch.team_id)?,
+                        Touched::Dispatch(dispatch) => requester.parts.check_dispatch_owner(&dispatch.team_id)?,
                         Touched::Referral(referral) => {
-                            requester.check_referral_owner(&referral.service_point_id)?
+                            requester.parts.check_referral_owner(&referral.service_point_id)?
                         }
                         _ => {}
                     }
