@@ -6,7 +6,8 @@
 use uuid::Uuid;
 
 use super::chain::audit_hash;
-use super::sql::{EventRow, NewCase};
+use super::intake::NewCase;
+use super::rows::EventRow;
 use crate::audit::{AuditEntry, ChainHasher};
 use crate::domain::decision::Purpose;
 use crate::domain::intake::NewIntake;
@@ -27,7 +28,7 @@ pub(super) const SET_CASE_NUMBERS: &str = "update sequences set last_value = \
 #[derive(Default)]
 pub(super) struct Lookups {
     /// The stored idempotency keys among the batch's.
-    pub(super) keys: Vec<super::sql::KeyedIdempotencyRow>,
+    pub(super) keys: Vec<super::rows::KeyedIdempotencyRow>,
     /// How many stored contacts came from each of the batch's caller-number hashes.
     pub(super) contacts: Vec<(Vec<u8>, i64)>,
     /// Each line's counter (`case_sequence` name) and the last number it gave.

@@ -2,9 +2,27 @@
 //! change touches, holds it to the lifecycles in `domain/`, writes it with its events and, when a
 //! destination turned the case down, routes it again before committing.
 
+use std::collections::HashSet;
+
 use uuid::Uuid;
 
-use super::sql::{EventPlace, EventRow, micros, parse_enum, routing_event_data};
+use super::chain::write_audit;
+use super::db::{Tx, query, query_as, query_scalar};
+use super::events::{
+    EventPlace, covers_case, routing_event_data, routing_event_kind, write_events,
+};
+use super::map_sqlx_error as db_error;
+use super::rows::EventRow;
+use super::sealed::{
+    DECISION, FOLLOW_UP_OUTCOME, NOTE_BODY, case_details, decision_of, decision_row, micros,
+    parse_enum, seal_position,
+};
+use super::sql_store::SqlStore;
+use super::statements::{
+    ASSIGN_TEAM, BUMP_DIRECTORY, INSERT_DECISION, INSERT_DISPATCH, INSERT_DISPATCH_STEP,
+    INSERT_REFERRAL, LOCK_DIRECTORY,
+};
+use super::{ChangeOutcome, RerouteFn};
 use crate::domain::Error;
 use crate::domain::change::{CaseChange, Change};
 use crate::domain::decision::{Decision, Destination, Purpose};
@@ -103,96 +121,87 @@ pub(super) const COUNT_CASE_TIMERS: &str =
 pub(super) const SERVICE_POINT_KIND: &str =
     "select kind from service_points where service_point_id = $1";
 
-/// Runs one statement with its bound values in a transaction.
-macro_rules! exec {
-    ($tx:expr, $sql:expr $(, $arg:expr)* $(,)?) => {
-        sqlx::query($sql)
-            $(.bind($arg))*
-            .execute(&mut *$tx)
-            .await
-            .map_err($crate::store::map_sqlx_error)?
-    };
-}
-
-pub(super) use exec;
-
 /// Writes a new referral, requested, with the deadline timers it starts.
-macro_rules! insert_referral {
-    ($tx:expr, $targets:expr, $priority:expr, $case_id:expr, $referral_id:expr, $point_id:expr, $purpose:expr, $at:expr) => {{
-        use $crate::store::changes::{INSERT_TIMER, exec, timers_for};
-        exec!(
-            $tx,
-            $crate::store::sql::INSERT_REFERRAL,
-            $referral_id,
-            $case_id,
-            $point_id,
-            $purpose.as_str(),
-            $crate::domain::types::ReferralStatus::Requested.as_str(),
-            $at
-        );
-        for (kind, due) in timers_for($targets, $priority, $purpose, $at) {
-            exec!(
-                $tx,
-                INSERT_TIMER,
-                uuid::Uuid::now_v7(),
-                $case_id,
-                kind.as_str(),
-                Some($referral_id),
-                due,
-                $at
-            );
-        }
-    }};
+#[allow(clippy::too_many_arguments)]
+async fn insert_referral(
+    tx: &mut Tx,
+    targets: &SlaTargets,
+    priority: Priority,
+    case_id: Uuid,
+    referral_id: Uuid,
+    point_id: &str,
+    purpose: Purpose,
+    at: i64,
+) -> Result<(), Error> {
+    tx.run(
+        query(INSERT_REFERRAL)
+            .bind(referral_id)
+            .bind(case_id)
+            .bind(point_id)
+            .bind(purpose.as_str())
+            .bind(ReferralStatus::Requested.as_str())
+            .bind(at),
+    )
+    .await?;
+    for (kind, due) in timers_for(targets, priority, purpose, at) {
+        tx.run(
+            query(INSERT_TIMER)
+                .bind(Uuid::now_v7())
+                .bind(case_id)
+                .bind(kind.as_str())
+                .bind(Some(referral_id))
+                .bind(due)
+                .bind(at),
+        )
+        .await?;
+    }
+    Ok(())
 }
-
-pub(super) use insert_referral;
 
 /// Writes a new dispatch, assigned, with its first step, takes its team, and starts its
 /// deadline timers.
-macro_rules! insert_dispatch {
-    ($tx:expr, $targets:expr, $priority:expr, $case_id:expr, $dispatch_id:expr, $team_id:expr, $at:expr) => {{
-        use $crate::store::changes::{INSERT_TIMER, exec, timers_for};
-        use $crate::store::sql::{ASSIGN_TEAM, INSERT_DISPATCH, INSERT_DISPATCH_STEP};
-        let assigned = $crate::domain::types::DispatchStatus::Assigned.as_str();
-        exec!(
-            $tx,
-            INSERT_DISPATCH,
-            $dispatch_id,
-            $case_id,
-            $team_id,
-            assigned,
-            $at
-        );
-        exec!(
-            $tx,
-            INSERT_DISPATCH_STEP,
-            $dispatch_id,
-            assigned,
-            $at,
-            Option::<Vec<u8>>::None
-        );
-        exec!($tx, ASSIGN_TEAM, $team_id, $at);
-        for (kind, due) in timers_for(
-            $targets,
-            $priority,
-            $crate::domain::decision::Purpose::Dispatch,
-            $at,
-        ) {
-            exec!(
-                $tx,
-                INSERT_TIMER,
-                uuid::Uuid::now_v7(),
-                $case_id,
-                kind.as_str(),
-                Some($dispatch_id),
-                due,
-                $at
-            );
-        }
-    }};
+async fn insert_dispatch(
+    tx: &mut Tx,
+    targets: &SlaTargets,
+    priority: Priority,
+    case_id: Uuid,
+    dispatch_id: Uuid,
+    team_id: &str,
+    at: i64,
+) -> Result<(), Error> {
+    let assigned = DispatchStatus::Assigned.as_str();
+    tx.run(
+        query(INSERT_DISPATCH)
+            .bind(dispatch_id)
+            .bind(case_id)
+            .bind(team_id)
+            .bind(assigned)
+            .bind(at),
+    )
+    .await?;
+    tx.run(
+        query(INSERT_DISPATCH_STEP)
+            .bind(dispatch_id)
+            .bind(assigned)
+            .bind(at)
+            .bind(Option::<Vec<u8>>::None),
+    )
+    .await?;
+    tx.run(query(ASSIGN_TEAM).bind(team_id).bind(at)).await?;
+    for (kind, due) in timers_for(targets, priority, Purpose::Dispatch, at) {
+        tx.run(
+            query(INSERT_TIMER)
+                .bind(Uuid::now_v7())
+                .bind(case_id)
+                .bind(kind.as_str())
+                .bind(Some(dispatch_id))
+                .bind(due)
+                .bind(at),
+        )
+        .await?;
+    }
+    Ok(())
 }
-
-pub(super) use insert_dispatch;
 
 /// The deadlines a new dispatch or referral starts, as (kind, due time in micros); a referral's
 /// only when it asks a centre to take the case (an outside body's notification has none).
@@ -375,8 +384,7 @@ pub(super) fn action_for(
     destination_id: &str,
 ) -> Result<Option<(i64, Decision, usize)>, Error> {
     for row in decisions.iter().rev() {
-        let decision =
-            super::sql::decision_of(cipher, row.case_id, row.decision_no, &row.decision)?;
+        let decision = decision_of(cipher, row.case_id, row.decision_no, &row.decision)?;
         let index = decision.actions.iter().position(|a| {
             a.destination.as_ref().is_some_and(|d| match d {
                 Destination::Team { id, .. } | Destination::ServicePoint { id, .. } => {
@@ -433,7 +441,7 @@ pub(super) fn rerouted(
     let mut events = Vec::new();
     let kind = match (decision.status(), job.requested) {
         (crate::domain::decision::RoutingStatus::Unrouted, _) | (_, false) => {
-            super::sql::routing_event_kind(decision.status(), false)
+            routing_event_kind(decision.status(), false)
         }
         (_, true) => "assignment_added",
     };
@@ -484,614 +492,793 @@ pub(super) fn frees_team(status: DispatchStatus) -> bool {
     status.is_terminal()
 }
 
-/// Implements the change transaction for a backend's store.
-macro_rules! impl_changes {
-    ($store:ty) => {
-        impl $store {
-            #[tracing::instrument(skip_all)]
-            async fn apply_change(
-                &self,
-                change: &$crate::domain::change::CaseChange,
-                reroute: &mut $crate::store::RerouteFn<'_>,
-                targets: &$crate::domain::sla::SlaTargets,
-            ) -> Result<$crate::store::ChangeOutcome, $crate::domain::Error> {
-                use $crate::domain::Error;
-                use $crate::domain::sla::SlaKind;
-                use $crate::domain::change::{check_case_change, CaseContext, CaseState, Change};
-                use $crate::domain::lifecycle::{check_dispatch, check_referral};
-                use $crate::domain::types::{DispatchStatus, ReferralStatus};
-                use $crate::domain::decision::RoutingStatus;
-                use $crate::routing::RoutingRequest;
-                use $crate::store::changes::*;
-                use $crate::store::map_sqlx_error as db_error;
-                use $crate::store::sql::*;
+impl SqlStore {
+    #[tracing::instrument(skip_all)]
+    pub(super) async fn apply_change(
+        &self,
+        change: &CaseChange,
+        reroute: &mut RerouteFn<'_>,
+        targets: &SlaTargets,
+    ) -> Result<ChangeOutcome, Error> {
+        use crate::domain::change::{CaseContext, CaseState, Change, check_case_change};
+        use crate::domain::decision::RoutingStatus;
+        use crate::domain::lifecycle::{check_dispatch, check_referral};
+        use crate::domain::types::{DispatchStatus, ReferralStatus};
+        use crate::routing::RoutingRequest;
+        use crate::store::changes::*;
+        use Error;
+        use SlaKind;
 
-                let at = micros(change.at);
-                let mut tx = self.begin_write().await.map_err(db_error)?;
-                let mut directory: i64 = sqlx::query_scalar(LOCK_DIRECTORY)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(db_error)?;
-                self.directory.check(directory)?;
+        let at = micros(change.at);
+        let mut tx = self.backend.begin_write().await.map_err(db_error)?;
+        let mut directory: i64 = query_scalar(LOCK_DIRECTORY)
+            .fetch_one(tx.ex())
+            .await
+            .map_err(db_error)?;
+        self.directory.check(directory)?;
 
-                let touched = match &change.change {
-                    Change::Referral { referral_id, .. } => Touched::Referral(
-                        sqlx::query_as(SELECT_REFERRAL_STATE)
-                            .bind(referral_id)
-                            .fetch_optional(&mut *tx)
-                            .await
-                            .map_err(db_error)?
-                            .ok_or(Error::NotFound("referral"))?,
-                    ),
-                    Change::Dispatch { dispatch_id, .. } => Touched::Dispatch(
-                        sqlx::query_as(SELECT_DISPATCH_STATE)
-                            .bind(dispatch_id)
-                            .fetch_optional(&mut *tx)
-                            .await
-                            .map_err(db_error)?
-                            .ok_or(Error::NotFound("dispatch"))?,
-                    ),
-                    Change::RecordFollowUp { follow_up_id, .. } => Touched::FollowUp(
-                        sqlx::query_as(SELECT_FOLLOW_UP_STATE)
-                            .bind(follow_up_id)
-                            .fetch_optional(&mut *tx)
-                            .await
-                            .map_err(db_error)?
-                            .ok_or(Error::NotFound("follow-up"))?,
-                    ),
-                    Change::SlaBreach { timer_id } => Touched::Timer(
-                        sqlx::query_as(SELECT_TIMER)
-                            .bind(timer_id)
-                            .fetch_optional(&mut *tx)
-                            .await
-                            .map_err(db_error)?
-                            .ok_or(Error::NotFound("timer"))?,
-                    ),
-                    _ => Touched::Case,
-                };
-                let case_id = touched
-                    .case_id(&change.change)
-                    .ok_or_else(|| Error::internal("a change without a case"))?;
-                let case: CaseStateRow = sqlx::query_as(SELECT_CASE_STATE)
-                    .bind(case_id)
-                    .fetch_optional(&mut *tx)
+        let touched = match &change.change {
+            Change::Referral { referral_id, .. } => Touched::Referral(
+                query_as(SELECT_REFERRAL_STATE)
+                    .bind(referral_id)
+                    .fetch_optional(tx.ex())
                     .await
                     .map_err(db_error)?
-                    .ok_or(Error::NotFound("case"))?;
-                if let Some(requester) = &change.requester {
-                    // A case out of the requester's reach is not found, as if it did not exist.
-                    let reach = &requester.reach;
-                    let covered =
-                        covers_case!(tx, reach, case_id, &case.province, &case.county, &case.recorded_by)
-                            .await
-                            .map_err(db_error)?;
-                    if !covered {
-                        return Err(Error::NotFound(touched.name()));
-                    }
-                    match &touched {
-                        Touched::Dispatch(dispatch) => requester.parts.check_dispatch_owner(&dispatch.team_id)?,
-                        Touched::Referral(referral) => {
-                            requester.parts.check_referral_owner(&referral.service_point_id)?
-                        }
-                        _ => {}
-                    }
-                }
-                let active_dispatches: i64 = sqlx::query_scalar(COUNT_ACTIVE_DISPATCHES)
-                    .bind(case_id)
-                    .fetch_one(&mut *tx)
+                    .ok_or(Error::NotFound("referral"))?,
+            ),
+            Change::Dispatch { dispatch_id, .. } => Touched::Dispatch(
+                query_as(SELECT_DISPATCH_STATE)
+                    .bind(dispatch_id)
+                    .fetch_optional(tx.ex())
                     .await
-                    .map_err(db_error)?;
-                let pending_follow_ups: i64 = sqlx::query_scalar(COUNT_PENDING_FOLLOW_UPS)
-                    .bind(case_id)
-                    .fetch_one(&mut *tx)
+                    .map_err(db_error)?
+                    .ok_or(Error::NotFound("dispatch"))?,
+            ),
+            Change::RecordFollowUp { follow_up_id, .. } => Touched::FollowUp(
+                query_as(SELECT_FOLLOW_UP_STATE)
+                    .bind(follow_up_id)
+                    .fetch_optional(tx.ex())
                     .await
-                    .map_err(db_error)?;
-                let current = CaseState {
-                    status: parse_enum("status", &case.status)?,
-                    priority: parse_enum("priority", &case.priority)?,
-                    outcome: case.outcome.as_deref().map(|o| parse_enum("outcome", o)).transpose()?,
-                };
-                if matches!(touched, Touched::Case | Touched::FollowUp(_)) {
-                    check_version("case", case.version, change.expected_version)?;
+                    .map_err(db_error)?
+                    .ok_or(Error::NotFound("follow-up"))?,
+            ),
+            Change::SlaBreach { timer_id } => Touched::Timer(
+                query_as(SELECT_TIMER)
+                    .bind(timer_id)
+                    .fetch_optional(tx.ex())
+                    .await
+                    .map_err(db_error)?
+                    .ok_or(Error::NotFound("timer"))?,
+            ),
+            _ => Touched::Case,
+        };
+        let case_id = touched
+            .case_id(&change.change)
+            .ok_or_else(|| Error::internal("a change without a case"))?;
+        let case: CaseStateRow = query_as(SELECT_CASE_STATE)
+            .bind(case_id)
+            .fetch_optional(tx.ex())
+            .await
+            .map_err(db_error)?
+            .ok_or(Error::NotFound("case"))?;
+        if let Some(requester) = &change.requester {
+            // A case out of the requester's reach is not found, as if it did not exist.
+            let reach = &requester.reach;
+            let covered = covers_case(
+                &mut tx,
+                reach,
+                case_id,
+                &case.province,
+                &case.county,
+                &case.recorded_by,
+            )
+            .await
+            .map_err(db_error)?;
+            if !covered {
+                return Err(Error::NotFound(touched.name()));
+            }
+            match &touched {
+                Touched::Dispatch(dispatch) => {
+                    requester.parts.check_dispatch_owner(&dispatch.team_id)?
                 }
-                let context = CaseContext {
-                    active_dispatches: active_dispatches as usize,
-                    pending_follow_ups: pending_follow_ups as usize,
-                };
-                let next = check_case_change(current, context, &change.change)?;
-                let place = place_of(&case, next.priority)?;
-                let actor = change.actor.to_string();
-                let mut routing_status: RoutingStatus = parse_enum("routing status", &case.routing_status)?;
-                let mut events: Vec<EventRow> = Vec::new();
-                let mut version = None;
-                let mut created = None;
-                let mut due_at = None;
-                let mut released_team = None;
-                // The destination that turned the case down, to route again.
-                let mut turned_down: Option<String> = None;
+                Touched::Referral(referral) => requester
+                    .parts
+                    .check_referral_owner(&referral.service_point_id)?,
+                _ => {}
+            }
+        }
+        let active_dispatches: i64 = query_scalar(COUNT_ACTIVE_DISPATCHES)
+            .bind(case_id)
+            .fetch_one(tx.ex())
+            .await
+            .map_err(db_error)?;
+        let pending_follow_ups: i64 = query_scalar(COUNT_PENDING_FOLLOW_UPS)
+            .bind(case_id)
+            .fetch_one(tx.ex())
+            .await
+            .map_err(db_error)?;
+        let current = CaseState {
+            status: parse_enum("status", &case.status)?,
+            priority: parse_enum("priority", &case.priority)?,
+            outcome: case
+                .outcome
+                .as_deref()
+                .map(|o| parse_enum("outcome", o))
+                .transpose()?,
+        };
+        if matches!(touched, Touched::Case | Touched::FollowUp(_)) {
+            check_version("case", case.version, change.expected_version)?;
+        }
+        let context = CaseContext {
+            active_dispatches: active_dispatches as usize,
+            pending_follow_ups: pending_follow_ups as usize,
+        };
+        let next = check_case_change(current, context, &change.change)?;
+        let place = place_of(&case, next.priority)?;
+        let actor = change.actor.to_string();
+        let mut routing_status: RoutingStatus = parse_enum("routing status", &case.routing_status)?;
+        let mut events: Vec<EventRow> = Vec::new();
+        let mut version = None;
+        let mut created = None;
+        let mut due_at = None;
+        let mut released_team = None;
+        // The destination that turned the case down, to route again.
+        let mut turned_down: Option<String> = None;
 
-                match (&change.change, &touched) {
-                    (Change::Referral { to, reason, .. }, Touched::Referral(referral)) => {
-                        check_version("referral", referral.version, change.expected_version)?;
-                        let from: ReferralStatus = parse_enum("referral status", &referral.status)?;
-                        check_referral(from, *to, change.actor.side(), reason.as_deref())
-                            .map_err(|e| $crate::domain::change::transition_error("referral", from.as_str(), e))?;
-                        let v: i64 = sqlx::query_scalar(UPDATE_REFERRAL)
-                            .bind(referral.referral_id)
-                            .bind(to.as_str())
-                            .bind(reason)
-                            .bind(at)
-                            .fetch_one(&mut *tx)
+        match (&change.change, &touched) {
+            (Change::Referral { to, reason, .. }, Touched::Referral(referral)) => {
+                check_version("referral", referral.version, change.expected_version)?;
+                let from: ReferralStatus = parse_enum("referral status", &referral.status)?;
+                check_referral(from, *to, change.actor.side(), reason.as_deref()).map_err(|e| {
+                    crate::domain::change::transition_error("referral", from.as_str(), e)
+                })?;
+                let v: i64 = query_scalar(UPDATE_REFERRAL)
+                    .bind(referral.referral_id)
+                    .bind(to.as_str())
+                    .bind(reason)
+                    .bind(at)
+                    .fetch_one(tx.ex())
+                    .await
+                    .map_err(db_error)?;
+                version = Some(v);
+                events.push(transition_event(
+                    &place,
+                    change,
+                    format!("referral_{}", to.as_str()),
+                    serde_json::json!({
+                        "referral_id": referral.referral_id,
+                        "service_point_id": referral.service_point_id,
+                        "purpose": referral.purpose,
+                        "from": from.as_str(),
+                        "to": to.as_str(),
+                    }),
+                    None,
+                )?);
+                match to {
+                    ReferralStatus::Accepted
+                    | ReferralStatus::InProgress
+                    | ReferralStatus::Completed => {
+                        tx.run(
+                            query(MEET_SUBJECT_TIMERS)
+                                .bind(referral.referral_id)
+                                .bind(SlaKind::ReferralAcceptance.as_str())
+                                .bind(at),
+                        )
+                        .await?;
+                        let kind: Option<String> = query_scalar(SERVICE_POINT_KIND)
+                            .bind(&referral.service_point_id)
+                            .fetch_optional(tx.ex())
                             .await
                             .map_err(db_error)?;
-                        version = Some(v);
-                        events.push(transition_event(
-                            &place,
-                            change,
-                            format!("referral_{}", to.as_str()),
-                            serde_json::json!({
-                                "referral_id": referral.referral_id,
-                                "service_point_id": referral.service_point_id,
-                                "purpose": referral.purpose,
-                                "from": from.as_str(),
-                                "to": to.as_str(),
-                            }),
-                            None,
-                        )?);
-                        match to {
-                            ReferralStatus::Accepted | ReferralStatus::InProgress | ReferralStatus::Completed => {
-                                exec!(tx, MEET_SUBJECT_TIMERS, referral.referral_id, SlaKind::ReferralAcceptance.as_str(), at);
-                                let kind: Option<String> = sqlx::query_scalar(SERVICE_POINT_KIND)
-                                    .bind(&referral.service_point_id)
-                                    .fetch_optional(&mut *tx)
-                                    .await
-                                    .map_err(db_error)?;
-                                if kind.as_deref() == Some($crate::domain::decision::ServicePointKind::ProsecutorChildProtection.as_str()) {
-                                    exec!(tx, MEET_CASE_TIMERS, case_id, SlaKind::ProsecutorNotice.as_str(), at);
-                                }
-                            }
-                            ReferralStatus::Rejected | ReferralStatus::Cancelled | ReferralStatus::Failed => {
-                                exec!(tx, CANCEL_SUBJECT_TIMERS, referral.referral_id, at);
-                            }
-                            ReferralStatus::Requested | ReferralStatus::OnHold => {}
-                        }
-                        if turned_down_referral(*to) {
-                            turned_down = Some(referral.service_point_id.clone());
+                        if kind.as_deref() == Some(crate::domain::decision::ServicePointKind::ProsecutorChildProtection.as_str()) {
+                            tx.run(query(MEET_CASE_TIMERS).bind(case_id).bind(SlaKind::ProsecutorNotice.as_str()).bind(at)).await?;
                         }
                     }
-                    (Change::Dispatch { to, reason, position, .. }, Touched::Dispatch(dispatch)) => {
-                        check_version("dispatch", dispatch.version, change.expected_version)?;
-                        let from: DispatchStatus = parse_enum("dispatch status", &dispatch.status)?;
-                        check_dispatch(from, *to, change.actor.side(), reason.as_deref())
-                            .map_err(|e| $crate::domain::change::transition_error("dispatch", from.as_str(), e))?;
-                        let v: i64 = sqlx::query_scalar(UPDATE_DISPATCH)
-                            .bind(dispatch.dispatch_id)
-                            .bind(to.as_str())
-                            .bind(reason)
-                            .bind(at)
-                            .fetch_one(&mut *tx)
+                    ReferralStatus::Rejected
+                    | ReferralStatus::Cancelled
+                    | ReferralStatus::Failed => {
+                        tx.run(
+                            query(CANCEL_SUBJECT_TIMERS)
+                                .bind(referral.referral_id)
+                                .bind(at),
+                        )
+                        .await?;
+                    }
+                    ReferralStatus::Requested | ReferralStatus::OnHold => {}
+                }
+                if turned_down_referral(*to) {
+                    turned_down = Some(referral.service_point_id.clone());
+                }
+            }
+            (
+                Change::Dispatch {
+                    to,
+                    reason,
+                    position,
+                    ..
+                },
+                Touched::Dispatch(dispatch),
+            ) => {
+                check_version("dispatch", dispatch.version, change.expected_version)?;
+                let from: DispatchStatus = parse_enum("dispatch status", &dispatch.status)?;
+                check_dispatch(from, *to, change.actor.side(), reason.as_deref()).map_err(|e| {
+                    crate::domain::change::transition_error("dispatch", from.as_str(), e)
+                })?;
+                let v: i64 = query_scalar(UPDATE_DISPATCH)
+                    .bind(dispatch.dispatch_id)
+                    .bind(to.as_str())
+                    .bind(reason)
+                    .bind(at)
+                    .fetch_one(tx.ex())
+                    .await
+                    .map_err(db_error)?;
+                version = Some(v);
+                query(INSERT_DISPATCH_STEP)
+                    .bind(dispatch.dispatch_id)
+                    .bind(to.as_str())
+                    .bind(at)
+                    .bind(seal_position(
+                        &self.cipher,
+                        dispatch.dispatch_id,
+                        to.as_str(),
+                        *position,
+                    )?)
+                    .execute(tx.ex())
+                    .await
+                    .map_err(db_error)?;
+                if frees_team(*to) {
+                    query(RELEASE_TEAM)
+                        .bind(&dispatch.team_id)
+                        .bind(at)
+                        .execute(tx.ex())
+                        .await
+                        .map_err(db_error)?;
+                    released_team = Some(dispatch.team_id.clone());
+                }
+                // The team's position is not in the event: it is where the person is.
+                events.push(transition_event(
+                    &place,
+                    change,
+                    format!("dispatch_{}", to.as_str()),
+                    serde_json::json!({
+                        "dispatch_id": dispatch.dispatch_id,
+                        "team_id": dispatch.team_id,
+                        "from": from.as_str(),
+                        "to": to.as_str(),
+                    }),
+                    Some(dispatch.team_id.clone()),
+                )?);
+                match to {
+                    DispatchStatus::Acknowledged => {
+                        tx.run(
+                            query(MEET_SUBJECT_TIMERS)
+                                .bind(dispatch.dispatch_id)
+                                .bind(SlaKind::TeamAcknowledgement.as_str())
+                                .bind(at),
+                        )
+                        .await?;
+                    }
+                    DispatchStatus::OnScene => {
+                        tx.run(
+                            query(MEET_SUBJECT_TIMERS)
+                                .bind(dispatch.dispatch_id)
+                                .bind(SlaKind::OnScene.as_str())
+                                .bind(at),
+                        )
+                        .await?;
+                    }
+                    // A child taken from the scene starts the prosecutor's 12 hours, once.
+                    DispatchStatus::Transporting if case.minors_involved => {
+                        let started: i64 = query_scalar(COUNT_CASE_TIMERS)
+                            .bind(case_id)
+                            .bind(SlaKind::ProsecutorNotice.as_str())
+                            .fetch_one(tx.ex())
                             .await
                             .map_err(db_error)?;
-                        version = Some(v);
-                        sqlx::query(INSERT_DISPATCH_STEP)
-                            .bind(dispatch.dispatch_id)
-                            .bind(to.as_str())
-                            .bind(at)
-                            .bind(seal_position(&self.cipher, dispatch.dispatch_id, to.as_str(), *position)?)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(db_error)?;
-                        if frees_team(*to) {
-                            sqlx::query(RELEASE_TEAM)
-                                .bind(&dispatch.team_id)
-                                .bind(at)
-                                .execute(&mut *tx)
-                                .await
-                                .map_err(db_error)?;
-                            released_team = Some(dispatch.team_id.clone());
+                        if let (0, Some(target)) = (
+                            started,
+                            targets.target(SlaKind::ProsecutorNotice, next.priority),
+                        ) {
+                            let due =
+                                at + i64::try_from(target.as_micros()).unwrap_or(i64::MAX / 2);
+                            tx.run(
+                                query(INSERT_TIMER)
+                                    .bind(Uuid::now_v7())
+                                    .bind(case_id)
+                                    .bind(SlaKind::ProsecutorNotice.as_str())
+                                    .bind(Option::<Uuid>::None)
+                                    .bind(due)
+                                    .bind(at),
+                            )
+                            .await?;
                         }
-                        // The team's position is not in the event: it is where the person is.
-                        events.push(transition_event(
-                            &place,
-                            change,
-                            format!("dispatch_{}", to.as_str()),
-                            serde_json::json!({
+                    }
+                    DispatchStatus::Cleared
+                    | DispatchStatus::Cancelled
+                    | DispatchStatus::Declined => {
+                        tx.run(
+                            query(CANCEL_SUBJECT_TIMERS)
+                                .bind(dispatch.dispatch_id)
+                                .bind(at),
+                        )
+                        .await?;
+                    }
+                    _ => {}
+                }
+                if *to == DispatchStatus::Declined {
+                    turned_down = Some(dispatch.team_id.clone());
+                }
+            }
+            (
+                Change::Close {
+                    outcome, reason, ..
+                },
+                _,
+            ) => {
+                tx.run(query(CANCEL_CASE_TIMERS).bind(case_id).bind(at))
+                    .await?;
+                events.push(place.event(
+                    "case_closed",
+                    actor.clone(),
+                    at,
+                    reason.clone(),
+                    &serde_json::json!({ "outcome": outcome.as_str() }),
+                    None,
+                )?);
+            }
+            (Change::Reopen { reason, .. }, _) => {
+                events.push(place.event(
+                    "case_reopened",
+                    actor.clone(),
+                    at,
+                    Some(reason.clone()),
+                    &serde_json::json!({ "outcome_was": current.outcome.map(|o| o.as_str()) }),
+                    None,
+                )?);
+            }
+            (Change::Priority { to, reason, .. }, _) => {
+                // The pending deadlines follow the new priority, counted from when each
+                // timer started: a case raised to P0 gets P0's minutes.
+                let pending: Vec<(Uuid, String, i64)> = query_as(SELECT_PENDING_PRIORITY_TIMERS)
+                    .bind(case_id)
+                    .fetch_all(tx.ex())
+                    .await
+                    .map_err(db_error)?;
+                for (timer_id, kind, created_at) in pending {
+                    let kind: SlaKind = parse_enum("timer kind", &kind)?;
+                    match targets.target(kind, *to) {
+                        Some(target) => {
+                            let due = created_at
+                                + i64::try_from(target.as_micros()).unwrap_or(i64::MAX / 2);
+                            tx.run(query(RESCHEDULE_TIMER).bind(timer_id).bind(due))
+                                .await?;
+                        }
+                        None => {
+                            tx.run(query(CANCEL_TIMER).bind(timer_id).bind(at)).await?;
+                        }
+                    }
+                }
+                events.push(place.event(
+                    "priority_changed",
+                    actor.clone(),
+                    at,
+                    reason.clone(),
+                    &serde_json::json!({ "from": current.priority.as_str(), "to": to.as_str() }),
+                    None,
+                )?);
+            }
+            (Change::Note { text, .. }, _) => {
+                let note_id = Uuid::now_v7();
+                query(INSERT_NOTE)
+                    .bind(note_id)
+                    .bind(case_id)
+                    .bind(&actor)
+                    .bind(at)
+                    .bind(NOTE_BODY.seal(
+                        &self.cipher,
+                        note_id.as_bytes(),
+                        text.expose().as_bytes(),
+                    )?)
+                    .execute(tx.ex())
+                    .await
+                    .map_err(db_error)?;
+                created = Some(note_id);
+                // The note's text stays out of the feed.
+                events.push(place.event(
+                    "note_added",
+                    actor.clone(),
+                    at,
+                    None,
+                    &serde_json::json!({ "note_id": note_id }),
+                    None,
+                )?);
+            }
+            (
+                Change::ScheduleFollowUp {
+                    due_at: due,
+                    reason,
+                    ..
+                },
+                _,
+            ) => {
+                let details = case_details(&self.cipher, case_id, &case.details)?;
+                let due = due.unwrap_or_else(|| {
+                    crate::domain::change::default_follow_up(
+                        details.intake.primary_category,
+                        next.priority,
+                        change.at,
+                    )
+                });
+                let follow_up_id = Uuid::now_v7();
+                query(INSERT_FOLLOW_UP)
+                    .bind(follow_up_id)
+                    .bind(case_id)
+                    .bind(micros(due))
+                    .bind(reason)
+                    .bind(at)
+                    .execute(tx.ex())
+                    .await
+                    .map_err(db_error)?;
+                created = Some(follow_up_id);
+                due_at = Some(due);
+                tx.run(
+                    query(INSERT_TIMER)
+                        .bind(Uuid::now_v7())
+                        .bind(case_id)
+                        .bind(SlaKind::FollowUp.as_str())
+                        .bind(Some(follow_up_id))
+                        .bind(micros(due))
+                        .bind(at),
+                )
+                .await?;
+                events.push(place.event(
+                    "follow_up_scheduled",
+                    actor.clone(),
+                    at,
+                    Some(reason.clone()),
+                    &serde_json::json!({ "follow_up_id": follow_up_id, "due_at": micros(due) }),
+                    None,
+                )?);
+            }
+            (
+                Change::RecordFollowUp {
+                    follow_up_id,
+                    outcome,
+                },
+                Touched::FollowUp(row),
+            ) => {
+                if row.done_at.is_some() {
+                    return Err(Error::FailedPrecondition(
+                        "the follow-up is done; its outcome is already recorded".into(),
+                    ));
+                }
+                query(RECORD_FOLLOW_UP)
+                    .bind(follow_up_id)
+                    .bind(FOLLOW_UP_OUTCOME.seal_text(
+                        &self.cipher,
+                        follow_up_id.as_bytes(),
+                        outcome,
+                    )?)
+                    .bind(at)
+                    .execute(tx.ex())
+                    .await
+                    .map_err(db_error)?;
+                tx.run(
+                    query(MEET_SUBJECT_TIMERS)
+                        .bind(follow_up_id)
+                        .bind(SlaKind::FollowUp.as_str())
+                        .bind(at),
+                )
+                .await?;
+                // The outcome is free text about the person: kept out of the feed.
+                events.push(place.event(
+                    "follow_up_done",
+                    actor.clone(),
+                    at,
+                    None,
+                    &serde_json::json!({ "follow_up_id": follow_up_id }),
+                    None,
+                )?);
+            }
+            (Change::RequestAssignment { action, reason, .. }, _) => {
+                if change.actor.side() != crate::domain::lifecycle::Side::Requester {
+                    return Err(Error::PermissionDenied(
+                        "assignments are asked for by the requesting side (a call centre or a supervisor)".into(),
+                    ));
+                }
+                events.push(place.event(
+                    "assignment_requested",
+                    actor.clone(),
+                    at,
+                    reason.clone(),
+                    &serde_json::json!({ "purpose": action.purpose().as_str() }),
+                    None,
+                )?);
+            }
+            (Change::SlaBreach { .. }, Touched::Timer(timer)) => {
+                let breached = tx
+                    .run(query(BREACH_TIMER).bind(timer.timer_id).bind(at))
+                    .await?;
+                if breached == 0 {
+                    return Err(Error::FailedPrecondition(
+                        "the timer is no longer pending, or not yet due".into(),
+                    ));
+                }
+                let kind: SlaKind = parse_enum("timer kind", &timer.kind)?;
+                events.push(place.event(
+                    "sla_breached",
+                    actor.clone(),
+                    at,
+                    None,
+                    &serde_json::json!({
+                        "timer_id": timer.timer_id,
+                        "kind": kind.as_str(),
+                        "due_at": timer.due_at,
+                        "subject_id": timer.subject_id,
+                    }),
+                    None,
+                )?);
+                let why = format!("{} deadline missed", kind.as_str());
+                let subject = timer.subject_id;
+                let mut called_off = None;
+                if kind == SlaKind::TeamAcknowledgement {
+                    let dispatch: Option<DispatchStateRow> = query_as(SELECT_DISPATCH_STATE)
+                        .bind(subject)
+                        .fetch_optional(tx.ex())
+                        .await
+                        .map_err(db_error)?;
+                    if let Some(dispatch) =
+                        dispatch.filter(|d| d.status == DispatchStatus::Assigned.as_str())
+                    {
+                        tx.run(
+                            query(UPDATE_DISPATCH)
+                                .bind(dispatch.dispatch_id)
+                                .bind(DispatchStatus::Cancelled.as_str())
+                                .bind(&why)
+                                .bind(at),
+                        )
+                        .await?;
+                        tx.run(
+                            query(INSERT_DISPATCH_STEP)
+                                .bind(dispatch.dispatch_id)
+                                .bind(DispatchStatus::Cancelled.as_str())
+                                .bind(at)
+                                .bind(Option::<Vec<u8>>::None),
+                        )
+                        .await?;
+                        tx.run(query(RELEASE_TEAM).bind(&dispatch.team_id).bind(at))
+                            .await?;
+                        tx.run(
+                            query(CANCEL_SUBJECT_TIMERS)
+                                .bind(dispatch.dispatch_id)
+                                .bind(at),
+                        )
+                        .await?;
+                        released_team = Some(dispatch.team_id.clone());
+                        events.push(place.event(
+                            "dispatch_cancelled",
+                            actor.clone(),
+                            at,
+                            Some(why.clone()),
+                            &serde_json::json!({
                                 "dispatch_id": dispatch.dispatch_id,
                                 "team_id": dispatch.team_id,
-                                "from": from.as_str(),
-                                "to": to.as_str(),
+                                "from": DispatchStatus::Assigned.as_str(),
+                                "to": DispatchStatus::Cancelled.as_str(),
                             }),
                             Some(dispatch.team_id.clone()),
                         )?);
-                        match to {
-                            DispatchStatus::Acknowledged => {
-                                exec!(tx, MEET_SUBJECT_TIMERS, dispatch.dispatch_id, SlaKind::TeamAcknowledgement.as_str(), at);
-                            }
-                            DispatchStatus::OnScene => {
-                                exec!(tx, MEET_SUBJECT_TIMERS, dispatch.dispatch_id, SlaKind::OnScene.as_str(), at);
-                            }
-                            // A child taken from the scene starts the prosecutor's 12 hours, once.
-                            DispatchStatus::Transporting if case.minors_involved => {
-                                let started: i64 = sqlx::query_scalar(COUNT_CASE_TIMERS)
-                                    .bind(case_id)
-                                    .bind(SlaKind::ProsecutorNotice.as_str())
-                                    .fetch_one(&mut *tx)
-                                    .await
-                                    .map_err(db_error)?;
-                                if let (0, Some(target)) = (started, targets.target(SlaKind::ProsecutorNotice, next.priority)) {
-                                    let due = at + i64::try_from(target.as_micros()).unwrap_or(i64::MAX / 2);
-                                    exec!(tx, INSERT_TIMER, uuid::Uuid::now_v7(), case_id, SlaKind::ProsecutorNotice.as_str(), Option::<uuid::Uuid>::None, due, at);
-                                }
-                            }
-                            DispatchStatus::Cleared | DispatchStatus::Cancelled | DispatchStatus::Declined => {
-                                exec!(tx, CANCEL_SUBJECT_TIMERS, dispatch.dispatch_id, at);
-                            }
-                            _ => {}
-                        }
-                        if *to == DispatchStatus::Declined {
-                            turned_down = Some(dispatch.team_id.clone());
-                        }
+                        called_off = Some(dispatch.team_id);
                     }
-                    (Change::Close { outcome, reason, .. }, _) => {
-                        exec!(tx, CANCEL_CASE_TIMERS, case_id, at);
+                } else if kind == SlaKind::ReferralAcceptance {
+                    let referral: Option<ReferralStateRow> = query_as(SELECT_REFERRAL_STATE)
+                        .bind(subject)
+                        .fetch_optional(tx.ex())
+                        .await
+                        .map_err(db_error)?;
+                    if let Some(referral) =
+                        referral.filter(|r| r.status == ReferralStatus::Requested.as_str())
+                    {
+                        tx.run(
+                            query(UPDATE_REFERRAL)
+                                .bind(referral.referral_id)
+                                .bind(ReferralStatus::Cancelled.as_str())
+                                .bind(&why)
+                                .bind(at),
+                        )
+                        .await?;
+                        tx.run(
+                            query(CANCEL_SUBJECT_TIMERS)
+                                .bind(referral.referral_id)
+                                .bind(at),
+                        )
+                        .await?;
                         events.push(place.event(
-                            "case_closed",
+                            "referral_cancelled",
                             actor.clone(),
                             at,
-                            reason.clone(),
-                            &serde_json::json!({ "outcome": outcome.as_str() }),
-                            None,
-                        )?);
-                    }
-                    (Change::Reopen { reason, .. }, _) => {
-                        events.push(place.event(
-                            "case_reopened",
-                            actor.clone(),
-                            at,
-                            Some(reason.clone()),
-                            &serde_json::json!({ "outcome_was": current.outcome.map(|o| o.as_str()) }),
-                            None,
-                        )?);
-                    }
-                    (Change::Priority { to, reason, .. }, _) => {
-                        // The pending deadlines follow the new priority, counted from when each
-                        // timer started: a case raised to P0 gets P0's minutes.
-                        let pending: Vec<(uuid::Uuid, String, i64)> = sqlx::query_as(SELECT_PENDING_PRIORITY_TIMERS)
-                            .bind(case_id)
-                            .fetch_all(&mut *tx)
-                            .await
-                            .map_err(db_error)?;
-                        for (timer_id, kind, created_at) in pending {
-                            let kind: SlaKind = parse_enum("timer kind", &kind)?;
-                            match targets.target(kind, *to) {
-                                Some(target) => {
-                                    let due = created_at + i64::try_from(target.as_micros()).unwrap_or(i64::MAX / 2);
-                                    exec!(tx, RESCHEDULE_TIMER, timer_id, due);
-                                }
-                                None => {
-                                    exec!(tx, CANCEL_TIMER, timer_id, at);
-                                }
-                            }
-                        }
-                        events.push(place.event(
-                            "priority_changed",
-                            actor.clone(),
-                            at,
-                            reason.clone(),
-                            &serde_json::json!({ "from": current.priority.as_str(), "to": to.as_str() }),
-                            None,
-                        )?);
-                    }
-                    (Change::Note { text, .. }, _) => {
-                        let note_id = uuid::Uuid::now_v7();
-                        sqlx::query(INSERT_NOTE)
-                            .bind(note_id)
-                            .bind(case_id)
-                            .bind(&actor)
-                            .bind(at)
-                            .bind(NOTE_BODY.seal(&self.cipher, note_id.as_bytes(), text.expose().as_bytes())?)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(db_error)?;
-                        created = Some(note_id);
-                        // The note's text stays out of the feed.
-                        events.push(place.event(
-                            "note_added",
-                            actor.clone(),
-                            at,
-                            None,
-                            &serde_json::json!({ "note_id": note_id }),
-                            None,
-                        )?);
-                    }
-                    (Change::ScheduleFollowUp { due_at: due, reason, .. }, _) => {
-                        let details = case_details(&self.cipher, case_id, &case.details)?;
-                        let due = due.unwrap_or_else(|| {
-                            $crate::domain::change::default_follow_up(
-                                details.intake.primary_category,
-                                next.priority,
-                                change.at,
-                            )
-                        });
-                        let follow_up_id = uuid::Uuid::now_v7();
-                        sqlx::query(INSERT_FOLLOW_UP)
-                            .bind(follow_up_id)
-                            .bind(case_id)
-                            .bind(micros(due))
-                            .bind(reason)
-                            .bind(at)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(db_error)?;
-                        created = Some(follow_up_id);
-                        due_at = Some(due);
-                        exec!(tx, INSERT_TIMER, uuid::Uuid::now_v7(), case_id, SlaKind::FollowUp.as_str(), Some(follow_up_id), micros(due), at);
-                        events.push(place.event(
-                            "follow_up_scheduled",
-                            actor.clone(),
-                            at,
-                            Some(reason.clone()),
-                            &serde_json::json!({ "follow_up_id": follow_up_id, "due_at": micros(due) }),
-                            None,
-                        )?);
-                    }
-                    (Change::RecordFollowUp { follow_up_id, outcome }, Touched::FollowUp(row)) => {
-                        if row.done_at.is_some() {
-                            return Err(Error::FailedPrecondition(
-                                "the follow-up is done; its outcome is already recorded".into(),
-                            ));
-                        }
-                        sqlx::query(RECORD_FOLLOW_UP)
-                            .bind(follow_up_id)
-                            .bind(FOLLOW_UP_OUTCOME.seal_text(&self.cipher, follow_up_id.as_bytes(), outcome)?)
-                            .bind(at)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(db_error)?;
-                        exec!(tx, MEET_SUBJECT_TIMERS, follow_up_id, SlaKind::FollowUp.as_str(), at);
-                        // The outcome is free text about the person: kept out of the feed.
-                        events.push(place.event(
-                            "follow_up_done",
-                            actor.clone(),
-                            at,
-                            None,
-                            &serde_json::json!({ "follow_up_id": follow_up_id }),
-                            None,
-                        )?);
-                    }
-                    (Change::RequestAssignment { action, reason, .. }, _) => {
-                        if change.actor.side() != $crate::domain::lifecycle::Side::Requester {
-                            return Err(Error::PermissionDenied(
-                                "assignments are asked for by the requesting side (a call centre or a supervisor)".into(),
-                            ));
-                        }
-                        events.push(place.event(
-                            "assignment_requested",
-                            actor.clone(),
-                            at,
-                            reason.clone(),
-                            &serde_json::json!({ "purpose": action.purpose().as_str() }),
-                            None,
-                        )?);
-                    }
-                    (Change::SlaBreach { .. }, Touched::Timer(timer)) => {
-                        let breached = exec!(tx, BREACH_TIMER, timer.timer_id, at).rows_affected();
-                        if breached == 0 {
-                            return Err(Error::FailedPrecondition(
-                                "the timer is no longer pending, or not yet due".into(),
-                            ));
-                        }
-                        let kind: SlaKind = parse_enum("timer kind", &timer.kind)?;
-                        events.push(place.event(
-                            "sla_breached",
-                            actor.clone(),
-                            at,
-                            None,
+                            Some(why.clone()),
                             &serde_json::json!({
-                                "timer_id": timer.timer_id,
-                                "kind": kind.as_str(),
-                                "due_at": timer.due_at,
-                                "subject_id": timer.subject_id,
+                                "referral_id": referral.referral_id,
+                                "service_point_id": referral.service_point_id,
+                                "purpose": referral.purpose,
+                                "from": ReferralStatus::Requested.as_str(),
+                                "to": ReferralStatus::Cancelled.as_str(),
                             }),
                             None,
                         )?);
-                        let why = format!("{} deadline missed", kind.as_str());
-                        let subject = timer.subject_id;
-                        let mut called_off = None;
-                        if kind == SlaKind::TeamAcknowledgement {
-                            let dispatch: Option<DispatchStateRow> = sqlx::query_as(SELECT_DISPATCH_STATE)
-                                .bind(subject)
-                                .fetch_optional(&mut *tx)
-                                .await
-                                .map_err(db_error)?;
-                            if let Some(dispatch) = dispatch.filter(|d| d.status == DispatchStatus::Assigned.as_str()) {
-                                exec!(tx, UPDATE_DISPATCH, dispatch.dispatch_id, DispatchStatus::Cancelled.as_str(), &why, at);
-                                exec!(tx, INSERT_DISPATCH_STEP, dispatch.dispatch_id, DispatchStatus::Cancelled.as_str(), at, Option::<Vec<u8>>::None);
-                                exec!(tx, RELEASE_TEAM, &dispatch.team_id, at);
-                                exec!(tx, CANCEL_SUBJECT_TIMERS, dispatch.dispatch_id, at);
-                                released_team = Some(dispatch.team_id.clone());
-                                events.push(place.event(
-                                    "dispatch_cancelled",
-                                    actor.clone(),
-                                    at,
-                                    Some(why.clone()),
-                                    &serde_json::json!({
-                                        "dispatch_id": dispatch.dispatch_id,
-                                        "team_id": dispatch.team_id,
-                                        "from": DispatchStatus::Assigned.as_str(),
-                                        "to": DispatchStatus::Cancelled.as_str(),
-                                    }),
-                                    Some(dispatch.team_id.clone()),
-                                )?);
-                                called_off = Some(dispatch.team_id);
-                            }
-                        } else if kind == SlaKind::ReferralAcceptance {
-                            let referral: Option<ReferralStateRow> = sqlx::query_as(SELECT_REFERRAL_STATE)
-                                .bind(subject)
-                                .fetch_optional(&mut *tx)
-                                .await
-                                .map_err(db_error)?;
-                            if let Some(referral) = referral.filter(|r| r.status == ReferralStatus::Requested.as_str()) {
-                                exec!(tx, UPDATE_REFERRAL, referral.referral_id, ReferralStatus::Cancelled.as_str(), &why, at);
-                                exec!(tx, CANCEL_SUBJECT_TIMERS, referral.referral_id, at);
-                                events.push(place.event(
-                                    "referral_cancelled",
-                                    actor.clone(),
-                                    at,
-                                    Some(why.clone()),
-                                    &serde_json::json!({
-                                        "referral_id": referral.referral_id,
-                                        "service_point_id": referral.service_point_id,
-                                        "purpose": referral.purpose,
-                                        "from": ReferralStatus::Requested.as_str(),
-                                        "to": ReferralStatus::Cancelled.as_str(),
-                                    }),
-                                    None,
-                                )?);
-                                called_off = Some(referral.service_point_id);
-                            }
-                        }
-                        match called_off {
-                            Some(destination) => turned_down = Some(destination),
-                            None => events.push(place.event(
-                                "supervisors_alerted",
-                                actor.clone(),
-                                at,
-                                Some(why),
-                                &serde_json::json!({ "timer_id": timer.timer_id, "kind": kind.as_str() }),
-                                None,
-                            )?),
-                        }
+                        called_off = Some(referral.service_point_id);
                     }
-                    _ => return Err(Error::internal("a change and its target do not match")),
                 }
+                match called_off {
+                    Some(destination) => turned_down = Some(destination),
+                    None => events.push(place.event(
+                        "supervisors_alerted",
+                        actor.clone(),
+                        at,
+                        Some(why),
+                        &serde_json::json!({ "timer_id": timer.timer_id, "kind": kind.as_str() }),
+                        None,
+                    )?),
+                }
+            }
+            _ => return Err(Error::internal("a change and its target do not match")),
+        }
 
-                let mut reroute_decision = None;
-                let requested = match &change.change {
-                    Change::RequestAssignment { action, reason, .. } => Some((action.clone(), reason.clone())),
-                    _ => None,
-                };
-                if turned_down.is_some() || requested.is_some() {
-                    let decisions: Vec<NumberedDecisionRow> = sqlx::query_as(SELECT_DECISIONS)
-                        .bind(case_id)
-                        .fetch_all(&mut *tx)
-                        .await
-                        .map_err(db_error)?;
-                    let last_no = decisions.last().map(|d| d.decision_no).unwrap_or(0);
-                    let job = match (&turned_down, requested) {
-                        (Some(declined_by), _) => action_for(&self.cipher, &decisions, declined_by)?.map(|(_, previous, index)| RoutingJob {
-                            action: previous.actions[index].action.clone(),
-                            policy_version: previous.policy_version,
-                            rule_id: previous.rule_id.clone(),
-                            description: format!(
-                                "re-route: {declined_by} turned the case down; the same action, the next candidate"
-                            ),
-                            requested: false,
-                        }),
-                        (None, Some((action, reason))) => {
-                            let policy_version = match decisions.last() {
-                                Some(row) => decision_of(&self.cipher, case_id, row.decision_no, &row.decision)?.policy_version,
-                                None => 0,
-                            };
-                            Some(RoutingJob {
-                                action,
-                                policy_version,
-                                rule_id: "requested".into(),
-                                description: match reason {
-                                    Some(reason) => format!("requested by {actor}: {reason}"),
-                                    None => format!("requested by {actor}"),
-                                },
-                                requested: true,
-                            })
-                        }
-                        (None, None) => None,
+        let mut reroute_decision = None;
+        let requested = match &change.change {
+            Change::RequestAssignment { action, reason, .. } => {
+                Some((action.clone(), reason.clone()))
+            }
+            _ => None,
+        };
+        if turned_down.is_some() || requested.is_some() {
+            let decisions: Vec<NumberedDecisionRow> = query_as(SELECT_DECISIONS)
+                .bind(case_id)
+                .fetch_all(tx.ex())
+                .await
+                .map_err(db_error)?;
+            let last_no = decisions.last().map(|d| d.decision_no).unwrap_or(0);
+            let job = match (&turned_down, requested) {
+                (Some(declined_by), _) => action_for(&self.cipher, &decisions, declined_by)?.map(|(_, previous, index)| RoutingJob {
+                    action: previous.actions[index].action.clone(),
+                    policy_version: previous.policy_version,
+                    rule_id: previous.rule_id.clone(),
+                    description: format!(
+                        "re-route: {declined_by} turned the case down; the same action, the next candidate"
+                    ),
+                    requested: false,
+                }),
+                (None, Some((action, reason))) => {
+                    let policy_version = match decisions.last() {
+                        Some(row) => decision_of(&self.cipher, case_id, row.decision_no, &row.decision)?.policy_version,
+                        None => 0,
                     };
-                    if let Some(job) = job {
-                        let tried: Vec<String> = sqlx::query_scalar(SELECT_TRIED)
-                            .bind(case_id)
-                            .fetch_all(&mut *tx)
-                            .await
-                            .map_err(db_error)?;
-                        let tried: std::collections::HashSet<String> = tried.into_iter().collect();
-                        let details = case_details(&self.cipher, case_id, &case.details)?;
-                        let request = RoutingRequest::for_case(
-                            &details.intake,
-                            parse_enum("line", &case.line)?,
-                            next.priority,
-                            change.at,
-                        );
-                        let found = reroute(&request, &job.action, &tried);
-                        let new = rerouted(&place, job, last_no + 1, found, at)?;
-                        sqlx::query(INSERT_DECISION)
-                            .bind(case_id)
-                            .bind(new.decision_no)
-                            .bind(new.decision.policy_version)
-                            .bind(&new.decision.rule_id)
-                            .bind(new.decision.unrouted())
-                            .bind(DECISION.seal_text(&self.cipher, &decision_row(case_id, new.decision_no), &new.decision_json)?)
-                            .bind(at)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(db_error)?;
-                        if let Some((referral_id, point_id, purpose)) = &new.referral {
-                            insert_referral!(tx, targets, next.priority, case_id, *referral_id, point_id, *purpose, at);
-                        }
-                        if let Some((dispatch_id, team_id)) = &new.dispatch {
-                            insert_dispatch!(tx, targets, next.priority, case_id, *dispatch_id, team_id, at);
-                        }
-                        if new.decision.unrouted() {
-                            routing_status = RoutingStatus::Unrouted;
-                        }
-                        events.extend(new.events);
-                        reroute_decision = Some(new.decision);
-                    }
+                    Some(RoutingJob {
+                        action,
+                        policy_version,
+                        rule_id: "requested".into(),
+                        description: match reason {
+                            Some(reason) => format!("requested by {actor}: {reason}"),
+                            None => format!("requested by {actor}"),
+                        },
+                        requested: true,
+                    })
                 }
-
-                let case_version: i64 = sqlx::query_scalar(UPDATE_CASE)
+                (None, None) => None,
+            };
+            if let Some(job) = job {
+                let tried: Vec<String> = query_scalar(SELECT_TRIED)
                     .bind(case_id)
-                    .bind(next.status.as_str())
-                    .bind(next.priority.as_str())
-                    .bind(next.outcome.map(|o| o.as_str()))
-                    .bind(routing_status.as_str())
-                    .bind(at)
-                    .fetch_one(&mut *tx)
+                    .fetch_all(tx.ex())
                     .await
                     .map_err(db_error)?;
-                let team_taken = reroute_decision.as_ref().is_some_and(|d: &$crate::domain::decision::Decision| {
-                    d.assignments().iter().any(|a| matches!(a.destination, $crate::domain::decision::Destination::Team { .. }))
-                });
-                if released_team.is_some() || team_taken {
-                    directory = sqlx::query_scalar(BUMP_DIRECTORY)
-                        .fetch_one(&mut *tx)
-                        .await
-                        .map_err(db_error)?;
+                let tried: HashSet<String> = tried.into_iter().collect();
+                let details = case_details(&self.cipher, case_id, &case.details)?;
+                let request = RoutingRequest::for_case(
+                    &details.intake,
+                    parse_enum("line", &case.line)?,
+                    next.priority,
+                    change.at,
+                );
+                let found = reroute(&request, &job.action, &tried);
+                let new = rerouted(&place, job, last_no + 1, found, at)?;
+                query(INSERT_DECISION)
+                    .bind(case_id)
+                    .bind(new.decision_no)
+                    .bind(new.decision.policy_version)
+                    .bind(&new.decision.rule_id)
+                    .bind(new.decision.unrouted())
+                    .bind(DECISION.seal_text(
+                        &self.cipher,
+                        &decision_row(case_id, new.decision_no),
+                        &new.decision_json,
+                    )?)
+                    .bind(at)
+                    .execute(tx.ex())
+                    .await
+                    .map_err(db_error)?;
+                if let Some((referral_id, point_id, purpose)) = &new.referral {
+                    insert_referral(
+                        &mut tx,
+                        targets,
+                        next.priority,
+                        case_id,
+                        *referral_id,
+                        point_id,
+                        *purpose,
+                        at,
+                    )
+                    .await?;
                 }
-                let last_event = write_events!($store, tx, &events);
-                let audit = match &change.requester {
-                    Some(requester) => $crate::audit::AuditEntry::requested(
-                        requester,
-                        Some(case_id),
-                        $crate::audit::OK,
-                        change.at,
-                    ),
-                    None => $crate::audit::AuditEntry::by_service(&change.actor.id, &change.change, case_id, change.at),
-                };
-                $crate::store::chain::write_audit!(tx, std::slice::from_ref(&audit));
-                tx.commit().await.map_err(db_error)?;
-                self.directory.set(directory);
-                Ok($crate::store::ChangeOutcome {
-                    case_id,
-                    case_version,
-                    version: version.unwrap_or(case_version),
-                    created,
-                    due_at,
-                    released_team,
-                    reroute: reroute_decision,
-                    last_event,
-                })
+                if let Some((dispatch_id, team_id)) = &new.dispatch {
+                    insert_dispatch(
+                        &mut tx,
+                        targets,
+                        next.priority,
+                        case_id,
+                        *dispatch_id,
+                        team_id,
+                        at,
+                    )
+                    .await?;
+                }
+                if new.decision.unrouted() {
+                    routing_status = RoutingStatus::Unrouted;
+                }
+                events.extend(new.events);
+                reroute_decision = Some(new.decision);
             }
         }
-    };
-}
 
-pub(super) use impl_changes;
+        let case_version: i64 = query_scalar(UPDATE_CASE)
+            .bind(case_id)
+            .bind(next.status.as_str())
+            .bind(next.priority.as_str())
+            .bind(next.outcome.map(|o| o.as_str()))
+            .bind(routing_status.as_str())
+            .bind(at)
+            .fetch_one(tx.ex())
+            .await
+            .map_err(db_error)?;
+        let team_taken = reroute_decision.as_ref().is_some_and(|d: &Decision| {
+            d.assignments()
+                .iter()
+                .any(|a| matches!(a.destination, Destination::Team { .. }))
+        });
+        if released_team.is_some() || team_taken {
+            directory = query_scalar(BUMP_DIRECTORY)
+                .fetch_one(tx.ex())
+                .await
+                .map_err(db_error)?;
+        }
+        let last_event = write_events(self, &mut tx, &events).await?;
+        let audit = match &change.requester {
+            Some(requester) => crate::audit::AuditEntry::requested(
+                requester,
+                Some(case_id),
+                crate::audit::OK,
+                change.at,
+            ),
+            None => crate::audit::AuditEntry::by_service(
+                &change.actor.id,
+                &change.change,
+                case_id,
+                change.at,
+            ),
+        };
+        write_audit(&mut tx, std::slice::from_ref(&audit)).await?;
+        tx.commit().await.map_err(db_error)?;
+        self.directory.set(directory);
+        Ok(ChangeOutcome {
+            case_id,
+            case_version,
+            version: version.unwrap_or(case_version),
+            created,
+            due_at,
+            released_team,
+            reroute: reroute_decision,
+            last_event,
+        })
+    }
+}

@@ -24,13 +24,23 @@ use crate::routing::policy::PolicyDocument;
 
 pub mod audit_writer;
 mod batch;
+mod cases;
 mod chain;
 mod changes;
+mod db;
 mod detached;
-pub mod postgres;
+mod directory;
+mod events;
+mod intake;
+mod postgres;
 pub mod reseal;
-mod sql;
-pub mod sqlite;
+mod rows;
+mod sealed;
+mod sql_store;
+mod sqlite;
+mod statements;
+
+pub use reseal::ResealCount;
 
 /// Decides where a new case goes (the writer's router).
 pub type RouteFn<'a> = dyn FnMut(&NewIntake) -> Decision + Send + 'a;
@@ -238,7 +248,7 @@ pub trait Store: Send + Sync + 'static {
     /// Seals again, under the keyring's active key, every stored value sealed with another
     /// key, and seals values a database older than encryption at rest holds in clear;
     /// returns what was done, column by column.
-    async fn reseal(&self) -> Result<Vec<(String, reseal::ResealCount)>, Error>;
+    async fn reseal(&self) -> Result<Vec<(String, ResealCount)>, Error>;
 
     /// Walks the hash chains of the events and the audit trail against their heads.
     async fn verify_chains(&self) -> Result<Vec<crate::audit::ChainReport>, Error>;
@@ -260,17 +270,21 @@ pub async fn open(
     max_connections: u32,
     cipher: Arc<crate::crypto::FieldCipher>,
 ) -> Result<Arc<dyn Store>, Error> {
-    let store: Arc<dyn Store> =
-        if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
-            Arc::new(postgres::PostgresStore::connect(database_url, max_connections, cipher).await?)
-        } else if database_url.starts_with("sqlite:") {
-            Arc::new(sqlite::SqliteStore::connect(database_url, max_connections, cipher).await?)
-        } else {
-            return Err(Error::internal(format!(
-                "unsupported database URL scheme (expected sqlite: or postgres://): {}",
-                database_url.split(':').next().unwrap_or_default()
-            )));
-        };
+    let backend = if database_url.starts_with("postgres://")
+        || database_url.starts_with("postgresql://")
+    {
+        db::Backend::Postgres(
+            postgres::PostgresBackend::connect(database_url, max_connections).await?,
+        )
+    } else if database_url.starts_with("sqlite:") {
+        db::Backend::Sqlite(sqlite::SqliteBackend::connect(database_url, max_connections).await?)
+    } else {
+        return Err(Error::internal(format!(
+            "unsupported database URL scheme (expected sqlite: or postgres://): {}",
+            database_url.split(':').next().unwrap_or_default()
+        )));
+    };
+    let store: Arc<dyn Store> = Arc::new(sql_store::SqlStore::new(backend, cipher));
     // A caller that stops waiting must not drop a transaction half way.
     Ok(Arc::new(detached::Detached::new(store)))
 }

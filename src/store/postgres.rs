@@ -3,42 +3,39 @@
 use std::time::Duration;
 
 use sqlx::postgres::PgPoolOptions;
-use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+use sqlx::{PgConnection, PgPool};
 
 use super::Durability;
 use super::batch::{CategoryRow, DispatchRow, IntakeRows, Lookups, ReferralRow, TimerRow};
+use super::intake::NewCase;
 use super::map_sqlx_error;
-use super::sql::{EventRow, KeyedIdempotencyRow, NewCase, impl_sql_store, micros};
+use super::rows::{EventRow, KeyedIdempotencyRow};
+use super::sealed::micros;
 use crate::audit::AuditEntry;
 use crate::domain::Error;
 use crate::domain::intake::NewIntake;
 use crate::domain::types::{CaseStatus, DispatchStatus, ReferralStatus};
 
-/// Cases in a PostgreSQL database.
+/// Tells every server listening on the database that events up to this number were
+/// committed; PostgreSQL delivers it at commit, and not at all on rollback.
+pub(super) const NOTIFY_EVENTS: &str = "select pg_notify('referral_events', $1)";
+
+/// A PostgreSQL database: its pool and what only PostgreSQL does.
 #[derive(Debug, Clone)]
-pub struct PostgresStore {
+pub(super) struct PostgresBackend {
     pool: PgPool,
-    /// The directory state this server's routing holds.
-    directory: super::DirectoryWatermark,
-    /// Seals and opens the sensitive columns.
-    cipher: std::sync::Arc<crate::crypto::FieldCipher>,
 }
 
-impl PostgresStore {
-    /// Tells every server listening on the database that events up to this number were
-    /// committed; PostgreSQL delivers it at commit, and not at all on rollback.
-    pub(crate) const NOTIFY_EVENTS: Option<&'static str> =
-        Some("select pg_notify('referral_events', $1)");
-
+impl PostgresBackend {
     /// Listens on the events channel and pokes `wake` on every notification, and once more
     /// after each reconnection, since notifications sent while disconnected are lost.
-    fn listen_for_events(
+    pub(super) fn listen_for_events(
         &self,
         wake: std::sync::Arc<tokio::sync::Notify>,
         mut stop: tokio::sync::watch::Receiver<bool>,
-    ) -> Option<tokio::task::JoinHandle<()>> {
+    ) -> tokio::task::JoinHandle<()> {
         let pool = self.pool.clone();
-        Some(tokio::spawn(async move {
+        tokio::spawn(async move {
             let mut backoff = std::time::Duration::from_millis(100);
             loop {
                 let listener = async {
@@ -80,15 +77,11 @@ impl PostgresStore {
                     }
                 }
             }
-        }))
+        })
     }
 
     /// Connects to the database `url` names and applies the migrations.
-    pub async fn connect(
-        url: &str,
-        max_connections: u32,
-        cipher: std::sync::Arc<crate::crypto::FieldCipher>,
-    ) -> Result<Self, Error> {
+    pub(super) async fn connect(url: &str, max_connections: u32) -> Result<Self, Error> {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(5))
@@ -99,29 +92,25 @@ impl PostgresStore {
             .run(&pool)
             .await
             .map_err(Error::internal)?;
-        Ok(Self {
-            pool,
-            directory: super::DirectoryWatermark::default(),
-            cipher,
-        })
+        Ok(Self { pool })
     }
 
-    async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
-        self.pool.begin().await
+    pub(super) fn pool(&self) -> &PgPool {
+        &self.pool
     }
 
     /// Writes and commits the health probe's row: the database answers, accepts writes and
     /// completes a commit (with synchronous standbys, one of them has it too).
-    async fn check_reachable(&self) -> Result<(), sqlx::Error> {
+    pub(super) async fn check_reachable(&self) -> Result<(), sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(super::sql::WRITE_HEALTH_PROBE)
+        sqlx::query(super::statements::WRITE_HEALTH_PROBE)
             .bind(chrono::Utc::now().timestamp_micros())
             .execute(&mut *tx)
             .await?;
         tx.commit().await
     }
 
-    async fn check_durability(&self) -> Result<Durability, sqlx::Error> {
+    pub(super) async fn check_durability(&self) -> Result<Durability, sqlx::Error> {
         let mut weakened = Vec::new();
         // Each setting with the values that keep an acknowledged commit on disk.
         let required: [(&str, &[&str]); 3] = [
@@ -150,90 +139,18 @@ impl PostgresStore {
 /// (prepared once per connection) and the batch costs one round trip, whatever its size. The
 /// teams taken, the chains' heads, the directory's counter and the feed's notification are
 /// part of it.
-const WRITE_INTAKES: &str = "with \
-    new_cases as (insert into cases (case_id, reference, line, status, priority, \
-        computed_priority, primary_category, province, county, minors_involved, version, \
-        created_at, updated_at, details, routing_status, recorded_by) \
-        select case_id, reference, line, $70, priority, computed, category, province, county, \
-            minors, version, at, at, details, routing, recorded_by \
-        from unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
-            $7::text[], $8::text[], $9::bool[], $10::bigint[], $11::bigint[], $12::bytea[], \
-            $13::text[], $14::text[]) \
-            as c(case_id, reference, line, priority, computed, category, province, county, \
-                minors, version, at, details, routing, recorded_by)), \
-    new_decisions as (insert into routing_decisions (case_id, decision_no, policy_version, \
-        rule_id, unrouted, decision, created_at) \
-        select case_id, 1, policy_version, rule_id, unrouted, decision, at \
-        from unnest($1::uuid[], $15::bigint[], $16::text[], $17::bool[], $18::text[], \
-            $11::bigint[]) as d(case_id, policy_version, rule_id, unrouted, decision, at)), \
-    new_contacts as (insert into contacts (contact_id, case_id, line, external_call_id, \
-        recorded_at, details, caller_hash) \
-        select * from unnest($19::uuid[], $1::uuid[], $3::text[], $20::text[], $11::bigint[], \
-            $21::bytea[], $22::bytea[])), \
-    new_keys as (insert into idempotency_keys (line, request_id, payload_hash, case_id, \
-        receipt, created_at) \
-        select * from unnest($3::text[], $23::text[], $24::bytea[], $1::uuid[], $25::bytea[], \
-            $11::bigint[])), \
-    new_referrals as (insert into referrals (referral_id, case_id, service_point_id, purpose, \
-        status, version, created_at, updated_at) \
-        select referral_id, case_id, point, purpose, $71, 1, at, at \
-        from unnest($26::uuid[], $27::uuid[], $28::text[], $29::text[], $30::bigint[]) \
-            as r(referral_id, case_id, point, purpose, at)), \
-    new_dispatches as (insert into dispatches (dispatch_id, case_id, team_id, status, version, \
-        created_at, updated_at) \
-        select dispatch_id, case_id, team_id, $72, 1, at, at \
-        from unnest($31::uuid[], $32::uuid[], $33::text[], $34::bigint[]) \
-            as d(dispatch_id, case_id, team_id, at)), \
-    new_steps as (insert into dispatch_steps (dispatch_id, status, occurred_at) \
-        select dispatch_id, $72, at from unnest($31::uuid[], $34::bigint[]) as s(dispatch_id, at)), \
-    taken as (update teams set status = 'busy', load = load + t.n, updated_at = t.at \
-        from (select team_id, count(*) as n, max(at) as at \
-              from unnest($33::text[], $34::bigint[]) as d(team_id, at) group by team_id) t \
-        where teams.team_id = t.team_id), \
-    new_timers as (insert into sla_timers (timer_id, case_id, kind, subject_id, due_at, state, \
-        created_at) \
-        select timer_id, case_id, kind, subject_id, due_at, 'pending', at \
-        from unnest($35::uuid[], $36::uuid[], $37::text[], $38::uuid[], $39::bigint[], \
-            $40::bigint[]) as t(timer_id, case_id, kind, subject_id, due_at, at)), \
-    new_categories as (insert into case_categories (case_id, category, is_primary) \
-        select * from unnest($41::uuid[], $42::text[], $43::bool[])), \
-    new_events as (insert into events (event_id, case_id, kind, actor, occurred_at, reason, \
-        data, line, province, county, priority, team_id, recorded_by, hash) \
-        select * from unnest($44::bigint[], $45::uuid[], $46::text[], $47::text[], \
-            $48::bigint[], $49::text[], $50::bytea[], $51::text[], $52::text[], $53::text[], \
-            $54::text[], $55::text[], $56::text[], $57::bytea[])), \
-    new_audit as (insert into audit_log (audit_id, at, subject, role, action, case_id, outcome, \
-        request_id, hash) \
-        select * from unnest($58::bigint[], $59::bigint[], $60::text[], $61::text[], \
-            $62::text[], $63::uuid[], $64::text[], $65::text[], $66::bytea[])), \
-    heads as (update sequences set hash = case name when 'event' then coalesce($67, hash) \
-        else coalesce($68, hash) end where name in ('event', 'audit')), \
-    directory as (update sequences set last_value = last_value + 1 \
-        where name = 'directory' and cardinality($31::uuid[]) > 0 returning last_value), \
-    notified as (select pg_notify('referral_events', $69) where $69 is not null), \
-    numbers as (update sequences set last_value = \
-        case name when 'case_hotline_1480' then $73::bigint else $74::bigint end \
-        where name in ('case_hotline_1480', 'case_emergency_123')) \
-    select (select last_value from directory), (select count(*) from notified)";
+const WRITE_INTAKES: &str = include_str!("sql/write_intakes.sql");
 
 /// `lookups`: kind 0, a stored idempotency key (line, request id, payload hash, receipt);
 /// kind 1, a caller hash and its stored contacts; kind 2, a case-number counter and its last
 /// number. The counters need no lock: see `SELECT_CASE_NUMBERS`.
-const LOOKUPS: &str = "\
-    select 0, line, request_id, payload_hash, receipt, null::bigint from idempotency_keys \
-        where (line, request_id) in (select * from unnest($1::text[], $2::text[])) \
-    union all \
-    select 1, null, null, caller_hash, null, count(*) from contacts \
-        where caller_hash = any($3::bytea[]) group by caller_hash \
-    union all \
-    select 2, name, null, null, null, last_value from sequences \
-        where name in ('case_hotline_1480', 'case_emergency_123')";
+const LOOKUPS: &str = include_str!("sql/lookups.sql");
 
 /// The batch steps of intake, each one statement for the whole batch.
-impl PostgresStore {
+impl PostgresBackend {
     /// The batch's stored idempotency keys, its callers' earlier contacts (by the keyed hashes
     /// `hashes`) and the case-number counters, in one statement: one round trip.
-    async fn lookups(
+    pub(super) async fn lookups(
         &self,
         tx: &mut PgConnection,
         batch: &[NewIntake],
@@ -281,7 +198,7 @@ impl PostgresStore {
     }
 
     /// Writes a batch's rows; returns the directory's new counter when a team was taken.
-    async fn write_intake_rows(
+    pub(super) async fn write_intake_rows(
         &self,
         tx: &mut PgConnection,
         rows: &IntakeRows<'_>,
@@ -382,10 +299,3 @@ impl PostgresStore {
         Ok(directory)
     }
 }
-
-/// The driver the shared SQL's macros build queries for.
-type Db = sqlx::Postgres;
-
-super::changes::impl_changes!(PostgresStore);
-super::reseal::impl_reseal!(PostgresStore);
-impl_sql_store!(PostgresStore, Postgres);

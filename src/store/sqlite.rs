@@ -5,17 +5,18 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool, Transaction};
+use sqlx::{Sqlite, SqliteConnection, SqlitePool};
 
 use super::Durability;
 use super::batch::{IntakeRows, Lookups, SELECT_CASE_NUMBERS, SET_CASE_NUMBERS};
 use super::chain::{INSERT_AUDIT, SET_CHAIN_HEAD, push_audit};
-use super::changes::exec;
+use super::db::{Ex, Query, Values, query, query_as, query_scalar};
 use super::map_sqlx_error;
-use super::sql::{
+use super::rows::KeyedIdempotencyRow;
+use super::statements::{
     ASSIGN_TEAM, BUMP_DIRECTORY, INSERT_CASES, INSERT_CATEGORIES, INSERT_CONTACTS,
     INSERT_DECISIONS, INSERT_DISPATCHES, INSERT_EVENTS, INSERT_IDEMPOTENCY_KEYS, INSERT_REFERRALS,
-    INSERT_STEPS, INSERT_TIMERS, KeyedIdempotencyRow, impl_sql_store, insert_rows, push_event,
+    INSERT_STEPS, INSERT_TIMERS, ROWS_PER_INSERT,
 };
 use crate::domain::Error;
 use crate::domain::intake::NewIntake;
@@ -25,18 +26,14 @@ use crate::domain::types::{CaseStatus, DispatchStatus, ReferralStatus};
 /// another process) before it is refused as unavailable.
 const WAIT_TO_WRITE: Duration = Duration::from_secs(10);
 
-/// Cases in a SQLite database.
+/// A SQLite database: its pool and what only SQLite needs.
 #[derive(Debug, Clone)]
-pub struct SqliteStore {
+pub(super) struct SqliteBackend {
     pool: SqlitePool,
     /// The database file, for a file database. SQLite goes on writing to a file that was deleted
     /// while open, and everything written after that is lost at the next start; the store
     /// checks that the file is still there before each write and in the health check.
     file: Option<PathBuf>,
-    /// The directory state this server's routing holds.
-    directory: super::DirectoryWatermark,
-    /// Seals and opens the sensitive columns.
-    cipher: std::sync::Arc<crate::crypto::FieldCipher>,
     /// This process's turn to write. SQLite has one writer at a time; without a queue here,
     /// writers of this process (the intake writer, the audit writer, changes, timers) would
     /// meet in SQLite's busy handler, which retries with sleeps growing to 100 ms and serves
@@ -44,51 +41,25 @@ pub struct SqliteStore {
     write_turn: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
-/// A write transaction that holds its process's turn to write until it ends.
-pub(super) struct WriteTransaction {
-    tx: Transaction<'static, Sqlite>,
-    _turn: tokio::sync::OwnedMutexGuard<()>,
+/// A transaction; one that writes holds its process's turn to write until it ends.
+pub(super) struct Transaction {
+    tx: sqlx::Transaction<'static, Sqlite>,
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
-impl WriteTransaction {
+impl Transaction {
+    pub(super) fn connection(&mut self) -> &mut SqliteConnection {
+        &mut self.tx
+    }
+
     pub(super) async fn commit(self) -> Result<(), sqlx::Error> {
         self.tx.commit().await
     }
 }
 
-impl std::ops::Deref for WriteTransaction {
-    type Target = SqliteConnection;
-
-    fn deref(&self) -> &SqliteConnection {
-        &self.tx
-    }
-}
-
-impl std::ops::DerefMut for WriteTransaction {
-    fn deref_mut(&mut self) -> &mut SqliteConnection {
-        &mut self.tx
-    }
-}
-
-impl SqliteStore {
-    /// SQLite has no notifications: other processes on the same file find new events by
-    /// polling, and this process's feed is woken by its own writer.
-    pub(crate) const NOTIFY_EVENTS: Option<&'static str> = None;
-
-    fn listen_for_events(
-        &self,
-        _wake: std::sync::Arc<tokio::sync::Notify>,
-        _stop: tokio::sync::watch::Receiver<bool>,
-    ) -> Option<tokio::task::JoinHandle<()>> {
-        None
-    }
-
+impl SqliteBackend {
     /// Opens (creating if missing) the database `url` names and applies the migrations.
-    pub async fn connect(
-        url: &str,
-        max_connections: u32,
-        cipher: std::sync::Arc<crate::crypto::FieldCipher>,
-    ) -> Result<Self, Error> {
+    pub(super) async fn connect(url: &str, max_connections: u32) -> Result<Self, Error> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(Error::internal)?
             .create_if_missing(true)
@@ -117,9 +88,19 @@ impl SqliteStore {
         Ok(Self {
             pool,
             file,
-            directory: super::DirectoryWatermark::default(),
-            cipher,
             write_turn: Default::default(),
+        })
+    }
+
+    pub(super) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Starts a transaction that reads.
+    pub(super) async fn begin_read(&self) -> Result<Transaction, sqlx::Error> {
+        Ok(Transaction {
+            tx: self.pool.begin().await?,
+            _turn: None,
         })
     }
 
@@ -137,27 +118,30 @@ impl SqliteStore {
     /// Starts a write transaction once this process's earlier ones have ended, in the order
     /// they asked. `BEGIN IMMEDIATE` takes the write lock at once, so a transaction never fails
     /// half-way on upgrading a read lock while another one writes.
-    async fn begin_write(&self) -> Result<WriteTransaction, sqlx::Error> {
+    pub(super) async fn begin_write(&self) -> Result<Transaction, sqlx::Error> {
         self.check_file()?;
         let turn = tokio::time::timeout(WAIT_TO_WRITE, self.write_turn.clone().lock_owned())
             .await
             .map_err(|_| sqlx::Error::PoolTimedOut)?;
         let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        Ok(WriteTransaction { tx, _turn: turn })
+        Ok(Transaction {
+            tx,
+            _turn: Some(turn),
+        })
     }
 
     /// Writes and commits the health probe's row, in its turn among this process's writers.
-    async fn check_reachable(&self) -> Result<(), sqlx::Error> {
+    pub(super) async fn check_reachable(&self) -> Result<(), sqlx::Error> {
         self.check_file()?;
         let mut tx = self.begin_write().await?;
-        sqlx::query(super::sql::WRITE_HEALTH_PROBE)
+        query(super::statements::WRITE_HEALTH_PROBE)
             .bind(chrono::Utc::now().timestamp_micros())
-            .execute(&mut *tx)
+            .execute(super::db::Ex::Sqlite(tx.connection()))
             .await?;
         tx.commit().await
     }
 
-    async fn check_durability(&self) -> Result<Durability, sqlx::Error> {
+    pub(super) async fn check_durability(&self) -> Result<Durability, sqlx::Error> {
         let journal: String = sqlx::query_scalar("pragma journal_mode")
             .fetch_one(&self.pool)
             .await?;
@@ -202,10 +186,10 @@ async fn migrate(pool: &SqlitePool) -> Result<(), Error> {
 
 /// The batch steps of intake. A statement costs SQLite no round trip, so a batch is written
 /// with one multi-row insert per table.
-impl SqliteStore {
+impl SqliteBackend {
     /// The batch's stored idempotency keys, its callers' earlier contacts (by the keyed hashes
     /// `hashes`) and the case-number counters.
-    async fn lookups(
+    pub(super) async fn lookups(
         &self,
         tx: &mut SqliteConnection,
         batch: &[NewIntake],
@@ -214,8 +198,8 @@ impl SqliteStore {
         Ok(Lookups {
             keys: self.stored_keys(tx, batch).await?,
             contacts: self.count_contacts(tx, hashes).await?,
-            case_numbers: sqlx::query_as(SELECT_CASE_NUMBERS)
-                .fetch_all(&mut *tx)
+            case_numbers: query_as(SELECT_CASE_NUMBERS)
+                .fetch_all(Ex::Sqlite(&mut *tx))
                 .await?,
         })
     }
@@ -228,16 +212,16 @@ impl SqliteStore {
     ) -> Result<Vec<KeyedIdempotencyRow>, sqlx::Error> {
         let mut found = Vec::new();
         for chunk in batch.chunks(500) {
-            let mut q = QueryBuilder::<Db>::new(
+            let mut q = Query::built(
                 "select line, request_id, payload_hash, receipt from idempotency_keys \
                  where (line, request_id) in (",
             );
-            q.push_values(chunk, |mut row, intake| {
+            q.push_values(chunk, |row, intake| {
                 row.push_bind(intake.line().as_str())
                     .push_bind(intake.request_id.as_str());
             });
             q.push(")");
-            found.extend(q.build_query_as().fetch_all(&mut *tx).await?);
+            found.extend(q.rows().fetch_all(Ex::Sqlite(&mut *tx)).await?);
         }
         Ok(found)
     }
@@ -250,52 +234,59 @@ impl SqliteStore {
     ) -> Result<Vec<(Vec<u8>, i64)>, sqlx::Error> {
         let mut counts = Vec::new();
         for chunk in hashes.chunks(500) {
-            let mut q = QueryBuilder::<Db>::new(
-                "select caller_hash, count(*) from contacts where caller_hash in (",
-            );
-            let mut list = q.separated(", ");
-            for hash in chunk {
-                list.push_bind(*hash);
+            let mut q =
+                Query::built("select caller_hash, count(*) from contacts where caller_hash in (");
+            for (n, hash) in chunk.iter().enumerate() {
+                if n > 0 {
+                    q.push(", ");
+                }
+                q.push_bind(*hash);
             }
             q.push(") group by caller_hash");
-            counts.extend(q.build_query_as().fetch_all(&mut *tx).await?);
+            counts.extend(q.rows().fetch_all(Ex::Sqlite(&mut *tx)).await?);
         }
         Ok(counts)
     }
 
     /// Writes a batch's rows; returns the directory's new counter when a team was taken.
-    async fn write_intake_rows(
+    pub(super) async fn write_intake_rows(
         &self,
         tx: &mut SqliteConnection,
         rows: &IntakeRows<'_>,
     ) -> Result<Option<i64>, Error> {
-        sqlx::query(SET_CASE_NUMBERS)
+        query(SET_CASE_NUMBERS)
             .bind(rows.last_case_numbers.0)
             .bind(rows.last_case_numbers.1)
-            .execute(&mut *tx)
+            .execute(Ex::Sqlite(&mut *tx))
             .await
             .map_err(map_sqlx_error)?;
-        insert_rows!(tx, INSERT_CASES, &rows.cases, |row, (intake, case)| {
-            let assessment = &intake.assessment;
-            let data = &intake.intake;
-            row.push_bind(case.case_id)
-                .push_bind(&case.reference)
-                .push_bind(case.line)
-                .push_bind(CaseStatus::Open.as_str())
-                .push_bind(assessment.priority.as_str())
-                .push_bind(assessment.computed.as_str())
-                .push_bind(data.primary_category.as_str())
-                .push_bind(&data.location.province)
-                .push_bind(&data.location.county)
-                .push_bind(data.minors_involved())
-                .push_bind(case.receipt.version)
-                .push_bind(case.created_at)
-                .push_bind(case.created_at)
-                .push_bind(&case.details)
-                .push_bind(case.routing_status.as_str())
-                .push_bind(&intake.requester.subject);
-        });
-        insert_rows!(tx, INSERT_DECISIONS, &rows.cases, |row, (_, case)| {
+        insert_rows(
+            &mut *tx,
+            INSERT_CASES,
+            &rows.cases,
+            |row, (intake, case)| {
+                let assessment = &intake.assessment;
+                let data = &intake.intake;
+                row.push_bind(case.case_id)
+                    .push_bind(&case.reference)
+                    .push_bind(case.line)
+                    .push_bind(CaseStatus::Open.as_str())
+                    .push_bind(assessment.priority.as_str())
+                    .push_bind(assessment.computed.as_str())
+                    .push_bind(data.primary_category.as_str())
+                    .push_bind(&data.location.province)
+                    .push_bind(&data.location.county)
+                    .push_bind(data.minors_involved())
+                    .push_bind(case.receipt.version)
+                    .push_bind(case.created_at)
+                    .push_bind(case.created_at)
+                    .push_bind(&case.details)
+                    .push_bind(case.routing_status.as_str())
+                    .push_bind(&intake.requester.subject);
+            },
+        )
+        .await?;
+        insert_rows(&mut *tx, INSERT_DECISIONS, &rows.cases, |row, (_, case)| {
             row.push_bind(case.case_id)
                 .push_bind(1_i64)
                 .push_bind(case.decision.policy_version)
@@ -303,144 +294,181 @@ impl SqliteStore {
                 .push_bind(case.decision.unrouted())
                 .push_bind(&case.decision_json)
                 .push_bind(case.created_at);
-        });
+        })
+        .await?;
         let requested = ReferralStatus::Requested.as_str();
-        insert_rows!(tx, INSERT_REFERRALS, &rows.referrals, |row,
-                                                             (
-            id,
-            case_id,
-            point,
-            purpose,
-            at,
-        )| {
-            row.push_bind(*id)
-                .push_bind(*case_id)
-                .push_bind(point)
-                .push_bind(*purpose)
-                .push_bind(requested)
-                .push_bind(1_i64)
-                .push_bind(*at)
-                .push_bind(*at);
-        });
+        insert_rows(
+            &mut *tx,
+            INSERT_REFERRALS,
+            &rows.referrals,
+            |row, (id, case_id, point, purpose, at)| {
+                row.push_bind(*id)
+                    .push_bind(*case_id)
+                    .push_bind(point)
+                    .push_bind(*purpose)
+                    .push_bind(requested)
+                    .push_bind(1_i64)
+                    .push_bind(*at)
+                    .push_bind(*at);
+            },
+        )
+        .await?;
         let assigned = DispatchStatus::Assigned.as_str();
-        insert_rows!(tx, INSERT_DISPATCHES, &rows.dispatches, |row,
-                                                               (
-            id,
-            case_id,
-            team,
-            at,
-        )| {
-            row.push_bind(*id)
-                .push_bind(*case_id)
-                .push_bind(team)
-                .push_bind(assigned)
-                .push_bind(1_i64)
-                .push_bind(*at)
-                .push_bind(*at);
-        });
-        insert_rows!(tx, INSERT_STEPS, &rows.dispatches, |row, (id, _, _, at)| {
-            row.push_bind(*id)
-                .push_bind(assigned)
-                .push_bind(*at)
-                .push_bind(Option::<Vec<u8>>::None);
-        });
+        insert_rows(
+            &mut *tx,
+            INSERT_DISPATCHES,
+            &rows.dispatches,
+            |row, (id, case_id, team, at)| {
+                row.push_bind(*id)
+                    .push_bind(*case_id)
+                    .push_bind(team)
+                    .push_bind(assigned)
+                    .push_bind(1_i64)
+                    .push_bind(*at)
+                    .push_bind(*at);
+            },
+        )
+        .await?;
+        insert_rows(
+            &mut *tx,
+            INSERT_STEPS,
+            &rows.dispatches,
+            |row, (id, _, _, at)| {
+                row.push_bind(*id)
+                    .push_bind(assigned)
+                    .push_bind(*at)
+                    .push_bind(Option::<Vec<u8>>::None);
+            },
+        )
+        .await?;
         for (_, _, team, at) in &rows.dispatches {
-            exec!(tx, ASSIGN_TEAM, team, *at);
+            query(ASSIGN_TEAM)
+                .bind(team)
+                .bind(*at)
+                .execute(Ex::Sqlite(&mut *tx))
+                .await
+                .map_err(map_sqlx_error)?;
         }
-        insert_rows!(tx, INSERT_TIMERS, &rows.timers, |row,
-                                                       (
-            id,
-            case_id,
-            kind,
-            subject,
-            due,
-            at,
-        )| {
-            row.push_bind(*id)
-                .push_bind(*case_id)
-                .push_bind(*kind)
-                .push_bind(Some(*subject))
-                .push_bind(*due)
-                .push_bind("pending")
-                .push_bind(*at);
-        });
-        insert_rows!(tx, INSERT_CATEGORIES, &rows.categories, |row,
-                                                               (
-            case_id,
-            category,
-            primary,
-        )| {
-            row.push_bind(*case_id)
-                .push_bind(*category)
-                .push_bind(*primary);
-        });
-        insert_rows!(tx, INSERT_CONTACTS, &rows.cases, |row, (intake, case)| {
-            row.push_bind(case.contact_id)
-                .push_bind(case.case_id)
-                .push_bind(case.line)
-                .push_bind(&intake.intake.contact.external_call_id)
-                .push_bind(case.created_at)
-                .push_bind(&case.contact)
-                .push_bind(&case.caller_hash);
-        });
-        insert_rows!(tx, INSERT_IDEMPOTENCY_KEYS, &rows.cases, |row,
-                                                                (
-            intake,
-            case,
-        )| {
-            row.push_bind(case.line)
-                .push_bind(intake.request_id.as_str())
-                .push_bind(&intake.payload_hash[..])
-                .push_bind(case.case_id)
-                .push_bind(&case.receipt_json)
-                .push_bind(case.created_at);
-        });
+        insert_rows(
+            &mut *tx,
+            INSERT_TIMERS,
+            &rows.timers,
+            |row, (id, case_id, kind, subject, due, at)| {
+                row.push_bind(*id)
+                    .push_bind(*case_id)
+                    .push_bind(*kind)
+                    .push_bind(Some(*subject))
+                    .push_bind(*due)
+                    .push_bind("pending")
+                    .push_bind(*at);
+            },
+        )
+        .await?;
+        insert_rows(
+            &mut *tx,
+            INSERT_CATEGORIES,
+            &rows.categories,
+            |row, (case_id, category, primary)| {
+                row.push_bind(*case_id)
+                    .push_bind(*category)
+                    .push_bind(*primary);
+            },
+        )
+        .await?;
+        insert_rows(
+            &mut *tx,
+            INSERT_CONTACTS,
+            &rows.cases,
+            |row, (intake, case)| {
+                row.push_bind(case.contact_id)
+                    .push_bind(case.case_id)
+                    .push_bind(case.line)
+                    .push_bind(&intake.intake.contact.external_call_id)
+                    .push_bind(case.created_at)
+                    .push_bind(&case.contact)
+                    .push_bind(&case.caller_hash);
+            },
+        )
+        .await?;
+        insert_rows(
+            &mut *tx,
+            INSERT_IDEMPOTENCY_KEYS,
+            &rows.cases,
+            |row, (intake, case)| {
+                row.push_bind(case.line)
+                    .push_bind(intake.request_id.as_str())
+                    .push_bind(&intake.payload_hash[..])
+                    .push_bind(case.case_id)
+                    .push_bind(&case.receipt_json)
+                    .push_bind(case.created_at);
+            },
+        )
+        .await?;
         let events: Vec<_> = (rows.first_event..)
             .zip(&rows.events)
             .zip(&rows.event_hashes)
             .collect();
-        insert_rows!(
-            tx,
+        insert_rows(
+            &mut *tx,
             INSERT_EVENTS,
             &events,
             |row, ((event_id, event), hash)| {
-                push_event!(row, *event_id, event, *hash);
-            }
-        );
+                event.push(row, *event_id, hash);
+            },
+        )
+        .await?;
         let audit: Vec<_> = (rows.first_audit..)
             .zip(&rows.audit)
             .zip(&rows.audit_hashes)
             .collect();
-        insert_rows!(
-            tx,
+        insert_rows(
+            &mut *tx,
             INSERT_AUDIT,
             &audit,
             |row, ((audit_id, entry), hash)| {
-                push_audit!(row, *audit_id, entry, *hash);
-            }
-        );
+                push_audit(row, *audit_id, entry, hash);
+            },
+        )
+        .await?;
         for (chain, head) in [
             ("event", rows.event_hashes.last()),
             ("audit", rows.audit_hashes.last()),
         ] {
             if let Some(head) = head {
-                exec!(tx, SET_CHAIN_HEAD, head, chain);
+                query(SET_CHAIN_HEAD)
+                    .bind(head)
+                    .bind(chain)
+                    .execute(Ex::Sqlite(&mut *tx))
+                    .await
+                    .map_err(map_sqlx_error)?;
             }
         }
         if rows.dispatches.is_empty() {
             return Ok(None);
         }
-        let directory = sqlx::query_scalar(BUMP_DIRECTORY)
-            .fetch_one(&mut *tx)
+        let directory = query_scalar(BUMP_DIRECTORY)
+            .fetch_one(Ex::Sqlite(&mut *tx))
             .await
             .map_err(map_sqlx_error)?;
         Ok(Some(directory))
     }
 }
 
-/// The driver the shared SQL's macros build queries for.
-type Db = sqlx::Sqlite;
-
-super::changes::impl_changes!(SqliteStore);
-super::reseal::impl_reseal!(SqliteStore);
-impl_sql_store!(SqliteStore, Sqlite);
+/// Inserts rows with one statement per [`ROWS_PER_INSERT`] (well inside SQLite's limit on bound
+/// values): `push` binds one row's values, in the columns' order.
+async fn insert_rows<T>(
+    tx: &mut SqliteConnection,
+    head: &'static str,
+    rows: &[T],
+    mut push: impl FnMut(&mut Values<'_>, &T),
+) -> Result<(), Error> {
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let mut insert = Query::built(head);
+        insert.push_values(chunk, &mut push);
+        insert
+            .execute(Ex::Sqlite(&mut *tx))
+            .await
+            .map_err(map_sqlx_error)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,520 @@
+//! The two backends behind one set of ordinary functions: a statement is its SQL and its bound
+//! values ([`Query`]), run on either backend's pool, connection or transaction ([`Ex`]).
+//!
+//! The statements both backends share are written once, in the SQL both accept (`$1`
+//! placeholders, `returning`, row values); the few places where the backends differ — how a
+//! write transaction starts, how a batch of new cases is written, notifications, durability
+//! settings — are the [`Backend`] enum's, each arm in its backend's module. sqlx's own
+//! generic route (one function generic over the database with every bound spelled at every use)
+//! would put the same where-clauses on every function; a value per bound column and one match
+//! per way of running a statement keeps the shared code plain.
+
+use std::borrow::Cow;
+
+use sqlx::postgres::PgRow;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Arguments, AssertSqlSafe, FromRow, PgConnection, SqliteConnection};
+use uuid::Uuid;
+
+use crate::domain::intake::NewIntake;
+
+use super::batch::{IntakeRows, Lookups};
+use super::postgres::PostgresBackend;
+use super::sqlite::SqliteBackend;
+
+/// A value bound to a placeholder. Each kind keeps its type when null, since PostgreSQL types
+/// every parameter.
+#[derive(Debug, Clone)]
+pub(super) enum Arg {
+    Int(Option<i64>),
+    Real(Option<f64>),
+    Bool(Option<bool>),
+    Text(Option<String>),
+    Bytes(Option<Vec<u8>>),
+    Uuid(Option<Uuid>),
+}
+
+/// A value that can be bound to a placeholder.
+pub(super) trait Bind {
+    fn arg(self) -> Arg;
+}
+
+/// A bindable type's null.
+pub(super) trait Nullable: Bind {
+    const NULL: Arg;
+}
+
+impl<T: Nullable> Bind for Option<T> {
+    fn arg(self) -> Arg {
+        match self {
+            Some(value) => value.arg(),
+            None => T::NULL,
+        }
+    }
+}
+
+/// Binds each type as the variant given, through the conversion given.
+macro_rules! bindable {
+    ($($ty:ty => $variant:ident($convert:expr)),* $(,)?) => {$(
+        impl Bind for $ty {
+            fn arg(self) -> Arg {
+                #[allow(clippy::redundant_closure_call)]
+                Arg::$variant(Some(($convert)(self)))
+            }
+        }
+        impl Nullable for $ty {
+            const NULL: Arg = Arg::$variant(None);
+        }
+    )*};
+}
+
+bindable! {
+    i64 => Int(|v| v),
+    &i64 => Int(|v: &i64| *v),
+    f64 => Real(|v| v),
+    bool => Bool(|v| v),
+    String => Text(|v| v),
+    &String => Text(|v: &String| v.clone()),
+    &str => Text(|v: &str| v.to_owned()),
+    Vec<u8> => Bytes(|v| v),
+    &Vec<u8> => Bytes(|v: &Vec<u8>| v.clone()),
+    &[u8] => Bytes(|v: &[u8]| v.to_vec()),
+    Uuid => Uuid(|v| v),
+    &Uuid => Uuid(|v: &Uuid| *v),
+}
+
+impl Bind for &Option<String> {
+    fn arg(self) -> Arg {
+        Arg::Text(self.clone())
+    }
+}
+
+impl Bind for &Option<Vec<u8>> {
+    fn arg(self) -> Arg {
+        Arg::Bytes(self.clone())
+    }
+}
+
+/// A row type both backends can decode.
+pub(super) trait Row:
+    for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin
+{
+}
+
+impl<T> Row for T where T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin
+{}
+
+/// One statement: its SQL and the values bound to its placeholders, in order.
+#[derive(Debug, Clone)]
+pub(super) struct Query {
+    sql: Cow<'static, str>,
+    args: Vec<Arg>,
+}
+
+/// A statement that reads rows of type `R`.
+pub(super) struct QueryAs<R> {
+    query: Query,
+    row: std::marker::PhantomData<fn() -> R>,
+}
+
+/// A statement that reads one column of type `T`.
+pub(super) struct QueryScalar<T> {
+    query: Query,
+    column: std::marker::PhantomData<fn() -> T>,
+}
+
+/// A statement with fixed text.
+pub(super) fn query(sql: &'static str) -> Query {
+    Query {
+        sql: Cow::Borrowed(sql),
+        args: Vec::new(),
+    }
+}
+
+/// A statement with fixed text that reads rows.
+pub(super) fn query_as<R: Row>(sql: &'static str) -> QueryAs<R> {
+    query(sql).rows()
+}
+
+/// A statement with fixed text that reads one column.
+pub(super) fn query_scalar<T>(sql: &'static str) -> QueryScalar<T>
+where
+    (T,): Row,
+{
+    query(sql).scalar()
+}
+
+impl Query {
+    /// A statement built at run time from the crate's own text (column and table names, never
+    /// a caller's values: those are bound).
+    pub(super) fn built(sql: impl Into<String>) -> Self {
+        Self {
+            sql: Cow::Owned(sql.into()),
+            args: Vec::new(),
+        }
+    }
+
+    /// Binds the next placeholder.
+    pub(super) fn bind(mut self, value: impl Bind) -> Self {
+        self.args.push(value.arg());
+        self
+    }
+
+    /// Appends text to a statement being built.
+    pub(super) fn push(&mut self, sql: &str) -> &mut Self {
+        self.sql.to_mut().push_str(sql);
+        self
+    }
+
+    /// Appends a placeholder for `value`.
+    pub(super) fn push_bind(&mut self, value: impl Bind) -> &mut Self {
+        self.args.push(value.arg());
+        let placeholder = format!("${}", self.args.len());
+        self.sql.to_mut().push_str(&placeholder);
+        self
+    }
+
+    /// Appends `rows` as a `values` list, each row's values bound by `push`.
+    pub(super) fn push_values<T>(
+        &mut self,
+        rows: impl IntoIterator<Item = T>,
+        mut push: impl FnMut(&mut Values<'_>, T),
+    ) -> &mut Self {
+        self.push(" values ");
+        for (n, row) in rows.into_iter().enumerate() {
+            self.push(if n == 0 { "(" } else { ", (" });
+            let mut values = Values {
+                query: self,
+                first: true,
+            };
+            push(&mut values, row);
+            self.push(")");
+        }
+        self
+    }
+
+    /// Reads rows of type `R`.
+    pub(super) fn rows<R: Row>(self) -> QueryAs<R> {
+        QueryAs {
+            query: self,
+            row: std::marker::PhantomData,
+        }
+    }
+
+    /// Reads one column of type `T`.
+    pub(super) fn scalar<T>(self) -> QueryScalar<T>
+    where
+        (T,): Row,
+    {
+        QueryScalar {
+            query: self,
+            column: std::marker::PhantomData,
+        }
+    }
+
+    /// Runs the statement; returns how many rows it changed.
+    pub(super) async fn execute(self, ex: Ex<'_>) -> Result<u64, sqlx::Error> {
+        let Query { sql, args } = self;
+        Ok(match ex {
+            Ex::SqlitePool(pool) => sqlx::query_with(sql_text(sql), sqlite_args(args)?)
+                .execute(pool)
+                .await?
+                .rows_affected(),
+            Ex::Sqlite(conn) => sqlx::query_with(sql_text(sql), sqlite_args(args)?)
+                .execute(conn)
+                .await?
+                .rows_affected(),
+            Ex::PostgresPool(pool) => sqlx::query_with(sql_text(sql), postgres_args(args)?)
+                .execute(pool)
+                .await?
+                .rows_affected(),
+            Ex::Postgres(conn) => sqlx::query_with(sql_text(sql), postgres_args(args)?)
+                .execute(conn)
+                .await?
+                .rows_affected(),
+        })
+    }
+
+    async fn fetch_all<R: Row>(self, ex: Ex<'_>) -> Result<Vec<R>, sqlx::Error> {
+        let Query { sql, args } = self;
+        match ex {
+            Ex::SqlitePool(pool) => {
+                sqlx::query_as_with(sql_text(sql), sqlite_args(args)?)
+                    .fetch_all(pool)
+                    .await
+            }
+            Ex::Sqlite(conn) => {
+                sqlx::query_as_with(sql_text(sql), sqlite_args(args)?)
+                    .fetch_all(conn)
+                    .await
+            }
+            Ex::PostgresPool(pool) => {
+                sqlx::query_as_with(sql_text(sql), postgres_args(args)?)
+                    .fetch_all(pool)
+                    .await
+            }
+            Ex::Postgres(conn) => {
+                sqlx::query_as_with(sql_text(sql), postgres_args(args)?)
+                    .fetch_all(conn)
+                    .await
+            }
+        }
+    }
+
+    async fn fetch_optional<R: Row>(self, ex: Ex<'_>) -> Result<Option<R>, sqlx::Error> {
+        let Query { sql, args } = self;
+        match ex {
+            Ex::SqlitePool(pool) => {
+                sqlx::query_as_with(sql_text(sql), sqlite_args(args)?)
+                    .fetch_optional(pool)
+                    .await
+            }
+            Ex::Sqlite(conn) => {
+                sqlx::query_as_with(sql_text(sql), sqlite_args(args)?)
+                    .fetch_optional(conn)
+                    .await
+            }
+            Ex::PostgresPool(pool) => {
+                sqlx::query_as_with(sql_text(sql), postgres_args(args)?)
+                    .fetch_optional(pool)
+                    .await
+            }
+            Ex::Postgres(conn) => {
+                sqlx::query_as_with(sql_text(sql), postgres_args(args)?)
+                    .fetch_optional(conn)
+                    .await
+            }
+        }
+    }
+}
+
+/// The values of one row in [`Query::push_values`].
+pub(super) struct Values<'q> {
+    query: &'q mut Query,
+    first: bool,
+}
+
+impl Values<'_> {
+    /// Binds the row's next value.
+    pub(super) fn push_bind(&mut self, value: impl Bind) -> &mut Self {
+        if !std::mem::take(&mut self.first) {
+            self.query.push(", ");
+        }
+        self.query.push_bind(value);
+        self
+    }
+}
+
+impl<R: Row> QueryAs<R> {
+    pub(super) fn bind(mut self, value: impl Bind) -> Self {
+        self.query = self.query.bind(value);
+        self
+    }
+
+    pub(super) async fn fetch_all(self, ex: Ex<'_>) -> Result<Vec<R>, sqlx::Error> {
+        self.query.fetch_all(ex).await
+    }
+
+    pub(super) async fn fetch_optional(self, ex: Ex<'_>) -> Result<Option<R>, sqlx::Error> {
+        self.query.fetch_optional(ex).await
+    }
+
+    pub(super) async fn fetch_one(self, ex: Ex<'_>) -> Result<R, sqlx::Error> {
+        self.query
+            .fetch_optional(ex)
+            .await?
+            .ok_or(sqlx::Error::RowNotFound)
+    }
+}
+
+impl<T> QueryScalar<T>
+where
+    (T,): Row,
+{
+    pub(super) fn bind(mut self, value: impl Bind) -> Self {
+        self.query = self.query.bind(value);
+        self
+    }
+
+    pub(super) async fn fetch_all(self, ex: Ex<'_>) -> Result<Vec<T>, sqlx::Error> {
+        let rows: Vec<(T,)> = self.query.fetch_all(ex).await?;
+        Ok(rows.into_iter().map(|(value,)| value).collect())
+    }
+
+    pub(super) async fn fetch_optional(self, ex: Ex<'_>) -> Result<Option<T>, sqlx::Error> {
+        let row: Option<(T,)> = self.query.fetch_optional(ex).await?;
+        Ok(row.map(|(value,)| value))
+    }
+
+    pub(super) async fn fetch_one(self, ex: Ex<'_>) -> Result<T, sqlx::Error> {
+        self.fetch_optional(ex)
+            .await?
+            .ok_or(sqlx::Error::RowNotFound)
+    }
+}
+
+fn sql_text(sql: Cow<'static, str>) -> AssertSqlSafe<Cow<'static, str>> {
+    // The text is the crate's own: fixed statements, or ones built from fixed pieces with every
+    // value bound.
+    AssertSqlSafe(sql)
+}
+
+fn sqlite_args(args: Vec<Arg>) -> Result<sqlx::sqlite::SqliteArguments, sqlx::Error> {
+    let mut out = sqlx::sqlite::SqliteArguments::default();
+    for arg in args {
+        match arg {
+            Arg::Int(v) => out.add(v),
+            Arg::Real(v) => out.add(v),
+            Arg::Bool(v) => out.add(v),
+            Arg::Text(v) => out.add(v),
+            Arg::Bytes(v) => out.add(v),
+            Arg::Uuid(v) => out.add(v),
+        }
+        .map_err(sqlx::Error::Encode)?;
+    }
+    Ok(out)
+}
+
+fn postgres_args(args: Vec<Arg>) -> Result<sqlx::postgres::PgArguments, sqlx::Error> {
+    let mut out = sqlx::postgres::PgArguments::default();
+    for arg in args {
+        match arg {
+            Arg::Int(v) => out.add(v),
+            Arg::Real(v) => out.add(v),
+            Arg::Bool(v) => out.add(v),
+            Arg::Text(v) => out.add(v),
+            Arg::Bytes(v) => out.add(v),
+            Arg::Uuid(v) => out.add(v),
+        }
+        .map_err(sqlx::Error::Encode)?;
+    }
+    Ok(out)
+}
+
+/// Where a statement runs: a backend's pool (a connection for the one statement) or one
+/// connection (a transaction's).
+pub(super) enum Ex<'a> {
+    SqlitePool(&'a sqlx::SqlitePool),
+    Sqlite(&'a mut SqliteConnection),
+    PostgresPool(&'a sqlx::PgPool),
+    Postgres(&'a mut PgConnection),
+}
+
+/// An open transaction on either backend. Dropped without [`Tx::commit`], it rolls back.
+pub(super) enum Tx {
+    Sqlite(super::sqlite::Transaction),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+impl Tx {
+    /// Runs statements in this transaction.
+    pub(super) fn ex(&mut self) -> Ex<'_> {
+        match self {
+            Self::Sqlite(tx) => Ex::Sqlite(tx.connection()),
+            Self::Postgres(tx) => Ex::Postgres(tx),
+        }
+    }
+
+    /// Runs one statement in this transaction; returns how many rows it changed.
+    pub(super) async fn run(&mut self, query: Query) -> Result<u64, crate::domain::Error> {
+        query
+            .execute(self.ex())
+            .await
+            .map_err(super::map_sqlx_error)
+    }
+
+    pub(super) async fn commit(self) -> Result<(), sqlx::Error> {
+        match self {
+            Self::Sqlite(tx) => tx.commit().await,
+            Self::Postgres(tx) => tx.commit().await,
+        }
+    }
+}
+
+/// The backend a store runs on, with what only it does.
+#[derive(Debug, Clone)]
+pub(super) enum Backend {
+    Sqlite(SqliteBackend),
+    Postgres(PostgresBackend),
+}
+
+impl Backend {
+    /// Runs statements on the pool, each on a connection of its own.
+    pub(super) fn ex(&self) -> Ex<'_> {
+        match self {
+            Self::Sqlite(backend) => Ex::SqlitePool(backend.pool()),
+            Self::Postgres(backend) => Ex::PostgresPool(backend.pool()),
+        }
+    }
+
+    /// Starts a transaction that only reads, so that what it reads is of one moment.
+    pub(super) async fn begin_read(&self) -> Result<Tx, sqlx::Error> {
+        Ok(match self {
+            Self::Sqlite(backend) => Tx::Sqlite(backend.begin_read().await?),
+            Self::Postgres(backend) => Tx::Postgres(backend.pool().begin().await?),
+        })
+    }
+
+    /// Starts a transaction that writes.
+    pub(super) async fn begin_write(&self) -> Result<Tx, sqlx::Error> {
+        Ok(match self {
+            Self::Sqlite(backend) => Tx::Sqlite(backend.begin_write().await?),
+            Self::Postgres(backend) => Tx::Postgres(backend.pool().begin().await?),
+        })
+    }
+
+    /// The statement, run in a transaction that wrote events up to `$1`, that tells other
+    /// servers at commit; `None` when the backend cannot tell them (they poll).
+    pub(super) fn notify_events(&self) -> Option<&'static str> {
+        match self {
+            Self::Sqlite(_) => None,
+            Self::Postgres(_) => Some(super::postgres::NOTIFY_EVENTS),
+        }
+    }
+
+    pub(super) async fn close(&self) {
+        match self {
+            Self::Sqlite(backend) => backend.pool().close().await,
+            Self::Postgres(backend) => backend.pool().close().await,
+        }
+    }
+
+    /// Reads what a batch of intakes needs, in the transaction `tx` (see [`Lookups`]).
+    pub(super) async fn lookups(
+        &self,
+        tx: &mut Tx,
+        batch: &[NewIntake],
+        hashes: &[&Vec<u8>],
+    ) -> Result<Lookups, sqlx::Error> {
+        match (self, tx) {
+            (Self::Sqlite(backend), Tx::Sqlite(tx)) => {
+                backend.lookups(tx.connection(), batch, hashes).await
+            }
+            (Self::Postgres(backend), Tx::Postgres(tx)) => backend.lookups(tx, batch, hashes).await,
+            _ => Err(mixed()),
+        }
+    }
+
+    /// Writes a batch's rows in the transaction `tx`; returns the directory's new counter when
+    /// a team was taken.
+    pub(super) async fn write_intake_rows(
+        &self,
+        tx: &mut Tx,
+        rows: &IntakeRows<'_>,
+    ) -> Result<Option<i64>, crate::domain::Error> {
+        match (self, tx) {
+            (Self::Sqlite(backend), Tx::Sqlite(tx)) => {
+                backend.write_intake_rows(tx.connection(), rows).await
+            }
+            (Self::Postgres(backend), Tx::Postgres(tx)) => {
+                backend.write_intake_rows(tx, rows).await
+            }
+            _ => Err(super::map_sqlx_error(mixed())),
+        }
+    }
+}
+
+/// A transaction of one backend handed to the other: a bug, not a fault of the database.
+fn mixed() -> sqlx::Error {
+    sqlx::Error::Protocol("a transaction of one backend used with the other".into())
+}

@@ -1,0 +1,330 @@
+//! The feed of events: how a change's events are filed, numbered, chained and written, and how
+//! watchers, timelines and statistics read them.
+
+use std::collections::HashMap;
+
+use uuid::Uuid;
+
+use super::chain::{ADVANCE_CHAIN, SET_CHAIN_HEAD};
+use super::db::{Query, Tx, query, query_as, query_scalar};
+use super::map_sqlx_error as db_error;
+use super::rows::{EventDbRow, EventRow};
+use super::sealed::{from_micros, micros, to_json};
+use super::sql_store::SqlStore;
+use super::statements::{
+    EVENT_COLUMNS, INSERT_EVENTS, LAST_EVENT, SELECT_CASE_PARTIES, SELECT_CASE_SERVICE_POINTS,
+    SELECT_CASE_TEAMS,
+};
+use crate::audit::ChainHasher;
+use crate::domain::Error;
+use crate::domain::decision::{Decision, Destination, RoutingStatus};
+use crate::domain::event::{EventFilter, FeedEvent};
+use crate::domain::reach::{CaseParties, Reach};
+use crate::domain::statistics::{CaseTimes, Period, ResponseStep, STEPS, Statistics, intervals};
+
+/// The kind of the event a routing decision writes.
+pub(super) fn routing_event_kind(status: RoutingStatus, first: bool) -> &'static str {
+    match (status, first) {
+        (RoutingStatus::Unrouted, _) => "case_unrouted",
+        (_, true) => "case_routed",
+        (_, false) => "case_rerouted",
+    }
+}
+
+/// The facts of a routing decision every watcher may see: ids and purposes, no distances (they
+/// could place the incident).
+pub(super) fn routing_event_data(decision: &Decision) -> serde_json::Value {
+    serde_json::json!({
+        "status": decision.status().as_str(),
+        "policy_version": decision.policy_version,
+        "rule_id": decision.rule_id,
+        "assignments": decision.assignments().iter().map(|a| {
+            let (kind, id) = match &a.destination {
+                Destination::Team { id, .. } => ("team", id),
+                Destination::ServicePoint { id, .. } => ("service_point", id),
+            };
+            serde_json::json!({ "purpose": a.purpose.as_str(), "type": kind, "id": id })
+        }).collect::<Vec<_>>(),
+    })
+}
+
+/// Where a case's events are filed, for the watchers' filters.
+#[derive(Clone)]
+pub(super) struct EventPlace {
+    pub(super) case_id: Uuid,
+    pub(super) line: &'static str,
+    pub(super) province: String,
+    pub(super) county: String,
+    pub(super) priority: &'static str,
+    pub(super) recorded_by: String,
+}
+
+impl EventPlace {
+    /// An event of this case.
+    pub(super) fn event(
+        &self,
+        kind: impl Into<String>,
+        actor: impl Into<String>,
+        occurred_at: i64,
+        reason: Option<String>,
+        data: &serde_json::Value,
+        team_id: Option<String>,
+    ) -> Result<EventRow, Error> {
+        Ok(EventRow {
+            case_id: self.case_id,
+            kind: kind.into(),
+            actor: actor.into(),
+            occurred_at,
+            reason,
+            data: to_json(data)?,
+            line: self.line,
+            province: self.province.clone(),
+            county: self.county.clone(),
+            priority: self.priority,
+            team_id,
+            recorded_by: self.recorded_by.clone(),
+        })
+    }
+}
+
+/// Writes events under the next numbers of the feed and returns the last number. Numbers are
+/// taken last in a transaction: the counter row stays locked until commit, so the shorter the
+/// stretch after this, the less concurrent writers wait; and a writer that takes numbers after
+/// another has to wait for its commit, so numbers become visible in order with no gap.
+pub(super) async fn write_events(
+    store: &SqlStore,
+    tx: &mut Tx,
+    events: &[EventRow],
+) -> Result<i64, Error> {
+    let count = events.len() as i64;
+    let (last, mut previous): (i64, Option<Vec<u8>>) = query_as(ADVANCE_CHAIN)
+        .bind(count)
+        .bind("event")
+        .fetch_one(tx.ex())
+        .await
+        .map_err(db_error)?;
+    let mut rows = Vec::with_capacity(events.len());
+    for (event_id, event) in (last - count + 1..).zip(events) {
+        let hash = event
+            .columns(event_id)
+            .hash(ChainHasher::new(previous.as_deref()));
+        previous = Some(hash.clone());
+        rows.push((event_id, event, hash));
+    }
+    for chunk in rows.chunks(super::statements::ROWS_PER_INSERT) {
+        let mut insert = Query::built(INSERT_EVENTS);
+        insert.push_values(chunk, |row, (event_id, event, hash)| {
+            event.push(row, *event_id, hash);
+        });
+        insert.execute(tx.ex()).await.map_err(db_error)?;
+    }
+    query(SET_CHAIN_HEAD)
+        .bind(previous)
+        .bind("event")
+        .execute(tx.ex())
+        .await
+        .map_err(db_error)?;
+    if let Some(notify) = store.backend.notify_events() {
+        query(notify)
+            .bind(last.to_string())
+            .execute(tx.ex())
+            .await
+            .map_err(db_error)?;
+    }
+    Ok(last)
+}
+
+/// Decides, inside a transaction, whether `reach` covers the case whose province, county and
+/// recorder are given; a case's teams or service points are read only for a reach that turns
+/// on them.
+pub(super) async fn covers_case(
+    tx: &mut Tx,
+    reach: &Reach,
+    case_id: Uuid,
+    province: &str,
+    county: &str,
+    recorded_by: &str,
+) -> Result<bool, sqlx::Error> {
+    let (mut teams, mut points) = (Vec::<String>::new(), Vec::<String>::new());
+    match reach {
+        Reach::Team(_) => {
+            teams = query_scalar(SELECT_CASE_TEAMS)
+                .bind(case_id)
+                .fetch_all(tx.ex())
+                .await?;
+        }
+        Reach::ServicePoint(_) => {
+            points = query_scalar(SELECT_CASE_SERVICE_POINTS)
+                .bind(case_id)
+                .fetch_all(tx.ex())
+                .await?;
+        }
+        _ => {}
+    }
+    Ok(reach.covers(&CaseParties {
+        province,
+        county,
+        recorded_by,
+        teams: &teams,
+        service_points: &points,
+    }))
+}
+
+impl SqlStore {
+    pub(super) async fn events(
+        &self,
+        filter: &EventFilter,
+        after: i64,
+        up_to: i64,
+        limit: u32,
+    ) -> Result<Vec<FeedEvent>, Error> {
+        let mut q = Query::built(format!(
+            "select {EVENT_COLUMNS} from events where event_id > "
+        ));
+        q.push_bind(after)
+            .push(" and event_id <= ")
+            .push_bind(up_to);
+        if let Some(province) = &filter.province {
+            q.push(" and province = ").push_bind(province.clone());
+        }
+        if let Some(county) = &filter.county {
+            q.push(" and county = ").push_bind(county.clone());
+        }
+        if let Some(priority) = filter.priority {
+            q.push(" and priority = ").push_bind(priority.as_str());
+        }
+        if let Some(line) = filter.line {
+            q.push(" and line = ").push_bind(line.as_str());
+        }
+        if let Some(recorded_by) = &filter.recorded_by {
+            q.push(" and recorded_by = ").push_bind(recorded_by.clone());
+        }
+        if let Some(team_id) = &filter.team_id {
+            q.push(" and team_id = ").push_bind(team_id.clone());
+        }
+        q.push(" order by event_id limit ")
+            .push_bind(i64::from(limit));
+        let rows: Vec<EventDbRow> = q
+            .rows()
+            .fetch_all(self.backend.ex())
+            .await
+            .map_err(db_error)?;
+        rows.into_iter().map(EventDbRow::into_event).collect()
+    }
+
+    pub(super) async fn statistics(&self, period: &Period) -> Result<Statistics, Error> {
+        let (from, to) = (micros(period.from), micros(period.to));
+        let province = period.province.as_deref();
+        // One read transaction: the counts and the intervals describe one moment.
+        let mut tx = self.backend.begin_read().await.map_err(db_error)?;
+        let mut counts = Vec::new();
+        for column in ["line", "primary_category", "priority", "status", "province"] {
+            let mut q = Query::built(format!(
+                "select {column} as key, count(*) as n from cases where created_at >= "
+            ));
+            q.push_bind(from).push(" and created_at < ").push_bind(to);
+            if let Some(province) = province {
+                q.push(" and province = ").push_bind(province.to_owned());
+            }
+            if let Some(county) = &period.county {
+                q.push(" and county = ").push_bind(county.clone());
+            }
+            q.push(&format!(" group by {column} order by n desc, {column}"));
+            let rows: Vec<(String, i64)> = q.rows().fetch_all(tx.ex()).await.map_err(db_error)?;
+            counts.push(
+                rows.into_iter()
+                    .map(|(k, n)| (k, n as u64))
+                    .collect::<Vec<_>>(),
+            );
+        }
+        let mut q = Query::built(
+            "select e.case_id, e.kind, min(e.occurred_at) from events e \
+             join cases c on c.case_id = e.case_id where c.created_at >= ",
+        );
+        q.push_bind(from).push(" and c.created_at < ").push_bind(to);
+        if let Some(province) = province {
+            q.push(" and c.province = ").push_bind(province.to_owned());
+        }
+        if let Some(county) = &period.county {
+            q.push(" and c.county = ").push_bind(county.clone());
+        }
+        q.push(" and e.kind in ('case_recorded'");
+        for (_, kind) in STEPS {
+            q.push(", ").push_bind(kind);
+        }
+        q.push(") group by e.case_id, e.kind");
+        let rows: Vec<(Uuid, String, i64)> = q.rows().fetch_all(tx.ex()).await.map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+
+        let mut times: HashMap<Uuid, CaseTimes> = Default::default();
+        for (case_id, kind, at) in rows {
+            let at = from_micros(at)?;
+            let case = times.entry(case_id).or_default();
+            if kind == "case_recorded" {
+                case.recorded = Some(at);
+            } else if let Some((step, _)) = STEPS.iter().find(|(_, k)| *k == kind) {
+                case.steps.insert(*step, at);
+            }
+        }
+        let measured = intervals(&times);
+        let interval = |step| measured.get(&step).copied().unwrap_or_default();
+        let mut counts = counts.into_iter();
+        let mut next = || counts.next().unwrap_or_default();
+        let by_line = next();
+        Ok(Statistics {
+            total: by_line.iter().map(|(_, n)| n).sum(),
+            by_line,
+            by_category: next(),
+            by_priority: next(),
+            by_status: next(),
+            by_province: next(),
+            acknowledged: interval(ResponseStep::Acknowledged),
+            on_scene: interval(ResponseStep::OnScene),
+            cleared: interval(ResponseStep::Cleared),
+        })
+    }
+
+    pub(super) async fn last_event(&self) -> Result<i64, Error> {
+        query_scalar(LAST_EVENT)
+            .fetch_one(self.backend.ex())
+            .await
+            .map_err(db_error)
+    }
+
+    pub(super) async fn timeline(
+        &self,
+        case_id: Uuid,
+        reach: &Reach,
+    ) -> Result<Option<Vec<FeedEvent>>, Error> {
+        // One read transaction: the case is judged in reach and its events read at
+        // one moment. Nothing is decrypted to decide.
+        let mut tx = self.backend.begin_read().await.map_err(db_error)?;
+        let parties: Option<(String, String, String)> = query_as(SELECT_CASE_PARTIES)
+            .bind(case_id)
+            .fetch_optional(tx.ex())
+            .await
+            .map_err(db_error)?;
+        let Some((province, county, recorded_by)) = parties else {
+            return Ok(None);
+        };
+        if !covers_case(&mut tx, reach, case_id, &province, &county, &recorded_by)
+            .await
+            .map_err(db_error)?
+        {
+            return Ok(None);
+        }
+        let query =
+            format!("select {EVENT_COLUMNS} from events where case_id = $1 order by event_id");
+        let rows: Vec<EventDbRow> = Query::built(query)
+            .rows()
+            .bind(case_id)
+            .fetch_all(tx.ex())
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        rows.into_iter()
+            .map(EventDbRow::into_event)
+            .collect::<Result<_, _>>()
+            .map(Some)
+    }
+}

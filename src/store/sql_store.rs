@@ -1,0 +1,191 @@
+//! The store both backends share: [`SqlStore`] implements [`Store`] with the SQL both accept,
+//! one topic per module (`intake`, `changes`, `cases`, `events`, `directory`, `chain`,
+//! `reseal`); what only one backend does is [`Backend`]'s.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::db::{Backend, query_scalar};
+use super::map_sqlx_error as db_error;
+use super::{
+    ChangeOutcome, DirectoryWatermark, Durability, IntakeOutcome, RerouteFn, ResealCount, RouteFn,
+    RoutingData, Store,
+};
+use crate::audit::{AuditEntry, AuditQuery, AuditRecord, ChainReport};
+use crate::crypto::FieldCipher;
+use crate::domain::Error;
+use crate::domain::case::{CaseFilter, CaseRecord, CaseSummary, PageRequest};
+use crate::domain::change::CaseChange;
+use crate::domain::event::{EventFilter, FeedEvent};
+use crate::domain::intake::NewIntake;
+use crate::domain::reach::Reach;
+use crate::domain::sla::SlaTargets;
+use crate::domain::statistics::{Period, Statistics};
+use crate::routing::directory::{DirectoryData, DirectoryUpdate};
+use crate::routing::policy::PolicyDocument;
+
+/// Cases in a SQL database, on either backend.
+#[derive(Debug, Clone)]
+pub(super) struct SqlStore {
+    pub(super) backend: Backend,
+    /// The directory state this server's routing holds.
+    pub(super) directory: DirectoryWatermark,
+    /// Seals and opens the sensitive columns.
+    pub(super) cipher: Arc<FieldCipher>,
+}
+
+impl SqlStore {
+    pub(super) fn new(backend: Backend, cipher: Arc<FieldCipher>) -> Self {
+        Self {
+            backend,
+            directory: DirectoryWatermark::default(),
+            cipher,
+        }
+    }
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    async fn record_intakes(
+        &self,
+        batch: &[NewIntake],
+        route: &mut RouteFn<'_>,
+        targets: &SlaTargets,
+    ) -> Result<Vec<IntakeOutcome>, Error> {
+        SqlStore::record_intakes(self, batch, route, targets).await
+    }
+
+    async fn change_case(
+        &self,
+        change: &CaseChange,
+        reroute: &mut RerouteFn<'_>,
+        targets: &SlaTargets,
+    ) -> Result<ChangeOutcome, Error> {
+        self.apply_change(change, reroute, targets).await
+    }
+
+    async fn due_timers(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Uuid>, Error> {
+        query_scalar(super::changes::SELECT_DUE_TIMERS)
+            .bind(super::sealed::micros(now))
+            .bind(i64::from(limit))
+            .fetch_all(self.backend.ex())
+            .await
+            .map_err(db_error)
+    }
+
+    async fn events(
+        &self,
+        filter: &EventFilter,
+        after: i64,
+        up_to: i64,
+        limit: u32,
+    ) -> Result<Vec<FeedEvent>, Error> {
+        SqlStore::events(self, filter, after, up_to, limit).await
+    }
+
+    async fn statistics(&self, period: &Period) -> Result<Statistics, Error> {
+        SqlStore::statistics(self, period).await
+    }
+
+    async fn last_event(&self) -> Result<i64, Error> {
+        SqlStore::last_event(self).await
+    }
+
+    async fn timeline(
+        &self,
+        case_id: Uuid,
+        reach: &Reach,
+    ) -> Result<Option<Vec<FeedEvent>>, Error> {
+        SqlStore::timeline(self, case_id, reach).await
+    }
+
+    fn spawn_event_listener(
+        &self,
+        wake: Arc<tokio::sync::Notify>,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        match &self.backend {
+            Backend::Sqlite(_) => None,
+            Backend::Postgres(backend) => Some(backend.listen_for_events(wake, stop)),
+        }
+    }
+
+    async fn load_routing(&self) -> Result<RoutingData, Error> {
+        SqlStore::load_routing(self).await
+    }
+
+    async fn upsert_directory(&self, data: &DirectoryData) -> Result<(), Error> {
+        SqlStore::upsert_directory(self, data).await
+    }
+
+    async fn store_policy(
+        &self,
+        policy: &PolicyDocument,
+        expected_version: Option<i64>,
+    ) -> Result<i64, Error> {
+        SqlStore::store_policy(self, policy, expected_version).await
+    }
+
+    async fn policy_newer_than(
+        &self,
+        version: i64,
+    ) -> Result<Option<(i64, PolicyDocument)>, Error> {
+        SqlStore::policy_newer_than(self, version).await
+    }
+
+    async fn update_directory(&self, update: &DirectoryUpdate) -> Result<(), Error> {
+        SqlStore::update_directory(self, update).await
+    }
+
+    async fn get_case(&self, case_id: Uuid) -> Result<Option<CaseRecord>, Error> {
+        SqlStore::get_case(self, case_id).await
+    }
+
+    async fn list_cases(
+        &self,
+        filter: &CaseFilter,
+        page: &PageRequest,
+        reach: &Reach,
+    ) -> Result<Vec<CaseSummary>, Error> {
+        SqlStore::list_cases(self, filter, page, reach).await
+    }
+
+    async fn append_audit(&self, entries: &[AuditEntry]) -> Result<(), Error> {
+        SqlStore::append_audit(self, entries).await
+    }
+
+    async fn audit_trail(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, Error> {
+        SqlStore::audit_trail(self, query).await
+    }
+
+    async fn reseal(&self) -> Result<Vec<(String, ResealCount)>, Error> {
+        SqlStore::reseal(self).await
+    }
+
+    async fn verify_chains(&self) -> Result<Vec<ChainReport>, Error> {
+        SqlStore::verify_chains(self).await
+    }
+
+    async fn ping(&self) -> Result<(), Error> {
+        match &self.backend {
+            Backend::Sqlite(backend) => backend.check_reachable().await,
+            Backend::Postgres(backend) => backend.check_reachable().await,
+        }
+        .map_err(db_error)
+    }
+
+    async fn durability(&self) -> Result<Durability, Error> {
+        match &self.backend {
+            Backend::Sqlite(backend) => backend.check_durability().await,
+            Backend::Postgres(backend) => backend.check_durability().await,
+        }
+        .map_err(db_error)
+    }
+
+    async fn close(&self) {
+        self.backend.close().await;
+    }
+}
