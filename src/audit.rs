@@ -13,24 +13,7 @@ use uuid::Uuid;
 use crate::access::{Caller, Operation};
 use crate::domain::Error;
 
-/// One access, as the trail records it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditEntry {
-    /// When.
-    pub at: DateTime<Utc>,
-    /// Who: the token's subject.
-    pub subject: String,
-    /// Their role.
-    pub role: String,
-    /// What they asked to do.
-    pub action: String,
-    /// The case concerned.
-    pub case_id: Option<Uuid>,
-    /// `ok`, or the refusal's code.
-    pub outcome: String,
-    /// The request's id.
-    pub request_id: String,
-}
+pub use crate::domain::audit::{AuditEntry, OK};
 
 impl AuditEntry {
     /// An entry for `caller` asking for `operation` on `case_id`, with what came of it.
@@ -52,59 +35,6 @@ impl AuditEntry {
             at,
         )
     }
-
-    /// An entry for what `requester` asked for on `case_id`, with what came of it.
-    pub fn requested(
-        requester: &crate::domain::requester::Requester,
-        case_id: Option<Uuid>,
-        outcome: &str,
-        at: DateTime<Utc>,
-    ) -> Self {
-        let (subject, role, action) = (&requester.subject, requester.role, requester.action);
-        Self::of(
-            subject,
-            role,
-            action,
-            &requester.request_id,
-            case_id,
-            outcome,
-            at,
-        )
-    }
-
-    fn of(
-        subject: &str,
-        role: &str,
-        action: &str,
-        request_id: &str,
-        case_id: Option<Uuid>,
-        outcome: &str,
-        at: DateTime<Utc>,
-    ) -> Self {
-        Self {
-            at,
-            subject: subject.to_owned(),
-            role: role.to_owned(),
-            action: action.to_owned(),
-            case_id,
-            outcome: outcome.to_owned(),
-            request_id: request_id.to_owned(),
-        }
-    }
-
-    /// An entry for a change the service made itself (deadline escalation).
-    pub fn by_service(
-        id: &str,
-        change: &crate::domain::change::Change,
-        case_id: Uuid,
-        at: DateTime<Utc>,
-    ) -> Self {
-        let action = match change {
-            crate::domain::change::Change::SlaBreach { .. } => "sla_breach",
-            other => Operation::of(other).as_str(),
-        };
-        Self::of(id, "system", action, "", Some(case_id), OK, at)
-    }
 }
 
 /// What the trail records as the outcome of a request.
@@ -114,9 +44,6 @@ pub fn outcome<T>(result: &Result<T, Error>) -> &'static str {
         Err(error) => error_code(error),
     }
 }
-
-/// The outcome of a request that went through.
-pub const OK: &str = "ok";
 
 /// The name of the code an error becomes, as the trail records it.
 pub fn error_code(error: &Error) -> &'static str {

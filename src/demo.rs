@@ -20,6 +20,7 @@ use tonic::transport::{Channel, Endpoint};
 use crate::auth::{self, Keys, Role};
 use crate::clock::{Clock, ManualTime};
 use crate::config::{DemoConfig, ServeConfig};
+use crate::domain::event::EventKind;
 use crate::domain::types::Category;
 use crate::grpc::auth::BearerToken;
 use crate::pb::case_tracking_client::CaseTrackingClient;
@@ -549,36 +550,7 @@ fn print_decision(what: &str, decision: Option<&pb::RoutingDecision>) {
 
 /// The Persian name of an event kind, for the printed timeline.
 fn kind_label(kind: &str) -> &'static str {
-    match kind {
-        "case_recorded" => "ثبت پرونده",
-        "case_routed" => "مسیریابی",
-        "case_rerouted" => "مسیریابی دوباره",
-        "case_unrouted" => "بدون مقصد — هشدار به ناظر",
-        "assignment_requested" => "درخواست مقصد",
-        "assignment_added" => "مقصد تازه",
-        "dispatch_assigned" => "اعزام تیم سیار",
-        "dispatch_acknowledged" => "تأیید تیم",
-        "dispatch_en_route" => "در راه",
-        "dispatch_on_scene" => "در محل",
-        "dispatch_transporting" => "انتقال",
-        "dispatch_cleared" => "پایان مأموریت",
-        "dispatch_cancelled" => "لغو اعزام",
-        "dispatch_declined" => "رد اعزام",
-        "referral_accepted" => "پذیرش ارجاع",
-        "referral_rejected" => "رد ارجاع",
-        "referral_in_progress" => "در حال انجام",
-        "referral_completed" => "انجام ارجاع",
-        "referral_cancelled" => "لغو ارجاع",
-        "note_added" => "یادداشت",
-        "follow_up_scheduled" => "برنامه پیگیری",
-        "follow_up_done" => "انجام پیگیری",
-        "priority_changed" => "تغییر اولویت",
-        "case_closed" => "بستن پرونده",
-        "case_reopened" => "بازگشایی پرونده",
-        "sla_breached" => "گذشتن از مهلت",
-        "supervisors_alerted" => "هشدار به ناظر",
-        _ => "",
-    }
+    kind.parse::<EventKind>().map_or("", EventKind::label_fa)
 }
 
 fn contact(operator: &str, call_id: &str) -> pb::Contact {

@@ -18,6 +18,7 @@ use super::writer::Writer;
 use crate::clock::Clock;
 use crate::domain::Error;
 use crate::domain::change::{Actor, CaseChange, Change};
+use crate::domain::requester::Requester;
 use crate::store::Store;
 
 /// Timers handled per round.
@@ -65,7 +66,7 @@ pub async fn escalate_due(store: &dyn Store, writer: &Writer, clock: &Clock) -> 
                 change: Change::SlaBreach { timer_id },
                 expected_version: None,
                 actor: Actor::system("sla"),
-                requester: None,
+                requester: Requester::service("sla", "sla_breach"),
                 at: now,
             };
             match writer.change_case(breach).await {

@@ -20,8 +20,10 @@ use tokio::task::JoinHandle;
 
 use crate::domain::Error;
 use crate::domain::change::CaseChange;
-use crate::domain::decision::{Decision, Destination};
+use crate::domain::decision::{ActionDecision, Decision, Destination};
 use crate::domain::intake::NewIntake;
+use crate::domain::plan::change::{RerouteAsk, plan_change};
+use crate::domain::plan::intake::plan_intakes;
 use crate::domain::sla::SlaTargets;
 use crate::domain::types::Line;
 use crate::routing::directory::{Directory, DirectoryData, DirectoryUpdate, TeamState};
@@ -50,6 +52,19 @@ impl RoutingState {
             }
         }
         decision
+    }
+
+    /// Routes a case again for a change (a destination turned it down, or a call centre asked)
+    /// and marks the team it dispatches busy, noting how it was before.
+    fn reroute(&mut self, ask: &RerouteAsk<'_>, undo: &mut Vec<TeamState>) -> ActionDecision {
+        let request = RoutingRequest::for_case(ask.intake, ask.line, ask.priority, ask.at);
+        let found = routing::reroute(&self.directory, &request, ask.action, ask.tried);
+        if let Some(Destination::Team { id, .. }) = &found.destination
+            && let Some(before) = self.directory.assign_team(id)
+        {
+            undo.push(before);
+        }
+        found
     }
 
     /// Puts the teams back as they were before an uncommitted batch.
@@ -371,35 +386,25 @@ fn take_batch(
     batch
 }
 
-/// Records intakes in one transaction, routing the new ones; on failure the directory is put
-/// back as it was.
+/// Records intakes in one transaction, planned with this server's routing; on failure the
+/// directory is put back as it was.
 async fn record(
     store: &dyn Store,
     routing: &SharedRouting,
     intakes: &[NewIntake],
     targets: &SlaTargets,
 ) -> Result<Vec<IntakeOutcome>, Error> {
-    let mut attempts = 0;
+    let mut reloads = Reloads::default();
     loop {
         let mut undo = Vec::new();
         let result = store
-            .record_intakes(
-                intakes,
-                &mut |intake| routing.write().route(intake, &mut undo),
-                targets,
-            )
+            .record_intakes(intakes, &mut |batch, load| {
+                let mut route = |intake: &NewIntake| routing.write().route(intake, &mut undo);
+                plan_intakes(batch, load, &mut route, targets)
+            })
             .await;
-        match result {
-            Err(Error::DirectoryMoved) if attempts < RELOADS => {
-                routing.write().undo(undo);
-                attempts += 1;
-                reload_directory(store, routing).await?;
-            }
-            Err(error) => {
-                routing.write().undo(undo);
-                return Err(error);
-            }
-            Ok(outcomes) => return Ok(outcomes),
+        if let Some(outcomes) = reloads.settle(store, routing, undo, result).await? {
+            return Ok(outcomes);
         }
     }
 }
@@ -495,7 +500,17 @@ async fn apply(store: &dyn Store, routing: &SharedRouting, command: Command, tar
         }
         Command::UpdateDirectory { update, reply } => {
             let result = async {
-                retrying(store, routing, || store.update_directory(&update)).await?;
+                let mut reloads = Reloads::default();
+                loop {
+                    let result = store.update_directory(&update).await;
+                    if reloads
+                        .settle(store, routing, Vec::new(), result)
+                        .await?
+                        .is_some()
+                    {
+                        break;
+                    }
+                }
                 routing.write().directory.apply(&update);
                 Ok(())
             }
@@ -508,7 +523,7 @@ async fn apply(store: &dyn Store, routing: &SharedRouting, command: Command, tar
             reply,
         } => {
             let result = async {
-                let mut attempts = 0;
+                let mut reloads = Reloads::default();
                 loop {
                     let mut merged = routing.read().directory.data().clone();
                     merged.merge(entries.clone());
@@ -521,16 +536,14 @@ async fn apply(store: &dyn Store, routing: &SharedRouting, command: Command, tar
                                 .collect(),
                         )
                     })?;
-                    match store.upsert_directory(&entries).await {
-                        Err(Error::DirectoryMoved) if attempts < RELOADS => {
-                            attempts += 1;
-                            reload_directory(store, routing).await?;
-                        }
-                        Err(error) => return Err(error),
-                        Ok(()) => {
-                            routing.write().directory = directory;
-                            return Ok(());
-                        }
+                    let result = store.upsert_directory(&entries).await;
+                    if reloads
+                        .settle(store, routing, Vec::new(), result)
+                        .await?
+                        .is_some()
+                    {
+                        routing.write().directory = directory;
+                        return Ok(());
                     }
                 }
             }
@@ -554,49 +567,27 @@ async fn apply(store: &dyn Store, routing: &SharedRouting, command: Command, tar
     }
 }
 
-/// Applies a change, routing with this server's directory; a change refused because another
-/// server moved the directory is retried on a fresh copy.
+/// Applies a change, planned with this server's routing.
 async fn change_case(
     store: &dyn Store,
     routing: &SharedRouting,
     change: &CaseChange,
     targets: &SlaTargets,
 ) -> Result<ChangeOutcome, Error> {
-    let mut attempts = 0;
+    let mut reloads = Reloads::default();
     loop {
         let mut undo = Vec::new();
         let result = store
-            .change_case(
-                change,
-                &mut |request, action, excluded| {
-                    let mut state = routing.write();
-                    let found = routing::reroute(&state.directory, request, action, excluded);
-                    if let Some(Destination::Team { id, .. }) = &found.destination
-                        && let Some(before) = state.directory.assign_team(id)
-                    {
-                        undo.push(before);
-                    }
-                    found
-                },
-                targets,
-            )
+            .change_case(change, &mut |change, load| {
+                let mut reroute = |ask: &RerouteAsk<'_>| routing.write().reroute(ask, &mut undo);
+                plan_change(change, load, targets, &mut reroute)
+            })
             .await;
-        match result {
-            Ok(outcome) => {
-                if let Some(team) = &outcome.released_team {
-                    routing.write().directory.release_team(team);
-                }
-                return Ok(outcome);
+        if let Some(outcome) = reloads.settle(store, routing, undo, result).await? {
+            if let Some(team) = &outcome.released_team {
+                routing.write().directory.release_team(team);
             }
-            Err(Error::DirectoryMoved) if attempts < RELOADS => {
-                routing.write().undo(undo);
-                attempts += 1;
-                reload_directory(store, routing).await?;
-            }
-            Err(error) => {
-                routing.write().undo(undo);
-                return Err(error);
-            }
+            return Ok(outcome);
         }
     }
 }
@@ -615,24 +606,34 @@ async fn reload_directory(store: &dyn Store, routing: &SharedRouting) -> Result<
     Ok(())
 }
 
-/// Runs a directory write, reloading and retrying when another server moved the directory.
-async fn retrying<T, F, Fut>(
-    store: &dyn Store,
-    routing: &SharedRouting,
-    mut op: F,
-) -> Result<T, Error>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, Error>>,
-{
-    let mut attempts = 0;
-    loop {
-        match op().await {
-            Err(Error::DirectoryMoved) if attempts < RELOADS => {
-                attempts += 1;
+/// The one way a write made with this server's view of the directory is retried. When another
+/// server moved the directory first, what the attempt took in memory (the teams it marked busy)
+/// is put back, the directory read again and the write tried again, up to [`RELOADS`] times;
+/// any other failure puts back what the attempt took and ends the write.
+#[derive(Default)]
+struct Reloads(u32);
+
+impl Reloads {
+    /// Settles one attempt: `Some` when the write is done, `None` to try it again.
+    async fn settle<T>(
+        &mut self,
+        store: &dyn Store,
+        routing: &SharedRouting,
+        undo: Vec<TeamState>,
+        result: Result<T, Error>,
+    ) -> Result<Option<T>, Error> {
+        match result {
+            Ok(done) => Ok(Some(done)),
+            Err(Error::DirectoryMoved) if self.0 < RELOADS => {
+                routing.write().undo(undo);
+                self.0 += 1;
                 reload_directory(store, routing).await?;
+                Ok(None)
             }
-            other => return other,
+            Err(error) => {
+                routing.write().undo(undo);
+                Err(error)
+            }
         }
     }
 }

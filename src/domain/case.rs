@@ -238,3 +238,12 @@ pub mod paging {
     /// Largest page size.
     pub const MAX_PAGE_SIZE: usize = 500;
 }
+
+/// What a case was recorded with: the intake, the action asked for and its triage (stored
+/// sealed, as the case's `details`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CaseDetails {
+    pub intake: Intake,
+    pub action: RequestedAction,
+    pub assessment: Assessment,
+}

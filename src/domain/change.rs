@@ -210,8 +210,8 @@ pub struct CaseChange {
     /// Who makes it, as the case's events record it.
     pub actor: Actor,
     /// Who asked for it: the change stays within their reach and parts, and writes their
-    /// audit row; `None` for the service's own changes (deadline escalation).
-    pub requester: Option<super::requester::Requester>,
+    /// audit row (the service itself, for its own changes such as deadline escalation).
+    pub requester: super::requester::Requester,
     /// When the service received it.
     pub at: DateTime<Utc>,
 }

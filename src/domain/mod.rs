@@ -1,6 +1,7 @@
 //! The service's own vocabulary: intake values, triage, case records and the errors they raise.
 //! Nothing here knows about gRPC or SQL, so all of it is testable on its own.
 
+pub mod audit;
 pub mod case;
 pub mod change;
 pub mod decision;
@@ -8,6 +9,7 @@ pub mod error;
 pub mod event;
 pub mod intake;
 pub mod lifecycle;
+pub mod plan;
 pub mod province;
 pub mod reach;
 pub mod reference;

@@ -35,6 +35,21 @@ pub struct Requester {
     pub parts: Parts,
 }
 
+impl Requester {
+    /// The service itself asking, for a change it makes on its own (a missed deadline's
+    /// escalation): everywhere in reach, every part its own to move.
+    pub fn service(id: &str, action: &'static str) -> Self {
+        Self {
+            subject: id.to_owned(),
+            role: "system",
+            action,
+            request_id: String::new(),
+            reach: Reach::Everywhere,
+            parts: Parts::Any,
+        }
+    }
+}
+
 impl Parts {
     /// Refuses a change to a dispatch that is not the requesting team's own.
     pub fn check_dispatch_owner(&self, team_id: &str) -> Result<(), Error> {

@@ -9,6 +9,9 @@
 use std::fmt;
 use std::time::Duration;
 
+use chrono::{DateTime, TimeDelta, Utc};
+
+use super::decision::Purpose;
 use super::types::{Priority, domain_enum};
 
 domain_enum! {
@@ -81,6 +84,42 @@ fn index(priority: Priority) -> usize {
 pub struct BadTarget(String);
 
 impl SlaTargets {
+    /// When a deadline of `kind` started at `from` falls for a case of `priority`; `None` when
+    /// the kind has no target at that priority.
+    pub fn due(
+        &self,
+        kind: SlaKind,
+        priority: Priority,
+        from: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        let target = self.target(kind, priority)?;
+        let target = TimeDelta::from_std(target).unwrap_or(TimeDelta::MAX);
+        Some(
+            from.checked_add_signed(target)
+                .unwrap_or(DateTime::<Utc>::MAX_UTC),
+        )
+    }
+
+    /// The deadlines a new dispatch or referral for `purpose` starts at `at`: a team's
+    /// acknowledgement and arrival, a centre's acceptance; an outside body's notification has
+    /// none.
+    pub fn started_by(
+        &self,
+        purpose: Purpose,
+        priority: Priority,
+        at: DateTime<Utc>,
+    ) -> Vec<(SlaKind, DateTime<Utc>)> {
+        let kinds: &[SlaKind] = match purpose {
+            Purpose::Dispatch => &[SlaKind::TeamAcknowledgement, SlaKind::OnScene],
+            Purpose::Referral | Purpose::HandOver => &[SlaKind::ReferralAcceptance],
+            Purpose::Notification => &[],
+        };
+        kinds
+            .iter()
+            .filter_map(|&kind| Some((kind, self.due(kind, priority, at)?)))
+            .collect()
+    }
+
     /// The target of `kind` for a case of `priority`. A follow-up's deadline is its own due time.
     pub fn target(&self, kind: SlaKind, priority: Priority) -> Option<Duration> {
         let i = index(priority);

@@ -6,12 +6,15 @@
 use uuid::Uuid;
 
 use super::chain::audit_hash;
-use super::intake::NewCase;
 use super::rows::EventRow;
+use super::sealed::{CASE_DETAILS, CONTACT_DETAILS, DECISION, decision_row, micros, to_json};
 use crate::audit::{AuditEntry, ChainHasher};
-use crate::domain::decision::Purpose;
-use crate::domain::intake::NewIntake;
-use crate::domain::sla::SlaTargets;
+use crate::crypto::FieldCipher;
+use crate::domain::Error;
+use crate::domain::decision::{Decision, RoutingStatus};
+use crate::domain::intake::{NewIntake, Receipt};
+use crate::domain::plan::intake::IntakePlan;
+use crate::domain::types::Line;
 
 /// The two lines' case-number counters. Only intake batches move them, and each holds the
 /// directory's row lock first, so a batch reads them without locking and sets them as it
@@ -46,9 +49,27 @@ pub(super) type ReferralRow = (Uuid, Uuid, String, &'static str, i64);
 /// A dispatch a new case makes: id, case, team, time.
 pub(super) type DispatchRow = (Uuid, Uuid, String, i64);
 /// A deadline timer: id, case, kind, what it watches, due, created.
-pub(super) type TimerRow = (Uuid, Uuid, &'static str, Uuid, i64, i64);
+pub(super) type TimerRow = (Uuid, Uuid, &'static str, Option<Uuid>, i64, i64);
 /// A category of a case: case, category, whether primary.
 pub(super) type CategoryRow = (Uuid, &'static str, bool);
+
+/// The columns of one new case and its contact, sealed and encoded.
+pub(super) struct NewCase {
+    pub(super) case_id: Uuid,
+    pub(super) contact_id: Uuid,
+    pub(super) line: &'static str,
+    pub(super) reference: String,
+    pub(super) details: Vec<u8>,
+    pub(super) contact: Vec<u8>,
+    pub(super) caller_hash: Option<Vec<u8>>,
+    pub(super) receipt: Receipt,
+    pub(super) receipt_json: Vec<u8>,
+    pub(super) created_at: i64,
+    pub(super) routing_status: RoutingStatus,
+    pub(super) decision: Decision,
+    /// The decision as sealed JSON.
+    pub(super) decision_json: String,
+}
 
 /// Everything one batch of intakes writes.
 pub(super) struct IntakeRows<'a> {
@@ -72,16 +93,21 @@ pub(super) struct IntakeRows<'a> {
 }
 
 impl<'a> IntakeRows<'a> {
-    /// The rows of `cases` (their referrals, dispatches and events are taken out of them) and
-    /// the batch's audit entries, not yet chained.
+    /// The rows of a batch's plan, sealed where sensitive; the events and audit entries are
+    /// not yet numbered or chained.
     pub(super) fn new(
-        mut cases: Vec<(&'a NewIntake, NewCase)>,
-        audit: Vec<AuditEntry>,
-        last_case_numbers: (i64, i64),
-        targets: &SlaTargets,
-    ) -> Self {
+        batch: &'a [NewIntake],
+        plan: IntakePlan,
+        cipher: &FieldCipher,
+    ) -> Result<Self, Error> {
+        let last_number = |line| {
+            plan.last_numbers
+                .get(&line)
+                .copied()
+                .ok_or_else(|| Error::internal("a case-number counter is missing"))
+        };
         let mut rows = Self {
-            cases: Vec::new(),
+            cases: Vec::with_capacity(plan.cases.len()),
             referrals: Vec::new(),
             dispatches: Vec::new(),
             timers: Vec::new(),
@@ -89,28 +115,41 @@ impl<'a> IntakeRows<'a> {
             events: Vec::new(),
             event_hashes: Vec::new(),
             first_event: 0,
-            audit,
+            audit: plan.audit,
             audit_hashes: Vec::new(),
             first_audit: 0,
-            last_case_numbers,
+            last_case_numbers: (
+                last_number(Line::Hotline1480)?,
+                last_number(Line::Emergency123)?,
+            ),
         };
-        for (intake, case) in &mut cases {
-            let (case_id, at) = (case.case_id, case.created_at);
-            let priority = intake.assessment.priority;
-            let timers = &mut rows.timers;
-            let mut timers_of = |purpose, subject: Uuid| {
-                for (kind, due) in super::changes::timers_for(targets, priority, purpose, at) {
-                    timers.push((Uuid::now_v7(), case_id, kind.as_str(), subject, due, at));
-                }
-            };
-            for (referral_id, point_id, purpose) in std::mem::take(&mut case.referrals) {
-                timers_of(purpose, referral_id);
-                rows.referrals
-                    .push((referral_id, case_id, point_id, purpose.as_str(), at));
+        for case in plan.cases {
+            let intake = batch
+                .get(case.intake)
+                .ok_or_else(|| Error::internal("a planned case without its intake"))?;
+            let (case_id, at) = (case.case_id, micros(case.created_at));
+            for referral in case.referrals {
+                rows.referrals.push((
+                    referral.referral_id,
+                    case_id,
+                    referral.service_point_id,
+                    referral.purpose.as_str(),
+                    at,
+                ));
             }
-            for (dispatch_id, team_id) in std::mem::take(&mut case.dispatches) {
-                timers_of(Purpose::Dispatch, dispatch_id);
-                rows.dispatches.push((dispatch_id, case_id, team_id, at));
+            for dispatch in case.dispatches {
+                rows.dispatches
+                    .push((dispatch.dispatch_id, case_id, dispatch.team_id, at));
+            }
+            for timer in case.timers {
+                rows.timers.push((
+                    timer.timer_id,
+                    case_id,
+                    timer.kind.as_str(),
+                    timer.subject,
+                    micros(timer.due),
+                    at,
+                ));
             }
             let primary = intake.intake.primary_category;
             rows.categories.extend(
@@ -119,10 +158,36 @@ impl<'a> IntakeRows<'a> {
                     .categories()
                     .map(|category| (case_id, category.as_str(), category == primary)),
             );
-            rows.events.append(&mut case.events);
+            for event in &case.events {
+                rows.events.push(EventRow::of(event)?);
+            }
+            let decision_json = serde_json::to_string(&case.decision).map_err(Error::internal)?;
+            let new = NewCase {
+                case_id,
+                contact_id: case.contact_id,
+                line: intake.line().as_str(),
+                reference: case.reference,
+                details: CASE_DETAILS.seal(cipher, case_id.as_bytes(), &to_json(&case.details)?)?,
+                contact: CONTACT_DETAILS.seal(
+                    cipher,
+                    case.contact_id.as_bytes(),
+                    &to_json(&intake.intake.contact)?,
+                )?,
+                caller_hash: case.caller_hash,
+                receipt_json: to_json(&case.receipt)?,
+                receipt: case.receipt,
+                created_at: at,
+                routing_status: case.decision.status(),
+                decision_json: DECISION.seal_text(
+                    cipher,
+                    &decision_row(case_id, 1),
+                    &decision_json,
+                )?,
+                decision: case.decision,
+            };
+            rows.cases.push((intake, new));
         }
-        rows.cases = cases;
-        rows
+        Ok(rows)
     }
 
     /// Numbers and hashes the events after `last_event` and the audit entries after

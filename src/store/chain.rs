@@ -75,7 +75,7 @@ impl EventRow {
         EventColumns {
             event_id,
             case_id: self.case_id,
-            kind: &self.kind,
+            kind: self.kind,
             actor: &self.actor,
             occurred_at: self.occurred_at,
             reason: self.reason.as_deref(),

@@ -19,13 +19,12 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{ChangeOutcome, Durability, IntakeOutcome, RoutingData, Store, reseal};
-use super::{RerouteFn, RouteFn};
+use super::{ChangePlanner, IntakePlanner};
 use crate::domain::Error;
 use crate::domain::case::{CaseFilter, CaseRecord, CaseSummary, PageRequest};
 use crate::domain::change::CaseChange;
 use crate::domain::event::{EventFilter, FeedEvent};
 use crate::domain::intake::NewIntake;
-use crate::domain::sla::SlaTargets;
 use crate::domain::statistics::{Period, Statistics};
 use crate::routing::directory::{DirectoryData, DirectoryUpdate};
 use crate::routing::policy::PolicyDocument;
@@ -60,21 +59,19 @@ impl Store for Detached {
     async fn record_intakes(
         &self,
         batch: &[NewIntake],
-        route: &mut RouteFn<'_>,
-        targets: &SlaTargets,
+        planner: &mut IntakePlanner<'_>,
     ) -> Result<Vec<IntakeOutcome>, Error> {
         // Called only by the intake writer's task, which no request can drop.
-        self.0.record_intakes(batch, route, targets).await
+        self.0.record_intakes(batch, planner).await
     }
 
     async fn change_case(
         &self,
         change: &CaseChange,
-        reroute: &mut RerouteFn<'_>,
-        targets: &SlaTargets,
+        planner: &mut ChangePlanner<'_>,
     ) -> Result<ChangeOutcome, Error> {
         // Called only by the change writer's task, which no request can drop.
-        self.0.change_case(change, reroute, targets).await
+        self.0.change_case(change, planner).await
     }
 
     async fn due_timers(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Uuid>, Error> {

@@ -9,7 +9,7 @@ use super::chain::{ADVANCE_CHAIN, SET_CHAIN_HEAD};
 use super::db::{Query, Tx, query, query_as, query_scalar};
 use super::map_sqlx_error as db_error;
 use super::rows::{EventDbRow, EventRow};
-use super::sealed::{from_micros, micros, to_json};
+use super::sealed::{from_micros, micros};
 use super::sql_store::SqlStore;
 use super::statements::{
     EVENT_COLUMNS, INSERT_EVENTS, LAST_EVENT, SELECT_CASE_PARTIES, SELECT_CASE_SERVICE_POINTS,
@@ -17,75 +17,9 @@ use super::statements::{
 };
 use crate::audit::ChainHasher;
 use crate::domain::Error;
-use crate::domain::decision::{Decision, Destination, RoutingStatus};
 use crate::domain::event::{EventFilter, FeedEvent};
 use crate::domain::reach::{CaseParties, Reach};
 use crate::domain::statistics::{CaseTimes, Period, ResponseStep, STEPS, Statistics, intervals};
-
-/// The kind of the event a routing decision writes.
-pub(super) fn routing_event_kind(status: RoutingStatus, first: bool) -> &'static str {
-    match (status, first) {
-        (RoutingStatus::Unrouted, _) => "case_unrouted",
-        (_, true) => "case_routed",
-        (_, false) => "case_rerouted",
-    }
-}
-
-/// The facts of a routing decision every watcher may see: ids and purposes, no distances (they
-/// could place the incident).
-pub(super) fn routing_event_data(decision: &Decision) -> serde_json::Value {
-    serde_json::json!({
-        "status": decision.status().as_str(),
-        "policy_version": decision.policy_version,
-        "rule_id": decision.rule_id,
-        "assignments": decision.assignments().iter().map(|a| {
-            let (kind, id) = match &a.destination {
-                Destination::Team { id, .. } => ("team", id),
-                Destination::ServicePoint { id, .. } => ("service_point", id),
-            };
-            serde_json::json!({ "purpose": a.purpose.as_str(), "type": kind, "id": id })
-        }).collect::<Vec<_>>(),
-    })
-}
-
-/// Where a case's events are filed, for the watchers' filters.
-#[derive(Clone)]
-pub(super) struct EventPlace {
-    pub(super) case_id: Uuid,
-    pub(super) line: &'static str,
-    pub(super) province: String,
-    pub(super) county: String,
-    pub(super) priority: &'static str,
-    pub(super) recorded_by: String,
-}
-
-impl EventPlace {
-    /// An event of this case.
-    pub(super) fn event(
-        &self,
-        kind: impl Into<String>,
-        actor: impl Into<String>,
-        occurred_at: i64,
-        reason: Option<String>,
-        data: &serde_json::Value,
-        team_id: Option<String>,
-    ) -> Result<EventRow, Error> {
-        Ok(EventRow {
-            case_id: self.case_id,
-            kind: kind.into(),
-            actor: actor.into(),
-            occurred_at,
-            reason,
-            data: to_json(data)?,
-            line: self.line,
-            province: self.province.clone(),
-            county: self.county.clone(),
-            priority: self.priority,
-            team_id,
-            recorded_by: self.recorded_by.clone(),
-        })
-    }
-}
 
 /// Writes events under the next numbers of the feed and returns the last number. Numbers are
 /// taken last in a transaction: the counter row stays locked until commit, so the shorter the

@@ -3,8 +3,6 @@
 
 use std::sync::Arc;
 
-use std::collections::HashSet;
-
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -12,13 +10,11 @@ use uuid::Uuid;
 use crate::domain::Error;
 use crate::domain::case::{CaseFilter, CaseRecord, CaseSummary, PageRequest};
 use crate::domain::change::CaseChange;
-use crate::domain::decision::Action;
-use crate::domain::decision::{ActionDecision, Decision};
 use crate::domain::event::{EventFilter, FeedEvent};
-use crate::domain::intake::{NewIntake, Receipt};
-use crate::domain::sla::SlaTargets;
+use crate::domain::intake::NewIntake;
+use crate::domain::plan::change::{ChangeLoad, ChangePlan};
+use crate::domain::plan::intake::{IntakeLoad, IntakePlan};
 use crate::domain::statistics::{Period, Statistics};
-use crate::routing::RoutingRequest;
 use crate::routing::directory::{DirectoryData, DirectoryUpdate};
 use crate::routing::policy::PolicyDocument;
 
@@ -42,34 +38,18 @@ mod statements;
 
 pub use reseal::ResealCount;
 
-/// Decides where a new case goes (the writer's router).
-pub type RouteFn<'a> = dyn FnMut(&NewIntake) -> Decision + Send + 'a;
+/// Plans a batch of intakes from what the store loaded for it (the application's planner,
+/// [`crate::domain::plan::intake::plan_intakes`] with its routing).
+pub type IntakePlanner<'a> =
+    dyn FnMut(&[NewIntake], IntakeLoad) -> Result<IntakePlan, Error> + Send + 'a;
 
-/// Finds the next destination for an action whose destination turned the case down, leaving
-/// out the destinations already tried (the writer's router).
-pub type RerouteFn<'a> =
-    dyn FnMut(&RoutingRequest, &Action, &HashSet<String>) -> ActionDecision + Send + 'a;
+/// Plans a change from what the store loaded for it (the application's planner,
+/// [`crate::domain::plan::change::plan_change`] with its routing).
+pub type ChangePlanner<'a> =
+    dyn FnMut(&CaseChange, ChangeLoad) -> Result<ChangePlan, Error> + Send + 'a;
 
-/// What a committed change did.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ChangeOutcome {
-    /// The case changed.
-    pub case_id: Uuid,
-    /// The case's version after the change.
-    pub case_version: i64,
-    /// The version of what was changed: the referral, the dispatch, or the case.
-    pub version: i64,
-    /// What the change created: a note's or a follow-up's id.
-    pub created: Option<Uuid>,
-    /// When a scheduled follow-up is due.
-    pub due_at: Option<DateTime<Utc>>,
-    /// A team freed by the change (its dispatch was cleared, cancelled or declined).
-    pub released_team: Option<String>,
-    /// The re-route a rejection or a decline led to.
-    pub reroute: Option<Decision>,
-    /// The number of the change's last event in the feed.
-    pub last_event: i64,
-}
+pub use crate::domain::plan::change::ChangeOutcome;
+pub use crate::domain::plan::intake::IntakeOutcome;
 
 /// Which state of the directory this server's routing holds, as the `directory` counter of the
 /// database numbers it. Every transaction that changes the directory's live state (a team taken
@@ -115,17 +95,6 @@ pub struct RoutingData {
     pub directory: DirectoryData,
 }
 
-/// What became of one intake in a committed batch.
-#[derive(Debug, Clone, PartialEq)]
-pub enum IntakeOutcome {
-    /// A new case was recorded.
-    Recorded(Receipt),
-    /// The request id was seen before with the same payload; this is the original receipt.
-    Replayed(Receipt),
-    /// The request id was seen before with a different payload.
-    Conflict,
-}
-
 /// The durability settings a backend runs with, as read back from the database.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Durability {
@@ -138,29 +107,23 @@ pub struct Durability {
 pub trait Store: Send + Sync + 'static {
     /// Records a batch of intakes in one transaction, in order, and returns one outcome each.
     ///
-    /// `route` decides where each new case goes; it is called once per new case, in batch
-    /// order, inside the transaction, and the referrals, dispatches and decision it returns are
-    /// written with the case, with their deadline timers (`targets`). A replayed or conflicting request id is not routed and writes
-    /// nothing. The batch's request ids must be distinct; the writer guarantees this. An error
-    /// means nothing of the batch was written.
+    /// Inside the transaction the store loads what the batch needs ([`IntakeLoad`]), calls
+    /// `planner` once, and writes the plan: new cases with their referrals, dispatches, timers,
+    /// events and audit rows. The batch's request ids must be distinct; the writer guarantees
+    /// this. An error means nothing of the batch was written.
     async fn record_intakes(
         &self,
         batch: &[NewIntake],
-        route: &mut RouteFn<'_>,
-        targets: &SlaTargets,
+        planner: &mut IntakePlanner<'_>,
     ) -> Result<Vec<IntakeOutcome>, Error>;
 
-    /// Applies a change to a case in one transaction, with its events.
-    ///
-    /// A rejected referral or a declined dispatch is routed again in the same transaction:
-    /// `reroute` is called once with the case's routing facts, the action the declined
-    /// destination was chosen for, and every destination the case was already sent to. The
-    /// change meets, cancels or starts the case's deadline timers (`targets`) as it goes.
+    /// Applies a change to a case in one transaction: loads what the change needs
+    /// ([`ChangeLoad`]), calls `planner` once, and writes the plan with its events and audit
+    /// row.
     async fn change_case(
         &self,
         change: &CaseChange,
-        reroute: &mut RerouteFn<'_>,
-        targets: &SlaTargets,
+        planner: &mut ChangePlanner<'_>,
     ) -> Result<ChangeOutcome, Error>;
 
     /// Returns up to `limit` pending deadline timers due at or before `now`, earliest first.

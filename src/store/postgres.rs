@@ -6,8 +6,8 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgConnection, PgPool};
 
 use super::Durability;
+use super::batch::NewCase;
 use super::batch::{CategoryRow, DispatchRow, IntakeRows, Lookups, ReferralRow, TimerRow};
-use super::intake::NewCase;
 use super::map_sqlx_error;
 use super::rows::{EventRow, KeyedIdempotencyRow};
 use super::sealed::micros;
@@ -263,7 +263,7 @@ impl PostgresBackend {
                 .collect::<Vec<i64>>(),
         );
         bind_columns!(rows.events;
-            |e: &EventRow| e.case_id, |e: &EventRow| e.kind.as_str(), |e: &EventRow| e.actor.as_str(),
+            |e: &EventRow| e.case_id, |e: &EventRow| e.kind, |e: &EventRow| e.actor.as_str(),
             |e: &EventRow| e.occurred_at, |e: &EventRow| e.reason.as_deref(),
             |e: &EventRow| e.data.as_slice(), |e: &EventRow| e.line,
             |e: &EventRow| e.province.as_str(), |e: &EventRow| e.county.as_str(),

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::db::Values;
 use super::sealed::{
     CONTACT_DETAILS, FOLLOW_UP_OUTCOME, NOTE_BODY, STEP_POSITION, case_details, decision_of,
-    from_json, from_micros, parse_enum, step_row,
+    from_json, from_micros, micros, parse_enum, step_row, to_json,
 };
 use crate::crypto::FieldCipher;
 use crate::domain::Error;
@@ -17,22 +17,14 @@ use crate::domain::case::{
     CaseRecord, CaseSummary, DispatchStep, RecordedContact, RecordedDispatch, RecordedFollowUp,
     RecordedNote, RecordedReferral,
 };
-use crate::domain::intake::{Contact, Intake};
+use crate::domain::event::NewEvent;
+use crate::domain::intake::Contact;
 use crate::domain::sensitive::Sensitive;
-use crate::domain::triage::Assessment;
-use crate::domain::types::RequestedAction;
 use crate::domain::types::{DispatchStatus, ReferralStatus};
 use crate::routing::directory::{
     Admission, County, DirectoryData, MobileTeam, OpeningHours, ProvinceEntry, ServicePoint,
 };
 use crate::routing::policy::PolicyDocument;
-
-/// A stored idempotency key.
-#[derive(sqlx::FromRow)]
-pub(super) struct IdempotencyRow {
-    pub(super) payload_hash: Vec<u8>,
-    pub(super) receipt: Vec<u8>,
-}
 
 /// A stored idempotency key with its key columns, as a batch's lookup finds it.
 #[derive(sqlx::FromRow)]
@@ -86,7 +78,7 @@ impl EventDbRow {
         Ok(crate::domain::event::FeedEvent {
             sequence: self.event_id,
             case_id: self.case_id,
-            kind: self.kind,
+            kind: parse_enum("event kind", &self.kind)?,
             actor: self.actor,
             occurred_at: from_micros(self.occurred_at)?,
             reason: self.reason,
@@ -254,18 +246,10 @@ pub(super) struct ContactRow {
     details: Vec<u8>,
 }
 
-/// What the `details` column of a case holds.
-#[derive(Serialize, Deserialize)]
-pub(super) struct CaseDetails {
-    pub(super) intake: Intake,
-    pub(super) action: RequestedAction,
-    pub(super) assessment: Assessment,
-}
-
 /// An event to write: a change to a case, with what the feed's watchers filter on.
 pub(super) struct EventRow {
     pub(super) case_id: Uuid,
-    pub(super) kind: String,
+    pub(super) kind: &'static str,
     pub(super) actor: String,
     pub(super) occurred_at: i64,
     pub(super) reason: Option<String>,
@@ -528,12 +512,31 @@ pub(super) fn policy_from_row(row: PolicyRow) -> Result<(i64, PolicyDocument), E
     Ok((row.policy_version, from_json(row.document.as_bytes())?))
 }
 impl EventRow {
+    /// The row of an event a plan writes.
+    pub(super) fn of(event: &NewEvent) -> Result<Self, Error> {
+        let place = &event.place;
+        Ok(Self {
+            case_id: place.case_id,
+            kind: event.kind.as_str(),
+            actor: event.actor.clone(),
+            occurred_at: micros(event.occurred_at),
+            reason: event.reason.clone(),
+            data: to_json(&event.data)?,
+            line: place.line.as_str(),
+            province: place.province.clone(),
+            county: place.county.clone(),
+            priority: place.priority.as_str(),
+            team_id: event.team_id.clone(),
+            recorded_by: place.recorded_by.clone(),
+        })
+    }
+
     /// Binds this event's values, numbered `event_id` and chained with `hash`, on a `values`
     /// row, in `INSERT_EVENTS`'s column order.
     pub(super) fn push(&self, row: &mut Values<'_>, event_id: i64, hash: &[u8]) {
         row.push_bind(event_id)
             .push_bind(self.case_id)
-            .push_bind(&self.kind)
+            .push_bind(self.kind)
             .push_bind(&self.actor)
             .push_bind(self.occurred_at)
             .push_bind(&self.reason)

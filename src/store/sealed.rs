@@ -5,9 +5,9 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::rows::CaseDetails;
 use crate::crypto::{FieldCipher, Place, row_key};
 use crate::domain::Error;
+use crate::domain::case::CaseDetails;
 use crate::domain::decision::Decision;
 
 /// Microseconds since the Unix epoch, the stored form of a time.

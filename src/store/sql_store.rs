@@ -11,8 +11,8 @@ use uuid::Uuid;
 use super::db::{Backend, query_scalar};
 use super::map_sqlx_error as db_error;
 use super::{
-    ChangeOutcome, DirectoryWatermark, Durability, IntakeOutcome, RerouteFn, ResealCount, RouteFn,
-    RoutingData, Store,
+    ChangeOutcome, ChangePlanner, DirectoryWatermark, Durability, IntakeOutcome, IntakePlanner,
+    ResealCount, RoutingData, Store,
 };
 use crate::audit::{AuditEntry, AuditQuery, AuditRecord, ChainReport};
 use crate::crypto::FieldCipher;
@@ -22,7 +22,6 @@ use crate::domain::change::CaseChange;
 use crate::domain::event::{EventFilter, FeedEvent};
 use crate::domain::intake::NewIntake;
 use crate::domain::reach::Reach;
-use crate::domain::sla::SlaTargets;
 use crate::domain::statistics::{Period, Statistics};
 use crate::routing::directory::{DirectoryData, DirectoryUpdate};
 use crate::routing::policy::PolicyDocument;
@@ -52,19 +51,17 @@ impl Store for SqlStore {
     async fn record_intakes(
         &self,
         batch: &[NewIntake],
-        route: &mut RouteFn<'_>,
-        targets: &SlaTargets,
+        planner: &mut IntakePlanner<'_>,
     ) -> Result<Vec<IntakeOutcome>, Error> {
-        SqlStore::record_intakes(self, batch, route, targets).await
+        SqlStore::record_intakes(self, batch, planner).await
     }
 
     async fn change_case(
         &self,
         change: &CaseChange,
-        reroute: &mut RerouteFn<'_>,
-        targets: &SlaTargets,
+        planner: &mut ChangePlanner<'_>,
     ) -> Result<ChangeOutcome, Error> {
-        self.apply_change(change, reroute, targets).await
+        self.apply_change(change, planner).await
     }
 
     async fn due_timers(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Uuid>, Error> {

@@ -357,7 +357,7 @@ impl SqliteBackend {
                 row.push_bind(*id)
                     .push_bind(*case_id)
                     .push_bind(*kind)
-                    .push_bind(Some(*subject))
+                    .push_bind(*subject)
                     .push_bind(*due)
                     .push_bind("pending")
                     .push_bind(*at);

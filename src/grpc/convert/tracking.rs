@@ -9,7 +9,7 @@ use super::{Violations, WireEnum, timestamp};
 use crate::access::Caller;
 use crate::domain::Error;
 use crate::domain::change::{CaseChange, CaseOutcome, Change};
-use crate::domain::event::{EventFilter, FeedEvent};
+use crate::domain::event::{EventFilter, EventKind, FeedEvent};
 use crate::domain::intake::limits;
 use crate::domain::province;
 use crate::domain::sensitive::Sensitive;
@@ -74,7 +74,7 @@ fn change(
 ) -> Result<CaseChange, Error> {
     let parsed = match (change, expected_version) {
         (Some(change), Some(expected_version)) => Some(CaseChange {
-            requester: Some(caller.requester(crate::access::Operation::of(&change))),
+            requester: caller.requester(crate::access::Operation::of(&change)),
             change,
             expected_version,
             actor: caller.actor(),
@@ -343,7 +343,7 @@ impl From<&FeedEvent> for pb::CaseEvent {
         Self {
             sequence: e.sequence,
             case_id: e.case_id.to_string(),
-            kind: e.kind.clone(),
+            kind: e.kind.as_str().to_owned(),
             actor: e.actor.clone(),
             occurred_at: Some(timestamp(e.occurred_at)),
             reason: e.reason.clone().unwrap_or_default(),
@@ -404,7 +404,8 @@ pub(crate) async fn assignment_response(
         .find(|d| Some(d.dispatch_id) == dispatch_id)
         .cloned()
         .map(Into::into);
-    let location = (event.kind == "dispatch_assigned").then(|| (&case.intake.location).into());
+    let location =
+        (event.kind == EventKind::DispatchAssigned).then(|| (&case.intake.location).into());
     Ok(pb::StreamAssignmentsResponse {
         message: Some(Message::Update(pb::AssignmentUpdate {
             event: Some(event.as_ref().into()),
