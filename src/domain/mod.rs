@@ -7,6 +7,8 @@ pub mod change;
 pub mod decision;
 pub mod error;
 pub mod event;
+#[cfg(test)]
+pub(crate) mod fixture;
 pub mod intake;
 pub mod lifecycle;
 pub mod plan;

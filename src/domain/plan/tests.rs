@@ -1,1 +1,814 @@
+//! The planner's rules, without a database: what was loaded goes in, the plan comes out.
 
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use uuid::Uuid;
+
+use super::change::{
+    ChangeLoad, ChangePlan, LoadedCase, LoadedDispatch, LoadedReferral, LoadedTimer, RerouteAsk,
+    Target, Timers, Write, plan_change,
+};
+use super::intake::{IntakeLoad, IntakeOutcome, StoredIntake, plan_intakes};
+use crate::domain::Error;
+use crate::domain::case::CaseDetails;
+use crate::domain::change::{Actor, ActorRole, CaseChange, Change};
+use crate::domain::decision::{
+    Action, ActionDecision, Decision, Destination, Purpose, RoutingStatus, ServicePointKind,
+};
+use crate::domain::event::EventKind;
+use crate::domain::fixture::IntakeBuilder;
+use crate::domain::intake::{NewIntake, RequestId};
+use crate::domain::reach::Reach;
+use crate::domain::reference;
+use crate::domain::requester::{Parts, Requester};
+use crate::domain::sensitive::Sensitive;
+use crate::domain::sla::{SlaKind, SlaTargets};
+use crate::domain::triage::assess;
+use crate::domain::types::{
+    CaseStatus, Category, DispatchStatus, EmergencyAction, HotlineAction, Line, Priority,
+    ReferralStatus, RequestedAction,
+};
+
+fn at() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 22, 6, 30, 0).unwrap()
+}
+
+fn requester(reach: Reach, parts: Parts) -> Requester {
+    Requester {
+        subject: "operator-7".into(),
+        role: "operator",
+        action: "submit_emergency_intake",
+        request_id: "req".into(),
+        reach,
+        parts,
+    }
+}
+
+/// An emergency intake about a child at risk under `request_id`, with `payload` standing for
+/// its bytes.
+fn emergency(request_id: &str, payload: u8, caller: Option<&str>) -> NewIntake {
+    let intake = IntakeBuilder::new(Category::ChildAbusePhysical)
+        .minor()
+        .with(|i| i.contact.caller_number = caller.map(|n| Sensitive::new(n.to_owned())))
+        .build();
+    NewIntake {
+        request_id: RequestId::parse(request_id).unwrap(),
+        payload_hash: [payload; 32],
+        action: RequestedAction::Emergency(EmergencyAction::MobileTeam),
+        assessment: assess(&intake).unwrap(),
+        intake,
+        received_at: at(),
+        requester: requester(Reach::Everywhere, Parts::Any),
+    }
+}
+
+fn hotline(request_id: &str) -> NewIntake {
+    let intake = IntakeBuilder::new(Category::SuicidalThoughts).build();
+    NewIntake {
+        request_id: RequestId::parse(request_id).unwrap(),
+        payload_hash: [9; 32],
+        action: RequestedAction::Hotline(HotlineAction::CounsellingCentreReferral),
+        assessment: assess(&intake).unwrap(),
+        intake,
+        received_at: at(),
+        requester: requester(Reach::Everywhere, Parts::Any),
+    }
+}
+
+fn team(id: &str) -> Destination {
+    Destination::Team {
+        id: id.into(),
+        name: id.into(),
+    }
+}
+
+fn point(id: &str, kind: ServicePointKind) -> Destination {
+    Destination::ServicePoint {
+        id: id.into(),
+        name: id.into(),
+        kind,
+    }
+}
+
+fn chosen(action: Action, destination: Option<Destination>) -> ActionDecision {
+    ActionDecision {
+        action,
+        not_applicable: None,
+        destination,
+        candidates: vec![],
+    }
+}
+
+fn decision(actions: Vec<ActionDecision>) -> Decision {
+    Decision {
+        policy_version: 3,
+        rule_id: "child-at-risk".into(),
+        rule_description: "a child at risk: a team and the welfare centre".into(),
+        actions,
+    }
+}
+
+/// Sends a team and refers to a crisis centre.
+fn team_and_centre() -> Decision {
+    decision(vec![
+        chosen(Action::DispatchMobileTeam, Some(team("team-a"))),
+        chosen(
+            Action::ReferTo {
+                kind: ServicePointKind::CrisisInterventionCentre,
+            },
+            Some(point(
+                "centre-1",
+                ServicePointKind::CrisisInterventionCentre,
+            )),
+        ),
+    ])
+}
+
+fn fresh_load(batch: &[NewIntake]) -> IntakeLoad {
+    IntakeLoad {
+        stored: vec![None; batch.len()],
+        callers: batch
+            .iter()
+            .map(|i| {
+                i.intake
+                    .contact
+                    .caller_number
+                    .as_ref()
+                    .map(|n| n.expose().as_bytes().to_vec())
+            })
+            .collect(),
+        contacts: HashMap::new(),
+        last_numbers: HashMap::from([(Line::Hotline1480, 41), (Line::Emergency123, 900)]),
+    }
+}
+
+#[test]
+fn new_cases_are_numbered_per_line_routed_once_each_and_given_their_timers() {
+    let batch = vec![
+        emergency("a", 1, None),
+        hotline("b"),
+        emergency("c", 3, None),
+    ];
+    let mut routed = Vec::new();
+    let mut route = |intake: &NewIntake| {
+        routed.push(intake.request_id.as_str().to_owned());
+        team_and_centre()
+    };
+    let plan = plan_intakes(
+        &batch,
+        fresh_load(&batch),
+        &mut route,
+        &SlaTargets::default(),
+    )
+    .unwrap();
+    assert_eq!(routed, ["a", "b", "c"]);
+    let references: Vec<_> = plan.cases.iter().map(|c| c.reference.clone()).collect();
+    assert_eq!(
+        references,
+        [
+            reference::format(Line::Emergency123, 901),
+            reference::format(Line::Hotline1480, 42),
+            reference::format(Line::Emergency123, 902),
+        ]
+    );
+    assert_eq!(plan.last_numbers[&Line::Emergency123], 902);
+    assert_eq!(plan.last_numbers[&Line::Hotline1480], 42);
+
+    let case = &plan.cases[0];
+    assert_eq!(case.dispatches.len(), 1);
+    assert_eq!(case.referrals.len(), 1);
+    // A team's acknowledgement and arrival, a centre's acceptance.
+    let mut kinds: Vec<_> = case.timers.iter().map(|t| t.kind).collect();
+    kinds.sort();
+    let mut expected = vec![
+        SlaKind::TeamAcknowledgement,
+        SlaKind::OnScene,
+        SlaKind::ReferralAcceptance,
+    ];
+    expected.sort();
+    assert_eq!(kinds, expected);
+    let kinds: Vec<_> = case.events.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            EventKind::CaseRecorded,
+            EventKind::CaseRouted,
+            EventKind::DispatchAssigned
+        ]
+    );
+    assert_eq!(plan.audit.len(), 3);
+    assert!(
+        plan.outcomes
+            .iter()
+            .all(|o| matches!(o, IntakeOutcome::Recorded(_)))
+    );
+}
+
+#[test]
+fn a_retry_is_answered_from_its_receipt_and_a_changed_payload_is_a_conflict() {
+    let batch = vec![
+        emergency("same", 1, None),
+        emergency("changed", 2, None),
+        emergency("new", 3, None),
+    ];
+    let mut first = plan_intakes(
+        &batch[..1],
+        fresh_load(&batch[..1]),
+        &mut |_| team_and_centre(),
+        &SlaTargets::default(),
+    )
+    .unwrap();
+    let receipt = first.cases.remove(0).receipt;
+    let mut load = fresh_load(&batch);
+    load.stored[0] = Some(StoredIntake {
+        payload_hash: vec![1; 32],
+        receipt: receipt.clone(),
+    });
+    load.stored[1] = Some(StoredIntake {
+        payload_hash: vec![7; 32],
+        receipt: receipt.clone(),
+    });
+    let mut routed = 0;
+    let plan = plan_intakes(
+        &batch,
+        load,
+        &mut |_| {
+            routed += 1;
+            team_and_centre()
+        },
+        &SlaTargets::default(),
+    )
+    .unwrap();
+    // Neither retry is routed, numbered or recorded again.
+    assert_eq!(routed, 1);
+    assert_eq!(plan.cases.len(), 1);
+    assert_eq!(plan.last_numbers[&Line::Emergency123], 901);
+    match &plan.outcomes[0] {
+        IntakeOutcome::Replayed(replayed) => {
+            assert!(replayed.replayed);
+            assert_eq!(replayed.case_id, receipt.case_id);
+        }
+        other => panic!("expected a replay, got {other:?}"),
+    }
+    assert_eq!(plan.outcomes[1], IntakeOutcome::Conflict);
+    // Every intake is audited, the conflict as refused.
+    let outcomes: Vec<_> = plan.audit.iter().map(|a| a.outcome.as_str()).collect();
+    assert_eq!(outcomes, ["ok", "already_exists", "ok"]);
+}
+
+#[test]
+fn earlier_calls_from_a_number_count_across_the_database_and_the_batch() {
+    let batch = vec![
+        emergency("a", 1, Some("+98 912 000 0000")),
+        emergency("b", 2, Some("+98 912 000 0000")),
+        emergency("c", 3, None),
+    ];
+    let mut load = fresh_load(&batch);
+    load.contacts.insert(b"+98 912 000 0000".to_vec(), 2);
+    let plan = plan_intakes(
+        &batch,
+        load,
+        &mut |_| team_and_centre(),
+        &SlaTargets::default(),
+    )
+    .unwrap();
+    let earlier: Vec<_> = plan
+        .cases
+        .iter()
+        .map(|c| {
+            c.events[0].data["earlier_contacts_from_caller"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(earlier, [2, 3, 0]);
+    // The recorded event holds nothing that names or places the person.
+    let recorded = plan.cases[0].events[0].data.to_string();
+    assert!(!recorded.contains("912"));
+}
+
+// ---- changes ----
+
+fn loaded_case(priority: Priority, minors: bool) -> LoadedCase {
+    LoadedCase {
+        case_id: Uuid::now_v7(),
+        line: Line::Emergency123,
+        status: CaseStatus::Open,
+        priority,
+        outcome: None,
+        primary_category: Category::ChildAbusePhysical,
+        province: "IR-23".into(),
+        county: "Tehran".into(),
+        minors_involved: minors,
+        version: 4,
+        routing_status: RoutingStatus::Routed,
+        recorded_by: "operator-7".into(),
+    }
+}
+
+fn load(case: LoadedCase, target: Target) -> ChangeLoad {
+    let intake = emergency("x", 1, None);
+    ChangeLoad {
+        case,
+        target,
+        active_dispatches: 1,
+        pending_follow_ups: 0,
+        teams: vec!["team-a".into()],
+        service_points: vec!["centre-1".into()],
+        details: Some(CaseDetails {
+            intake: intake.intake,
+            action: intake.action,
+            assessment: intake.assessment,
+        }),
+        decisions: vec![(1, team_and_centre())],
+        point_kind: None,
+        prosecutor_timers: 0,
+        priority_timers: vec![],
+        breach_subject: None,
+    }
+}
+
+fn dispatch(case_id: Uuid, status: DispatchStatus) -> LoadedDispatch {
+    LoadedDispatch {
+        dispatch_id: Uuid::now_v7(),
+        case_id,
+        team_id: "team-a".into(),
+        status,
+        version: 2,
+    }
+}
+
+fn referral(case_id: Uuid, status: ReferralStatus) -> LoadedReferral {
+    LoadedReferral {
+        referral_id: Uuid::now_v7(),
+        case_id,
+        service_point_id: "centre-1".into(),
+        purpose: Purpose::Referral,
+        status,
+        version: 1,
+    }
+}
+
+fn change(change: Change, role: ActorRole, requester: Requester) -> CaseChange {
+    CaseChange {
+        change,
+        expected_version: None,
+        actor: Actor {
+            role,
+            id: "someone".into(),
+        },
+        requester,
+        at: at() + Duration::minutes(10),
+    }
+}
+
+fn anyone() -> Requester {
+    requester(Reach::Everywhere, Parts::Any)
+}
+
+/// Plans `change` with a router that offers `offer` and records what it was asked.
+fn plan(
+    change: &CaseChange,
+    load: ChangeLoad,
+    offer: Option<Destination>,
+    asked: &mut Vec<(Action, HashSet<String>)>,
+) -> Result<ChangePlan, Error> {
+    let mut reroute = |ask: &RerouteAsk<'_>| {
+        asked.push((ask.action.clone(), ask.tried.clone()));
+        chosen(ask.action.clone(), offer.clone())
+    };
+    plan_change(change, load, &SlaTargets::default(), &mut reroute)
+}
+
+#[test]
+fn a_declined_dispatch_frees_its_team_and_sends_the_next_one() {
+    let case = loaded_case(Priority::P0Immediate, true);
+    let d = dispatch(case.case_id, DispatchStatus::Assigned);
+    let declined = change(
+        Change::Dispatch {
+            dispatch_id: d.dispatch_id,
+            to: DispatchStatus::Declined,
+            reason: Some("another call".into()),
+            position: None,
+        },
+        ActorRole::MobileTeam,
+        requester(
+            Reach::Team("team-a".into()),
+            Parts::TeamDispatches("team-a".into()),
+        ),
+    );
+    let mut asked = Vec::new();
+    let plan = plan(
+        &declined,
+        load(case.clone(), Target::Dispatch(d.clone())),
+        Some(team("team-b")),
+        &mut asked,
+    )
+    .unwrap();
+    // Routing is asked for the same action, leaving out every destination tried.
+    assert_eq!(asked.len(), 1);
+    assert_eq!(asked[0].0, Action::DispatchMobileTeam);
+    assert!(asked[0].1.contains("team-a") && asked[0].1.contains("centre-1"));
+    let w = &plan.writes;
+    assert!(w.contains(&Write::ReleaseTeam {
+        team_id: "team-a".into()
+    }));
+    assert!(w.contains(&Write::CancelTimers {
+        of: Timers::Of(d.dispatch_id)
+    }));
+    assert!(
+        w.iter()
+            .any(|w| matches!(w, Write::Decision { decision_no: 2, .. }))
+    );
+    assert!(
+        w.iter()
+            .any(|w| matches!(w, Write::NewDispatch(n) if n.team_id == "team-b"))
+    );
+    let started: Vec<_> = w
+        .iter()
+        .filter_map(|w| match w {
+            Write::StartTimer(t) => Some(t.kind),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(started, [SlaKind::TeamAcknowledgement, SlaKind::OnScene]);
+    assert!(plan.directory_moved);
+    assert_eq!(plan.outcome.released_team.as_deref(), Some("team-a"));
+    assert_eq!(plan.outcome.version, 3);
+    assert_eq!(plan.outcome.case_version, 5);
+    let kinds: Vec<_> = plan.events.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            EventKind::DispatchDeclined,
+            EventKind::CaseRerouted,
+            EventKind::DispatchAssigned
+        ]
+    );
+}
+
+#[test]
+fn a_rejected_referral_goes_to_the_next_centre_and_an_empty_directory_leaves_it_unrouted() {
+    let case = loaded_case(Priority::P2Priority, false);
+    let r = referral(case.case_id, ReferralStatus::Requested);
+    let rejected = change(
+        Change::Referral {
+            referral_id: r.referral_id,
+            to: ReferralStatus::Rejected,
+            reason: Some("full".into()),
+        },
+        ActorRole::ReceivingCentre,
+        requester(
+            Reach::ServicePoint("centre-1".into()),
+            Parts::ReferralsTo("centre-1".into()),
+        ),
+    );
+    let next = point("centre-2", ServicePointKind::CrisisInterventionCentre);
+    let mut asked = Vec::new();
+    let routed = plan(
+        &rejected,
+        load(case.clone(), Target::Referral(r.clone())),
+        Some(next),
+        &mut asked,
+    )
+    .unwrap();
+    assert!(
+        routed
+            .writes
+            .iter()
+            .any(|w| matches!(w, Write::NewReferral(n) if n.service_point_id == "centre-2"))
+    );
+    assert!(routed.writes.contains(&Write::CancelTimers {
+        of: Timers::Of(r.referral_id)
+    }));
+    // A centre changes nothing of the teams.
+    assert!(!routed.directory_moved);
+
+    let unrouted = plan(&rejected, load(case, Target::Referral(r)), None, &mut asked).unwrap();
+    assert!(unrouted.writes.contains(&Write::Case {
+        status: CaseStatus::Open,
+        priority: Priority::P2Priority,
+        outcome: None,
+        routing_status: RoutingStatus::Unrouted,
+    }));
+    assert!(
+        unrouted
+            .events
+            .iter()
+            .any(|e| e.kind == EventKind::CaseUnrouted)
+    );
+}
+
+#[test]
+fn a_team_that_never_acknowledged_is_called_off_and_replaced() {
+    let case = loaded_case(Priority::P0Immediate, false);
+    let d = dispatch(case.case_id, DispatchStatus::Assigned);
+    let timer = LoadedTimer {
+        timer_id: Uuid::now_v7(),
+        case_id: case.case_id,
+        kind: SlaKind::TeamAcknowledgement,
+        subject: Some(d.dispatch_id),
+        due: at() + Duration::minutes(3),
+        started: at(),
+        pending: true,
+    };
+    let breach = change(
+        Change::SlaBreach {
+            timer_id: timer.timer_id,
+        },
+        ActorRole::System,
+        Requester::service("sla", "sla_breach"),
+    );
+    let mut loaded = load(case.clone(), Target::Timer(timer.clone()));
+    loaded.breach_subject = Some(Target::Dispatch(d.clone()));
+    let mut asked = Vec::new();
+    let plan = plan(&breach, loaded, Some(team("team-b")), &mut asked).unwrap();
+    let w = &plan.writes;
+    assert_eq!(
+        w[0],
+        Write::BreachTimer {
+            timer_id: timer.timer_id
+        }
+    );
+    assert!(w.contains(&Write::Dispatch {
+        dispatch_id: d.dispatch_id,
+        to: DispatchStatus::Cancelled,
+        reason: Some("team_acknowledgement deadline missed".into()),
+    }));
+    assert!(w.contains(&Write::ReleaseTeam {
+        team_id: "team-a".into()
+    }));
+    assert!(
+        w.iter()
+            .any(|w| matches!(w, Write::NewDispatch(n) if n.team_id == "team-b"))
+    );
+    assert_eq!(plan.audit.action, "sla_breach");
+    assert_eq!(plan.audit.role, "system");
+
+    // A timer met or moved meanwhile is not breached.
+    let mut late = load(
+        case,
+        Target::Timer(LoadedTimer {
+            due: at() + Duration::hours(1),
+            ..timer
+        }),
+    );
+    late.breach_subject = Some(Target::Dispatch(d));
+    assert!(matches!(
+        super::change::plan_change(&breach, late, &SlaTargets::default(), &mut |ask| chosen(
+            ask.action.clone(),
+            None
+        )),
+        Err(Error::FailedPrecondition(_))
+    ));
+}
+
+#[test]
+fn a_missed_deadline_with_nothing_to_call_off_alerts_the_supervisors() {
+    let case = loaded_case(Priority::P1Urgent, false);
+    let d = dispatch(case.case_id, DispatchStatus::EnRoute);
+    let timer = LoadedTimer {
+        timer_id: Uuid::now_v7(),
+        case_id: case.case_id,
+        kind: SlaKind::OnScene,
+        subject: Some(d.dispatch_id),
+        due: at(),
+        started: at() - Duration::hours(1),
+        pending: true,
+    };
+    let breach = change(
+        Change::SlaBreach {
+            timer_id: timer.timer_id,
+        },
+        ActorRole::System,
+        Requester::service("sla", "sla_breach"),
+    );
+    let mut asked = Vec::new();
+    let plan = plan(&breach, load(case, Target::Timer(timer)), None, &mut asked).unwrap();
+    assert!(asked.is_empty());
+    let kinds: Vec<_> = plan.events.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        [EventKind::SlaBreached, EventKind::SupervisorsAlerted]
+    );
+    assert!(!plan.directory_moved);
+}
+
+#[test]
+fn a_child_taken_from_the_scene_starts_the_prosecutors_deadline_once() {
+    let targets = SlaTargets::default();
+    let transporting = |case: &LoadedCase, d: &LoadedDispatch| {
+        change(
+            Change::Dispatch {
+                dispatch_id: d.dispatch_id,
+                to: DispatchStatus::Transporting,
+                reason: None,
+                position: Some((35.7, 51.4)),
+            },
+            ActorRole::MobileTeam,
+            requester(
+                Reach::Area {
+                    province: case.province.clone(),
+                    county: None,
+                },
+                Parts::Any,
+            ),
+        )
+    };
+    let notice = |plan: &ChangePlan| {
+        plan.writes
+            .iter()
+            .filter(|w| matches!(w, Write::StartTimer(t) if t.kind == SlaKind::ProsecutorNotice && t.subject.is_none()))
+            .count()
+    };
+    let case = loaded_case(Priority::P0Immediate, true);
+    let d = dispatch(case.case_id, DispatchStatus::OnScene);
+    let mut asked = Vec::new();
+    let first = plan(
+        &transporting(&case, &d),
+        load(case.clone(), Target::Dispatch(d.clone())),
+        None,
+        &mut asked,
+    )
+    .unwrap();
+    assert_eq!(notice(&first), 1);
+    let due = first.writes.iter().find_map(|w| match w {
+        Write::StartTimer(t) if t.kind == SlaKind::ProsecutorNotice => Some(t.due),
+        _ => None,
+    });
+    assert_eq!(
+        due,
+        targets.due(
+            SlaKind::ProsecutorNotice,
+            Priority::P0Immediate,
+            at() + Duration::minutes(10)
+        )
+    );
+    // The team's position goes to the sealed step, never into the event.
+    assert!(first.writes.contains(&Write::DispatchStep {
+        dispatch_id: d.dispatch_id,
+        status: DispatchStatus::Transporting,
+        position: Some((35.7, 51.4)),
+    }));
+    assert!(!first.events[0].data.to_string().contains("35.7"));
+
+    let mut again = load(case.clone(), Target::Dispatch(d.clone()));
+    again.prosecutor_timers = 1;
+    assert_eq!(
+        notice(&plan(&transporting(&case, &d), again, None, &mut asked).unwrap()),
+        0
+    );
+
+    let adult = loaded_case(Priority::P0Immediate, false);
+    let d = dispatch(adult.case_id, DispatchStatus::OnScene);
+    let plan_adult = plan(
+        &transporting(&adult, &d),
+        load(adult.clone(), Target::Dispatch(d)),
+        None,
+        &mut asked,
+    )
+    .unwrap();
+    assert_eq!(notice(&plan_adult), 0);
+    assert!(asked.is_empty());
+}
+
+#[test]
+fn the_prosecutor_taking_the_case_meets_its_notice_deadline() {
+    let case = loaded_case(Priority::P0Immediate, true);
+    let r = referral(case.case_id, ReferralStatus::Requested);
+    let accepted = change(
+        Change::Referral {
+            referral_id: r.referral_id,
+            to: ReferralStatus::Accepted,
+            reason: None,
+        },
+        ActorRole::ReceivingCentre,
+        anyone(),
+    );
+    let mut loaded = load(case.clone(), Target::Referral(r.clone()));
+    loaded.point_kind = Some(ServicePointKind::ProsecutorChildProtection);
+    let mut asked = Vec::new();
+    let plan_ = plan(&accepted, loaded, None, &mut asked).unwrap();
+    assert!(plan_.writes.contains(&Write::MeetTimers {
+        of: Timers::OfCase,
+        kind: SlaKind::ProsecutorNotice
+    }));
+    assert!(plan_.writes.contains(&Write::MeetTimers {
+        of: Timers::Of(r.referral_id),
+        kind: SlaKind::ReferralAcceptance
+    }));
+
+    let mut welfare = load(case, Target::Referral(r));
+    welfare.point_kind = Some(ServicePointKind::CrisisInterventionCentre);
+    let plan_ = plan(&accepted, welfare, None, &mut asked).unwrap();
+    assert!(!plan_.writes.iter().any(|w| matches!(
+        w,
+        Write::MeetTimers {
+            of: Timers::OfCase,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn a_raised_priority_moves_pending_deadlines_from_when_each_started() {
+    let targets = SlaTargets::default();
+    let case = loaded_case(Priority::P2Priority, false);
+    let started = at() - Duration::minutes(20);
+    let timer = LoadedTimer {
+        timer_id: Uuid::now_v7(),
+        case_id: case.case_id,
+        kind: SlaKind::OnScene,
+        subject: Some(Uuid::now_v7()),
+        due: started + Duration::hours(72),
+        started,
+        pending: true,
+    };
+    let raise = change(
+        Change::Priority {
+            case_id: case.case_id,
+            to: Priority::P0Immediate,
+            reason: Some("weapon seen".into()),
+        },
+        ActorRole::CallCentre,
+        anyone(),
+    );
+    let mut loaded = load(case, Target::Case);
+    loaded.priority_timers = vec![timer.clone()];
+    let mut asked = Vec::new();
+    let plan = plan(&raise, loaded, None, &mut asked).unwrap();
+    assert_eq!(
+        plan.writes[0],
+        Write::RescheduleTimer {
+            timer_id: timer.timer_id,
+            due: targets
+                .due(SlaKind::OnScene, Priority::P0Immediate, started)
+                .unwrap(),
+        }
+    );
+    assert!(matches!(
+        plan.writes.last(),
+        Some(Write::Case {
+            priority: Priority::P0Immediate,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn a_change_outside_the_requesters_reach_or_parts_is_refused() {
+    let case = loaded_case(Priority::P1Urgent, false);
+    let d = dispatch(case.case_id, DispatchStatus::Assigned);
+    let ack = |requester| {
+        change(
+            Change::Dispatch {
+                dispatch_id: d.dispatch_id,
+                to: DispatchStatus::Acknowledged,
+                reason: None,
+                position: None,
+            },
+            ActorRole::MobileTeam,
+            requester,
+        )
+    };
+    let mut asked = Vec::new();
+    // Another province's operator does not learn the dispatch exists.
+    let elsewhere = ack(requester(
+        Reach::Area {
+            province: "IR-01".into(),
+            county: None,
+        },
+        Parts::Any,
+    ));
+    assert!(matches!(
+        plan(
+            &elsewhere,
+            load(case.clone(), Target::Dispatch(d.clone())),
+            None,
+            &mut asked
+        ),
+        Err(Error::NotFound("dispatch"))
+    ));
+    // A team on the case may not move another team's dispatch.
+    let other_team = ack(requester(
+        Reach::Team("team-a".into()),
+        Parts::TeamDispatches("team-b".into()),
+    ));
+    assert!(matches!(
+        plan(
+            &other_team,
+            load(case.clone(), Target::Dispatch(d.clone())),
+            None,
+            &mut asked
+        ),
+        Err(Error::PermissionDenied(_))
+    ));
+    // A stale version is refused before anything is planned.
+    let mut stale = ack(anyone());
+    stale.expected_version = Some(1);
+    assert!(matches!(
+        plan(&stale, load(case, Target::Dispatch(d)), None, &mut asked),
+        Err(Error::Stale(_))
+    ));
+}
