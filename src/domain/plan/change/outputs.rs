@@ -1,0 +1,147 @@
+//! What a change's plan holds: its writes, events, audit row and outcome; and what routing is
+//! asked when the case must go somewhere again.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::domain::audit::AuditEntry;
+use crate::domain::change::CaseOutcome;
+use crate::domain::decision::{Action, ActionDecision, Decision, RoutingStatus};
+use crate::domain::event::NewEvent;
+use crate::domain::intake::Intake;
+use crate::domain::plan::{NewDispatch, NewReferral, NewTimer};
+use crate::domain::sensitive::Sensitive;
+use crate::domain::sla::SlaKind;
+use crate::domain::types::{CaseStatus, DispatchStatus, Line, Priority, ReferralStatus};
+
+/// Whose timers a write meets or cancels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timers {
+    /// Those watching one referral, dispatch or follow-up.
+    Of(Uuid),
+    /// All of the case's.
+    OfCase,
+}
+
+/// One thing a change writes, in the order the plan lists them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    /// A referral moves to `to` (its version goes up by one).
+    Referral {
+        referral_id: Uuid,
+        to: ReferralStatus,
+        reason: Option<String>,
+    },
+    /// A dispatch moves to `to` (its version goes up by one).
+    Dispatch {
+        dispatch_id: Uuid,
+        to: DispatchStatus,
+        reason: Option<String>,
+    },
+    /// A dispatch's step, with where the team was (sensitive: the person's whereabouts).
+    DispatchStep {
+        dispatch_id: Uuid,
+        status: DispatchStatus,
+        position: Option<(f64, f64)>,
+    },
+    /// A team carries one case less (and is available again when it carried one).
+    ReleaseTeam {
+        team_id: String,
+    },
+    MeetTimers {
+        of: Timers,
+        kind: SlaKind,
+    },
+    CancelTimers {
+        of: Timers,
+    },
+    StartTimer(NewTimer),
+    RescheduleTimer {
+        timer_id: Uuid,
+        due: DateTime<Utc>,
+    },
+    CancelTimer {
+        timer_id: Uuid,
+    },
+    BreachTimer {
+        timer_id: Uuid,
+    },
+    Note {
+        note_id: Uuid,
+        actor: String,
+        text: Sensitive<String>,
+    },
+    FollowUp {
+        follow_up_id: Uuid,
+        due: DateTime<Utc>,
+        reason: String,
+    },
+    /// What came of a follow-up (free text about the person: sealed when stored).
+    FollowUpDone {
+        follow_up_id: Uuid,
+        outcome: String,
+    },
+    /// A routing decision, numbered after the case's earlier ones.
+    Decision {
+        decision_no: i64,
+        decision: Decision,
+    },
+    NewReferral(NewReferral),
+    /// A new dispatch with its first step; its team is taken.
+    NewDispatch(NewDispatch),
+    /// The case's own columns (its version goes up by one).
+    Case {
+        status: CaseStatus,
+        priority: Priority,
+        outcome: Option<CaseOutcome>,
+        routing_status: RoutingStatus,
+    },
+}
+
+/// What a committed change did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangeOutcome {
+    /// The case changed.
+    pub case_id: Uuid,
+    /// The case's version after the change.
+    pub case_version: i64,
+    /// The version of what was changed: the referral, the dispatch, or the case.
+    pub version: i64,
+    /// What the change created: a note's or a follow-up's id.
+    pub created: Option<Uuid>,
+    /// When a scheduled follow-up is due.
+    pub due_at: Option<DateTime<Utc>>,
+    /// A team freed by the change (its dispatch was cleared, cancelled or declined).
+    pub released_team: Option<String>,
+    /// The re-route a rejection or a decline led to.
+    pub reroute: Option<Decision>,
+    /// The number of the change's last event in the feed (set by the store when written).
+    pub last_event: i64,
+}
+
+/// Everything a change writes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangePlan {
+    pub writes: Vec<Write>,
+    pub events: Vec<NewEvent>,
+    pub audit: AuditEntry,
+    /// A team was taken or freed: the directory's live state moved.
+    pub directory_moved: bool,
+    pub outcome: ChangeOutcome,
+}
+
+/// What routing is asked when a case must go somewhere again: the action to serve, for the
+/// case's intake at its current priority, leaving out every destination already tried.
+pub struct RerouteAsk<'a> {
+    pub intake: &'a Intake,
+    pub line: Line,
+    pub priority: Priority,
+    pub at: DateTime<Utc>,
+    pub action: &'a Action,
+    pub tried: &'a HashSet<String>,
+}
+
+/// Routes a case again (the application's directory).
+pub type RerouteFn<'a> = dyn FnMut(&RerouteAsk<'_>) -> ActionDecision + Send + 'a;

@@ -1,0 +1,211 @@
+//! Routing a case again within a change, and the plan's last writes.
+
+use std::collections::HashSet;
+
+use uuid::Uuid;
+
+use super::{ChangeOutcome, ChangePlan, Planner, RerouteAsk, RerouteFn, Write};
+use crate::domain::Error;
+use crate::domain::audit::{AuditEntry, OK};
+use crate::domain::change::Change;
+use crate::domain::decision::{
+    Action, ActionDecision, Decision, Destination, Purpose, RoutingStatus,
+};
+use crate::domain::event::EventKind;
+use crate::domain::plan::{
+    NewDispatch, NewReferral, routing_event_data, routing_event_kind, timers_for,
+};
+
+impl Planner<'_> {
+    /// Routes the case again when a destination turned it down (the same action, the next
+    /// candidate) or a call centre asked for an action; returns the new decision.
+    pub(super) fn route_again(
+        &mut self,
+        reroute: &mut RerouteFn<'_>,
+    ) -> Result<Option<Decision>, Error> {
+        let decisions = &self.load.decisions;
+        let job = match (&self.turned_down, &self.change.change) {
+            (Some(declined_by), _) => action_for(decisions, declined_by).map(|previous| Job {
+                action: previous.0.action.clone(),
+                policy_version: previous.1.policy_version,
+                rule_id: previous.1.rule_id.clone(),
+                description: format!(
+                    "re-route: {declined_by} turned the case down; the same action, the next candidate"
+                ),
+                requested: false,
+            }),
+            (None, Change::RequestAssignment { action, reason, .. }) => Some(Job {
+                action: action.clone(),
+                policy_version: decisions.last().map_or(0, |(_, d)| d.policy_version),
+                rule_id: "requested".into(),
+                description: match reason {
+                    Some(reason) => format!("requested by {}: {reason}", self.actor),
+                    None => format!("requested by {}", self.actor),
+                },
+                requested: true,
+            }),
+            _ => None,
+        };
+        let Some(job) = job else { return Ok(None) };
+        let details = self
+            .load
+            .details
+            .as_ref()
+            .ok_or_else(|| Error::internal("routing again without the case's intake"))?;
+        let tried: HashSet<String> = self
+            .load
+            .teams
+            .iter()
+            .chain(&self.load.service_points)
+            .cloned()
+            .collect();
+        let found = reroute(&RerouteAsk {
+            intake: &details.intake,
+            line: self.load.case.line,
+            priority: self.next.priority,
+            at: self.at(),
+            action: &job.action,
+            tried: &tried,
+        });
+        let decision_no = decisions.last().map_or(0, |(no, _)| *no) + 1;
+        let purpose = found.action.purpose();
+        let decision = Decision {
+            policy_version: job.policy_version,
+            rule_id: job.rule_id,
+            rule_description: job.description,
+            actions: vec![found],
+        };
+        let kind = match (decision.status(), job.requested) {
+            (RoutingStatus::Unrouted, _) | (_, false) => {
+                routing_event_kind(decision.status(), false)
+            }
+            (_, true) => EventKind::AssignmentAdded,
+        };
+        let at = self.at();
+        let event = self.place.event(
+            kind,
+            "routing",
+            at,
+            None,
+            routing_event_data(&decision),
+            None,
+        );
+        self.events.push(event);
+        self.writes.push(Write::Decision {
+            decision_no,
+            decision: decision.clone(),
+        });
+        let ids = uuid::ContextV7::new();
+        let priority = self.next.priority;
+        for assignment in decision.assignments() {
+            let id = Uuid::new_v7(uuid::Timestamp::now(&ids));
+            match assignment.destination {
+                Destination::Team { id: team_id, .. } => {
+                    let event = self.place.event(
+                        EventKind::DispatchAssigned,
+                        "routing",
+                        at,
+                        None,
+                        serde_json::json!({ "dispatch_id": id, "team_id": team_id }),
+                        Some(team_id.clone()),
+                    );
+                    self.events.push(event);
+                    self.writes.push(Write::NewDispatch(NewDispatch {
+                        dispatch_id: id,
+                        team_id,
+                    }));
+                    self.writes.extend(
+                        timers_for(self.targets, priority, Purpose::Dispatch, id, at)
+                            .into_iter()
+                            .map(Write::StartTimer),
+                    );
+                }
+                Destination::ServicePoint { id: point_id, .. } => {
+                    self.writes.push(Write::NewReferral(NewReferral {
+                        referral_id: id,
+                        service_point_id: point_id,
+                        purpose,
+                    }));
+                    self.writes.extend(
+                        timers_for(self.targets, priority, purpose, id, at)
+                            .into_iter()
+                            .map(Write::StartTimer),
+                    );
+                }
+            }
+        }
+        if decision.unrouted() {
+            self.routing_status = RoutingStatus::Unrouted;
+        }
+        Ok(Some(decision))
+    }
+
+    /// The case's own columns, the audit row and the outcome.
+    pub(super) fn finish(mut self, reroute: Option<Decision>) -> Result<ChangePlan, Error> {
+        let case = &self.load.case;
+        self.writes.push(Write::Case {
+            status: self.next.status,
+            priority: self.next.priority,
+            outcome: self.next.outcome,
+            routing_status: self.routing_status,
+        });
+        let case_version = case.version + 1;
+        let team_taken = reroute.as_ref().is_some_and(|d| {
+            d.assignments()
+                .iter()
+                .any(|a| matches!(a.destination, Destination::Team { .. }))
+        });
+        Ok(ChangePlan {
+            writes: self.writes,
+            events: self.events,
+            audit: AuditEntry::requested(
+                &self.change.requester,
+                Some(case.case_id),
+                OK,
+                self.change.at,
+            ),
+            directory_moved: self.released_team.is_some() || team_taken,
+            outcome: ChangeOutcome {
+                case_id: case.case_id,
+                case_version,
+                version: self.version.unwrap_or(case_version),
+                created: self.created,
+                due_at: self.due_at,
+                released_team: self.released_team,
+                reroute,
+                last_event: 0,
+            },
+        })
+    }
+}
+
+/// An action to route again within a change: the action a destination turned down, or one a
+/// call centre asked for.
+struct Job {
+    action: Action,
+    policy_version: i64,
+    rule_id: String,
+    description: String,
+    /// Asked for, rather than a destination turned down.
+    requested: bool,
+}
+
+/// Finds, among a case's decisions (latest first), the action a destination was chosen for.
+fn action_for<'a>(
+    decisions: &'a [(i64, Decision)],
+    destination_id: &str,
+) -> Option<(&'a ActionDecision, &'a Decision)> {
+    decisions.iter().rev().find_map(|(_, decision)| {
+        decision
+            .actions
+            .iter()
+            .find(|a| {
+                a.destination.as_ref().is_some_and(|d| match d {
+                    Destination::Team { id, .. } | Destination::ServicePoint { id, .. } => {
+                        id == destination_id
+                    }
+                })
+            })
+            .map(|action| (action, decision))
+    })
+}

@@ -1,0 +1,499 @@
+//! Each action's destinations: the cover chain, opening hours, capacity, admissions, no
+//! destination, re-routes, ranking, and the policy checks.
+
+#![allow(clippy::type_complexity)] // The tables spell out their columns.
+
+use super::*;
+
+#[test]
+fn each_action_finds_its_kind_of_destination() {
+    use ServicePointKind as K;
+    let directory = small_directory(|_| {});
+    let rows: Vec<(&str, Action, Vec<Flag>, Option<&str>, bool)> = vec![
+        (
+            "dispatch sends the nearest team",
+            Action::DispatchMobileTeam,
+            vec![],
+            Some("ard-t1"),
+            false,
+        ),
+        (
+            "refer_to finds a point of the kind",
+            Action::ReferTo {
+                kind: K::CrisisInterventionCentre,
+            },
+            vec![],
+            Some("ard-crisis"),
+            false,
+        ),
+        (
+            "hand_over_to_123 finds the 123 centre",
+            Action::HandOverTo123,
+            vec![],
+            Some("ard-123"),
+            false,
+        ),
+        (
+            "notify without conditions",
+            Action::Notify {
+                body: K::Ems115,
+                only_if: vec![],
+            },
+            vec![],
+            Some("ard-ems"),
+            false,
+        ),
+        (
+            "notify when a fact holds",
+            Action::Notify {
+                body: K::Police110,
+                only_if: vec![Flag::WeaponPresent],
+            },
+            vec![Flag::WeaponPresent],
+            Some("ard-police"),
+            false,
+        ),
+        (
+            "notify is skipped when no fact holds",
+            Action::Notify {
+                body: K::Police110,
+                only_if: vec![Flag::WeaponPresent],
+            },
+            vec![],
+            None,
+            true,
+        ),
+    ];
+    for (what, action, flags, expected, not_applicable) in rows {
+        let mut r = request("Ardabil");
+        r.flags = flags;
+        let decision = route(
+            &policy_with(Conditions::default(), vec![action.clone()]),
+            &directory,
+            &r,
+        );
+        assert_eq!(decision.actions[0].action, action, "{what}");
+        assert_eq!(chosen(&decision, 0).as_deref(), expected, "{what}");
+        assert_eq!(
+            decision.actions[0].not_applicable.is_some(),
+            not_applicable,
+            "{what}"
+        );
+        assert!(
+            !decision.unrouted(),
+            "{what}: a skipped notification is not a failure"
+        );
+    }
+}
+
+#[test]
+fn the_cover_chain_goes_county_then_designated_county_then_province_then_neighbour() {
+    use ServicePointKind as K;
+    let dispatch = policy_with(Conditions::default(), vec![Action::DispatchMobileTeam]);
+    let police = policy_with(
+        Conditions::default(),
+        vec![Action::Notify {
+            body: K::Police110,
+            only_if: vec![],
+        }],
+    );
+    let safe_house = policy_with(
+        Conditions::default(),
+        vec![Action::ReferTo { kind: K::SafeHouse }],
+    );
+    let directory = small_directory(|_| {});
+
+    // Namin has its own police station.
+    let d = route(&police, &directory, &request("Namin"));
+    assert_eq!(chosen(&d, 0).as_deref(), Some("nmn-police"));
+    assert_eq!(d.actions[0].candidates[0].step, CoverStep::IncidentCounty);
+
+    // Namin has no team: its designated county, Ardabil, sends one.
+    let d = route(&dispatch, &directory, &request("Namin"));
+    assert_eq!(chosen(&d, 0).as_deref(), Some("ard-t1"));
+    assert_eq!(d.actions[0].candidates[0].step, CoverStep::DesignatedCounty);
+
+    // Ardabil's team is busy: the rest of the province (Meshgin Shahr) is next.
+    let busy = small_directory(|d| d.teams[0].status = DutyStatus::Busy);
+    let d = route(&dispatch, &busy, &request("Namin"));
+    assert_eq!(chosen(&d, 0).as_deref(), Some("mgs-t1"));
+    assert_eq!(
+        verdict_of(&d, 0, "ard-t1"),
+        Verdict::Unavailable(DutyStatus::Busy)
+    );
+    let step = d.actions[0]
+        .candidates
+        .iter()
+        .find(|c| c.id == "mgs-t1")
+        .unwrap()
+        .step
+        .clone();
+    assert_eq!(step, CoverStep::Province);
+
+    // No safe house in the province: the neighbouring province takes the overflow.
+    let d = route(&safe_house, &directory, &request("Ardabil"));
+    assert_eq!(chosen(&d, 0).as_deref(), Some("tbz-safe"));
+    assert_eq!(
+        d.actions[0].candidates[0].step,
+        CoverStep::NeighbouringProvince("IR-03".into())
+    );
+
+    // A county the directory does not know starts at the province.
+    let d = route(&dispatch, &directory, &request("Nowhere"));
+    assert_eq!(d.actions[0].candidates[0].step, CoverStep::Province);
+    assert!(chosen(&d, 0).is_some());
+}
+
+#[test]
+fn a_centre_open_overnight_is_chosen_after_midnight_and_passed_over_in_the_morning() {
+    use ServicePointKind as K;
+    let overnight = |d: &mut DirectoryData| {
+        d.service_points[0].hours = OpeningHours::Weekly(vec![Window {
+            days: vec![Day::Thursday],
+            from: LocalTime::try_from("20:00".to_owned()).unwrap(),
+            to: LocalTime::try_from("08:00".to_owned()).unwrap(),
+        }]);
+    };
+    let directory = small_directory(overnight);
+    let policy = policy_with(
+        Conditions::default(),
+        vec![Action::ReferTo {
+            kind: K::CrisisInterventionCentre,
+        }],
+    );
+    let mut r = request("Ardabil");
+    r.at = tehran(27, 1, 30);
+    assert_eq!(
+        chosen(&route(&policy, &directory, &r), 0).as_deref(),
+        Some("ard-crisis")
+    );
+    r.at = tehran(27, 9, 0);
+    let d = route(&policy, &directory, &r);
+    assert_eq!(verdict_of(&d, 0, "ard-crisis"), Verdict::Closed);
+    assert_eq!(chosen(&d, 0).as_deref(), Some("mgs-crisis"));
+}
+
+#[test]
+fn a_full_centre_is_passed_over() {
+    use ServicePointKind as K;
+    let directory = small_directory(|d| {
+        d.service_points[0].capacity = Some(10);
+        d.service_points[0].occupancy = 10;
+    });
+    let policy = policy_with(
+        Conditions::default(),
+        vec![Action::ReferTo {
+            kind: K::CrisisInterventionCentre,
+        }],
+    );
+    let d = route(&policy, &directory, &request("Ardabil"));
+    assert_eq!(verdict_of(&d, 0, "ard-crisis"), Verdict::Full);
+    assert_eq!(chosen(&d, 0).as_deref(), Some("mgs-crisis"));
+}
+
+#[test]
+fn admission_limits_decide_who_a_safe_house_takes() {
+    use ServicePointKind as K;
+    let directory = small_directory(|d| {
+        d.service_points[7].admission = Admission {
+            sexes: vec![Sex::Female],
+            min_age: Some(18),
+            max_age: None,
+            accepts_minors: Some(false),
+            accepts_women_with_children: true,
+        };
+    });
+    let policy = policy_with(
+        Conditions::default(),
+        vec![Action::ReferTo { kind: K::SafeHouse }],
+    );
+    let adult = |sex| SubjectFacts {
+        sex,
+        age_range: Some((30, 30)),
+        minor: Some(false),
+    };
+    let child = SubjectFacts {
+        sex: Sex::Male,
+        age_range: Some((6, 11)),
+        minor: Some(true),
+    };
+    let rows: Vec<(&str, Vec<SubjectFacts>, bool)> = vec![
+        ("a woman", vec![adult(Sex::Female)], true),
+        (
+            "a woman with her son",
+            vec![adult(Sex::Female), child],
+            true,
+        ),
+        ("a man", vec![adult(Sex::Male)], false),
+        ("a boy alone", vec![child], false),
+        (
+            "a girl of 15 alone",
+            vec![SubjectFacts {
+                sex: Sex::Female,
+                age_range: Some((15, 15)),
+                minor: Some(true),
+            }],
+            false,
+        ),
+    ];
+    for (what, subjects, admitted) in rows {
+        let mut r = request("Ardabil");
+        r.subjects = subjects;
+        let d = route(&policy, &directory, &r);
+        assert_eq!(chosen(&d, 0).is_some(), admitted, "{what}");
+        if !admitted {
+            assert!(
+                matches!(verdict_of(&d, 0, "tbz-safe"), Verdict::Ineligible(_)),
+                "{what}"
+            );
+        }
+    }
+
+    // A centre serving other categories is passed over too.
+    let specialised =
+        small_directory(|d| d.service_points[7].categories = vec![Category::Homelessness]);
+    let d = route(&policy, &specialised, &request("Ardabil"));
+    assert_eq!(verdict_of(&d, 0, "tbz-safe"), Verdict::NotServingCategory);
+}
+
+#[test]
+fn with_nothing_eligible_anywhere_the_case_is_unrouted_and_every_candidate_says_why() {
+    let directory = small_directory(|d| {
+        d.teams[0].status = DutyStatus::OffDuty;
+        d.teams[1].status = DutyStatus::OutOfService;
+    });
+    let d = route(
+        &policy_with(Conditions::default(), vec![Action::DispatchMobileTeam]),
+        &directory,
+        &request("Ardabil"),
+    );
+    assert!(d.unrouted());
+    assert_eq!(chosen(&d, 0), None);
+    assert_eq!(
+        verdict_of(&d, 0, "ard-t1"),
+        Verdict::Unavailable(DutyStatus::OffDuty)
+    );
+    assert_eq!(
+        verdict_of(&d, 0, "mgs-t1"),
+        Verdict::Unavailable(DutyStatus::OutOfService)
+    );
+}
+
+#[test]
+fn a_reroute_leaves_out_who_declined_and_takes_the_next_candidate() {
+    let directory = small_directory(|_| {});
+    let policy = policy_with(Conditions::default(), vec![Action::DispatchMobileTeam]);
+    let first = route(&policy, &directory, &request("Ardabil"));
+    assert_eq!(chosen(&first, 0).as_deref(), Some("ard-t1"));
+    let declined: HashSet<String> = ["ard-t1".to_owned()].into();
+    let second = route_excluding(&policy, &directory, &request("Ardabil"), &declined);
+    assert_eq!(chosen(&second, 0).as_deref(), Some("mgs-t1"));
+    assert_eq!(verdict_of(&second, 0, "ard-t1"), Verdict::Excluded);
+    let everyone: HashSet<String> = ["ard-t1".to_owned(), "mgs-t1".to_owned()].into();
+    assert!(route_excluding(&policy, &directory, &request("Ardabil"), &everyone).unrouted());
+}
+
+#[test]
+fn a_reroute_repeats_only_the_action_that_was_turned_down() {
+    let directory = small_directory(|_| {});
+    let ids = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<HashSet<_>>();
+    let crisis = Action::ReferTo {
+        kind: ServicePointKind::CrisisInterventionCentre,
+    };
+    // (action, already tried, expected destination, row)
+    let table: Vec<(Action, HashSet<String>, Option<&str>, &str)> = vec![
+        (
+            Action::DispatchMobileTeam,
+            ids(&["ard-t1"]),
+            Some("mgs-t1"),
+            "the next team",
+        ),
+        (
+            Action::DispatchMobileTeam,
+            ids(&["ard-t1", "mgs-t1"]),
+            None,
+            "no team left",
+        ),
+        (
+            crisis.clone(),
+            ids(&[]),
+            Some("ard-crisis"),
+            "nothing tried yet",
+        ),
+        (
+            crisis.clone(),
+            ids(&["ard-crisis"]),
+            Some("mgs-crisis"),
+            "the next centre",
+        ),
+        (
+            crisis.clone(),
+            ids(&["ard-crisis", "mgs-crisis"]),
+            None,
+            "every centre rejected",
+        ),
+    ];
+    for (action, tried, expected, row) in table {
+        let found = reroute(&directory, &request("Ardabil"), &action, &tried);
+        let destination = found.destination.as_ref().map(|d| match d {
+            Destination::Team { id, .. } | Destination::ServicePoint { id, .. } => id.as_str(),
+        });
+        assert_eq!(destination, expected, "{row}");
+        assert_eq!(found.action, action, "{row}: the same action");
+        for id in &tried {
+            let verdict = found
+                .candidates
+                .iter()
+                .find(|c| &c.id == id)
+                .map(|c| &c.verdict);
+            assert_eq!(verdict, Some(&Verdict::Excluded), "{row}: {id}");
+        }
+    }
+}
+
+#[test]
+fn ranking_weighs_distance_against_load() {
+    let policy = policy_with(Conditions::default(), vec![Action::DispatchMobileTeam]);
+    let two_teams = |near_load: u32| {
+        small_directory(move |d| {
+            d.teams = vec![
+                team(
+                    "near",
+                    "Ardabil",
+                    DutyStatus::Available,
+                    near_load,
+                    (38.25, 48.29),
+                ),
+                // About 11 km away.
+                team("far", "Ardabil", DutyStatus::Available, 0, (38.35, 48.29)),
+            ];
+        })
+    };
+    assert_eq!(
+        chosen(&route(&policy, &two_teams(0), &request("Ardabil")), 0).as_deref(),
+        Some("near")
+    );
+    let d = route(&policy, &two_teams(1), &request("Ardabil"));
+    assert_eq!(
+        chosen(&d, 0).as_deref(),
+        Some("far"),
+        "a case in hand outweighs 11 km"
+    );
+    assert_eq!(verdict_of(&d, 0, "near"), Verdict::RankedLower);
+}
+
+#[test]
+fn the_same_inputs_give_the_same_decision_whatever_the_file_order() {
+    let policy = Policy::parse(SHIPPED_POLICY, 1).unwrap();
+    let seed: DirectoryData = toml::from_str(include_str!("../../../seed/directory.toml")).unwrap();
+    let mut reversed = seed.clone();
+    reversed.counties.reverse();
+    reversed.service_points.reverse();
+    reversed.teams.reverse();
+    let (a, b) = (
+        Directory::new(seed).unwrap(),
+        Directory::new(reversed).unwrap(),
+    );
+    let mut r = request("Tehran");
+    r.province = "IR-23".into();
+    r.priority = Priority::P0Immediate;
+    r.flags = vec![Flag::ViolenceOngoing, Flag::MinorsInvolved];
+    assert_eq!(route(&policy, &a, &r), route(&policy, &b, &r));
+    assert_eq!(route(&policy, &a, &r), route(&policy, &a, &r));
+}
+
+#[test]
+fn bad_policies_are_refused_with_every_problem_named() {
+    let rule = |id: &str, priority: i32, when: Conditions, then: Vec<Action>| Rule {
+        id: id.into(),
+        priority,
+        description: String::new(),
+        when,
+        then,
+    };
+    let conditional = Conditions {
+        lines: vec![Line::Hotline1480],
+        ..Default::default()
+    };
+    let rows: Vec<(&str, Vec<Rule>, &str)> = vec![
+        (
+            "no default rule",
+            vec![rule("a", 1, conditional.clone(), vec![])],
+            "no default rule",
+        ),
+        (
+            "a repeated id",
+            vec![
+                rule("a", 1, conditional.clone(), vec![]),
+                rule("a", 0, Conditions::default(), vec![]),
+            ],
+            "appears twice",
+        ),
+        (
+            "a shared priority",
+            vec![
+                rule("a", 0, conditional.clone(), vec![]),
+                rule("b", 0, Conditions::default(), vec![]),
+            ],
+            "shares priority 0",
+        ),
+        (
+            "notifying a centre",
+            vec![rule(
+                "a",
+                0,
+                Conditions::default(),
+                vec![Action::Notify {
+                    body: ServicePointKind::SafeHouse,
+                    only_if: vec![],
+                }],
+            )],
+            "not an outside body",
+        ),
+        (
+            "referring to the police",
+            vec![rule(
+                "a",
+                0,
+                Conditions::default(),
+                vec![Action::ReferTo {
+                    kind: ServicePointKind::Police110,
+                }],
+            )],
+            "use notify",
+        ),
+        (
+            "an unknown province",
+            vec![
+                rule(
+                    "a",
+                    1,
+                    Conditions {
+                        provinces: vec!["IR-99".into()],
+                        ..Default::default()
+                    },
+                    vec![],
+                ),
+                rule("b", 0, Conditions::default(), vec![]),
+            ],
+            "unknown province IR-99",
+        ),
+    ];
+    for (what, rules, message) in rows {
+        let error = Policy::new(PolicyDocument { rules }, 1).expect_err(what);
+        assert!(error.to_string().contains(message), "{what}: {error}");
+    }
+    for (what, text) in [
+        ("not TOML", "rules = ["),
+        (
+            "an unknown condition",
+            "[[rules]]\nid = \"a\"\npriority = 0\nwhen = { colour = \"red\" }\n",
+        ),
+        (
+            "an unknown action",
+            "[[rules]]\nid = \"a\"\npriority = 0\nthen = [{ action = \"pray\" }]\n",
+        ),
+    ] {
+        assert!(Policy::parse(text, 1).is_err(), "{what}");
+    }
+}
