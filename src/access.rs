@@ -10,8 +10,12 @@
 //!   `PERMISSION_DENIED`: provinces are no secret; asked for without an area, they are narrowed
 //!   to the caller's in the query itself.
 
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
 use crate::auth::{ALL_PROVINCES, Claims, Role};
 use crate::domain::Error;
+use crate::domain::audit::AuditEntry;
 use crate::domain::change::{Actor, ActorRole};
 use crate::domain::reach::Reach;
 use crate::domain::requester::{Parts, Requester};
@@ -172,6 +176,28 @@ pub struct Caller {
     pub claims: Claims,
     /// The request's id (`x-request-id`, or one the server made up).
     pub request_id: String,
+}
+
+impl Caller {
+    /// The audit entry of this caller asking for `operation` on `case_id`, with what came of
+    /// it.
+    pub fn audit_entry(
+        &self,
+        operation: Operation,
+        case_id: Option<Uuid>,
+        outcome: &str,
+        at: DateTime<Utc>,
+    ) -> AuditEntry {
+        AuditEntry::of(
+            &self.claims.sub,
+            self.role().as_str(),
+            operation.as_str(),
+            &self.request_id,
+            case_id,
+            outcome,
+            at,
+        )
+    }
 }
 
 impl Caller {

@@ -10,32 +10,9 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::access::{Caller, Operation};
 use crate::domain::Error;
 
 pub use crate::domain::audit::{AuditEntry, OK};
-
-impl AuditEntry {
-    /// An entry for `caller` asking for `operation` on `case_id`, with what came of it.
-    pub fn new(
-        caller: &Caller,
-        operation: Operation,
-        case_id: Option<Uuid>,
-        outcome: &str,
-        at: DateTime<Utc>,
-    ) -> Self {
-        let (subject, role) = (&caller.claims.sub, caller.role().as_str());
-        Self::of(
-            subject,
-            role,
-            operation.as_str(),
-            &caller.request_id,
-            case_id,
-            outcome,
-            at,
-        )
-    }
-}
 
 /// What the trail records as the outcome of a request.
 pub fn outcome<T>(result: &Result<T, Error>) -> &'static str {

@@ -15,7 +15,6 @@ use uuid::Uuid;
 
 use crate::access::{Caller, Operation};
 use crate::application::writer::Writer;
-use crate::audit::AuditEntry;
 use crate::clock::Clock;
 use crate::domain::Error;
 use crate::domain::case::CaseRecord;
@@ -71,8 +70,7 @@ impl Guard {
         case_id: Option<Uuid>,
         result: Result<T, Error>,
     ) -> Result<T, Status> {
-        let entry = AuditEntry::new(
-            caller,
+        let entry = caller.audit_entry(
             operation,
             case_id,
             crate::audit::outcome(&result),

@@ -1,9 +1,11 @@
 //! The direction of dependencies (DESIGN §3), checked by reading the source: `domain` uses
 //! nothing of the crate but itself; `routing` only `domain`; `application` (the writer, the
 //! deadline escalation) not the gRPC edge; `tracking` not the application; `store` neither the
-//! application, `tracking`, `access`, `grpc` nor `config`; `config` no command's module; and
-//! `domain`, `routing` and `tracking` neither tonic nor sqlx. The modules form no circle. Every path is read, not only `use` lines, since a type can
-//! be named in full where it is used. A failure names the file and line of each arrow against
+//! application, `tracking`, `access`, `auth`, `grpc`, `metrics` nor `config`; `audit` (the
+//! trail's chains) neither the edge, `access` nor the store; `config` no command's module; and
+//! `domain`, `routing`, `tracking` and `audit` neither tonic nor sqlx. The modules form no
+//! circle. Every path is read, not only `use` lines, since a type can be named in full where
+//! it is used. A failure names the file and line of each arrow against
 //! the direction.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -51,12 +53,29 @@ fn forbidden(room: &str) -> Option<(Vec<&'static str>, &'static [&'static str])>
                 "application",
                 "tracking",
                 "access",
+                "auth",
                 "grpc",
                 "config",
+                "metrics",
                 "server",
                 "demo",
             ],
             &[],
+        )),
+        // The trail's chaining and queries: below the edge and the store.
+        "audit" => Some((
+            vec![
+                "access",
+                "application",
+                "auth",
+                "grpc",
+                "config",
+                "server",
+                "demo",
+                "store",
+                "tracking",
+            ],
+            WIRE_AND_SQL,
         )),
         "config" => Some((vec!["demo", "server", "grpc", "store"], &[])),
         _ => None,
