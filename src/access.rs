@@ -179,6 +179,34 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// Refuses a team's duty status set by anyone but the team itself, a supervisor of the
+    /// team's province (`province`) or an administrator.
+    pub fn check_team_update(&self, team_id: &str, province: &str) -> Result<(), Error> {
+        match self.role() {
+            Role::Team => self.check_dispatch_owner(team_id),
+            Role::Supervisor => self
+                .narrow_area(Some(province.to_owned()), None)
+                .map(|_| ()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Refuses a service point's occupancy set by anyone but the service point itself, a
+    /// supervisor of its province (`province`) or an administrator.
+    pub fn check_occupancy_update(&self, point_id: &str, province: &str) -> Result<(), Error> {
+        match self.role() {
+            Role::Centre => self.check_referral_owner(point_id).map_err(|_| {
+                Error::PermissionDenied("a centre sets its own occupancy only".into())
+            }),
+            Role::Supervisor => self
+                .narrow_area(Some(province.to_owned()), None)
+                .map(|_| ()),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Caller {
     /// The audit entry of this caller asking for `operation` on `case_id`, with what came of
     /// it.
     pub fn audit_entry(

@@ -8,7 +8,6 @@ use tonic::{Request, Response, Status};
 use super::{Guard, caller, convert};
 use crate::access::{Caller, Operation};
 use crate::application::writer::Writer;
-use crate::auth::Role;
 use crate::domain::{Error, FieldViolation};
 use crate::pb;
 use crate::pb::directory_server::Directory;
@@ -51,28 +50,16 @@ impl DirectoryService {
             .map(Response::new)
     }
 
-    /// Refuses a duty status set by anyone but the team itself, a supervisor of its province
-    /// or an administrator.
+    /// Refuses a duty status set by anyone `access` does not allow for this team.
     fn check_team_owner(&self, caller: &Caller, team_id: &str) -> Result<(), Error> {
         let province = self.team(team_id)?.province;
-        match caller.role() {
-            Role::Team => caller.check_dispatch_owner(team_id),
-            Role::Supervisor => caller.narrow_area(Some(province), None).map(|_| ()),
-            _ => Ok(()),
-        }
+        caller.check_team_update(team_id, &province)
     }
 
-    /// Refuses an occupancy set by anyone but the service point itself, a supervisor of its
-    /// province or an administrator.
+    /// Refuses an occupancy set by anyone `access` does not allow for this service point.
     fn check_point_owner(&self, caller: &Caller, point_id: &str) -> Result<(), Error> {
         let province = self.service_point(point_id)?.province;
-        match caller.role() {
-            Role::Centre => caller.check_referral_owner(point_id).map_err(|_| {
-                Error::PermissionDenied("a centre sets its own occupancy only".into())
-            }),
-            Role::Supervisor => caller.narrow_area(Some(province), None).map(|_| ()),
-            _ => Ok(()),
-        }
+        caller.check_occupancy_update(point_id, &province)
     }
 
     fn service_point(&self, id: &str) -> Result<pb::ServicePoint, Error> {

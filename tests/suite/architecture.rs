@@ -297,3 +297,55 @@ fn statuses_are_built_only_in_grpc_status_rs() {
         "a Status built outside src/grpc/status.rs: {found:?}"
     );
 }
+
+/// The lines of `src/` (outside `allowed`) whose code matches `found`, as `file:line`.
+fn lines_matching(allowed: &[&str], found: impl Fn(&str) -> bool) -> Vec<String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    sources(&root.join("src"), &mut files);
+    let mut lines = Vec::new();
+    for path in files {
+        let relative = path.strip_prefix(root).expect("under the root");
+        if allowed.iter().any(|a| relative == Path::new(a)) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("read a source file");
+        for (number, line) in text.lines().enumerate() {
+            if found(line.split("//").next().unwrap_or_default()) {
+                lines.push(format!("{}:{}", relative.display(), number + 1));
+            }
+        }
+    }
+    lines
+}
+
+#[test]
+fn roles_are_weighed_only_by_access() {
+    // Who may do what is decided in one place (DESIGN §3): a token role is matched on only
+    // there, where roles are defined (auth) and where the demo issues its tokens.
+    let found = lines_matching(&["src/access.rs", "src/auth.rs", "src/demo.rs"], |code| {
+        code.match_indices("Role::").any(|(at, _)| {
+            !code[..at]
+                .chars()
+                .last()
+                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
+    });
+    assert!(
+        found.is_empty(),
+        "roles weighed outside access.rs: {found:?}"
+    );
+}
+
+#[test]
+fn the_edge_writes_audit_entries_in_one_place() {
+    // Every request's entry, refusals included, goes through `Guard::audited`; the store's
+    // own writes (intakes, changes) carry the entries their plans made.
+    let found = lines_matching(&["src/grpc/mod.rs"], |code| {
+        code.contains("audit.append(") || code.contains(".audit_entry(")
+    });
+    assert!(
+        found.is_empty(),
+        "audit entries written outside Guard::audited: {found:?}"
+    );
+}
