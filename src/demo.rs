@@ -28,6 +28,7 @@ use crate::pb::dispatch_client::DispatchClient;
 use crate::pb::emergency_intake_client::EmergencyIntakeClient;
 use crate::pb::hotline_intake_client::HotlineIntakeClient;
 use crate::pb::{self, watch_cases_response::Message};
+use crate::sample::{self, Sample};
 use crate::server::ServeError;
 
 /// The seed directory, built in so the demo runs from anywhere.
@@ -553,71 +554,41 @@ fn kind_label(kind: &str) -> &'static str {
     kind.parse::<EventKind>().map_or("", EventKind::label_fa)
 }
 
-fn contact(operator: &str, call_id: &str) -> pb::Contact {
+/// The demo's call: `call_id`, taken by `operator` ten minutes ago, in Tehran.
+fn demo_call(operator: &str, call_id: &str) -> Sample {
     let now = Utc::now().timestamp();
-    pb::Contact {
-        external_call_id: call_id.into(),
-        answering_province: "IR-23".into(),
-        overflow_from_province: String::new(),
-        operator_id: operator.into(),
-        channel: pb::Channel::Voice as i32,
-        started_at: Some(prost_types::Timestamp {
-            seconds: now - 600,
-            nanos: 0,
-        }),
-        answered_at: Some(prost_types::Timestamp {
-            seconds: now - 590,
-            nanos: 0,
-        }),
-        ended_at: None,
-        caller_number: "09120000000".into(),
-    }
-}
-
-fn tehran(address: &str) -> pb::Location {
-    pb::Location {
-        province: "IR-23".into(),
-        county: "Tehran".into(),
-        district: "District 15".into(),
-        neighbourhood: String::new(),
-        address: address.into(),
-        landmark: String::new(),
-        coordinates: Some(pb::Coordinates {
-            latitude: 35.64,
-            longitude: 51.47,
-        }),
-        place_type: pb::PlaceType::Home as i32,
-    }
+    Sample::child(now - 600)
+        .call(call_id, operator, "09120000000")
+        .with(|i| {
+            let contact = i.contact.get_or_insert_default();
+            contact.answered_at = Some(sample::timestamp(now - 590));
+            contact.ended_at = None;
+            let location = i.location.get_or_insert_default();
+            location.neighbourhood = String::new();
+            location.address = "(demo address)".into();
+            location.landmark = String::new();
+        })
 }
 
 fn hotline_intake() -> pb::SubmitReferralRequest {
     use pb::Answer::{No, Yes};
-    pb::SubmitReferralRequest {
-        request_id: format!("demo-1480-{}", uuid::Uuid::now_v7()),
-        intake: Some(pb::Intake {
-            contact: Some(contact("c-1480-12", "demo-call-1")),
-            reporter: Some(pb::Reporter {
-                relationship: pb::Relationship::Self_ as i32,
-                anonymous: true,
-                name: String::new(),
-                callback_consent: true,
-                callback_number: "09120000000".into(),
-            }),
-            subjects: vec![pb::Subject {
-                age: Some(pb::subject::Age::AgeYears(24)),
-                minor: Some(false),
-                sex: pb::Sex::Male as i32,
-                nationality: pb::Nationality::Iranian as i32,
-                disability: pb::Disability::NoneKnown as i32,
-                language: pb::Language::Persian as i32,
-                pregnant: false,
-                name: String::new(),
-                national_id: String::new(),
-            }],
-            location: Some(tehran("(demo address)")),
-            primary_category: pb::Category::SuicidalThoughts as i32,
-            secondary_categories: vec![pb::Category::PsychologicalDistress as i32],
-            risk: Some(pb::RiskFacts {
+    demo_call("c-1480-12", "demo-call-1")
+        .suicidal_adult()
+        .with(|i| {
+            let reporter = i.reporter.get_or_insert_default();
+            reporter.anonymous = true;
+            reporter.name = String::new();
+            reporter.callback_number = "09120000000".into();
+            i.narrative = "(demo) He has decided how and when; he is alone tonight.".into();
+        })
+        .subject(|s| {
+            s.age = Some(pb::subject::Age::AgeYears(24));
+            s.minor = Some(false);
+            s.name = String::new();
+            s.national_id = String::new();
+        })
+        .risk(|r| {
+            *r = pb::RiskFacts {
                 suicide_screening: Some(pb::SuicideScreening {
                     wish_to_be_dead: Yes as i32,
                     suicidal_thoughts: Yes as i32,
@@ -628,43 +599,32 @@ fn hotline_intake() -> pb::SubmitReferralRequest {
                 }),
                 recency: pb::Recency::Last24Hours as i32,
                 ..pb::RiskFacts::default()
-            }),
-            narrative: "(demo) He has decided how and when; he is alone tonight.".into(),
-            priority_override: None,
-            priority_override_reason: String::new(),
-        }),
-        action: pb::HotlineAction::HandOverTo123 as i32,
-    }
+            }
+        })
+        .hotline(
+            format!("demo-1480-{}", uuid::Uuid::now_v7()),
+            pb::HotlineAction::HandOverTo123,
+        )
 }
 
 fn emergency_intake() -> pb::ReportEmergencyRequest {
     use pb::Answer::Unknown;
-    pb::ReportEmergencyRequest {
-        request_id: format!("demo-123-{}", uuid::Uuid::now_v7()),
-        intake: Some(pb::Intake {
-            contact: Some(contact("op-123-03", "demo-call-2")),
-            reporter: Some(pb::Reporter {
-                relationship: pb::Relationship::Neighbour as i32,
-                anonymous: false,
-                name: "(demo reporter)".into(),
-                callback_consent: true,
-                callback_number: "09120000001".into(),
-            }),
-            subjects: vec![pb::Subject {
-                age: Some(pb::subject::Age::AgeYears(9)),
-                minor: Some(true),
-                sex: pb::Sex::Female as i32,
-                nationality: pb::Nationality::Iranian as i32,
-                disability: pb::Disability::NoneKnown as i32,
-                language: pb::Language::Persian as i32,
-                pregnant: false,
-                name: String::new(),
-                national_id: String::new(),
-            }],
-            location: Some(tehran("(demo address)")),
-            primary_category: pb::Category::ChildAbusePhysical as i32,
-            secondary_categories: Vec::new(),
-            risk: Some(pb::RiskFacts {
+    demo_call("op-123-03", "demo-call-2")
+        .with(|i| {
+            let reporter = i.reporter.get_or_insert_default();
+            reporter.relationship = pb::Relationship::Neighbour as i32;
+            reporter.name = "(demo reporter)".into();
+            reporter.callback_number = "09120000001".into();
+            i.secondary_categories = Vec::new();
+            i.narrative = "(demo) Screams and blows heard next door; a child crying.".into();
+        })
+        .subject(|s| {
+            s.age = Some(pb::subject::Age::AgeYears(9));
+            s.name = String::new();
+            s.national_id = String::new();
+        })
+        .risk(|r| {
+            *r = pb::RiskFacts {
                 suicide_screening: Some(pb::SuicideScreening {
                     wish_to_be_dead: Unknown as i32,
                     suicidal_thoughts: Unknown as i32,
@@ -678,11 +638,10 @@ fn emergency_intake() -> pb::ReportEmergencyRequest {
                 children_in_household: true,
                 recency: pb::Recency::Ongoing as i32,
                 ..pb::RiskFacts::default()
-            }),
-            narrative: "(demo) Screams and blows heard next door; a child crying.".into(),
-            priority_override: None,
-            priority_override_reason: String::new(),
-        }),
-        action: pb::EmergencyAction::MobileTeam as i32,
-    }
+            }
+        })
+        .emergency(
+            format!("demo-123-{}", uuid::Uuid::now_v7()),
+            pb::EmergencyAction::MobileTeam,
+        )
 }

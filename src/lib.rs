@@ -17,6 +17,7 @@ pub mod grpc;
 pub mod metrics;
 pub mod pb;
 pub mod routing;
+pub mod sample;
 mod secret_file;
 mod server;
 pub mod store;

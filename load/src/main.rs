@@ -21,6 +21,7 @@ use referrals::grpc::auth::BearerToken;
 use referrals::pb;
 use referrals::pb::emergency_intake_client::EmergencyIntakeClient;
 use referrals::pb::hotline_intake_client::HotlineIntakeClient;
+use referrals::sample::{self, Sample};
 
 /// The load program's settings.
 /// The load program's command line.
@@ -589,83 +590,52 @@ async fn baseline(url: &str, config: &LoadConfig) -> Result<Measured, LoadError>
     }
 }
 
-fn contact(call_id: &str, number: u64) -> pb::Contact {
-    let now = chrono::Utc::now().timestamp();
-    pb::Contact {
-        external_call_id: call_id.into(),
-        answering_province: "IR-23".into(),
-        overflow_from_province: String::new(),
-        operator_id: "load-operator".into(),
-        channel: pb::Channel::Voice as i32,
-        started_at: Some(prost_types::Timestamp {
-            seconds: now - 600,
-            nanos: 0,
-        }),
-        answered_at: Some(prost_types::Timestamp {
-            seconds: now - 590,
-            nanos: 0,
-        }),
-        ended_at: None,
-        // Most callers call once; some call again.
-        caller_number: format!("0912{:07}", number % 9_000_000),
-    }
-}
-
+/// An intake of realistic size: call `call_id` from a number some callers share (`number`),
+/// about a woman or (`minor`) a girl in Tehran.
 fn intake(call_id: &str, number: u64, category: pb::Category, minor: bool) -> pb::Intake {
-    pb::Intake {
-        contact: Some(contact(call_id, number)),
-        reporter: Some(pb::Reporter {
-            relationship: pb::Relationship::Neighbour as i32,
-            anonymous: false,
-            name: "Load Reporter Name".into(),
-            callback_consent: true,
-            callback_number: "09120000001".into(),
-        }),
-        subjects: vec![pb::Subject {
-            age: Some(pb::subject::Age::AgeYears(if minor { 9 } else { 31 })),
-            minor: Some(minor),
-            sex: pb::Sex::Female as i32,
-            nationality: pb::Nationality::Iranian as i32,
-            disability: pb::Disability::NoneKnown as i32,
-            language: pb::Language::Persian as i32,
-            pregnant: false,
-            name: "Load Subject Name".into(),
-            national_id: "0012345678".into(),
-        }],
-        location: Some(pb::Location {
-            province: "IR-23".into(),
-            county: "Tehran".into(),
-            district: "District 15".into(),
-            neighbourhood: "Khavaran".into(),
-            address: "Street 4, No. 12, second floor, the door on the left".into(),
-            landmark: "next to the school".into(),
-            coordinates: Some(pb::Coordinates {
-                latitude: 35.64,
-                longitude: 51.47,
-            }),
-            place_type: pb::PlaceType::Home as i32,
-        }),
-        primary_category: category as i32,
-        secondary_categories: Vec::new(),
-        risk: Some(pb::RiskFacts {
-            suicide_screening: Some(pb::SuicideScreening {
-                wish_to_be_dead: pb::Answer::Unknown as i32,
-                suicidal_thoughts: pb::Answer::Unknown as i32,
-                method: pb::Answer::Unknown as i32,
-                intent: pb::Answer::Unknown as i32,
-                plan: pb::Answer::Unknown as i32,
-                behaviour_last_3_months: pb::Answer::Unknown as i32,
-            }),
-            recency: pb::Recency::Last24Hours as i32,
-            ..pb::RiskFacts::default()
-        }),
-        narrative: "The caller describes what she heard and saw in some detail; the operator \
-                    writes it down in her own words, as a real intake would, a few sentences \
-                    long, so that the request is of a realistic size."
-            .into(),
-        priority_override: None,
-        priority_override_reason: String::new(),
-    }
+    let now = chrono::Utc::now().timestamp();
+    // Most callers call once; some call again.
+    let caller = format!("0912{:07}", number % 9_000_000);
+    Sample::child(now - 600)
+        .call(call_id, "load-operator", &caller)
+        .with(|i| {
+            let contact = i.contact.get_or_insert_default();
+            contact.answered_at = Some(sample::timestamp(now - 590));
+            contact.ended_at = None;
+            let reporter = i.reporter.get_or_insert_default();
+            reporter.relationship = pb::Relationship::Neighbour as i32;
+            reporter.name = "Load Reporter Name".into();
+            reporter.callback_number = "09120000001".into();
+            i.location.get_or_insert_default().address =
+                "Street 4, No. 12, second floor, the door on the left".into();
+            i.primary_category = category as i32;
+            i.secondary_categories = Vec::new();
+            i.narrative = "The caller describes what she heard and saw in some detail; the \
+                           operator writes it down in her own words, as a real intake would, a \
+                           few sentences long, so that the request is of a realistic size."
+                .into();
+        })
+        .subject(|s| {
+            s.age = Some(pb::subject::Age::AgeYears(if minor { 9 } else { 31 }));
+            s.minor = Some(minor);
+            s.name = "Load Subject Name".into();
+        })
+        .risk(|r| {
+            let unknown = pb::Answer::Unknown as i32;
+            *r = pb::RiskFacts {
+                suicide_screening: Some(pb::SuicideScreening {
+                    wish_to_be_dead: unknown,
+                    suicidal_thoughts: unknown,
+                    method: unknown,
+                    intent: unknown,
+                    plan: unknown,
+                    behaviour_last_3_months: unknown,
+                }),
+                recency: pb::Recency::Last24Hours as i32,
+                ..pb::RiskFacts::default()
+            }
+        })
+        .build()
 }
 
 /// A 1480 intake with its own request id: psychological distress, referred to counselling.
