@@ -1,5 +1,14 @@
-//! Durable storage of cases and their events: one [`Store`] trait, a SQLite implementation (the
-//! embedded default) and a PostgreSQL one (production).
+//! Durable storage of cases and their events: data access only. One [`Store`] trait, implemented
+//! once over both backends (SQLite, the embedded default; PostgreSQL, for production).
+//!
+//! A write loads what its plan needs, hands it to the planner the caller passed in
+//! ([`IntakePlanner`], [`ChangePlanner`]: the domain's rules), and writes the plan in the same
+//! transaction; the store decides nothing about cases, routing, deadlines, access or event
+//! wording. Its parts: `db` runs a statement on either backend; `sql_store` implements the
+//! trait, one module per topic (`intake` and `batch`, `changes`, `cases`, `events`,
+//! `directory`, `chain`, `reseal`) with `rows`, `sealed` and `statements` shared among them;
+//! `sqlite` and `postgres` hold what only one backend does; `detached` keeps a caller that gives
+//! up from dropping a transaction half way; `audit_writer` group-commits audit entries.
 
 use std::sync::Arc;
 
