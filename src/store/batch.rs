@@ -5,10 +5,10 @@
 
 use uuid::Uuid;
 
-use super::chain::audit_hash;
+use super::chain::link;
 use super::rows::EventRow;
 use super::sealed::{CASE_DETAILS, CONTACT_DETAILS, DECISION, decision_row, micros, to_json};
-use crate::audit::{AuditEntry, ChainHasher};
+use crate::audit::AuditEntry;
 use crate::crypto::FieldCipher;
 use crate::domain::Error;
 use crate::domain::decision::{Decision, RoutingStatus};
@@ -45,13 +45,13 @@ pub(super) const ADVANCE_CHAINS: &str = "update sequences set last_value = last_
      returning name, last_value, hash";
 
 /// A referral a new case makes: id, case, service point, purpose, time.
-pub(super) type ReferralRow = (Uuid, Uuid, String, &'static str, i64);
+pub(super) type ReferralInsert = (Uuid, Uuid, String, &'static str, i64);
 /// A dispatch a new case makes: id, case, team, time.
-pub(super) type DispatchRow = (Uuid, Uuid, String, i64);
+pub(super) type DispatchInsert = (Uuid, Uuid, String, i64);
 /// A deadline timer: id, case, kind, what it watches, due, created.
-pub(super) type TimerRow = (Uuid, Uuid, &'static str, Option<Uuid>, i64, i64);
+pub(super) type TimerInsert = (Uuid, Uuid, &'static str, Option<Uuid>, i64, i64);
 /// A category of a case: case, category, whether primary.
-pub(super) type CategoryRow = (Uuid, &'static str, bool);
+pub(super) type CategoryInsert = (Uuid, &'static str, bool);
 
 /// The columns of one new case and its contact, sealed and encoded.
 pub(super) struct NewCase {
@@ -75,11 +75,11 @@ pub(super) struct NewCase {
 pub(super) struct IntakeRows<'a> {
     /// Each new case with the intake it came from.
     pub(super) cases: Vec<(&'a NewIntake, NewCase)>,
-    pub(super) referrals: Vec<ReferralRow>,
+    pub(super) referrals: Vec<ReferralInsert>,
     /// Each dispatch takes its team.
-    pub(super) dispatches: Vec<DispatchRow>,
-    pub(super) timers: Vec<TimerRow>,
-    pub(super) categories: Vec<CategoryRow>,
+    pub(super) dispatches: Vec<DispatchInsert>,
+    pub(super) timers: Vec<TimerInsert>,
+    pub(super) categories: Vec<CategoryInsert>,
     /// The cases' events, numbered from `first_event`, each with its chain hash once chained.
     pub(super) events: Vec<EventRow>,
     pub(super) event_hashes: Vec<Vec<u8>>,
@@ -197,28 +197,8 @@ impl<'a> IntakeRows<'a> {
         (last_event, event_head): (i64, Option<Vec<u8>>),
         (last_audit, audit_head): (i64, Option<Vec<u8>>),
     ) {
-        self.first_event = last_event - self.events.len() as i64 + 1;
-        let mut previous = event_head;
-        self.event_hashes = (self.first_event..)
-            .zip(&self.events)
-            .map(|(event_id, event)| {
-                let hash = event
-                    .columns(event_id)
-                    .hash(ChainHasher::new(previous.as_deref()));
-                previous = Some(hash.clone());
-                hash
-            })
-            .collect();
-        self.first_audit = last_audit - self.audit.len() as i64 + 1;
-        let mut previous = audit_head;
-        self.audit_hashes = (self.first_audit..)
-            .zip(&self.audit)
-            .map(|(audit_id, entry)| {
-                let hash = audit_hash(ChainHasher::new(previous.as_deref()), audit_id, entry);
-                previous = Some(hash.clone());
-                hash
-            })
-            .collect();
+        (self.first_event, self.event_hashes) = link(&self.events, last_event, event_head);
+        (self.first_audit, self.audit_hashes) = link(&self.audit, last_audit, audit_head);
     }
 
     /// The number of the batch's last event, when it has any.

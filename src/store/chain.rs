@@ -8,7 +8,7 @@ use super::map_sqlx_error as db_error;
 use super::rows::{EventDbRow, EventRow};
 use super::sealed::{from_micros, micros};
 use super::sql_store::SqlStore;
-use super::statements::{EVENT_COLUMNS, ROWS_PER_INSERT};
+use super::statements::{EVENT_COLUMNS, INSERT_EVENTS as EVENT_INSERT, ROWS_PER_INSERT};
 use crate::audit::{AuditEntry, AuditQuery, AuditRecord, ChainCheck, ChainHasher, ChainReport};
 use crate::domain::Error;
 
@@ -155,47 +155,106 @@ impl AuditDbRow {
     }
 }
 
-/// Binds an audit row's values on a `values` row, in `INSERT_AUDIT`'s column order.
-pub(super) fn push_audit(row: &mut Values<'_>, audit_id: i64, entry: &AuditEntry, hash: &[u8]) {
-    row.push_bind(audit_id)
-        .push_bind(micros(entry.at))
-        .push_bind(&entry.subject)
-        .push_bind(&entry.role)
-        .push_bind(&entry.action)
-        .push_bind(entry.case_id)
-        .push_bind(&entry.outcome)
-        .push_bind(&entry.request_id)
-        .push_bind(hash);
+/// A row of one of the two chains: numbered, hashed over its columns and the row before it, and
+/// written with its number and hash.
+pub(super) trait Chained {
+    /// The insert's head, without its values.
+    const INSERT: &'static str;
+
+    /// The row's hash under `number`, chained to `previous`.
+    fn hash(&self, previous: ChainHasher, number: i64) -> Vec<u8>;
+
+    /// Binds the row's values under `number` with `hash`, in the insert's column order.
+    fn push(&self, row: &mut Values<'_>, number: i64, hash: &[u8]);
 }
 
-/// Appends audit entries in a transaction, chained, under the trail's next numbers. The
-/// trail's counter row stays locked until commit, so entries appear in number order.
-pub(super) async fn write_audit(tx: &mut Tx, entries: &[AuditEntry]) -> Result<(), Error> {
-    if entries.is_empty() {
-        return Ok(());
+impl Chained for EventRow {
+    const INSERT: &'static str = EVENT_INSERT;
+
+    fn hash(&self, previous: ChainHasher, number: i64) -> Vec<u8> {
+        self.columns(number).hash(previous)
     }
-    let count = entries.len() as i64;
-    let (last, mut previous): (i64, Option<Vec<u8>>) = query_as(ADVANCE_CHAIN)
-        .bind(count)
-        .bind("audit")
+
+    fn push(&self, row: &mut Values<'_>, number: i64, hash: &[u8]) {
+        EventRow::push(self, row, number, hash);
+    }
+}
+
+impl Chained for AuditEntry {
+    const INSERT: &'static str = INSERT_AUDIT;
+
+    fn hash(&self, previous: ChainHasher, number: i64) -> Vec<u8> {
+        audit_hash(previous, number, self)
+    }
+
+    fn push(&self, row: &mut Values<'_>, number: i64, hash: &[u8]) {
+        row.push_bind(number)
+            .push_bind(micros(self.at))
+            .push_bind(&self.subject)
+            .push_bind(&self.role)
+            .push_bind(&self.action)
+            .push_bind(self.case_id)
+            .push_bind(&self.outcome)
+            .push_bind(&self.request_id)
+            .push_bind(hash);
+    }
+}
+
+/// Numbers `rows` as the last of a chain that now ends at `last` and hashes each from the one
+/// before, the first from `head` (the hash the chain ended with before them). Returns the first
+/// row's number and the hashes, in order.
+pub(super) fn link<T: Chained>(
+    rows: &[T],
+    last: i64,
+    head: Option<Vec<u8>>,
+) -> (i64, Vec<Vec<u8>>) {
+    let first = last - rows.len() as i64 + 1;
+    let mut previous = head;
+    let hashes = (first..)
+        .zip(rows)
+        .map(|(number, row)| {
+            let hash = row.hash(ChainHasher::new(previous.as_deref()), number);
+            previous = Some(hash.clone());
+            hash
+        })
+        .collect();
+    (first, hashes)
+}
+
+/// Appends `rows` to the chain named `chain` in a transaction, under its next numbers, and
+/// returns the last number. The chain's counter row stays locked until commit: rows appear in
+/// number order with no gap, and the shorter the stretch after this, the less another writer
+/// waits.
+pub(super) async fn append<T: Chained>(
+    tx: &mut Tx,
+    chain: &'static str,
+    rows: &[T],
+) -> Result<i64, Error> {
+    let (last, head): (i64, Option<Vec<u8>>) = query_as(ADVANCE_CHAIN)
+        .bind(rows.len() as i64)
+        .bind(chain)
         .fetch_one(tx.ex())
         .await
         .map_err(db_error)?;
-    let mut rows = Vec::with_capacity(entries.len());
-    for (audit_id, entry) in (last - count + 1..).zip(entries) {
-        let hash = audit_hash(ChainHasher::new(previous.as_deref()), audit_id, entry);
-        previous = Some(hash.clone());
-        rows.push((audit_id, entry, hash));
-    }
-    for chunk in rows.chunks(ROWS_PER_INSERT) {
-        let mut insert = Query::built(INSERT_AUDIT);
-        insert.push_values(chunk, |row, (audit_id, entry, hash)| {
-            push_audit(row, *audit_id, entry, hash);
+    let (first, hashes) = link(rows, last, head.clone());
+    let numbered: Vec<_> = (first..).zip(rows).zip(&hashes).collect();
+    for chunk in numbered.chunks(ROWS_PER_INSERT) {
+        let mut insert = Query::built(T::INSERT);
+        insert.push_values(chunk, |row, ((number, item), hash)| {
+            item.push(row, *number, hash);
         });
         tx.run(insert).await?;
     }
-    tx.run(query(SET_CHAIN_HEAD).bind(previous).bind("audit"))
-        .await?;
+    let head = hashes.last().cloned().or(head);
+    tx.run(query(SET_CHAIN_HEAD).bind(head).bind(chain)).await?;
+    Ok(last)
+}
+
+/// Appends audit entries in a transaction, chained, under the trail's next numbers.
+pub(super) async fn write_audit(tx: &mut Tx, entries: &[AuditEntry]) -> Result<(), Error> {
+    if !entries.is_empty() {
+        append(tx, "audit", entries).await?;
+    }
     Ok(())
 }
 

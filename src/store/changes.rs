@@ -10,7 +10,7 @@ use super::chain::write_audit;
 use super::db::{Query, Tx, query, query_as, query_scalar};
 use super::events::write_events;
 use super::map_sqlx_error as db_error;
-use super::rows::EventRow;
+use super::rows::{DecisionRow, DispatchRow, EventRow, ReferralRow};
 use super::sealed::{
     DECISION, FOLLOW_UP_OUTCOME, NOTE_BODY, case_details, decision_of, decision_row, from_micros,
     micros, parse_enum, seal_position,
@@ -18,14 +18,14 @@ use super::sealed::{
 use super::sql_store::SqlStore;
 use super::statements::{
     ASSIGN_TEAM, BUMP_DIRECTORY, INSERT_DECISION, INSERT_DISPATCH, INSERT_DISPATCH_STEP,
-    INSERT_REFERRAL, LOCK_DIRECTORY,
+    INSERT_REFERRAL, LOCK_DIRECTORY, SELECT_CASE_DECISIONS, SELECT_DISPATCH, SELECT_REFERRAL,
 };
 use crate::domain::Error;
 use crate::domain::change::{CaseChange, Change};
 use crate::domain::plan::NewTimer;
 use crate::domain::plan::change::{
-    ChangeLoad, ChangeOutcome, ChangePlan, LoadedCase, LoadedDispatch, LoadedFollowUp,
-    LoadedReferral, LoadedTimer, Needs, Target, Timers, Write,
+    ChangeLoad, ChangeOutcome, ChangePlan, LoadedCase, LoadedFollowUp, LoadedTimer, Needs, Target,
+    Timers, Write,
 };
 use crate::domain::sla::SlaKind;
 use crate::domain::types::{DispatchStatus, ReferralStatus};
@@ -33,12 +33,6 @@ use crate::domain::types::{DispatchStatus, ReferralStatus};
 pub(super) const SELECT_CASE_STATE: &str = "select case_id, line, status, priority, outcome, \
      primary_category, province, county, minors_involved, version, routing_status, details, \
      recorded_by from cases where case_id = $1";
-
-pub(super) const SELECT_REFERRAL_STATE: &str = "select referral_id, case_id, service_point_id, \
-     purpose, status, version from referrals where referral_id = $1";
-
-pub(super) const SELECT_DISPATCH_STATE: &str = "select dispatch_id, case_id, team_id, status, \
-     version from dispatches where dispatch_id = $1";
 
 pub(super) const SELECT_FOLLOW_UP_STATE: &str =
     "select follow_up_id, case_id, done_at from follow_ups where follow_up_id = $1";
@@ -72,9 +66,6 @@ pub(super) const INSERT_FOLLOW_UP: &str = "insert into follow_ups (follow_up_id,
 
 pub(super) const RECORD_FOLLOW_UP: &str =
     "update follow_ups set outcome = $2, done_at = $3 where follow_up_id = $1";
-
-pub(super) const SELECT_DECISIONS: &str = "select case_id, decision_no, decision from routing_decisions \
-     where case_id = $1 order by decision_no";
 
 /// The case's parties: every service point it was referred to (kind 0) and every team
 /// dispatched to it (kind 1).
@@ -190,66 +181,12 @@ impl CaseStateRow {
     }
 }
 
-/// A referral as a change reads it.
-#[derive(sqlx::FromRow)]
-struct ReferralStateRow {
-    referral_id: Uuid,
-    case_id: Uuid,
-    service_point_id: String,
-    purpose: String,
-    status: String,
-    version: i64,
-}
-
-impl ReferralStateRow {
-    fn into_loaded(self) -> Result<LoadedReferral, Error> {
-        Ok(LoadedReferral {
-            referral_id: self.referral_id,
-            case_id: self.case_id,
-            service_point_id: self.service_point_id,
-            purpose: parse_enum("purpose", &self.purpose)?,
-            status: parse_enum("referral status", &self.status)?,
-            version: self.version,
-        })
-    }
-}
-
-/// A dispatch as a change reads it.
-#[derive(sqlx::FromRow)]
-struct DispatchStateRow {
-    dispatch_id: Uuid,
-    case_id: Uuid,
-    team_id: String,
-    status: String,
-    version: i64,
-}
-
-impl DispatchStateRow {
-    fn into_loaded(self) -> Result<LoadedDispatch, Error> {
-        Ok(LoadedDispatch {
-            dispatch_id: self.dispatch_id,
-            case_id: self.case_id,
-            team_id: self.team_id,
-            status: parse_enum("dispatch status", &self.status)?,
-            version: self.version,
-        })
-    }
-}
-
 /// A follow-up as a change reads it.
 #[derive(sqlx::FromRow)]
 struct FollowUpStateRow {
     follow_up_id: Uuid,
     case_id: Uuid,
     done_at: Option<i64>,
-}
-
-/// A stored routing decision with its number.
-#[derive(sqlx::FromRow)]
-struct NumberedDecisionRow {
-    case_id: Uuid,
-    decision_no: i64,
-    decision: String,
 }
 
 impl SqlStore {
@@ -302,13 +239,13 @@ impl SqlStore {
         }
         let target = match &change.change {
             Change::Referral { referral_id, .. } => Target::Referral(
-                one::<ReferralStateRow>(tx, SELECT_REFERRAL_STATE, *referral_id)
+                one::<ReferralRow>(tx, SELECT_REFERRAL, *referral_id)
                     .await?
                     .ok_or(Error::NotFound("referral"))?
                     .into_loaded()?,
             ),
             Change::Dispatch { dispatch_id, .. } => Target::Dispatch(
-                one::<DispatchStateRow>(tx, SELECT_DISPATCH_STATE, *dispatch_id)
+                one::<DispatchRow>(tx, SELECT_DISPATCH, *dispatch_id)
                     .await?
                     .ok_or(Error::NotFound("dispatch"))?
                     .into_loaded()?,
@@ -370,7 +307,7 @@ impl SqlStore {
         let needs = Needs::of(&change.change);
         if needs.routing {
             load.details = Some(case_details(&self.cipher, case_id, &row.details)?);
-            let rows: Vec<NumberedDecisionRow> = query_as(SELECT_DECISIONS)
+            let rows: Vec<DecisionRow> = query_as(SELECT_CASE_DECISIONS)
                 .bind(case_id)
                 .fetch_all(tx.ex())
                 .await
@@ -415,18 +352,14 @@ impl SqlStore {
             && let Some(subject) = timer.subject
         {
             load.breach_subject = match timer.kind {
-                SlaKind::TeamAcknowledgement => {
-                    one::<DispatchStateRow>(tx, SELECT_DISPATCH_STATE, subject)
-                        .await?
-                        .map(|row| row.into_loaded().map(Target::Dispatch))
-                        .transpose()?
-                }
-                SlaKind::ReferralAcceptance => {
-                    one::<ReferralStateRow>(tx, SELECT_REFERRAL_STATE, subject)
-                        .await?
-                        .map(|row| row.into_loaded().map(Target::Referral))
-                        .transpose()?
-                }
+                SlaKind::TeamAcknowledgement => one::<DispatchRow>(tx, SELECT_DISPATCH, subject)
+                    .await?
+                    .map(|row| row.into_loaded().map(Target::Dispatch))
+                    .transpose()?,
+                SlaKind::ReferralAcceptance => one::<ReferralRow>(tx, SELECT_REFERRAL, subject)
+                    .await?
+                    .map(|row| row.into_loaded().map(Target::Referral))
+                    .transpose()?,
                 _ => None,
             };
         }

@@ -5,17 +5,15 @@ use std::collections::HashMap;
 
 use uuid::Uuid;
 
-use super::chain::{ADVANCE_CHAIN, SET_CHAIN_HEAD};
+use super::chain::append;
 use super::db::{Query, Tx, query, query_as, query_scalar};
 use super::map_sqlx_error as db_error;
 use super::rows::{EventDbRow, EventRow};
 use super::sealed::{from_micros, micros};
 use super::sql_store::SqlStore;
 use super::statements::{
-    EVENT_COLUMNS, INSERT_EVENTS, LAST_EVENT, SELECT_CASE_PARTIES, SELECT_CASE_SERVICE_POINTS,
-    SELECT_CASE_TEAMS,
+    EVENT_COLUMNS, LAST_EVENT, SELECT_CASE_PARTIES, SELECT_CASE_SERVICE_POINTS, SELECT_CASE_TEAMS,
 };
-use crate::audit::ChainHasher;
 use crate::domain::Error;
 use crate::domain::event::{EventFilter, FeedEvent};
 use crate::domain::reach::{CaseParties, Reach};
@@ -30,34 +28,7 @@ pub(super) async fn write_events(
     tx: &mut Tx,
     events: &[EventRow],
 ) -> Result<i64, Error> {
-    let count = events.len() as i64;
-    let (last, mut previous): (i64, Option<Vec<u8>>) = query_as(ADVANCE_CHAIN)
-        .bind(count)
-        .bind("event")
-        .fetch_one(tx.ex())
-        .await
-        .map_err(db_error)?;
-    let mut rows = Vec::with_capacity(events.len());
-    for (event_id, event) in (last - count + 1..).zip(events) {
-        let hash = event
-            .columns(event_id)
-            .hash(ChainHasher::new(previous.as_deref()));
-        previous = Some(hash.clone());
-        rows.push((event_id, event, hash));
-    }
-    for chunk in rows.chunks(super::statements::ROWS_PER_INSERT) {
-        let mut insert = Query::built(INSERT_EVENTS);
-        insert.push_values(chunk, |row, (event_id, event, hash)| {
-            event.push(row, *event_id, hash);
-        });
-        insert.execute(tx.ex()).await.map_err(db_error)?;
-    }
-    query(SET_CHAIN_HEAD)
-        .bind(previous)
-        .bind("event")
-        .execute(tx.ex())
-        .await
-        .map_err(db_error)?;
+    let last = append(tx, "event", events).await?;
     if let Some(notify) = store.backend.notify_events() {
         query(notify)
             .bind(last.to_string())

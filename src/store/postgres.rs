@@ -7,7 +7,9 @@ use sqlx::{PgConnection, PgPool};
 
 use super::Durability;
 use super::batch::NewCase;
-use super::batch::{CategoryRow, DispatchRow, IntakeRows, Lookups, ReferralRow, TimerRow};
+use super::batch::{
+    CategoryInsert, DispatchInsert, IntakeRows, Lookups, ReferralInsert, TimerInsert,
+};
 use super::map_sqlx_error;
 use super::rows::{EventRow, KeyedIdempotencyRow};
 use super::sealed::micros;
@@ -243,19 +245,19 @@ impl PostgresBackend {
         );
         // $26: referrals.
         bind_columns!(rows.referrals;
-            |r: &ReferralRow| r.0, |r: &ReferralRow| r.1, |r: &ReferralRow| r.2.as_str(),
-            |r: &ReferralRow| r.3, |r: &ReferralRow| r.4);
+            |r: &ReferralInsert| r.0, |r: &ReferralInsert| r.1, |r: &ReferralInsert| r.2.as_str(),
+            |r: &ReferralInsert| r.3, |r: &ReferralInsert| r.4);
         // $31: dispatches.
         bind_columns!(rows.dispatches;
-            |d: &DispatchRow| d.0, |d: &DispatchRow| d.1, |d: &DispatchRow| d.2.as_str(),
-            |d: &DispatchRow| d.3);
+            |d: &DispatchInsert| d.0, |d: &DispatchInsert| d.1, |d: &DispatchInsert| d.2.as_str(),
+            |d: &DispatchInsert| d.3);
         // $35: timers.
         bind_columns!(rows.timers;
-            |t: &TimerRow| t.0, |t: &TimerRow| t.1, |t: &TimerRow| t.2, |t: &TimerRow| t.3,
-            |t: &TimerRow| t.4, |t: &TimerRow| t.5);
+            |t: &TimerInsert| t.0, |t: &TimerInsert| t.1, |t: &TimerInsert| t.2, |t: &TimerInsert| t.3,
+            |t: &TimerInsert| t.4, |t: &TimerInsert| t.5);
         // $41: categories.
         bind_columns!(rows.categories;
-            |c: &CategoryRow| c.0, |c: &CategoryRow| c.1, |c: &CategoryRow| c.2);
+            |c: &CategoryInsert| c.0, |c: &CategoryInsert| c.1, |c: &CategoryInsert| c.2);
         // $44: events.
         q = q.bind(
             (rows.first_event..)

@@ -19,6 +19,7 @@ use crate::domain::case::{
 };
 use crate::domain::event::NewEvent;
 use crate::domain::intake::Contact;
+use crate::domain::plan::change::{LoadedDispatch, LoadedReferral};
 use crate::domain::sensitive::Sensitive;
 use crate::domain::types::{DispatchStatus, ReferralStatus};
 use crate::routing::directory::{
@@ -38,21 +39,22 @@ pub(super) struct KeyedIdempotencyRow {
 /// A stored routing decision.
 #[derive(sqlx::FromRow)]
 pub(super) struct DecisionRow {
-    case_id: Uuid,
-    decision_no: i64,
-    decision: String,
+    pub(super) case_id: Uuid,
+    pub(super) decision_no: i64,
+    pub(super) decision: String,
 }
 
 /// A stored referral.
 #[derive(sqlx::FromRow)]
 pub(super) struct ReferralRow {
-    referral_id: Uuid,
-    service_point_id: String,
-    purpose: String,
-    status: String,
-    version: i64,
-    created_at: i64,
-    reason: Option<String>,
+    pub(super) referral_id: Uuid,
+    pub(super) case_id: Uuid,
+    pub(super) service_point_id: String,
+    pub(super) purpose: String,
+    pub(super) status: String,
+    pub(super) version: i64,
+    pub(super) created_at: i64,
+    pub(super) reason: Option<String>,
 }
 
 /// A stored event.
@@ -124,12 +126,13 @@ pub(super) struct FollowUpRow {
 /// A stored dispatch.
 #[derive(sqlx::FromRow)]
 pub(super) struct DispatchRow {
-    dispatch_id: Uuid,
-    team_id: String,
-    status: String,
-    version: i64,
-    created_at: i64,
-    reason: Option<String>,
+    pub(super) dispatch_id: Uuid,
+    pub(super) case_id: Uuid,
+    pub(super) team_id: String,
+    pub(super) status: String,
+    pub(super) version: i64,
+    pub(super) created_at: i64,
+    pub(super) reason: Option<String>,
 }
 
 /// The rest of a case: routing, referrals and dispatches.
@@ -548,5 +551,32 @@ impl EventRow {
             .push_bind(&self.team_id)
             .push_bind(&self.recorded_by)
             .push_bind(hash);
+    }
+}
+
+impl ReferralRow {
+    /// The referral as a change sees it.
+    pub(super) fn into_loaded(self) -> Result<LoadedReferral, Error> {
+        Ok(LoadedReferral {
+            referral_id: self.referral_id,
+            case_id: self.case_id,
+            service_point_id: self.service_point_id,
+            purpose: parse_enum("purpose", &self.purpose)?,
+            status: parse_enum("referral status", &self.status)?,
+            version: self.version,
+        })
+    }
+}
+
+impl DispatchRow {
+    /// The dispatch as a change sees it.
+    pub(super) fn into_loaded(self) -> Result<LoadedDispatch, Error> {
+        Ok(LoadedDispatch {
+            dispatch_id: self.dispatch_id,
+            case_id: self.case_id,
+            team_id: self.team_id,
+            status: parse_enum("dispatch status", &self.status)?,
+            version: self.version,
+        })
     }
 }

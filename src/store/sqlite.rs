@@ -9,14 +9,14 @@ use sqlx::{Sqlite, SqliteConnection, SqlitePool};
 
 use super::Durability;
 use super::batch::{IntakeRows, Lookups, SELECT_CASE_NUMBERS, SET_CASE_NUMBERS};
-use super::chain::{INSERT_AUDIT, SET_CHAIN_HEAD, push_audit};
+use super::chain::{Chained, SET_CHAIN_HEAD};
 use super::db::{Ex, Query, Values, query, query_as, query_scalar};
 use super::map_sqlx_error;
 use super::rows::KeyedIdempotencyRow;
 use super::statements::{
     ASSIGN_TEAM, BUMP_DIRECTORY, INSERT_CASES, INSERT_CATEGORIES, INSERT_CONTACTS,
-    INSERT_DECISIONS, INSERT_DISPATCHES, INSERT_EVENTS, INSERT_IDEMPOTENCY_KEYS, INSERT_REFERRALS,
-    INSERT_STEPS, INSERT_TIMERS, ROWS_PER_INSERT,
+    INSERT_DECISIONS, INSERT_DISPATCHES, INSERT_IDEMPOTENCY_KEYS, INSERT_REFERRALS, INSERT_STEPS,
+    INSERT_TIMERS, ROWS_PER_INSERT,
 };
 use crate::domain::Error;
 use crate::domain::intake::NewIntake;
@@ -404,32 +404,8 @@ impl SqliteBackend {
             },
         )
         .await?;
-        let events: Vec<_> = (rows.first_event..)
-            .zip(&rows.events)
-            .zip(&rows.event_hashes)
-            .collect();
-        insert_rows(
-            &mut *tx,
-            INSERT_EVENTS,
-            &events,
-            |row, ((event_id, event), hash)| {
-                event.push(row, *event_id, hash);
-            },
-        )
-        .await?;
-        let audit: Vec<_> = (rows.first_audit..)
-            .zip(&rows.audit)
-            .zip(&rows.audit_hashes)
-            .collect();
-        insert_rows(
-            &mut *tx,
-            INSERT_AUDIT,
-            &audit,
-            |row, ((audit_id, entry), hash)| {
-                push_audit(row, *audit_id, entry, hash);
-            },
-        )
-        .await?;
+        insert_chained(&mut *tx, rows.first_event, &rows.events, &rows.event_hashes).await?;
+        insert_chained(&mut *tx, rows.first_audit, &rows.audit, &rows.audit_hashes).await?;
         for (chain, head) in [
             ("event", rows.event_hashes.last()),
             ("audit", rows.audit_hashes.last()),
@@ -471,4 +447,18 @@ async fn insert_rows<T>(
             .map_err(map_sqlx_error)?;
     }
     Ok(())
+}
+
+/// Inserts chained rows already numbered from `first` and hashed.
+async fn insert_chained<T: Chained>(
+    tx: &mut SqliteConnection,
+    first: i64,
+    rows: &[T],
+    hashes: &[Vec<u8>],
+) -> Result<(), Error> {
+    let numbered: Vec<_> = (first..).zip(rows).zip(hashes).collect();
+    insert_rows(tx, T::INSERT, &numbered, |row, ((number, item), hash)| {
+        item.push(row, *number, hash);
+    })
+    .await
 }
