@@ -7,13 +7,11 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{
-    NewDispatch, NewReferral, NewTimer, routing_event_data, routing_event_kind, timers_for,
-};
+use super::{NewDispatch, NewReferral, NewTimer, assign, routing_event_data, routing_event_kind};
 use crate::domain::Error;
 use crate::domain::audit::{AuditEntry, OK};
 use crate::domain::case::CaseDetails;
-use crate::domain::decision::{Decision, Destination, Purpose};
+use crate::domain::decision::Decision;
 use crate::domain::event::{EventKind, EventPlace, NewEvent};
 use crate::domain::intake::{NewIntake, Receipt};
 use crate::domain::reference;
@@ -222,41 +220,6 @@ fn plan_case(
         routing: Some(summary.clone()),
         replayed: false,
     };
-    let mut referrals = Vec::new();
-    let mut dispatches = Vec::new();
-    let mut timers = Vec::new();
-    for assignment in &summary.assignments {
-        let id = ids.next();
-        match &assignment.destination {
-            Destination::Team { id: team_id, .. } => dispatches.push(NewDispatch {
-                dispatch_id: id,
-                team_id: team_id.clone(),
-            }),
-            Destination::ServicePoint { id: point_id, .. } => referrals.push(NewReferral {
-                referral_id: id,
-                service_point_id: point_id.clone(),
-                purpose: assignment.purpose,
-            }),
-        }
-    }
-    for referral in &referrals {
-        timers.extend(timers_for(
-            targets,
-            priority,
-            referral.purpose,
-            referral.referral_id,
-            at,
-        ));
-    }
-    for dispatch in &dispatches {
-        timers.extend(timers_for(
-            targets,
-            priority,
-            Purpose::Dispatch,
-            dispatch.dispatch_id,
-            at,
-        ));
-    }
     let place = EventPlace {
         case_id,
         line,
@@ -295,16 +258,8 @@ fn plan_case(
             None,
         ),
     ];
-    for dispatch in &dispatches {
-        events.push(place.event(
-            EventKind::DispatchAssigned,
-            "routing",
-            at,
-            None,
-            serde_json::json!({ "dispatch_id": dispatch.dispatch_id, "team_id": dispatch.team_id }),
-            Some(dispatch.team_id.clone()),
-        ));
-    }
+    let assigned = assign(&decision, &place, targets, at, || ids.next());
+    events.extend(assigned.events);
     Ok(PlannedCase {
         intake: index,
         case_id,
@@ -318,9 +273,9 @@ fn plan_case(
         },
         caller_hash,
         decision,
-        referrals,
-        dispatches,
-        timers,
+        referrals: assigned.referrals,
+        dispatches: assigned.dispatches,
+        timers: assigned.timers,
         events,
         created_at: at,
     })

@@ -13,8 +13,9 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::decision::{Decision, Destination, Purpose, RoutingStatus};
-use super::event::EventKind;
+use super::event::{EventKind, EventPlace, NewEvent};
 use super::sla::SlaKind;
+use super::sla::SlaTargets;
 
 pub mod change;
 pub mod intake;
@@ -50,7 +51,7 @@ pub struct NewDispatch {
 
 /// The timers `targets` start for a new referral or dispatch of a case of `priority`.
 pub(crate) fn timers_for(
-    targets: &super::sla::SlaTargets,
+    targets: &SlaTargets,
     priority: super::types::Priority,
     purpose: Purpose,
     subject: Uuid,
@@ -92,4 +93,72 @@ pub(crate) fn routing_event_data(decision: &Decision) -> serde_json::Value {
             serde_json::json!({ "purpose": a.purpose.as_str(), "type": kind, "id": id })
         }).collect::<Vec<_>>(),
     })
+}
+
+/// What a routing decision's assignments make: a referral or a dispatch each, the deadline
+/// timers each starts, and for each team the event that tells it.
+#[derive(Debug, Default)]
+pub(crate) struct Assigned {
+    pub(crate) referrals: Vec<NewReferral>,
+    pub(crate) dispatches: Vec<NewDispatch>,
+    pub(crate) timers: Vec<NewTimer>,
+    pub(crate) events: Vec<NewEvent>,
+}
+
+/// Makes the referrals and dispatches of `decision` for the case `place` files, at `at`; `mint`
+/// gives each its id, in assignment order.
+pub(crate) fn assign(
+    decision: &Decision,
+    place: &EventPlace,
+    targets: &SlaTargets,
+    at: DateTime<Utc>,
+    mut mint: impl FnMut() -> Uuid,
+) -> Assigned {
+    let mut made = Assigned::default();
+    for assignment in decision.assignments() {
+        let id = mint();
+        match assignment.destination {
+            Destination::Team { id: team_id, .. } => {
+                made.events.push(place.event(
+                    EventKind::DispatchAssigned,
+                    "routing",
+                    at,
+                    None,
+                    serde_json::json!({ "dispatch_id": id, "team_id": team_id }),
+                    Some(team_id.clone()),
+                ));
+                made.dispatches.push(NewDispatch {
+                    dispatch_id: id,
+                    team_id,
+                });
+            }
+            Destination::ServicePoint { id: point_id, .. } => made.referrals.push(NewReferral {
+                referral_id: id,
+                service_point_id: point_id,
+                purpose: assignment.purpose,
+            }),
+        }
+    }
+    let priority = place.priority;
+    for referral in &made.referrals {
+        let timers = timers_for(
+            targets,
+            priority,
+            referral.purpose,
+            referral.referral_id,
+            at,
+        );
+        made.timers.extend(timers);
+    }
+    for dispatch in &made.dispatches {
+        let timers = timers_for(
+            targets,
+            priority,
+            Purpose::Dispatch,
+            dispatch.dispatch_id,
+            at,
+        );
+        made.timers.extend(timers);
+    }
+    made
 }

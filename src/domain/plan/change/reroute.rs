@@ -8,13 +8,9 @@ use super::{ChangeOutcome, ChangePlan, Planner, RerouteAsk, RerouteFn, Write};
 use crate::domain::Error;
 use crate::domain::audit::{AuditEntry, OK};
 use crate::domain::change::Change;
-use crate::domain::decision::{
-    Action, ActionDecision, Decision, Destination, Purpose, RoutingStatus,
-};
+use crate::domain::decision::{Action, ActionDecision, Decision, Destination, RoutingStatus};
 use crate::domain::event::EventKind;
-use crate::domain::plan::{
-    NewDispatch, NewReferral, routing_event_data, routing_event_kind, timers_for,
-};
+use crate::domain::plan::{assign, routing_event_data, routing_event_kind};
 
 impl Planner<'_> {
     /// Routes the case again when a destination turned it down (the same action, the next
@@ -68,7 +64,7 @@ impl Planner<'_> {
             tried: &tried,
         });
         let decision_no = decisions.last().map_or(0, |(no, _)| *no) + 1;
-        let purpose = found.action.purpose();
+        let _purpose = found.action.purpose();
         let decision = Decision {
             policy_version: job.policy_version,
             rule_id: job.rule_id,
@@ -96,44 +92,15 @@ impl Planner<'_> {
             decision: decision.clone(),
         });
         let ids = uuid::ContextV7::new();
-        let priority = self.next.priority;
-        for assignment in decision.assignments() {
-            let id = Uuid::new_v7(uuid::Timestamp::now(&ids));
-            match assignment.destination {
-                Destination::Team { id: team_id, .. } => {
-                    let event = self.place.event(
-                        EventKind::DispatchAssigned,
-                        "routing",
-                        at,
-                        None,
-                        serde_json::json!({ "dispatch_id": id, "team_id": team_id }),
-                        Some(team_id.clone()),
-                    );
-                    self.events.push(event);
-                    self.writes.push(Write::NewDispatch(NewDispatch {
-                        dispatch_id: id,
-                        team_id,
-                    }));
-                    self.writes.extend(
-                        timers_for(self.targets, priority, Purpose::Dispatch, id, at)
-                            .into_iter()
-                            .map(Write::StartTimer),
-                    );
-                }
-                Destination::ServicePoint { id: point_id, .. } => {
-                    self.writes.push(Write::NewReferral(NewReferral {
-                        referral_id: id,
-                        service_point_id: point_id,
-                        purpose,
-                    }));
-                    self.writes.extend(
-                        timers_for(self.targets, priority, purpose, id, at)
-                            .into_iter()
-                            .map(Write::StartTimer),
-                    );
-                }
-            }
-        }
+        let assigned = assign(&decision, &self.place, self.targets, at, || {
+            Uuid::new_v7(uuid::Timestamp::now(&ids))
+        });
+        self.events.extend(assigned.events);
+        self.writes.extend(
+            (assigned.referrals.into_iter().map(Write::NewReferral))
+                .chain(assigned.dispatches.into_iter().map(Write::NewDispatch))
+                .chain(assigned.timers.into_iter().map(Write::StartTimer)),
+        );
         if decision.unrouted() {
             self.routing_status = RoutingStatus::Unrouted;
         }
