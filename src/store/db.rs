@@ -109,6 +109,9 @@ impl<T> Row for T where T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, 
 pub(super) struct Query {
     sql: Cow<'static, str>,
     args: Vec<Arg>,
+    /// Every placeholder was appended by [`Query::push_bind`], each once and in order, so
+    /// SQLite can take them as plain `?` (see [`sqlite_text`]).
+    pushed: bool,
 }
 
 /// A statement that reads rows of type `R`.
@@ -128,6 +131,7 @@ pub(super) fn query(sql: &'static str) -> Query {
     Query {
         sql: Cow::Borrowed(sql),
         args: Vec::new(),
+        pushed: false,
     }
 }
 
@@ -148,8 +152,10 @@ impl Query {
     /// A statement built at run time from the crate's own text (column and table names, never
     /// a caller's values: those are bound).
     pub(super) fn built(sql: impl Into<String>) -> Self {
+        let sql = sql.into();
         Self {
-            sql: Cow::Owned(sql.into()),
+            pushed: !sql.contains('$'),
+            sql: Cow::Owned(sql),
             args: Vec::new(),
         }
     }
@@ -157,11 +163,13 @@ impl Query {
     /// Binds the next placeholder.
     pub(super) fn bind(mut self, value: impl Bind) -> Self {
         self.args.push(value.arg());
+        self.pushed = false;
         self
     }
 
     /// Appends text to a statement being built.
     pub(super) fn push(&mut self, sql: &str) -> &mut Self {
+        self.pushed &= !sql.contains('$');
         self.sql.to_mut().push_str(sql);
         self
     }
@@ -214,13 +222,13 @@ impl Query {
 
     /// Runs the statement; returns how many rows it changed.
     pub(super) async fn execute(self, ex: Ex<'_>) -> Result<u64, sqlx::Error> {
-        let Query { sql, args } = self;
+        let Query { sql, args, pushed } = self;
         Ok(match ex {
-            Ex::SqlitePool(pool) => sqlx::query_with(sql_text(sql), sqlite_args(args)?)
+            Ex::SqlitePool(pool) => sqlx::query_with(sqlite_text(sql, pushed), sqlite_args(args)?)
                 .execute(pool)
                 .await?
                 .rows_affected(),
-            Ex::Sqlite(conn) => sqlx::query_with(sql_text(sql), sqlite_args(args)?)
+            Ex::Sqlite(conn) => sqlx::query_with(sqlite_text(sql, pushed), sqlite_args(args)?)
                 .execute(conn)
                 .await?
                 .rows_affected(),
@@ -236,15 +244,15 @@ impl Query {
     }
 
     async fn fetch_all<R: Row>(self, ex: Ex<'_>) -> Result<Vec<R>, sqlx::Error> {
-        let Query { sql, args } = self;
+        let Query { sql, args, pushed } = self;
         match ex {
             Ex::SqlitePool(pool) => {
-                sqlx::query_as_with(sql_text(sql), sqlite_args(args)?)
+                sqlx::query_as_with(sqlite_text(sql, pushed), sqlite_args(args)?)
                     .fetch_all(pool)
                     .await
             }
             Ex::Sqlite(conn) => {
-                sqlx::query_as_with(sql_text(sql), sqlite_args(args)?)
+                sqlx::query_as_with(sqlite_text(sql, pushed), sqlite_args(args)?)
                     .fetch_all(conn)
                     .await
             }
@@ -262,15 +270,15 @@ impl Query {
     }
 
     async fn fetch_optional<R: Row>(self, ex: Ex<'_>) -> Result<Option<R>, sqlx::Error> {
-        let Query { sql, args } = self;
+        let Query { sql, args, pushed } = self;
         match ex {
             Ex::SqlitePool(pool) => {
-                sqlx::query_as_with(sql_text(sql), sqlite_args(args)?)
+                sqlx::query_as_with(sqlite_text(sql, pushed), sqlite_args(args)?)
                     .fetch_optional(pool)
                     .await
             }
             Ex::Sqlite(conn) => {
-                sqlx::query_as_with(sql_text(sql), sqlite_args(args)?)
+                sqlx::query_as_with(sqlite_text(sql, pushed), sqlite_args(args)?)
                     .fetch_optional(conn)
                     .await
             }
@@ -357,6 +365,27 @@ fn sql_text(sql: Cow<'static, str>) -> AssertSqlSafe<Cow<'static, str>> {
     // The text is the crate's own: fixed statements, or ones built from fixed pieces with every
     // value bound.
     AssertSqlSafe(sql)
+}
+
+/// The text as SQLite runs it. A statement built with [`Query::push_bind`] (a batch's multi-row
+/// insert has thousands of placeholders) takes them as plain `?`: SQLite keeps the name of every
+/// `$NNN` or `?NNN` in a list it searches linearly, both when it prepares the statement and when
+/// each value is bound, which made a 500-row insert quadratic.
+fn sqlite_text(sql: Cow<'static, str>, pushed: bool) -> AssertSqlSafe<Cow<'static, str>> {
+    if !pushed {
+        return sql_text(sql);
+    }
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
+            out.push('?');
+            while chars.next_if(char::is_ascii_digit).is_some() {}
+        } else {
+            out.push(c);
+        }
+    }
+    sql_text(Cow::Owned(out))
 }
 
 fn sqlite_args(args: Vec<Arg>) -> Result<sqlx::sqlite::SqliteArguments, sqlx::Error> {
@@ -517,4 +546,34 @@ impl Backend {
 /// A transaction of one backend handed to the other: a bug, not a fault of the database.
 fn mixed() -> sqlx::Error {
     sqlx::Error::Protocol("a transaction of one backend used with the other".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sqlite(query: Query) -> String {
+        sqlite_text(query.sql, query.pushed).0.into_owned()
+    }
+
+    #[test]
+    fn pushed_placeholders_reach_sqlite_as_plain_question_marks() {
+        let mut insert = Query::built("insert into t (a, b)");
+        insert.push_values(0..11, |row, n| {
+            row.push_bind(n as i64).push_bind("x");
+        });
+        let text = sqlite(insert);
+        assert_eq!(text.matches('?').count(), 22);
+        assert!(!text.contains('$') && !text.contains("?1"));
+
+        // Numbered placeholders written in the text keep their numbers: they may repeat or
+        // come out of order.
+        let written = Query::built("update t set a = $2 where b = $1")
+            .bind(1_i64)
+            .bind(2_i64);
+        assert_eq!(sqlite(written), "update t set a = $2 where b = $1");
+        let mut mixed = Query::built("select 1 from t where a = $1");
+        mixed.push(" and b = ").push_bind(3_i64);
+        assert!(!mixed.pushed);
+    }
 }
