@@ -176,9 +176,10 @@ impl Query {
 
     /// Appends a placeholder for `value`.
     pub(super) fn push_bind(&mut self, value: impl Bind) -> &mut Self {
+        use std::fmt::Write as _;
         self.args.push(value.arg());
-        let placeholder = format!("${}", self.args.len());
-        self.sql.to_mut().push_str(&placeholder);
+        // Writing into a String cannot fail.
+        let _ = write!(self.sql.to_mut(), "${}", self.args.len());
         self
     }
 
@@ -306,7 +307,7 @@ impl Values<'_> {
     /// Binds the row's next value.
     pub(super) fn push_bind(&mut self, value: impl Bind) -> &mut Self {
         if !std::mem::take(&mut self.first) {
-            self.query.push(", ");
+            self.query.sql.to_mut().push_str(", ");
         }
         self.query.push_bind(value);
         self
