@@ -148,6 +148,26 @@ where
     query(sql).scalar()
 }
 
+/// Runs `$query` on whichever backend `$ex` is, with its text and values in that backend's
+/// form, through sqlx's `$make` (`query_with` or `query_as_with`) and `$run` (`execute`,
+/// `fetch_all`, …), then `$then()` on what it returns, if given (`?` applied). Each arm names its
+/// backend's types, which is why this is a macro and not a function.
+macro_rules! run {
+    ($query:expr, $ex:expr, $make:path, $run:ident $(, $then:ident)?) => {{
+        let Query { sql, args, pushed } = $query;
+        match $ex {
+            Ex::SqlitePool(pool) => $make(sqlite_text(sql, pushed), sqlite_args(args)?)
+                .$run(pool).await? $(.$then())?,
+            Ex::Sqlite(conn) => $make(sqlite_text(sql, pushed), sqlite_args(args)?)
+                .$run(conn).await? $(.$then())?,
+            Ex::PostgresPool(pool) => $make(sql_text(sql), postgres_args(args)?)
+                .$run(pool).await? $(.$then())?,
+            Ex::Postgres(conn) => $make(sql_text(sql), postgres_args(args)?)
+                .$run(conn).await? $(.$then())?,
+        }
+    }};
+}
+
 impl Query {
     /// A statement built at run time from the crate's own text (column and table names, never
     /// a caller's values: those are bound).
@@ -223,77 +243,15 @@ impl Query {
 
     /// Runs the statement; returns how many rows it changed.
     pub(super) async fn execute(self, ex: Ex<'_>) -> Result<u64, sqlx::Error> {
-        let Query { sql, args, pushed } = self;
-        Ok(match ex {
-            Ex::SqlitePool(pool) => sqlx::query_with(sqlite_text(sql, pushed), sqlite_args(args)?)
-                .execute(pool)
-                .await?
-                .rows_affected(),
-            Ex::Sqlite(conn) => sqlx::query_with(sqlite_text(sql, pushed), sqlite_args(args)?)
-                .execute(conn)
-                .await?
-                .rows_affected(),
-            Ex::PostgresPool(pool) => sqlx::query_with(sql_text(sql), postgres_args(args)?)
-                .execute(pool)
-                .await?
-                .rows_affected(),
-            Ex::Postgres(conn) => sqlx::query_with(sql_text(sql), postgres_args(args)?)
-                .execute(conn)
-                .await?
-                .rows_affected(),
-        })
+        Ok(run!(self, ex, sqlx::query_with, execute, rows_affected))
     }
 
     async fn fetch_all<R: Row>(self, ex: Ex<'_>) -> Result<Vec<R>, sqlx::Error> {
-        let Query { sql, args, pushed } = self;
-        match ex {
-            Ex::SqlitePool(pool) => {
-                sqlx::query_as_with(sqlite_text(sql, pushed), sqlite_args(args)?)
-                    .fetch_all(pool)
-                    .await
-            }
-            Ex::Sqlite(conn) => {
-                sqlx::query_as_with(sqlite_text(sql, pushed), sqlite_args(args)?)
-                    .fetch_all(conn)
-                    .await
-            }
-            Ex::PostgresPool(pool) => {
-                sqlx::query_as_with(sql_text(sql), postgres_args(args)?)
-                    .fetch_all(pool)
-                    .await
-            }
-            Ex::Postgres(conn) => {
-                sqlx::query_as_with(sql_text(sql), postgres_args(args)?)
-                    .fetch_all(conn)
-                    .await
-            }
-        }
+        Ok(run!(self, ex, sqlx::query_as_with, fetch_all))
     }
 
     async fn fetch_optional<R: Row>(self, ex: Ex<'_>) -> Result<Option<R>, sqlx::Error> {
-        let Query { sql, args, pushed } = self;
-        match ex {
-            Ex::SqlitePool(pool) => {
-                sqlx::query_as_with(sqlite_text(sql, pushed), sqlite_args(args)?)
-                    .fetch_optional(pool)
-                    .await
-            }
-            Ex::Sqlite(conn) => {
-                sqlx::query_as_with(sqlite_text(sql, pushed), sqlite_args(args)?)
-                    .fetch_optional(conn)
-                    .await
-            }
-            Ex::PostgresPool(pool) => {
-                sqlx::query_as_with(sql_text(sql), postgres_args(args)?)
-                    .fetch_optional(pool)
-                    .await
-            }
-            Ex::Postgres(conn) => {
-                sqlx::query_as_with(sql_text(sql), postgres_args(args)?)
-                    .fetch_optional(conn)
-                    .await
-            }
-        }
+        Ok(run!(self, ex, sqlx::query_as_with, fetch_optional))
     }
 }
 
