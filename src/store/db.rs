@@ -348,23 +348,25 @@ fn sqlite_text(sql: Cow<'static, str>, pushed: bool) -> AssertSqlSafe<Cow<'stati
 }
 
 fn sqlite_args(args: Vec<Arg>) -> Result<sqlx::sqlite::SqliteArguments, sqlx::Error> {
-    let mut out = sqlx::sqlite::SqliteArguments::default();
-    for arg in args {
-        match arg {
-            Arg::Int(v) => out.add(v),
-            Arg::Real(v) => out.add(v),
-            Arg::Bool(v) => out.add(v),
-            Arg::Text(v) => out.add(v),
-            Arg::Bytes(v) => out.add(v),
-            Arg::Uuid(v) => out.add(v),
-        }
-        .map_err(sqlx::Error::Encode)?;
-    }
-    Ok(out)
+    arguments::<sqlx::Sqlite>(args)
 }
 
 fn postgres_args(args: Vec<Arg>) -> Result<sqlx::postgres::PgArguments, sqlx::Error> {
-    let mut out = sqlx::postgres::PgArguments::default();
+    arguments::<sqlx::Postgres>(args)
+}
+
+/// The values in `DB`'s form, each with its type (a null too).
+fn arguments<DB: sqlx::Database>(args: Vec<Arg>) -> Result<DB::Arguments, sqlx::Error>
+where
+    DB::Arguments: Default,
+    Option<i64>: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<f64>: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<bool>: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<String>: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<Vec<u8>>: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<Uuid>: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    let mut out = DB::Arguments::default();
     for arg in args {
         match arg {
             Arg::Int(v) => out.add(v),
