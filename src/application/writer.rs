@@ -585,7 +585,11 @@ async fn change_case(
             .await;
         if let Some(outcome) = reloads.settle(store, routing, undo, result).await? {
             if let Some(team) = &outcome.released_team {
-                routing.write().directory.release_team(team);
+                routing.write().directory.restore_team(TeamState {
+                    team_id: team.team_id.clone(),
+                    status: team.status,
+                    load: team.load,
+                });
             }
             return Ok(outcome);
         }

@@ -535,19 +535,8 @@ impl Directory {
         Some(before)
     }
 
-    /// Frees a team from one assignment (cleared, cancelled or declined): its load goes down,
-    /// and a busy team with nothing left is available again. A team that went off duty or out
-    /// of service meanwhile stays so.
-    pub fn release_team(&mut self, team_id: &str) {
-        if let Some(team) = self.team_mut(team_id) {
-            team.load = team.load.saturating_sub(1);
-            if team.load == 0 && team.status == DutyStatus::Busy {
-                team.status = DutyStatus::Available;
-            }
-        }
-    }
-
-    /// Puts a team back as it was.
+    /// Puts a team as `state` says: back as it was before an uncommitted write, or as a
+    /// committed change left it.
     pub fn restore_team(&mut self, state: TeamState) {
         if let Some(team) = self.team_mut(&state.team_id) {
             team.status = state.status;

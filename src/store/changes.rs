@@ -24,8 +24,8 @@ use crate::domain::Error;
 use crate::domain::change::{CaseChange, Change};
 use crate::domain::plan::NewTimer;
 use crate::domain::plan::change::{
-    ChangeLoad, ChangeOutcome, ChangePlan, LoadedCase, LoadedFollowUp, LoadedTimer, Needs, Target,
-    Timers, Write,
+    ChangeLoad, ChangeOutcome, ChangePlan, LoadedCase, LoadedFollowUp, LoadedTeam, LoadedTimer,
+    Needs, Target, Timers, Write,
 };
 use crate::domain::sla::SlaKind;
 use crate::domain::types::{DispatchStatus, ReferralStatus};
@@ -52,11 +52,16 @@ pub(super) const UPDATE_REFERRAL: &str = "update referrals set status = $2, reas
 pub(super) const UPDATE_DISPATCH: &str = "update dispatches set status = $2, reason = $3, \
      version = version + 1, updated_at = $4 where dispatch_id = $1";
 
-/// A team freed from an assignment carries one less; a busy team with none left is available.
-/// A team that went off duty or out of service meanwhile stays so.
-pub(super) const RELEASE_TEAM: &str = "update teams set \
-     status = case when status = 'busy' and load <= 1 then 'available' else status end, \
-     load = case when load > 0 then load - 1 else 0 end, updated_at = $2 where team_id = $1";
+/// A team's state as a change reads it: its duty status and load, and how many of the
+/// service's dispatches to it are open.
+pub(super) const SELECT_TEAM_STATE: &str = "select team_id, status, load, \
+     (select count(*) from dispatches d where d.team_id = $1 \
+      and d.status not in ('cleared', 'cancelled', 'declined')) as open_dispatches \
+     from teams where team_id = $1";
+
+/// Sets a team's duty status and load, as a plan worked them out.
+pub(super) const SET_TEAM_STATE: &str =
+    "update teams set status = $2, load = $3, updated_at = $4 where team_id = $1";
 
 pub(super) const INSERT_NOTE: &str = "insert into notes (note_id, case_id, actor, created_at, \
      body) values ($1, $2, $3, $4, $5)";
@@ -136,6 +141,26 @@ impl TimerRow {
             due: from_micros(self.due_at)?,
             started: from_micros(self.created_at)?,
             pending: self.state == "pending",
+        })
+    }
+}
+
+/// A team as a change reads it.
+#[derive(sqlx::FromRow)]
+struct TeamStateRow {
+    team_id: String,
+    status: String,
+    load: i64,
+    open_dispatches: i64,
+}
+
+impl TeamStateRow {
+    fn into_loaded(self) -> Result<LoadedTeam, Error> {
+        Ok(LoadedTeam {
+            team_id: self.team_id,
+            status: parse_enum("duty status", &self.status)?,
+            load: u32::try_from(self.load).unwrap_or(0),
+            open_dispatches: usize::try_from(self.open_dispatches).unwrap_or(0),
         })
     }
 }
@@ -303,6 +328,7 @@ impl SqlStore {
             prosecutor_timers: 0,
             priority_timers: Vec::new(),
             breach_subject: None,
+            team: None,
         };
         let needs = Needs::of(&change.change);
         if needs.routing {
@@ -363,6 +389,22 @@ impl SqlStore {
                 _ => None,
             };
         }
+        if needs.team {
+            let team_id = match (&load.target, &load.breach_subject) {
+                (Target::Dispatch(dispatch), _) | (_, Some(Target::Dispatch(dispatch))) => {
+                    Some(dispatch.team_id.clone())
+                }
+                _ => None,
+            };
+            if let Some(team_id) = team_id {
+                let row: Option<TeamStateRow> = query_as(SELECT_TEAM_STATE)
+                    .bind(&team_id)
+                    .fetch_optional(tx.ex())
+                    .await
+                    .map_err(db_error)?;
+                load.team = row.map(TeamStateRow::into_loaded).transpose()?;
+            }
+        }
         Ok(load)
     }
 
@@ -404,7 +446,11 @@ impl SqlStore {
                         status.as_str(),
                         *position,
                     )?),
-                Write::ReleaseTeam { team_id } => query(RELEASE_TEAM).bind(team_id).bind(at),
+                Write::Team(team) => query(SET_TEAM_STATE)
+                    .bind(&team.team_id)
+                    .bind(<&'static str>::from(team.status))
+                    .bind(i64::from(team.load))
+                    .bind(at),
                 Write::MeetTimers {
                     of: Timers::Of(subject),
                     kind,

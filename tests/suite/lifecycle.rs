@@ -967,7 +967,67 @@ async fn a_referral_goes_through_its_lifecycle_and_only_its_own_side_moves_it(ba
     server.finish().await;
 }
 
+async fn a_team_carrying_a_case_of_its_own_is_free_again_once_its_dispatch_ends(backend: Backend) {
+    // thr-t3 is on duty and available with one case of its own (the seed's load of 1). A national
+    // day once lost such a team: it came back busy from its first dispatch and was never routed
+    // again. The other Tehran teams go off duty, so the case can only go to thr-t3.
+    let server = seeded(backend).await;
+    for team in ["thr-t1", "rey-t1"] {
+        server
+            .directory()
+            .update_team_status(pb::UpdateTeamStatusRequest {
+                team_id: team.into(),
+                status: pb::DutyStatus::OffDuty as i32,
+                position: None,
+            })
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        team_state(&server, "thr-t3").await,
+        (pb::DutyStatus::Available, 1)
+    );
+    for round in 0..2 {
+        let receipt = report(&server, child_in_danger(&format!("own-case-{round}"))).await;
+        let dispatch = case(&server, &receipt.case_id).await.dispatches[0].clone();
+        assert_eq!(dispatch.team_id, "thr-t3", "round {round}");
+        assert_eq!(
+            team_state(&server, "thr-t3").await,
+            (pb::DutyStatus::Busy, 2)
+        );
+        let mut version = dispatch.version;
+        for status in [
+            DispatchStatus::Acknowledged,
+            DispatchStatus::EnRoute,
+            DispatchStatus::OnScene,
+            DispatchStatus::Cleared,
+        ] {
+            version = server
+                .team_dispatch("thr-t3")
+                .report_dispatch_status(report_status(&dispatch, version, status, ""))
+                .await
+                .unwrap()
+                .into_inner()
+                .dispatch_version;
+        }
+        assert_eq!(
+            team_state(&server, "thr-t3").await,
+            (pb::DutyStatus::Available, 1),
+            "a team whose dispatch cleared is free again, with its own case (round {round})"
+        );
+    }
+    // The database holds the same: a server started on it now sees thr-t3 free.
+    let restarted = TestServer::seeded_on(server.db.same_database()).await;
+    assert_eq!(
+        team_state(&restarted, "thr-t3").await,
+        (pb::DutyStatus::Available, 1)
+    );
+    restarted.finish().await;
+    server.finish().await;
+}
+
 backend_tests!(
+    a_team_carrying_a_case_of_its_own_is_free_again_once_its_dispatch_ends,
     a_referral_goes_through_its_lifecycle_and_only_its_own_side_moves_it,
     servers_sharing_a_database_never_take_a_team_another_has_taken,
     a_call_centre_asks_for_a_team_and_a_centre_and_routing_chooses_them,

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use crate::domain::case::CaseDetails;
 use crate::domain::change::{CaseOutcome, Change};
-use crate::domain::decision::{Decision, Purpose, RoutingStatus, ServicePointKind};
+use crate::domain::decision::{Decision, DutyStatus, Purpose, RoutingStatus, ServicePointKind};
 use crate::domain::sla::SlaKind;
 use crate::domain::types::{CaseStatus, Category, DispatchStatus, Line, Priority, ReferralStatus};
 
@@ -70,6 +70,17 @@ pub struct LoadedTimer {
     pub pending: bool,
 }
 
+/// The team of the dispatch a change moves, as the change sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadedTeam {
+    pub team_id: String,
+    pub status: DutyStatus,
+    pub load: u32,
+    /// The service's dispatches to the team not yet cleared, cancelled or declined (the one
+    /// the change moves among them).
+    pub open_dispatches: usize,
+}
+
 /// What a change names: the case itself, or one of its parts.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Target {
@@ -118,6 +129,8 @@ pub struct Needs {
     pub priority_timers: bool,
     /// The referral or dispatch a breached timer watches.
     pub breach_subject: bool,
+    /// The team of the dispatch the change moves (or a breached timer watches).
+    pub team: bool,
 }
 
 impl Needs {
@@ -131,11 +144,13 @@ impl Needs {
             Change::Dispatch { .. } => {
                 needs.routing = true;
                 needs.prosecutor_timers = true;
+                needs.team = true;
             }
             Change::RequestAssignment { .. } => needs.routing = true,
             Change::SlaBreach { .. } => {
                 needs.routing = true;
                 needs.breach_subject = true;
+                needs.team = true;
             }
             Change::Priority { .. } => needs.priority_timers = true,
             Change::Close { .. }
@@ -173,4 +188,6 @@ pub struct ChangeLoad {
     pub priority_timers: Vec<LoadedTimer>,
     /// [`Needs::breach_subject`]: a [`Target::Referral`] or [`Target::Dispatch`].
     pub breach_subject: Option<Target>,
+    /// [`Needs::team`], when there is such a dispatch.
+    pub team: Option<LoadedTeam>,
 }

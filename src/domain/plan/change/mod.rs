@@ -23,10 +23,10 @@ mod parts;
 mod reroute;
 
 pub use load::{
-    ChangeLoad, LoadedCase, LoadedDispatch, LoadedFollowUp, LoadedReferral, LoadedTimer, Needs,
-    Target,
+    ChangeLoad, LoadedCase, LoadedDispatch, LoadedFollowUp, LoadedReferral, LoadedTeam,
+    LoadedTimer, Needs, Target,
 };
-pub use outputs::{ChangeOutcome, ChangePlan, RerouteAsk, RerouteFn, Timers, Write};
+pub use outputs::{ChangeOutcome, ChangePlan, ReleasedTeam, RerouteAsk, RerouteFn, Timers, Write};
 
 /// Refuses a change based on another version than the current one.
 pub(super) fn check_version(what: &str, current: i64, expected: Option<i64>) -> Result<(), Error> {
@@ -120,7 +120,7 @@ pub(super) struct Planner<'a> {
     version: Option<i64>,
     created: Option<Uuid>,
     due_at: Option<DateTime<Utc>>,
-    released_team: Option<String>,
+    released_team: Option<ReleasedTeam>,
     /// The destination that turned the case down, to route again.
     turned_down: Option<String>,
     routing_status: RoutingStatus,

@@ -6,9 +6,10 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::LoadedTeam;
 use crate::domain::audit::AuditEntry;
 use crate::domain::change::CaseOutcome;
-use crate::domain::decision::{Action, ActionDecision, Decision, RoutingStatus};
+use crate::domain::decision::{Action, ActionDecision, Decision, DutyStatus, RoutingStatus};
 use crate::domain::event::NewEvent;
 use crate::domain::intake::Intake;
 use crate::domain::plan::{NewDispatch, NewReferral, NewTimer};
@@ -46,10 +47,8 @@ pub enum Write {
         status: DispatchStatus,
         position: Option<(f64, f64)>,
     },
-    /// A team carries one case less (and is available again when it carried one).
-    ReleaseTeam {
-        team_id: String,
-    },
+    /// A team's live state after one of the service's dispatches to it ended.
+    Team(ReleasedTeam),
     MeetTimers {
         of: Timers,
         kind: SlaKind,
@@ -100,6 +99,32 @@ pub enum Write {
     },
 }
 
+/// A team freed from a dispatch, as it stands after: one case less, and available again once
+/// none of the service's dispatches to it is open (unless it went off duty or out of service
+/// meanwhile).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReleasedTeam {
+    pub team_id: String,
+    pub status: DutyStatus,
+    pub load: u32,
+}
+
+impl ReleasedTeam {
+    /// `team` after one of its open dispatches ended.
+    pub fn after_release(team: &LoadedTeam) -> Self {
+        let open = team.open_dispatches.saturating_sub(1);
+        let status = match team.status {
+            DutyStatus::Busy if open == 0 => DutyStatus::Available,
+            other => other,
+        };
+        Self {
+            team_id: team.team_id.clone(),
+            status,
+            load: team.load.saturating_sub(1),
+        }
+    }
+}
+
 /// What a committed change did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChangeOutcome {
@@ -113,8 +138,9 @@ pub struct ChangeOutcome {
     pub created: Option<Uuid>,
     /// When a scheduled follow-up is due.
     pub due_at: Option<DateTime<Utc>>,
-    /// A team freed by the change (its dispatch was cleared, cancelled or declined).
-    pub released_team: Option<String>,
+    /// A team freed by the change (its dispatch was cleared, cancelled or declined), as it now
+    /// stands.
+    pub released_team: Option<ReleasedTeam>,
     /// The re-route a rejection or a decline led to.
     pub reroute: Option<Decision>,
     /// The number of the change's last event in the feed (set by the store when written).

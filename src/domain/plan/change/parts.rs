@@ -3,15 +3,16 @@
 
 use uuid::Uuid;
 
-use super::super::NewTimer;
 use super::{
-    LoadedDispatch, LoadedReferral, LoadedTimer, Planner, Target, Timers, Write, check_version,
+    LoadedDispatch, LoadedReferral, LoadedTimer, Planner, ReleasedTeam, Target, Timers, Write,
+    check_version,
 };
 use crate::domain::Error;
 use crate::domain::change::transition_error;
 use crate::domain::decision::ServicePointKind;
 use crate::domain::event::EventKind;
 use crate::domain::lifecycle::{check_dispatch, check_referral};
+use crate::domain::plan::NewTimer;
 use crate::domain::sla::SlaKind;
 use crate::domain::types::{DispatchStatus, ReferralStatus};
 
@@ -97,10 +98,7 @@ impl Planner<'_> {
             position,
         });
         if to.is_terminal() {
-            self.writes.push(Write::ReleaseTeam {
-                team_id: dispatch.team_id.clone(),
-            });
-            self.released_team = Some(dispatch.team_id.clone());
+            self.release(&dispatch.team_id)?;
         }
         // The team's position is not in the event: it is where the person is.
         self.event(
@@ -191,12 +189,9 @@ impl Planner<'_> {
                         status: cancelled,
                         position: None,
                     },
-                    Write::ReleaseTeam {
-                        team_id: team.clone(),
-                    },
                     Write::CancelTimers { of: Timers::Of(id) },
                 ]);
-                self.released_team = Some(team.clone());
+                self.release(&team)?;
                 self.event(
                     EventKind::DispatchCancelled,
                     Some(why.clone()),
@@ -248,6 +243,20 @@ impl Planner<'_> {
                 None,
             ),
         }
+        Ok(())
+    }
+
+    /// Frees the team of a dispatch that ended (see [`ReleasedTeam::after_release`]).
+    fn release(&mut self, team_id: &str) -> Result<(), Error> {
+        let team = self
+            .load
+            .team
+            .as_ref()
+            .filter(|team| team.team_id == team_id)
+            .ok_or_else(|| Error::internal("a dispatch ended without its team loaded"))?;
+        let released = ReleasedTeam::after_release(team);
+        self.writes.push(Write::Team(released.clone()));
+        self.released_team = Some(released);
         Ok(())
     }
 }

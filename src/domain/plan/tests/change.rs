@@ -1,6 +1,8 @@
 //! Planning changes.
 
 use super::*;
+use crate::domain::decision::DutyStatus;
+use crate::domain::plan::change::{LoadedTeam, ReleasedTeam};
 
 fn loaded_case(priority: Priority, minors: bool) -> LoadedCase {
     LoadedCase {
@@ -38,6 +40,13 @@ fn load(case: LoadedCase, target: Target) -> ChangeLoad {
         prosecutor_timers: 0,
         priority_timers: vec![],
         breach_subject: None,
+        // team-a: available with one case of its own, now carrying one dispatch.
+        team: Some(LoadedTeam {
+            team_id: "team-a".into(),
+            status: DutyStatus::Busy,
+            load: 2,
+            open_dispatches: 1,
+        }),
     }
 }
 
@@ -123,9 +132,12 @@ fn a_declined_dispatch_frees_its_team_and_sends_the_next_one() {
     assert_eq!(asked[0].0, Action::DispatchMobileTeam);
     assert!(asked[0].1.contains("team-a") && asked[0].1.contains("centre-1"));
     let w = &plan.writes;
-    assert!(w.contains(&Write::ReleaseTeam {
-        team_id: "team-a".into()
-    }));
+    let freed = ReleasedTeam {
+        team_id: "team-a".into(),
+        status: DutyStatus::Available,
+        load: 1,
+    };
+    assert!(w.contains(&Write::Team(freed.clone())));
     assert!(w.contains(&Write::CancelTimers {
         of: Timers::Of(d.dispatch_id)
     }));
@@ -146,7 +158,7 @@ fn a_declined_dispatch_frees_its_team_and_sends_the_next_one() {
         .collect();
     assert_eq!(started, [SlaKind::TeamAcknowledgement, SlaKind::OnScene]);
     assert!(plan.directory_moved);
-    assert_eq!(plan.outcome.released_team.as_deref(), Some("team-a"));
+    assert_eq!(plan.outcome.released_team, Some(freed));
     assert_eq!(plan.outcome.version, 3);
     assert_eq!(plan.outcome.case_version, 5);
     let kinds: Vec<_> = plan.events.iter().map(|e| e.kind).collect();
@@ -248,9 +260,10 @@ fn a_team_that_never_acknowledged_is_called_off_and_replaced() {
         to: DispatchStatus::Cancelled,
         reason: Some("team_acknowledgement deadline missed".into()),
     }));
-    assert!(w.contains(&Write::ReleaseTeam {
-        team_id: "team-a".into()
-    }));
+    assert!(
+        w.iter()
+            .any(|w| matches!(w, Write::Team(t) if t.team_id == "team-a"))
+    );
     assert!(
         w.iter()
             .any(|w| matches!(w, Write::NewDispatch(n) if n.team_id == "team-b"))
@@ -523,4 +536,64 @@ fn a_change_outside_the_requesters_reach_or_parts_is_refused() {
         plan(&stale, load(case, Target::Dispatch(d)), None, &mut asked),
         Err(Error::Stale(_))
     ));
+}
+
+#[test]
+fn a_team_with_no_open_dispatch_is_back_to_its_duty_state_whatever_the_sequence() {
+    // A team's life under the service, as the store and the planner move it: taken by routing
+    // (busy, one more case, one more open dispatch), freed when a dispatch ends (planned by
+    // ReleasedTeam::after_release), and its own duty changes in between. Random sequences from
+    // a seeded generator; whatever happened, a team left with no open dispatch is in the duty
+    // state it last chose, carrying only its own cases.
+    let mut seed = 0x5eed_u64;
+    let mut next = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    for _ in 0..2_000 {
+        let own_cases = next(3) as u32;
+        let mut team = LoadedTeam {
+            team_id: "t".into(),
+            status: DutyStatus::Available,
+            load: own_cases,
+            open_dispatches: 0,
+        };
+        let mut chosen = DutyStatus::Available;
+        for _ in 0..next(40) {
+            match next(4) {
+                // Routing takes only an available or busy team.
+                0 | 1 if matches!(team.status, DutyStatus::Available | DutyStatus::Busy) => {
+                    team.status = DutyStatus::Busy;
+                    team.load += 1;
+                    team.open_dispatches += 1;
+                }
+                2 if team.open_dispatches > 0 => {
+                    let freed = ReleasedTeam::after_release(&team);
+                    team.status = freed.status;
+                    team.load = freed.load;
+                    team.open_dispatches -= 1;
+                }
+                3 => {
+                    // The team reports a duty status of its own.
+                    chosen = [
+                        DutyStatus::Available,
+                        DutyStatus::OffDuty,
+                        DutyStatus::OutOfService,
+                    ][next(3) as usize];
+                    team.status = chosen;
+                }
+                _ => {}
+            }
+        }
+        while team.open_dispatches > 0 {
+            let freed = ReleasedTeam::after_release(&team);
+            team.status = freed.status;
+            team.load = freed.load;
+            team.open_dispatches -= 1;
+        }
+        assert_eq!(team.status, chosen, "{team:?}");
+        assert_eq!(team.load, own_cases, "{team:?}");
+    }
 }
