@@ -250,7 +250,13 @@ pub async fn run(
     let mut builder = Server::builder()
         .http2_keepalive_interval(Some(config.http2_keepalive_interval))
         .http2_keepalive_timeout(Some(config.http2_keepalive_timeout))
-        .max_concurrent_streams(Some(config.max_concurrent_streams));
+        .max_concurrent_streams(Some(config.max_concurrent_streams))
+        // A client that gives up on requests the server has not yet taken up (a short deadline
+        // under load) resets their streams. h2 closes the whole connection, failing every other
+        // request on it, once 20 such streams wait to be taken up; a call centre's client with
+        // many requests in flight reaches that on a busy server. As many as a connection may
+        // have in flight are allowed, which still bounds what a reset flood can queue.
+        .http2_max_pending_accept_reset_streams(Some(config.max_concurrent_streams as usize));
     if let Some(tls) = tls_config(&config)? {
         builder = builder.tls_config(tls)?;
     }
