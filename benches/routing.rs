@@ -64,6 +64,7 @@ fn directory(points: usize) -> Directory {
             hours: OpeningHours::AlwaysOpen,
             capacity: Some(20),
             occupancy: (i % 21) as u32,
+            reserved: 0,
             admission: Admission::default(),
         });
     }

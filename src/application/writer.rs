@@ -26,7 +26,7 @@ use crate::domain::plan::change::{RerouteAsk, plan_change};
 use crate::domain::plan::intake::plan_intakes;
 use crate::domain::sla::SlaTargets;
 use crate::domain::types::Line;
-use crate::routing::directory::{Directory, DirectoryData, DirectoryUpdate, TeamState};
+use crate::routing::directory::{Directory, DirectoryData, DirectoryUpdate, Taken, TeamState};
 use crate::routing::policy::{Policy, PolicyDocument};
 use crate::routing::{self, RoutingRequest};
 use crate::store::{ChangeOutcome, IntakeOutcome, Store};
@@ -40,37 +40,40 @@ pub struct RoutingState {
 }
 
 impl RoutingState {
-    /// Routes a new case and marks the teams it dispatches busy, noting how they were before.
-    fn route(&mut self, intake: &NewIntake, undo: &mut Vec<TeamState>) -> Decision {
+    /// Routes a new case and takes what it sends the case to: each team busy, a place held at
+    /// each service point; `undo` notes what was taken.
+    fn route(&mut self, intake: &NewIntake, undo: &mut Vec<Taken>) -> Decision {
         let request = RoutingRequest::from_intake(intake, intake.received_at);
         let decision = routing::route(&self.policy, &self.directory, &request);
         for assignment in decision.assignments() {
-            if let Destination::Team { id, .. } = &assignment.destination
-                && let Some(before) = self.directory.assign_team(id)
-            {
-                undo.push(before);
-            }
+            self.take(&assignment.destination, undo);
         }
         decision
     }
 
     /// Routes a case again for a change (a destination turned it down, or a call centre asked)
-    /// and marks the team it dispatches busy, noting how it was before.
-    fn reroute(&mut self, ask: &RerouteAsk<'_>, undo: &mut Vec<TeamState>) -> ActionDecision {
+    /// and takes what it sends the case to.
+    fn reroute(&mut self, ask: &RerouteAsk<'_>, undo: &mut Vec<Taken>) -> ActionDecision {
         let request = RoutingRequest::for_case(ask.intake, ask.line, ask.priority, ask.at);
         let found = routing::reroute(&self.directory, &request, ask.action, ask.tried);
-        if let Some(Destination::Team { id, .. }) = &found.destination
-            && let Some(before) = self.directory.assign_team(id)
-        {
-            undo.push(before);
+        if let Some(destination) = &found.destination {
+            self.take(destination, undo);
         }
         found
     }
 
-    /// Puts the teams back as they were before an uncommitted batch.
-    fn undo(&mut self, undo: Vec<TeamState>) {
-        for state in undo.into_iter().rev() {
-            self.directory.restore_team(state);
+    fn take(&mut self, destination: &Destination, undo: &mut Vec<Taken>) {
+        let taken = match destination {
+            Destination::Team { id, .. } => self.directory.assign_team(id).map(Taken::Team),
+            Destination::ServicePoint { id, .. } => self.directory.reserve_place(id),
+        };
+        undo.extend(taken);
+    }
+
+    /// Puts back what an uncommitted write took.
+    fn undo(&mut self, undo: Vec<Taken>) {
+        for taken in undo.into_iter().rev() {
+            self.directory.restore(taken);
         }
     }
 }
@@ -584,6 +587,9 @@ async fn change_case(
             })
             .await;
         if let Some(outcome) = reloads.settle(store, routing, undo, result).await? {
+            if let Some(point) = &outcome.released_place {
+                routing.write().directory.release_place(point);
+            }
             if let Some(team) = &outcome.released_team {
                 routing.write().directory.restore_team(TeamState {
                     team_id: team.team_id.clone(),
@@ -623,7 +629,7 @@ impl Reloads {
         &mut self,
         store: &dyn Store,
         routing: &SharedRouting,
-        undo: Vec<TeamState>,
+        undo: Vec<Taken>,
         result: Result<T, Error>,
     ) -> Result<Option<T>, Error> {
         match result {

@@ -44,7 +44,8 @@ pub enum TransitionError {
 }
 
 impl ReferralStatus {
-    /// True once nothing more can happen to the referral.
+    /// True once nothing more can happen to the referral. Until then it holds a place at its
+    /// service point.
     pub fn is_terminal(self) -> bool {
         matches!(
             self,

@@ -211,15 +211,24 @@ pub struct ServicePoint {
     /// Places (beds), for the kinds that admit people.
     #[serde(default)]
     pub capacity: Option<u32>,
-    /// Places taken.
+    /// Places taken, as the service point reports them.
     #[serde(default)]
     pub occupancy: u32,
+    /// Places held by the service's referrals to it that are requested, accepted, in progress
+    /// or on hold (live state, counted from the referrals; never in a seed file).
+    #[serde(skip)]
+    pub reserved: u32,
     /// Admission limits.
     #[serde(default)]
     pub admission: Admission,
 }
 
 impl ServicePoint {
+    /// Places taken or held.
+    pub fn taken(&self) -> u32 {
+        self.occupancy.saturating_add(self.reserved)
+    }
+
     /// The county the point stands in.
     pub fn county_key(&self) -> CountyKey {
         CountyKey {
@@ -269,6 +278,15 @@ pub enum DirectoryUpdate {
         /// Places taken.
         occupancy: u32,
     },
+}
+
+/// Live state routing took in memory, to put back if the write it was for does not commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Taken {
+    /// A team, as it was before it was taken.
+    Team(TeamState),
+    /// A place held at a service point (its id).
+    Place(String),
 }
 
 /// A team's duty status and load at one moment.
@@ -331,6 +349,7 @@ impl DirectoryData {
             match self.service_points.iter_mut().find(|p| p.id == point.id) {
                 Some(existing) => {
                     point.occupancy = existing.occupancy;
+                    point.reserved = existing.reserved;
                     *existing = point;
                 }
                 None => self.service_points.push(point),
@@ -535,6 +554,28 @@ impl Directory {
         Some(before)
     }
 
+    /// Holds a place at a service point for a referral; unknown ids change nothing.
+    pub fn reserve_place(&mut self, point_id: &str) -> Option<Taken> {
+        let point = self.point_mut(point_id)?;
+        point.reserved += 1;
+        Some(Taken::Place(point_id.to_owned()))
+    }
+
+    /// Gives back a place a referral held (it ended, or its write did not commit).
+    pub fn release_place(&mut self, point_id: &str) {
+        if let Some(point) = self.point_mut(point_id) {
+            point.reserved = point.reserved.saturating_sub(1);
+        }
+    }
+
+    /// Puts back what routing took for a write that did not commit.
+    pub fn restore(&mut self, taken: Taken) {
+        match taken {
+            Taken::Team(state) => self.restore_team(state),
+            Taken::Place(point_id) => self.release_place(&point_id),
+        }
+    }
+
     /// Puts a team as `state` says: back as it was before an uncommitted write, or as a
     /// committed change left it.
     pub fn restore_team(&mut self, state: TeamState) {
@@ -572,6 +613,11 @@ impl Directory {
                 }
             }
         }
+    }
+
+    fn point_mut(&mut self, point_id: &str) -> Option<&mut ServicePoint> {
+        let index = *self.point_ids.get(point_id)?;
+        Some(&mut self.data.service_points[index])
     }
 
     fn team_mut(&mut self, team_id: &str) -> Option<&mut MobileTeam> {

@@ -327,7 +327,7 @@ impl Router<'_> {
                     let occupancy = point
                         .capacity
                         .filter(|&c| c > 0)
-                        .map_or(0.0, |c| f64::from(point.occupancy) / f64::from(c));
+                        .map_or(0.0, |c| f64::from(point.taken()) / f64::from(c));
                     looked.push(Looked {
                         eligible: verdict == Verdict::RankedLower,
                         score: distance + KM_PER_FULL_OCCUPANCY * occupancy,
@@ -353,7 +353,8 @@ impl Router<'_> {
         if !point.hours.is_open(r.at) {
             return Verdict::Closed;
         }
-        if point.capacity.is_some_and(|c| point.occupancy >= c) {
+        // A place is taken by someone there or held by a referral still open.
+        if point.capacity.is_some_and(|c| point.taken() >= c) {
             return Verdict::Full;
         }
         if !point.categories.is_empty()

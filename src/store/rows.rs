@@ -175,6 +175,7 @@ pub(super) struct ServicePointRow {
     capacity: Option<i64>,
     occupancy: i64,
     details: String,
+    reserved: i64,
 }
 
 #[derive(sqlx::FromRow)]
@@ -477,6 +478,7 @@ pub(super) fn directory_from_rows(
                     hours: details.hours,
                     capacity: row.capacity.map(|c| c as u32),
                     occupancy: row.occupancy as u32,
+                    reserved: u32::try_from(row.reserved).unwrap_or(0),
                     admission: details.admission,
                 })
             })

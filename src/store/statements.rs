@@ -84,8 +84,13 @@ pub(super) const SELECT_PROVINCES: &str =
     "select province, neighbours from provinces order by province";
 pub(super) const SELECT_COUNTIES: &str = "select province, county, name_fa, lat, lon, covered_by \
      from counties order by province, county";
+/// Every service point, with the places its open referrals hold (requested, accepted, in
+/// progress or on hold).
 pub(super) const SELECT_SERVICE_POINTS: &str = "select service_point_id, kind, province, county, \
-     name, capacity, occupancy, details from service_points order by service_point_id";
+     name, capacity, occupancy, details, \
+     (select count(*) from referrals r where r.service_point_id = service_points.service_point_id \
+      and r.status in ('requested', 'accepted', 'in_progress', 'on_hold')) as reserved \
+     from service_points order by service_point_id";
 pub(super) const SELECT_TEAMS: &str = "select team_id, province, base_county, name, status, load, \
      lat, lon from teams order by team_id";
 pub(super) const SELECT_POLICY: &str = "select policy_version, document from policies \

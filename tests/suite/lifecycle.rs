@@ -1026,7 +1026,84 @@ async fn a_team_carrying_a_case_of_its_own_is_free_again_once_its_dispatch_ends(
     server.finish().await;
 }
 
+/// The referral of a 1480 call from a man with suicidal thoughts (to a suicide-prevention
+/// centre where one has a place).
+async fn placed(server: &TestServer, request_id: &str) -> (IntakeReceipt, pb::Referral) {
+    let receipt = server
+        .hotline()
+        .submit_referral(fixtures::hotline(request_id))
+        .await
+        .unwrap()
+        .into_inner()
+        .receipt
+        .unwrap();
+    let referral = case_of(server, &receipt)
+        .await
+        .referrals
+        .into_iter()
+        .find(|r| r.purpose() == pb::AssignmentPurpose::Referral)
+        .expect("a referral");
+    (receipt, referral)
+}
+
+async fn a_referral_holds_a_place_until_it_ends(backend: Backend) {
+    // A national day sent 176 referrals to a centre with 8 free places: referrals waiting for
+    // acceptance did not count. Now each open referral holds a place.
+    let server = seeded(backend).await;
+    let (_, first) = placed(&server, "place-1").await;
+    let point = first.service_point_id.clone();
+    let capacity = server
+        .directory()
+        .get_service_point(pb::GetServicePointRequest { id: point.clone() })
+        .await
+        .unwrap()
+        .into_inner()
+        .service_point
+        .unwrap()
+        .capacity
+        .expect("a placement goes where places are counted");
+    // Two places left besides the people there; the first referral holds one of them.
+    server
+        .directory()
+        .update_occupancy(pb::UpdateOccupancyRequest {
+            service_point_id: point.clone(),
+            occupancy: capacity - 2,
+        })
+        .await
+        .unwrap();
+    let (_, second) = placed(&server, "place-2").await;
+    assert_eq!(second.service_point_id, point, "the last free place");
+    let (_, third) = placed(&server, "place-3").await;
+    assert_ne!(third.service_point_id, point, "no place is left");
+
+    // The centre turns the second down: its place is free again.
+    server
+        .centre_cases(&point)
+        .transition_referral(TransitionReferralRequest {
+            referral_id: second.referral_id.clone(),
+            expected_version: 1,
+            status: ReferralStatus::Rejected as i32,
+            reason: "no staff tonight".into(),
+        })
+        .await
+        .unwrap();
+    let (_, fourth) = placed(&server, "place-4").await;
+    assert_eq!(
+        fourth.service_point_id, point,
+        "a rejection gives the place back"
+    );
+
+    // The held places are counted from the referrals themselves: a server started on the same
+    // database finds the centre full too.
+    let restarted = TestServer::seeded_on(server.db.same_database()).await;
+    let (_, fifth) = placed(&restarted, "place-5").await;
+    assert_ne!(fifth.service_point_id, point);
+    restarted.finish().await;
+    server.finish().await;
+}
+
 backend_tests!(
+    a_referral_holds_a_place_until_it_ends,
     a_team_carrying_a_case_of_its_own_is_free_again_once_its_dispatch_ends,
     a_referral_goes_through_its_lifecycle_and_only_its_own_side_moves_it,
     servers_sharing_a_database_never_take_a_team_another_has_taken,

@@ -222,6 +222,8 @@ pub(crate) fn service_point(raw: Option<pb::ServicePoint>) -> Result<ServicePoin
             hours: hours?,
             capacity: p.capacity,
             occupancy: p.occupancy,
+            // Held places are counted from the referrals, never sent.
+            reserved: 0,
             admission: Admission {
                 sexes: sexes?,
                 min_age: admission.min_age,

@@ -192,6 +192,40 @@ fn a_full_centre_is_passed_over() {
 }
 
 #[test]
+fn places_held_by_open_referrals_count_against_capacity() {
+    use ServicePointKind as K;
+    let policy = policy_with(
+        Conditions::default(),
+        vec![Action::ReferTo {
+            kind: K::CrisisInterventionCentre,
+        }],
+    );
+    // Two people there and eight referrals waiting for an answer fill ten places.
+    let full = small_directory(|d| {
+        d.service_points[0].capacity = Some(10);
+        d.service_points[0].occupancy = 2;
+        d.service_points[0].reserved = 8;
+    });
+    let d = route(&policy, &full, &request("Ardabil"));
+    assert_eq!(verdict_of(&d, 0, "ard-crisis"), Verdict::Full);
+    // One referral fewer, and the centre takes the case.
+    let mut directory = small_directory(|d| {
+        d.service_points[0].capacity = Some(10);
+        d.service_points[0].occupancy = 2;
+        d.service_points[0].reserved = 7;
+    });
+    let d = route(&policy, &directory, &request("Ardabil"));
+    assert_eq!(chosen(&d, 0).as_deref(), Some("ard-crisis"));
+    // Holding the place routing took fills it; giving it back frees it.
+    directory.reserve_place("ard-crisis");
+    let d = route(&policy, &directory, &request("Ardabil"));
+    assert_eq!(verdict_of(&d, 0, "ard-crisis"), Verdict::Full);
+    directory.release_place("ard-crisis");
+    let d = route(&policy, &directory, &request("Ardabil"));
+    assert_eq!(chosen(&d, 0).as_deref(), Some("ard-crisis"));
+}
+
+#[test]
 fn admission_limits_decide_who_a_safe_house_takes() {
     use ServicePointKind as K;
     let directory = small_directory(|d| {

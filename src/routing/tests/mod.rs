@@ -54,6 +54,7 @@ pub(super) fn point(
         hours: OpeningHours::AlwaysOpen,
         capacity: None,
         occupancy: 0,
+        reserved: 0,
         admission: Admission::default(),
     }
 }

@@ -98,6 +98,7 @@ pub fn plan_change(
         created: None,
         due_at: None,
         released_team: None,
+        released_place: None,
         turned_down: None,
         routing_status: case.routing_status,
     };
@@ -121,6 +122,7 @@ pub(super) struct Planner<'a> {
     created: Option<Uuid>,
     due_at: Option<DateTime<Utc>>,
     released_team: Option<ReleasedTeam>,
+    released_place: Option<String>,
     /// The destination that turned the case down, to route again.
     turned_down: Option<String>,
     routing_status: RoutingStatus,

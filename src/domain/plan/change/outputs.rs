@@ -141,6 +141,8 @@ pub struct ChangeOutcome {
     /// A team freed by the change (its dispatch was cleared, cancelled or declined), as it now
     /// stands.
     pub released_team: Option<ReleasedTeam>,
+    /// The service point whose place a referral that ended gives back.
+    pub released_place: Option<String>,
     /// The re-route a rejection or a decline led to.
     pub reroute: Option<Decision>,
     /// The number of the change's last event in the feed (set by the store when written).

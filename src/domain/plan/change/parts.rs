@@ -67,6 +67,9 @@ impl Planner<'_> {
             }
             ReferralStatus::Requested | ReferralStatus::OnHold => {}
         }
+        if to.is_terminal() {
+            self.released_place = Some(referral.service_point_id.clone());
+        }
         if to == ReferralStatus::Rejected {
             self.turned_down = Some(referral.service_point_id.clone());
         }
@@ -218,6 +221,7 @@ impl Planner<'_> {
                     },
                     Write::CancelTimers { of: Timers::Of(id) },
                 ]);
+                self.released_place = Some(referral.service_point_id.clone());
                 self.event(
                     EventKind::ReferralCancelled,
                     Some(why.clone()),

@@ -139,6 +139,7 @@ impl Planner<'_> {
                 created: self.created,
                 due_at: self.due_at,
                 released_team: self.released_team,
+                released_place: self.released_place,
                 reroute,
                 last_event: 0,
             },

@@ -597,3 +597,59 @@ fn a_team_with_no_open_dispatch_is_back_to_its_duty_state_whatever_the_sequence(
         assert_eq!(team.load, own_cases, "{team:?}");
     }
 }
+
+#[test]
+fn a_referral_that_ends_gives_its_place_back() {
+    let case = loaded_case(Priority::P2Priority, false);
+    let mut asked = Vec::new();
+    let move_to = |r: &LoadedReferral, to, reason: Option<&str>| {
+        change(
+            Change::Referral {
+                referral_id: r.referral_id,
+                to,
+                reason: reason.map(str::to_owned),
+            },
+            ActorRole::ReceivingCentre,
+            anyone(),
+        )
+    };
+    let requested = referral(case.case_id, ReferralStatus::Requested);
+    let accepted = plan(
+        &move_to(&requested, ReferralStatus::Accepted, None),
+        load(case.clone(), Target::Referral(requested.clone())),
+        None,
+        &mut asked,
+    )
+    .unwrap();
+    assert_eq!(
+        accepted.outcome.released_place, None,
+        "an accepted referral still holds it"
+    );
+    for (from, to, reason) in [
+        (
+            ReferralStatus::Requested,
+            ReferralStatus::Rejected,
+            Some("full"),
+        ),
+        (ReferralStatus::InProgress, ReferralStatus::Completed, None),
+        (
+            ReferralStatus::InProgress,
+            ReferralStatus::Failed,
+            Some("left"),
+        ),
+    ] {
+        let r = referral(case.case_id, from);
+        let ended = plan(
+            &move_to(&r, to, reason),
+            load(case.clone(), Target::Referral(r.clone())),
+            None,
+            &mut asked,
+        )
+        .unwrap();
+        assert_eq!(
+            ended.outcome.released_place.as_deref(),
+            Some("centre-1"),
+            "{to:?}"
+        );
+    }
+}
