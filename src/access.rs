@@ -178,6 +178,17 @@ pub struct Caller {
     pub request_id: String,
 }
 
+/// How a call reached the centre that recorded it.
+#[derive(Debug, Clone, Copy)]
+pub struct CallRoute<'a> {
+    /// The province whose centre answered.
+    pub answering: &'a str,
+    /// The province the call overflowed from, when it did.
+    pub overflowed_from: Option<&'a str>,
+    /// The answering province takes that province's overflow (its neighbour in the directory).
+    pub takes_overflow: bool,
+}
+
 impl Caller {
     /// Refuses a team's duty status set by anyone but the team itself, a supervisor of the
     /// team's province (`province`) or an administrator.
@@ -302,9 +313,24 @@ impl Caller {
     }
 
     /// Refuses an intake for a place outside the caller's area (a provincial 123 operator
-    /// records its province's calls; a 1480 counsellor records any caller's).
-    pub fn check_intake_area(&self, province: &str, county: &str) -> Result<(), Error> {
+    /// records its province's calls; a 1480 counsellor records any caller's). A provincial
+    /// operator also records a call that overflowed to its centre from a province whose
+    /// overflow its province takes (`call`): the case is the incident's province's.
+    pub fn check_intake_area(
+        &self,
+        province: &str,
+        county: &str,
+        call: &CallRoute<'_>,
+    ) -> Result<(), Error> {
         if self.claims.role == Role::Hotline {
+            return Ok(());
+        }
+        if let Some((own_province, None)) = self.area()
+            && own_province != province
+            && call.overflowed_from == Some(province)
+            && call.answering == own_province
+            && call.takes_overflow
+        {
             return Ok(());
         }
         self.narrow_area(Some(province.to_owned()), Some(county.to_owned()))

@@ -13,7 +13,7 @@ use tonic::Status;
 
 use uuid::Uuid;
 
-use crate::access::{Caller, Operation};
+use crate::access::{CallRoute, Caller, Operation};
 use crate::application::writer::Writer;
 use crate::clock::Clock;
 use crate::domain::Error;
@@ -139,10 +139,20 @@ async fn record_intake(
     intake: Result<NewIntake, Error>,
 ) -> Result<Receipt, Status> {
     let intake = match intake.and_then(|intake| {
-        caller.check_intake_area(
-            &intake.intake.location.province,
-            &intake.intake.location.county,
-        )?;
+        let location = &intake.intake.location;
+        let contact = &intake.intake.contact;
+        let overflowed_from = contact.overflow_from_province.as_deref();
+        let takes_overflow = overflowed_from.is_some_and(|from| {
+            let routing = writer.routing().read();
+            let neighbours = routing.directory.neighbours(from);
+            neighbours.contains(&contact.answering_province)
+        });
+        let call = CallRoute {
+            answering: &contact.answering_province,
+            overflowed_from,
+            takes_overflow,
+        };
+        caller.check_intake_area(&location.province, &location.county, &call)?;
         Ok(intake)
     }) {
         Ok(intake) => intake,

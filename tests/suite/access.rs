@@ -509,7 +509,65 @@ async fn watches_carry_only_what_the_caller_may_see(backend: Backend) {
     server.finish().await;
 }
 
+async fn a_call_overflowed_from_a_neighbouring_province_is_recorded_there(backend: Backend) {
+    // Alborz's lines are busy and its call overflows to the Tehran 123 centre, whose operator
+    // records the incident in Karaj (Alborz, IR-30): the case is Alborz's.
+    let server = TestServer::seeded_on(TestDb::new(backend).await).await;
+    let mut tehran = EmergencyIntakeClient::new(server.as_operator());
+    let call = |request_id: &str, province: &str, county: &str, overflow: &str| {
+        let mut request = fixtures::emergency(request_id);
+        let intake = request.intake.as_mut().unwrap();
+        let location = intake.location.as_mut().unwrap();
+        location.province = province.into();
+        location.county = county.into();
+        let contact = intake.contact.as_mut().unwrap();
+        contact.answering_province = "IR-23".into();
+        contact.overflow_from_province = overflow.into();
+        request
+    };
+
+    let receipt = tehran
+        .report_emergency(call("overflow-1", "IR-30", "Karaj", "IR-30"))
+        .await
+        .expect("an overflowed call is recorded by the centre that answered it")
+        .into_inner()
+        .receipt
+        .unwrap();
+    let case = server
+        .cases()
+        .get_case(pb::GetCaseRequest {
+            case_id: receipt.case_id,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .case
+        .unwrap();
+    assert_eq!(case.summary.unwrap().province, "IR-30");
+
+    // Not overflowed: another province's incident is not Tehran's to record.
+    let refused = tehran
+        .report_emergency(call("overflow-2", "IR-30", "Karaj", ""))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    // Overflowed from a province whose overflow Tehran does not take (Khorasan Razavi).
+    let refused = tehran
+        .report_emergency(call("overflow-3", "IR-09", "Mashhad", "IR-09"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    // Said to overflow from one province, about an incident in another.
+    let refused = tehran
+        .report_emergency(call("overflow-4", "IR-25", "Qom", "IR-30"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    server.finish().await;
+}
+
 backend_tests!(
+    a_call_overflowed_from_a_neighbouring_province_is_recorded_there,
     watches_carry_only_what_the_caller_may_see,
     every_role_reaches_what_it_may_and_nothing_else,
     an_administrator_manages_the_directory_and_a_team_its_own_duty_status,
