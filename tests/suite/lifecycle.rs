@@ -1102,7 +1102,126 @@ async fn a_referral_holds_a_place_until_it_ends(backend: Backend) {
     server.finish().await;
 }
 
+/// Every Tehran team, as the directory answers for it (status and load).
+async fn tehran_teams(server: &TestServer) -> Vec<(String, pb::DutyStatus, u32)> {
+    server
+        .directory()
+        .list_teams(pb::ListTeamsRequest {
+            province: "IR-23".into(),
+            county: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .teams
+        .into_iter()
+        .map(|t| (t.id.clone(), t.status(), t.load))
+        .collect()
+}
+
+async fn teams_come_back_to_their_duty_state_through_any_sequence_of_dispatches(backend: Backend) {
+    // Random sequences, from a seeded generator, of new P0 cases (each sends a free team) and
+    // dispatch moves: acknowledge, decline (the case goes to the next team in the same change),
+    // cancel by the call centre, on the way, at the scene, transporting, cleared. Whatever the
+    // sequence, once every dispatch has ended each team is as the seed left it, in memory and
+    // in the database (a server started afterwards reads the same).
+    let server = seeded(backend).await;
+    let seeded_teams = tehran_teams(&server).await;
+    let mut rng = crate::common::rng::Rng(0x7ea3_5eed);
+    let mut cases = Vec::new();
+    // Moves one open dispatch one step: forwards by its team, or cancelled by a supervisor.
+    async fn step(
+        server: &TestServer,
+        dispatch: &pb::TeamDispatch,
+        to: DispatchStatus,
+    ) -> Result<(), tonic::Status> {
+        let reason = match to {
+            DispatchStatus::Declined | DispatchStatus::Cancelled => "random walk",
+            _ => "",
+        };
+        let request = report_status(dispatch, dispatch.version, to, reason);
+        match to {
+            DispatchStatus::Cancelled => server.dispatch().report_dispatch_status(request).await,
+            _ => {
+                server
+                    .team_dispatch(&dispatch.team_id)
+                    .report_dispatch_status(request)
+                    .await
+            }
+        }
+        .map(|_| ())
+    }
+    async fn open_dispatches(server: &TestServer, cases: &[String]) -> Vec<pb::TeamDispatch> {
+        let mut open = Vec::new();
+        for case_id in cases {
+            open.extend(
+                case(server, case_id)
+                    .await
+                    .dispatches
+                    .into_iter()
+                    .filter(|d| {
+                        !matches!(
+                            d.status(),
+                            DispatchStatus::Cleared
+                                | DispatchStatus::Cancelled
+                                | DispatchStatus::Declined
+                        )
+                    }),
+            );
+        }
+        open
+    }
+    for n in 0..40 {
+        let open = open_dispatches(&server, &cases).await;
+        if open.is_empty() || rng.below(3) == 0 {
+            let receipt = report(&server, child_in_danger(&format!("walk-{n}"))).await;
+            cases.push(receipt.case_id);
+            continue;
+        }
+        let dispatch = &open[rng.below(open.len())];
+        let choices: &[DispatchStatus] = match dispatch.status() {
+            DispatchStatus::Assigned => &[
+                DispatchStatus::Acknowledged,
+                DispatchStatus::Declined,
+                DispatchStatus::Cancelled,
+            ],
+            DispatchStatus::Acknowledged => &[DispatchStatus::EnRoute, DispatchStatus::Cancelled],
+            DispatchStatus::EnRoute => &[DispatchStatus::OnScene, DispatchStatus::Cancelled],
+            DispatchStatus::OnScene => &[DispatchStatus::Transporting, DispatchStatus::Cleared],
+            _ => &[DispatchStatus::Cleared],
+        };
+        let to = choices[rng.below(choices.len())];
+        step(&server, dispatch, to)
+            .await
+            .unwrap_or_else(|e| panic!("{:?} → {to:?}: {e:?}", dispatch.status()));
+    }
+    // End every dispatch still open: cancelled before the scene, cleared after.
+    loop {
+        let open = open_dispatches(&server, &cases).await;
+        let Some(dispatch) = open.first() else { break };
+        let to = match dispatch.status() {
+            DispatchStatus::OnScene | DispatchStatus::Transporting => DispatchStatus::Cleared,
+            _ => DispatchStatus::Cancelled,
+        };
+        step(&server, dispatch, to).await.unwrap();
+    }
+    assert_eq!(
+        tehran_teams(&server).await,
+        seeded_teams,
+        "with no dispatch open, every team is as it was"
+    );
+    let restarted = TestServer::seeded_on(server.db.same_database()).await;
+    assert_eq!(
+        tehran_teams(&restarted).await,
+        seeded_teams,
+        "and the database says so too"
+    );
+    restarted.finish().await;
+    server.finish().await;
+}
+
 backend_tests!(
+    teams_come_back_to_their_duty_state_through_any_sequence_of_dispatches,
     a_referral_holds_a_place_until_it_ends,
     a_team_carrying_a_case_of_its_own_is_free_again_once_its_dispatch_ends,
     a_referral_goes_through_its_lifecycle_and_only_its_own_side_moves_it,
