@@ -1122,10 +1122,16 @@ async fn tehran_teams(server: &TestServer) -> Vec<(String, pb::DutyStatus, u32)>
 async fn teams_come_back_to_their_duty_state_through_any_sequence_of_dispatches(backend: Backend) {
     // Random sequences, from a seeded generator, of new P0 cases (each sends a free team) and
     // dispatch moves: acknowledge, decline (the case goes to the next team in the same change),
-    // cancel by the call centre, on the way, at the scene, transporting, cleared. Whatever the
-    // sequence, once every dispatch has ended each team is as the seed left it, in memory and
-    // in the database (a server started afterwards reads the same).
-    let server = seeded(backend).await;
+    // cancel by the call centre, on the way, at the scene, transporting, cleared; and time
+    // passing, so that teams that did not acknowledge within the P0 target are called off by
+    // the deadline escalation and replaced. Whatever the sequence, once every dispatch has
+    // ended each team is as the seed left it, in memory and in the database (a server started
+    // afterwards reads the same).
+    let server = TestServer::seeded_with(TestDb::new(backend).await, |c| {
+        c.sla_check_interval = std::time::Duration::from_millis(50);
+    })
+    .await;
+    let mut now = fixtures::sunday_morning();
     let seeded_teams = tehran_teams(&server).await;
     let mut rng = crate::common::rng::Rng(0x7ea3_5eed);
     let mut cases = Vec::new();
@@ -1173,6 +1179,25 @@ async fn teams_come_back_to_their_duty_state_through_any_sequence_of_dispatches(
     }
     for n in 0..40 {
         let open = open_dispatches(&server, &cases).await;
+        if rng.below(6) == 0 {
+            // Four minutes pass: every team still only assigned missed its three minutes.
+            now += chrono::Duration::minutes(4);
+            server.time.as_ref().unwrap().set(now);
+            let missed = |d: &pb::TeamDispatch| {
+                d.status() == DispatchStatus::Assigned
+                    && d.created_at.as_ref().unwrap().seconds
+                        <= (now - chrono::Duration::minutes(3)).timestamp()
+            };
+            let patience = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+            while open_dispatches(&server, &cases).await.iter().any(missed) {
+                assert!(
+                    tokio::time::Instant::now() < patience,
+                    "the escalation did not run"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            continue;
+        }
         if open.is_empty() || rng.below(3) == 0 {
             let receipt = report(&server, child_in_danger(&format!("walk-{n}"))).await;
             cases.push(receipt.case_id);
@@ -1194,6 +1219,19 @@ async fn teams_come_back_to_their_duty_state_through_any_sequence_of_dispatches(
         step(&server, dispatch, to)
             .await
             .unwrap_or_else(|e| panic!("{:?} → {to:?}: {e:?}", dispatch.status()));
+    }
+    // The walk went down the paths it is about.
+    let mut seen = std::collections::BTreeSet::new();
+    for case_id in &cases {
+        seen.extend(kinds(&server, case_id).await);
+    }
+    for kind in [
+        "sla_breached",
+        "dispatch_declined",
+        "dispatch_cancelled",
+        "dispatch_cleared",
+    ] {
+        assert!(seen.contains(kind), "no {kind} in the walk: {seen:?}");
     }
     // End every dispatch still open: cancelled before the scene, cleared after.
     loop {
