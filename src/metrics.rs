@@ -30,6 +30,11 @@ pub const INTAKE_QUEUE_DEPTH: &str = "referrals_intake_queue_depth";
 pub const INTAKE_BATCH_SIZE: &str = "referrals_intake_batch_size";
 /// How long a batch's transaction took, routing and commit included.
 pub const INTAKE_COMMIT_SECONDS: &str = "referrals_intake_commit_seconds";
+/// Requests refused, by the code the audit trail records (`not_found`, `permission_denied`,
+/// `resource_exhausted`, …): every refusal the edge audits.
+pub const REFUSALS: &str = "referrals_refusals_total";
+/// Watch and assignment streams open now.
+pub const STREAMS_OPEN: &str = "referrals_streams_open";
 /// The running build.
 pub const BUILD_INFO: &str = "referrals_build_info";
 

@@ -83,6 +83,8 @@ impl Guard {
             return Err(error.into());
         }
         if let Err(error) = &result {
+            metrics::counter!(crate::metrics::REFUSALS, "reason" => crate::audit::error_code(error))
+                .increment(1);
             tracing::warn!(
                 action = entry.action,
                 outcome = entry.outcome,

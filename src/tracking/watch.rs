@@ -129,11 +129,28 @@ pub async fn start(
         last_sent: Instant::now(),
     };
     tokio::spawn(async move {
+        let _open = OpenStream::counted();
         if let Some(reason) = stream.run(live, shutdown).await {
             let _ = end_tx.send(reason);
         }
     });
     Ok(Watch { items, end })
+}
+
+/// Counts a stream in [`crate::metrics::STREAMS_OPEN`] while it runs, however it ends.
+struct OpenStream;
+
+impl OpenStream {
+    fn counted() -> Self {
+        metrics::gauge!(crate::metrics::STREAMS_OPEN).increment(1.0);
+        Self
+    }
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        metrics::gauge!(crate::metrics::STREAMS_OPEN).decrement(1.0);
+    }
 }
 
 struct Stream {

@@ -28,6 +28,7 @@ fn value(text: &str, series: &str) -> f64 {
 }
 
 const INTAKES_OK: &str = r#"referrals_rpc_requests_total{method="/referral.v1.EmergencyIntake/ReportEmergency",code="OK"}"#;
+const REFUSED_NOT_FOUND: &str = r#"referrals_refusals_total{reason="not_found"}"#;
 const READS_NOT_FOUND: &str =
     r#"referrals_rpc_requests_total{method="/referral.v1.CaseTracking/GetCase",code="NOT_FOUND"}"#;
 
@@ -65,6 +66,28 @@ async fn metrics_move_with_the_traffic_and_name_no_case(backend: Backend) {
         "{after}"
     );
     assert!(value(&after, READS_NOT_FOUND) >= value(&before, READS_NOT_FOUND) + 1.0);
+    // The case that was not found is a refusal the edge audited, counted by its reason.
+    assert!(value(&after, REFUSED_NOT_FOUND) >= value(&before, REFUSED_NOT_FOUND) + 1.0);
+    // A watch being open is counted while it is.
+    let watch = server
+        .cases()
+        .watch_cases(referrals::pb::WatchCasesRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let patience = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let now = get(addr, "/metrics").await.unwrap();
+        if value(&now, "referrals_streams_open") >= 1.0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < patience,
+            "no open stream counted:\n{now}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    drop(watch);
     for name in [
         "referrals_rpc_duration_seconds_bucket",
         "referrals_intake_batch_size_bucket",
