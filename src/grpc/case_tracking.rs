@@ -290,22 +290,24 @@ impl CaseTracking for CaseTrackingService {
         let caller = caller(&request)?;
         let guard = &self.tracking.guard;
         guard.check(&caller, Operation::ReadStatistics).await?;
-        let period = match convert::statistics_request(request.into_inner()).and_then(|period| {
-            let (province, county) =
-                caller.narrow_area(period.province.clone(), period.county.clone())?;
-            Ok(Period {
-                province,
-                county,
-                ..period
-            })
-        }) {
-            Ok(period) => period,
-            Err(error) => {
-                return Err(guard
-                    .refuse(&caller, Operation::ReadStatistics, None, error)
-                    .await);
-            }
-        };
+        let now = self.tracking.now();
+        let period =
+            match convert::statistics_request(request.into_inner(), now).and_then(|period| {
+                let (province, county) =
+                    caller.narrow_area(period.province.clone(), period.county.clone())?;
+                Ok(Period {
+                    province,
+                    county,
+                    ..period
+                })
+            }) {
+                Ok(period) => period,
+                Err(error) => {
+                    return Err(guard
+                        .refuse(&caller, Operation::ReadStatistics, None, error)
+                        .await);
+                }
+            };
         let _turn = self.tracking.read_turn().await?;
         let statistics = self.tracking.store().statistics(&period).await?;
         Ok(Response::new(statistics.into()))

@@ -177,12 +177,52 @@ async fn statistics_count_the_period_and_measure_the_response_from_events(backen
         .await
         .unwrap_err();
     assert_eq!(backwards.code(), Code::InvalidArgument);
-    let missing = client
-        .get_statistics(GetStatisticsRequest::default())
-        .await
-        .unwrap_err();
-    assert_eq!(missing.code(), Code::InvalidArgument);
+    // A request without a period is no longer refused: see the next test.
     server.finish().await;
 }
 
-backend_tests!(statistics_count_the_period_and_measure_the_response_from_events);
+async fn without_a_period_statistics_cover_the_last_24_hours(backend: Backend) {
+    let server = TestServer::seeded_on(TestDb::new(backend).await).await;
+    report(&server, child_in_danger("day-1")).await;
+    let total = |from: Option<i64>, to: Option<i64>| {
+        let mut cases = server.cases();
+        async move {
+            cases
+                .get_statistics(GetStatisticsRequest {
+                    from: from.map(timestamp),
+                    to: to.map(timestamp),
+                    province: String::new(),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .total
+        }
+    };
+    let recorded = sunday_morning();
+    let clock = server.time.as_ref().unwrap();
+    clock.set(recorded + Duration::minutes(1));
+    assert_eq!(
+        total(None, None).await,
+        1,
+        "the last 24 hours hold the case"
+    );
+    let a_minute_on = (recorded + Duration::minutes(1)).timestamp();
+    assert_eq!(
+        total(None, Some(a_minute_on)).await,
+        1,
+        "the 24 hours before `to`"
+    );
+    clock.set(recorded + Duration::hours(25));
+    assert_eq!(
+        total(None, None).await,
+        0,
+        "a day later the case is out of the window"
+    );
+    server.finish().await;
+}
+
+backend_tests!(
+    statistics_count_the_period_and_measure_the_response_from_events,
+    without_a_period_statistics_cover_the_last_24_hours,
+);

@@ -418,13 +418,22 @@ pub(crate) async fn assignment_response(
     })
 }
 
-/// Parses a statistics request: the period, and the province if any.
-pub(crate) fn statistics_request(raw: pb::GetStatisticsRequest) -> Result<Period, Error> {
+/// Parses a statistics request: the period (by default the 24 hours before `now`, or before
+/// `to` when only that is given), and the province if any.
+pub(crate) fn statistics_request(
+    raw: pb::GetStatisticsRequest,
+    now: DateTime<Utc>,
+) -> Result<Period, Error> {
     let mut v = Violations::default();
-    let from = v.required("from", raw.from);
-    let from = v.time("from", from);
-    let to = v.required("to", raw.to);
-    let to = v.time("to", to);
+    let to = match raw.to {
+        Some(to) => v.time("to", Some(to)),
+        None => Some(now),
+    };
+    let from = match (raw.from, to) {
+        (Some(from), _) => v.time("from", Some(from)),
+        (None, Some(to)) => Some(to - chrono::Duration::hours(24)),
+        (None, None) => None,
+    };
     if let (Some(from), Some(to)) = (from, to)
         && from >= to
     {
