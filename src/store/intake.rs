@@ -97,8 +97,8 @@ impl SqlStore {
             last_numbers,
         };
 
-        let plan = planner(batch, load)?;
-        let outcomes = plan.outcomes.clone();
+        let mut plan = planner(batch, load)?;
+        let outcomes = std::mem::take(&mut plan.outcomes);
         let mut rows = IntakeRows::new(batch, plan, &self.cipher)?;
 
         // Numbers on the two chains are taken last: their counters stay locked until commit,

@@ -128,8 +128,10 @@ pub async fn start(
         clock,
         last_sent: Instant::now(),
     };
+    // Counted before the stream is handed over, and for as long as its task runs.
+    let open = OpenStream::counted();
     tokio::spawn(async move {
-        let _open = OpenStream::counted();
+        let _open = open;
         if let Some(reason) = stream.run(live, shutdown).await {
             let _ = end_tx.send(reason);
         }

@@ -141,10 +141,11 @@ impl Needs {
                 needs.routing = true;
                 needs.point_kind = true;
             }
-            Change::Dispatch { .. } => {
+            Change::Dispatch { to, .. } => {
                 needs.routing = true;
                 needs.prosecutor_timers = true;
-                needs.team = true;
+                // Only a dispatch that ends frees its team.
+                needs.team = to.is_terminal();
             }
             Change::RequestAssignment { .. } => needs.routing = true,
             Change::SlaBreach { .. } => {
