@@ -1,17 +1,24 @@
 //! The feed's tail: one task per server reads newly committed events from the store, in order,
-//! and hands each to every live stream of this server.
+//! and hands each to the live streams of this server that want it (see [`super::hub`]).
 //!
 //! It wakes when this server's writer commits, when another server commits (PostgreSQL
 //! `NOTIFY`), and on a poll interval as a backstop (the only way SQLite processes sharing a
 //! file learn of each other's events). Event numbers are gapless and become visible in order, so
 //! reading everything above the last number seen never skips an event.
+//!
+//! Streams that are behind share their reads: the last events are kept in memory once for all of
+//! them, and older ones are read from the database a page at a time into a small cache, so many
+//! streams resuming from the same place cost one read of each page.
 
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{Notify, broadcast, watch};
+use tokio::sync::{Notify, OnceCell, watch};
 use tokio::task::JoinHandle;
 
+use super::hub::{Hub, Subscription};
 use crate::domain::Error;
 use crate::domain::event::{EventFilter, FeedEvent};
 use crate::store::Store;
@@ -21,30 +28,36 @@ use crate::store::Store;
 pub struct FeedConfig {
     /// How often the tail looks for events it was not told of.
     pub poll_interval: Duration,
-    /// Events kept for streams that have not taken them yet; a stream further behind reads
-    /// from the database instead.
-    pub fan_out_capacity: usize,
+    /// The last events kept in memory for streams that fell behind; a stream further behind
+    /// reads from the database instead.
+    pub recent_events: usize,
+    /// Events queued for one stream before it counts as fallen behind.
+    pub stream_queue: usize,
+    /// Pages of older events kept for streams reading from the database.
+    pub cached_pages: usize,
+    /// Events read per query, and the size of a cached page.
+    pub page_size: u32,
 }
 
 impl Default for FeedConfig {
     fn default() -> Self {
         Self {
             poll_interval: Duration::from_secs(1),
-            fan_out_capacity: 1024,
+            recent_events: 4096,
+            stream_queue: 256,
+            cached_pages: 8,
+            page_size: 500,
         }
     }
 }
-
-/// Events read per query.
-pub(crate) const PAGE: u32 = 500;
 
 /// This server's view of the event feed. Cloning it shares the view.
 #[derive(Clone)]
 pub struct Feed {
     store: Arc<dyn Store>,
     wake: Arc<Notify>,
-    head: watch::Receiver<i64>,
-    events: broadcast::Sender<Arc<FeedEvent>>,
+    hub: Arc<Hub>,
+    pages: Arc<Pages>,
 }
 
 /// Stops the feed's tasks.
@@ -70,27 +83,33 @@ impl Feed {
         config: FeedConfig,
     ) -> Result<(Self, FeedHandle), Error> {
         let start = store.last_event().await?;
-        let (head_tx, head) = watch::channel(start);
-        let (events, _) = broadcast::channel(config.fan_out_capacity.max(16));
+        let hub = Arc::new(Hub::new(start, config.stream_queue, config.recent_events));
         let wake = Arc::new(Notify::new());
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = vec![tokio::spawn(tail(
             store.clone(),
             wake.clone(),
-            head_tx,
-            events.clone(),
+            hub.clone(),
             config.poll_interval,
+            config.page_size.max(1),
             stop_rx.clone(),
         ))];
         if let Some(listener) = store.spawn_event_listener(wake.clone(), stop_rx) {
             tasks.push(listener);
         }
+        let pages = Arc::new(Pages {
+            store: store.clone(),
+            capacity: config.cached_pages,
+            size: config.page_size.max(1),
+            cache: Mutex::default(),
+            reads: AtomicU64::new(0),
+        });
         Ok((
             Self {
                 store,
                 wake,
-                head,
-                events,
+                hub,
+                pages,
             },
             FeedHandle { stop, tasks },
         ))
@@ -103,47 +122,142 @@ impl Feed {
 
     /// The number of the last event the tail has handed out.
     pub fn head(&self) -> i64 {
-        *self.head.borrow()
+        self.hub.head()
     }
 
-    /// Receives every event the tail hands out from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<FeedEvent>> {
-        self.events.subscribe()
+    /// The live streams of this server.
+    pub fn streams(&self) -> usize {
+        self.hub.subscribers()
+    }
+
+    /// Subscribes a stream that wants the events passing `filter`.
+    pub(crate) fn subscribe(&self, filter: EventFilter) -> Subscription {
+        self.hub.subscribe(filter)
     }
 
     /// The store the feed reads.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
+
+    /// How many pages of older events were read from the database for streams behind: once
+    /// each, however many streams needed one (as long as it stayed cached).
+    pub fn pages_read(&self) -> u64 {
+        self.pages.reads.load(Ordering::Relaxed)
+    }
+
+    /// The stored events after `cursor` passing `filter`, from one page of the feed: returns
+    /// them and the number up to which the stream is then complete (at most `head`).
+    pub(crate) async fn stored(
+        &self,
+        filter: &EventFilter,
+        cursor: i64,
+        head: i64,
+    ) -> Result<(Vec<Arc<FeedEvent>>, i64), Error> {
+        self.pages.read(filter, cursor, head).await
+    }
+}
+
+/// Pages of the feed read from the database, each read once for every stream that needs it.
+struct Pages {
+    store: Arc<dyn Store>,
+    capacity: usize,
+    size: u32,
+    reads: AtomicU64,
+    cache: Mutex<Cached>,
+}
+
+/// The cached pages by number, and their numbers from the oldest cached.
+#[derive(Default)]
+struct Cached {
+    pages: HashMap<i64, Arc<Page>>,
+    order: VecDeque<i64>,
+}
+
+type Page = OnceCell<Arc<[Arc<FeedEvent>]>>;
+
+impl Pages {
+    async fn read(
+        &self,
+        filter: &EventFilter,
+        cursor: i64,
+        head: i64,
+    ) -> Result<(Vec<Arc<FeedEvent>>, i64), Error> {
+        let size = i64::from(self.size);
+        let number = cursor / size;
+        let last = (number + 1) * size;
+        if last > head || self.capacity == 0 {
+            // The page is still filling (or nothing is cached): read what this stream wants.
+            let events = self.store.events(filter, cursor, head, self.size).await?;
+            let complete = events.len() < self.size as usize;
+            let upto = match events.last() {
+                Some(event) if !complete => event.sequence,
+                _ => head,
+            };
+            return Ok((events.into_iter().map(Arc::new).collect(), upto));
+        }
+        let page = self.page(number);
+        let events = page
+            .get_or_try_init(|| async {
+                self.reads.fetch_add(1, Ordering::Relaxed);
+                let events = self
+                    .store
+                    .events(&EventFilter::default(), last - size, last, self.size)
+                    .await?;
+                Ok::<_, Error>(events.into_iter().map(Arc::new).collect())
+            })
+            .await?;
+        let passing = events
+            .iter()
+            .filter(|event| event.sequence > cursor && filter.matches(event))
+            .cloned()
+            .collect();
+        Ok((passing, last))
+    }
+
+    /// The cached page `number`, made empty (to be read once) when it is not cached.
+    fn page(&self, number: i64) -> Arc<Page> {
+        let mut guard = self
+            .cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let Cached { pages, order } = &mut *guard;
+        if let Some(page) = pages.get(&number) {
+            return page.clone();
+        }
+        while order.len() >= self.capacity {
+            match order.pop_front() {
+                Some(oldest) => pages.remove(&oldest),
+                None => break,
+            };
+        }
+        let page = Arc::new(Page::new());
+        pages.insert(number, page.clone());
+        order.push_back(number);
+        page
+    }
 }
 
 async fn tail(
     store: Arc<dyn Store>,
     wake: Arc<Notify>,
-    head: watch::Sender<i64>,
-    events: broadcast::Sender<Arc<FeedEvent>>,
+    hub: Arc<Hub>,
     poll_interval: Duration,
+    page: u32,
     mut stop: watch::Receiver<bool>,
 ) {
     let everything = EventFilter::default();
     loop {
         tokio::select! {
-            _ = stop.changed() => return,
+            _ = stop.changed() => break,
             _ = wake.notified() => {}
             _ = tokio::time::sleep(poll_interval) => {}
         }
         loop {
-            let after = *head.borrow();
-            match store.events(&everything, after, i64::MAX, PAGE).await {
-                Ok(page) => {
-                    let full = page.len() == PAGE as usize;
-                    for event in page {
-                        // The head moves before the event is handed out: a stream that reads
-                        // the head and then its backlog from the database has then either read
-                        // the event there or will receive it here (and skip it as seen).
-                        head.send_replace(event.sequence);
-                        let _ = events.send(Arc::new(event));
-                    }
+            match store.events(&everything, hub.head(), i64::MAX, page).await {
+                Ok(events) => {
+                    let full = events.len() == page as usize;
+                    hub.publish(events);
                     if !full {
                         break;
                     }
@@ -155,4 +269,5 @@ async fn tail(
             }
         }
     }
+    hub.close();
 }

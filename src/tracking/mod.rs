@@ -4,4 +4,5 @@
 //! about gRPC or SQL.
 
 pub mod feed;
+mod hub;
 pub mod watch;

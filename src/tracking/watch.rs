@@ -1,21 +1,24 @@
 //! One watch stream: the events after the client's sequence number that pass its filter,
-//! replayed from the database and then followed live, each exactly once and in order.
+//! replayed and then followed live, each exactly once and in order.
 //!
 //! The stream keeps a cursor: the number of the last event it has examined, sent or filtered
-//! out. It reads its backlog from the database up to the feed's head, then takes events from
-//! the feed's fan-out. An event at or below the cursor is skipped; an event further ahead than
-//! the next number means the stream missed some (it fell behind the fan-out), and it goes back
-//! to the database from its cursor. Nothing is buffered beyond a small channel per stream: a
-//! client that does not read for `stall_timeout` is told it fell behind and where to resume.
+//! out. It subscribes to the feed's hub, which offers it only the events its filter passes, and
+//! starts by catching up from its cursor to the hub's head (from memory when the hub still holds
+//! those events, from the database otherwise). When its queue overflowed the hub marks it lagged
+//! and it catches up again the same way. An offered event at or below the cursor was already
+//! sent while catching up and is skipped. Nothing is buffered beyond two small queues per
+//! stream: a client that does not read for `stall_timeout` is told it fell behind and where to
+//! resume.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-use super::feed::{Feed, PAGE};
+use super::feed::Feed;
+use super::hub::{Backlog, Subscription};
 use crate::clock::Clock;
 use crate::domain::Error;
 use crate::domain::event::{EventFilter, FeedEvent};
@@ -106,8 +109,6 @@ pub async fn start(
     clock: Clock,
     shutdown: watch::Receiver<bool>,
 ) -> Result<Watch, WatchEnd> {
-    // Subscribed before anything is read, so no event falls between the backlog and the live feed.
-    let live = feed.subscribe();
     let last = feed.store().last_event().await.map_err(WatchEnd::Store)?;
     let after = after.unwrap_or(last);
     if after > last {
@@ -121,7 +122,7 @@ pub async fn start(
     let (end_tx, end) = oneshot::channel();
     let stream = Stream {
         feed: feed.clone(),
-        filter,
+        live: feed.subscribe(filter),
         cursor: after,
         out: items_tx,
         config,
@@ -132,7 +133,7 @@ pub async fn start(
     let open = OpenStream::counted();
     tokio::spawn(async move {
         let _open = open;
-        if let Some(reason) = stream.run(live, shutdown).await {
+        if let Some(reason) = stream.run(shutdown).await {
             let _ = end_tx.send(reason);
         }
     });
@@ -157,7 +158,8 @@ impl Drop for OpenStream {
 
 struct Stream {
     feed: Feed,
-    filter: EventFilter,
+    /// The events the hub offers this stream, already filtered.
+    live: Subscription,
     cursor: i64,
     out: mpsc::Sender<WatchItem>,
     config: WatchConfig,
@@ -174,11 +176,8 @@ enum Sent {
 
 impl Stream {
     /// Runs until the client goes (`None`) or the server ends the stream.
-    async fn run(
-        mut self,
-        mut live: broadcast::Receiver<Arc<FeedEvent>>,
-        mut shutdown: watch::Receiver<bool>,
-    ) -> Option<WatchEnd> {
+    async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Option<WatchEnd> {
+        // A new subscription is offered nothing until it has caught up from its cursor.
         let mut catching_up = true;
         loop {
             if *shutdown.borrow() {
@@ -196,28 +195,30 @@ impl Stream {
             }
             let heartbeat_due = self.last_sent + self.config.heartbeat;
             tokio::select! {
-                received = live.recv() => match received {
-                    Ok(event) if event.sequence <= self.cursor => {}
-                    Ok(event) if event.sequence == self.cursor + 1 => {
-                        let sequence = event.sequence;
-                        // The cursor moves only once the event is queued (or filtered out): a
-                        // client told to resume from it must not skip an event it never got.
-                        if self.filter.matches(&event) {
-                            match self.send(WatchItem::Event(event)).await {
-                                Sent::Ok => {}
-                                Sent::ClientGone => return None,
-                                Sent::Stalled => return Some(self.fell_behind()),
-                            }
-                        }
-                        self.cursor = sequence;
-                    }
-                    // A gap: this stream was too slow for the fan-out. The database has it all.
-                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => catching_up = true,
-                    Err(broadcast::error::RecvError::Closed) => {
-                        return Some(WatchEnd::ShuttingDown { resume_after: self.cursor });
-                    }
+                received = self.live.queue.recv() => match received {
+                    Some(event) => match self.forward(event).await {
+                        Sent::Ok => catching_up = self.live.lagged(),
+                        Sent::ClientGone => return None,
+                        Sent::Stalled => return Some(self.fell_behind()),
+                    },
+                    None => return Some(WatchEnd::ShuttingDown { resume_after: self.cursor }),
                 },
                 _ = tokio::time::sleep_until(heartbeat_due) => {
+                    // Everything the hub offered up to the head it had reached is sent first,
+                    // so the heartbeat's number is a place to resume from that misses nothing.
+                    let head = self.live.head();
+                    while let Ok(event) = self.live.queue.try_recv() {
+                        match self.forward(event).await {
+                            Sent::Ok => {}
+                            Sent::ClientGone => return None,
+                            Sent::Stalled => return Some(self.fell_behind()),
+                        }
+                    }
+                    if self.live.lagged() {
+                        catching_up = true;
+                        continue;
+                    }
+                    self.cursor = self.cursor.max(head);
                     let beat = WatchItem::Heartbeat { sequence: self.cursor, at: self.clock.now() };
                     // A full queue needs no heartbeat: the client has messages to read.
                     match self.out.try_send(beat) {
@@ -231,28 +232,54 @@ impl Stream {
         }
     }
 
-    /// Sends every passing event from the cursor up to the feed's head, from the database.
-    async fn catch_up(&mut self) -> Result<Sent, Error> {
-        let head = self.feed.head();
-        while self.cursor < head {
-            let page = self
-                .feed
-                .store()
-                .events(&self.filter, self.cursor, head, PAGE)
-                .await?;
-            let complete = page.len() < PAGE as usize;
-            for event in page {
-                let sequence = event.sequence;
-                match self.send(WatchItem::Event(Arc::new(event))).await {
-                    Sent::Ok => self.cursor = sequence,
-                    other => return Ok(other),
-                }
-            }
-            if complete {
-                // Every passing event up to the head was sent; the rest were filtered out.
-                self.cursor = head;
-            }
+    /// Sends an event the hub offered, unless the stream already sent it while catching up.
+    async fn forward(&mut self, event: Arc<FeedEvent>) -> Sent {
+        if event.sequence <= self.cursor {
+            return Sent::Ok;
         }
+        let sequence = event.sequence;
+        let sent = self.send(WatchItem::Event(event)).await;
+        // The cursor moves only once the event is queued: a client told to resume from it
+        // must not skip an event it never got.
+        if let Sent::Ok = sent {
+            self.cursor = sequence;
+        }
+        sent
+    }
+
+    /// Has the hub offer this stream its events again, and first sends every passing event
+    /// from the cursor up to the head at that moment: from memory when the hub still holds
+    /// them, from the database (a page at a time, shared with other streams) otherwise.
+    async fn catch_up(&mut self) -> Result<Sent, Error> {
+        let head = match self.live.rearm(self.cursor) {
+            Backlog::Recent { events, head } => {
+                for event in events {
+                    match self.forward(event).await {
+                        Sent::Ok => {}
+                        other => return Ok(other),
+                    }
+                }
+                head
+            }
+            Backlog::Stored { head } => {
+                while self.cursor < head {
+                    let (events, upto) = self
+                        .feed
+                        .stored(self.live.filter(), self.cursor, head)
+                        .await?;
+                    for event in events {
+                        match self.forward(event).await {
+                            Sent::Ok => {}
+                            other => return Ok(other),
+                        }
+                    }
+                    // Every passing event up to `upto` was sent; the rest were filtered out.
+                    self.cursor = self.cursor.max(upto);
+                }
+                head
+            }
+        };
+        self.cursor = self.cursor.max(head);
         Ok(Sent::Ok)
     }
 

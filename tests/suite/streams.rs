@@ -457,7 +457,143 @@ async fn a_client_that_stops_reading_is_told_it_fell_behind_and_resumes_without_
     server.finish().await;
 }
 
+/// Streams that fall behind share what they read: twenty streams starting from the first event
+/// on a feed that keeps few events in memory read each page of the backlog from the database
+/// once between them. Then, with queues of two events so that they fall behind again and again
+/// while several writers commit, every stream still ends with exactly the events its filter
+/// passes, in order, as the database holds them.
+async fn streams_that_fall_behind_share_their_reads_and_miss_nothing(backend: Backend) {
+    use referrals::domain::event::EventFilter;
+    use referrals::tracking::feed::{Feed, FeedConfig};
+    use referrals::tracking::watch::{self, WatchConfig, WatchItem};
+
+    let server = TestServer::start(backend).await;
+    for i in 0..15 {
+        report(&server, emergency(&format!("backlog-{i}"))).await;
+    }
+    let store = server.db.store(4).await;
+    let backlog = store.last_event().await.unwrap();
+    assert!(backlog >= 30, "{backlog} events");
+    let (feed, feed_handle) = Feed::start(
+        store.clone(),
+        FeedConfig {
+            poll_interval: Duration::from_millis(20),
+            recent_events: 8,
+            stream_queue: 2,
+            cached_pages: 64,
+            page_size: 10,
+        },
+    )
+    .await
+    .unwrap();
+    let config = WatchConfig {
+        heartbeat: Duration::from_millis(200),
+        max_replay: 100_000,
+        buffer: 4,
+        stall_timeout: Duration::from_secs(30),
+    };
+    let (_stop, stopping) = tokio::sync::watch::channel(false);
+    let clock = referrals::clock::Clock::system();
+    let filters = [
+        EventFilter::default(),
+        EventFilter {
+            province: Some("IR-23".into()),
+            ..EventFilter::default()
+        },
+        EventFilter {
+            province: Some("IR-30".into()),
+            ..EventFilter::default()
+        },
+        EventFilter {
+            province: Some("IR-23".into()),
+            priority: Some(referrals::domain::types::Priority::P0Immediate),
+            ..EventFilter::default()
+        },
+    ];
+    let mut streams = Vec::new();
+    for n in 0..20 {
+        let filter = filters[n % filters.len()].clone();
+        let Ok(stream) = watch::start(
+            &feed,
+            filter.clone(),
+            Some(0),
+            config,
+            clock.clone(),
+            stopping.clone(),
+        )
+        .await
+        else {
+            panic!("the watch starts")
+        };
+        streams.push((filter, stream, Vec::<i64>::new()));
+    }
+    /// Reads a stream until a heartbeat says it is complete up to `upto`.
+    async fn read_to(stream: &mut watch::Watch, got: &mut Vec<i64>, upto: i64) {
+        loop {
+            match tokio::time::timeout(PATIENCE, stream.items.recv())
+                .await
+                .expect("the stream keeps moving")
+            {
+                Some(WatchItem::Event(event)) => got.push(event.sequence),
+                Some(WatchItem::Heartbeat { sequence, .. }) if sequence >= upto => return,
+                Some(WatchItem::Heartbeat { .. }) => {}
+                None => panic!("the stream ended"),
+            }
+        }
+    }
+    for (_, stream, got) in &mut streams {
+        read_to(stream, got, backlog).await;
+    }
+    let full_pages = backlog / 10;
+    assert_eq!(
+        feed.pages_read(),
+        u64::try_from(full_pages).unwrap(),
+        "each complete page of the backlog was read once for all twenty streams"
+    );
+
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let client = server.emergency();
+            tokio::spawn(async move {
+                let mut client = client;
+                for i in 0..10 {
+                    let request = if i % 3 == 0 {
+                        child_in_danger(&format!("live-{w}-{i}"))
+                    } else {
+                        emergency(&format!("live-{w}-{i}"))
+                    };
+                    client.report_emergency(request).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let last = store.last_event().await.unwrap();
+    for (filter, stream, got) in &mut streams {
+        read_to(stream, got, last).await;
+        let expected: Vec<i64> = store
+            .events(filter, 0, last, 10_000)
+            .await
+            .unwrap()
+            .iter()
+            .map(|event| event.sequence)
+            .collect();
+        assert_eq!(*got, expected, "the stream for {filter:?}");
+    }
+    assert!(
+        streams.iter().any(|(_, _, got)| got.is_empty()),
+        "a province with no case had a stream that got nothing"
+    );
+    drop(streams);
+    feed_handle.stop().await;
+    store.close().await;
+    server.finish().await;
+}
+
 backend_tests!(
+    streams_that_fall_behind_share_their_reads_and_miss_nothing,
     a_client_that_stops_reading_is_told_it_fell_behind_and_resumes_without_loss,
     a_watcher_gets_the_backlog_then_live_events_each_once_in_order,
     a_watcher_that_reconnects_misses_nothing_and_sees_nothing_twice_under_concurrent_writers,
