@@ -5,6 +5,12 @@ use std::process::ExitCode;
 use clap::Parser;
 use referrals::config::{AuditCommand, Cli, Command, KeysCommand, TokenCommand};
 
+/// jemalloc with its background threads returns freed memory to the system within seconds:
+/// with glibc's allocator, what two thousand streams under load had used stayed resident after
+/// they closed (BENCHMARKS.md, fan-out).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let mut cli = Cli::parse();

@@ -10,6 +10,13 @@
 //! | `referrals_intake_queue_depth` | gauge | |
 //! | `referrals_intake_batch_size` | histogram | |
 //! | `referrals_intake_commit_seconds` | histogram | |
+//! | `referrals_refusals_total` | counter | `reason` |
+//! | `referrals_streams_open` | gauge | `kind` |
+//! | `referrals_stream_lag_events` | histogram | `kind` |
+//! | `referrals_db_connections` | gauge | `state` |
+//! | `referrals_db_connections_max` | gauge | |
+//! | `referrals_deadlines_open` | gauge | `kind`, `overdue` |
+//! | `referrals_deadlines_breached_total` | counter | `kind` |
 //! | `referrals_build_info` | gauge (1) | `version` |
 
 use std::borrow::Cow;
@@ -33,8 +40,20 @@ pub const INTAKE_COMMIT_SECONDS: &str = "referrals_intake_commit_seconds";
 /// Requests refused, by the code the audit trail records (`not_found`, `permission_denied`,
 /// `resource_exhausted`, …): every refusal the edge audits.
 pub const REFUSALS: &str = "referrals_refusals_total";
-/// Watch and assignment streams open now.
+/// Watch and assignment streams open now, by kind (`watch_cases`, `stream_assignments`).
 pub const STREAMS_OPEN: &str = "referrals_streams_open";
+/// How many events the feed's head was ahead of each event when a stream queued it for its
+/// client, by kind: a stream's lag behind the feed.
+pub const STREAM_LAG: &str = "referrals_stream_lag_events";
+/// Database connections of the pool, by state (`in_use`, `idle`).
+pub const DB_CONNECTIONS: &str = "referrals_db_connections";
+/// The most connections the pool may open.
+pub const DB_CONNECTIONS_MAX: &str = "referrals_db_connections_max";
+/// Deadlines running now, by kind (`team_acknowledgement`, …) and whether they are already
+/// past (`overdue` = `true`, waiting for the escalation).
+pub const DEADLINES_OPEN: &str = "referrals_deadlines_open";
+/// Deadlines missed and escalated, by kind.
+pub const DEADLINES_BREACHED: &str = "referrals_deadlines_breached_total";
 /// The running build.
 pub const BUILD_INFO: &str = "referrals_build_info";
 
@@ -49,11 +68,13 @@ pub fn recorder() -> Result<PrometheusHandle, String> {
                 10.0,
             ];
             let sizes = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
+            let lag = [0.0, 1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0];
             let handle = PrometheusBuilder::new()
                 .set_buckets(&seconds)
                 .and_then(|b| {
                     b.set_buckets_for_metric(Matcher::Full(INTAKE_BATCH_SIZE.into()), &sizes)
                 })
+                .and_then(|b| b.set_buckets_for_metric(Matcher::Full(STREAM_LAG.into()), &lag))
                 .map_err(|error| error.to_string())?
                 .install_recorder()
                 .map_err(|error| error.to_string())?;

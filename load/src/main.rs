@@ -23,6 +23,8 @@ use referrals::pb::emergency_intake_client::EmergencyIntakeClient;
 use referrals::pb::hotline_intake_client::HotlineIntakeClient;
 use referrals::sample::{self, Sample};
 
+mod fanout;
+
 /// The load program's settings.
 /// The load program's command line.
 #[derive(Debug, Parser)]
@@ -90,6 +92,18 @@ pub struct LoadConfig {
     /// page, one request in flight.
     #[arg(long, default_value_t = 0)]
     pub list_probe: u32,
+    /// Meanwhile, hold this many live streams open (see `fanout`), then check each is complete.
+    #[arg(long, default_value_t = 0, requires = "database_url")]
+    pub streams: usize,
+    /// What the streams watch.
+    #[arg(long, value_enum, default_value_t = fanout::StreamKind::Mixed)]
+    pub stream_kind: fanout::StreamKind,
+    /// Streams that share one HTTP/2 connection.
+    #[arg(long, default_value_t = 10)]
+    pub streams_per_connection: usize,
+    /// The server's process id, to report its CPU and memory (read from /proc).
+    #[arg(long)]
+    pub server_pid: Option<u32>,
 }
 
 /// The read a flood sends.
@@ -303,8 +317,17 @@ async fn intake_run(
             .collect();
         (stop, tasks)
     });
-    let (intake, recorded) = intakes(config, channels, bearers).await;
+    let fanout = if config.streams > 0 || config.server_pid.is_some() {
+        Some(fanout::open(config).await?)
+    } else {
+        None
+    };
+    let acks = fanout.as_ref().map(|f| f.acks.clone());
+    let (intake, recorded) = intakes(config, channels, bearers, acks).await;
     println!("{}", intake.line("intake"));
+    if let (Some(fanout), Some(url)) = (fanout, &config.database_url) {
+        fanout.finish(url).await?;
+    }
     if let Some((stop, tasks)) = flood {
         stop.store(true, Ordering::Relaxed);
         let (mut ok, mut shed, mut other) = (0u64, 0u64, 0u64);
@@ -375,6 +398,7 @@ async fn intakes(
     config: &LoadConfig,
     channels: &[Channel],
     bearers: &[BearerToken],
+    acks: Option<fanout::Acks>,
 ) -> (Measured, u64) {
     let run = uuid::Uuid::now_v7().simple().to_string();
     let sent = Arc::new(AtomicU64::new(0));
@@ -390,6 +414,7 @@ async fn intakes(
         let run = run.clone();
         let limit = config.count.unwrap_or(u64::MAX);
         let share = (config.hotline_share.clamp(0.0, 1.0) * 1000.0) as u64;
+        let acks = acks.clone();
         tasks.push(tokio::spawn(async move {
             let mut hotline = HotlineIntakeClient::new(channel.clone());
             let mut emergency = EmergencyIntakeClient::new(channel);
@@ -417,6 +442,11 @@ async fn intakes(
                         .map(|r| r.into_inner().receipt)
                 };
                 let took = began.elapsed();
+                if let (Some(acks), Ok(Some(receipt))) = (&acks, &answer)
+                    && let Ok(mut acks) = acks.lock()
+                {
+                    acks.insert(receipt.case_id.clone(), began + took);
+                }
                 match answer {
                     Ok(receipt) => {
                         ok += 1;

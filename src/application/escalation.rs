@@ -11,6 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use strum::VariantArray;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -19,6 +20,7 @@ use crate::clock::Clock;
 use crate::domain::Error;
 use crate::domain::change::{Actor, CaseChange, Change};
 use crate::domain::requester::Requester;
+use crate::domain::sla::SlaKind;
 use crate::store::Store;
 
 /// Timers handled per round.
@@ -35,6 +37,9 @@ impl Escalation {
     pub fn spawn(store: Arc<dyn Store>, writer: Writer, clock: Clock, interval: Duration) -> Self {
         let (stop, mut stopped) = oneshot::channel();
         let task = tokio::spawn(async move {
+            if let Err(error) = measure(store.as_ref(), &clock).await {
+                tracing::debug!(%error, "cannot count the open deadlines");
+            }
             loop {
                 tokio::select! {
                     _ = &mut stopped => return,
@@ -42,6 +47,9 @@ impl Escalation {
                 }
                 if let Err(error) = escalate_due(store.as_ref(), &writer, &clock).await {
                     tracing::warn!(%error, "cannot check deadlines; retrying");
+                }
+                if let Err(error) = measure(store.as_ref(), &clock).await {
+                    tracing::debug!(%error, "cannot count the open deadlines");
                 }
             }
         });
@@ -70,12 +78,18 @@ pub async fn escalate_due(store: &dyn Store, writer: &Writer, clock: &Clock) -> 
                 at: now,
             };
             match writer.change_case(breach).await {
-                Ok(outcome) => tracing::info!(
-                    case_id = %outcome.case_id,
-                    %timer_id,
-                    rerouted = outcome.reroute.is_some(),
-                    "deadline missed; case escalated"
-                ),
+                Ok(outcome) => {
+                    if let Some(kind) = outcome.breached {
+                        metrics::counter!(crate::metrics::DEADLINES_BREACHED, "kind" => kind.as_str())
+                            .increment(1);
+                    }
+                    tracing::info!(
+                        case_id = %outcome.case_id,
+                        %timer_id,
+                        rerouted = outcome.reroute.is_some(),
+                        "deadline missed; case escalated"
+                    )
+                }
                 // Met, cancelled or handled by another server in the meantime.
                 Err(Error::FailedPrecondition(_)) => {}
                 Err(error) => return Err(error),
@@ -85,4 +99,24 @@ pub async fn escalate_due(store: &dyn Store, writer: &Writer, clock: &Clock) -> 
             return Ok(());
         }
     }
+}
+
+/// Sets the gauges of the deadlines running and of the database pool.
+async fn measure(store: &dyn Store, clock: &Clock) -> Result<(), Error> {
+    let pool = store.pool_use();
+    let in_use = pool.open.saturating_sub(pool.idle);
+    metrics::gauge!(crate::metrics::DB_CONNECTIONS, "state" => "in_use").set(f64::from(in_use));
+    metrics::gauge!(crate::metrics::DB_CONNECTIONS, "state" => "idle").set(f64::from(pool.idle));
+    metrics::gauge!(crate::metrics::DB_CONNECTIONS_MAX).set(f64::from(pool.max));
+    let open = store.open_deadlines(clock.now()).await?;
+    for &kind in SlaKind::VARIANTS {
+        let counts = open.iter().find(|d| d.kind == kind.as_str());
+        let (running, overdue) = counts.map_or((0, 0), |d| (d.open, d.overdue));
+        let label = kind.as_str();
+        metrics::gauge!(crate::metrics::DEADLINES_OPEN, "kind" => label, "overdue" => "false")
+            .set((running - overdue) as f64);
+        metrics::gauge!(crate::metrics::DEADLINES_OPEN, "kind" => label, "overdue" => "true")
+            .set(overdue as f64);
+    }
+    Ok(())
 }

@@ -22,6 +22,7 @@ use crate::pb::{
     TransitionReferralRequest, TransitionReferralResponse, WatchCasesRequest, WatchCasesResponse,
 };
 use crate::pb::{RequestAssignmentRequest, RequestAssignmentResponse};
+use crate::tracking::watch::StreamKind;
 
 /// Reads, changes and watches cases.
 pub struct CaseTrackingService {
@@ -136,7 +137,7 @@ impl CaseTracking for CaseTrackingService {
         };
         let stream = self
             .tracking
-            .watch(filter, after, |item| async move {
+            .watch(StreamKind::Cases, filter, after, |item| async move {
                 Ok(convert::watch_response(item))
             })
             .await?;

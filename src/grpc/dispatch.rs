@@ -14,6 +14,7 @@ use crate::pb::{
     ReportDispatchStatusRequest, ReportDispatchStatusResponse, StreamAssignmentsRequest,
     StreamAssignmentsResponse,
 };
+use crate::tracking::watch::StreamKind;
 
 /// Serves the mobile teams.
 pub struct DispatchService {
@@ -83,7 +84,7 @@ impl Dispatch for DispatchService {
         let store = self.tracking.store().clone();
         let stream = self
             .tracking
-            .watch(filter, after, move |item| {
+            .watch(StreamKind::Assignments, filter, after, move |item| {
                 let store = store.clone();
                 async move { convert::assignment_response(store.as_ref(), item).await }
             })

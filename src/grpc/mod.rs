@@ -24,7 +24,7 @@ use crate::domain::intake::{NewIntake, Receipt};
 use crate::store::audit_writer::AuditWriter;
 use crate::store::{ChangeOutcome, IntakeOutcome, Store};
 use crate::tracking::feed::Feed;
-use crate::tracking::watch::{WatchConfig, WatchItem};
+use crate::tracking::watch::{StreamKind, WatchConfig, WatchItem};
 
 pub mod audit;
 pub mod auth;
@@ -358,6 +358,7 @@ impl Tracking {
     /// ends finishes with a status saying why and where to resume.
     async fn watch<T, F, Fut>(
         &self,
+        kind: StreamKind,
         filter: EventFilter,
         after: Option<i64>,
         convert: F,
@@ -369,6 +370,7 @@ impl Tracking {
     {
         let watch = crate::tracking::watch::start(
             &self.feed,
+            kind,
             filter,
             after,
             self.watch,

@@ -80,6 +80,10 @@ pub(super) const SELECT_PARTIES: &str = "select 0 as kind, service_point_id as i
 pub(crate) const SELECT_DUE_TIMERS: &str = "select timer_id from sla_timers \
      where state = 'pending' and due_at <= $1 order by due_at, timer_id limit $2";
 
+pub(super) const COUNT_OPEN_TIMERS: &str = "select kind, count(*), \
+     count(*) filter (where due_at <= $1) from sla_timers where state = 'pending' group by kind \
+     order by kind";
+
 pub(super) const INSERT_TIMER: &str = "insert into sla_timers (timer_id, case_id, kind, \
      subject_id, due_at, state, created_at) values ($1, $2, $3, $4, $5, 'pending', $6)";
 

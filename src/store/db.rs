@@ -437,6 +437,21 @@ impl Backend {
         }
     }
 
+    /// The pool's connections now.
+    pub(super) fn pool_use(&self) -> super::PoolUse {
+        fn of<DB: sqlx::Database>(pool: &sqlx::Pool<DB>) -> super::PoolUse {
+            super::PoolUse {
+                open: pool.size(),
+                idle: u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
+                max: pool.options().get_max_connections(),
+            }
+        }
+        match self {
+            Self::Sqlite(backend) => of(backend.pool()),
+            Self::Postgres(backend) => of(backend.pool()),
+        }
+    }
+
     /// Starts a transaction that only reads, so that what it reads is of one moment.
     pub(super) async fn begin_read(&self) -> Result<Tx, sqlx::Error> {
         Ok(match self {

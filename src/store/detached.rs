@@ -20,6 +20,7 @@ use uuid::Uuid;
 
 use super::{ChangeOutcome, Durability, IntakeOutcome, RoutingData, Store, reseal};
 use super::{ChangePlanner, IntakePlanner};
+use super::{OpenDeadlines, PoolUse};
 use crate::domain::Error;
 use crate::domain::case::{CaseFilter, CaseRecord, CaseSummary, PageRequest};
 use crate::domain::change::CaseChange;
@@ -76,6 +77,15 @@ impl Store for Detached {
 
     async fn due_timers(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Uuid>, Error> {
         self.run(move |store| async move { store.due_timers(now, limit).await })
+            .await
+    }
+
+    fn pool_use(&self) -> PoolUse {
+        self.0.pool_use()
+    }
+
+    async fn open_deadlines(&self, now: DateTime<Utc>) -> Result<Vec<OpenDeadlines>, Error> {
+        self.run(move |store| async move { store.open_deadlines(now).await })
             .await
     }
 

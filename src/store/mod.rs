@@ -104,6 +104,28 @@ pub struct RoutingData {
     pub directory: DirectoryData,
 }
 
+/// A connection pool's use at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolUse {
+    /// Connections open.
+    pub open: u32,
+    /// Of those, idle.
+    pub idle: u32,
+    /// The most the pool may open.
+    pub max: u32,
+}
+
+/// The deadlines of one kind still running.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenDeadlines {
+    /// The kind, as the timers table names it.
+    pub kind: String,
+    /// Deadlines running.
+    pub open: i64,
+    /// Of those, already past (the escalation has yet to handle them).
+    pub overdue: i64,
+}
+
 /// The durability settings a backend runs with, as read back from the database.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Durability {
@@ -227,6 +249,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Checks that the database answers.
     async fn ping(&self) -> Result<(), Error>;
+
+    /// The pool's connections now.
+    fn pool_use(&self) -> PoolUse;
+
+    /// The deadlines running, by kind, with how many of them are past `now`.
+    async fn open_deadlines(&self, now: DateTime<Utc>) -> Result<Vec<OpenDeadlines>, Error>;
 
     /// Reads the durability settings the database runs with.
     async fn durability(&self) -> Result<Durability, Error>;

@@ -8,11 +8,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::db::{Backend, query_scalar};
+use super::db::{Backend, query_as, query_scalar};
 use super::map_sqlx_error as db_error;
 use super::{
     ChangeOutcome, ChangePlanner, DirectoryWatermark, Durability, IntakeOutcome, IntakePlanner,
-    ResealCount, RoutingData, Store,
+    OpenDeadlines, PoolUse, ResealCount, RoutingData, Store,
 };
 use crate::audit::{AuditEntry, AuditQuery, AuditRecord, ChainReport};
 use crate::crypto::FieldCipher;
@@ -71,6 +71,26 @@ impl Store for SqlStore {
             .fetch_all(self.backend.ex())
             .await
             .map_err(db_error)
+    }
+
+    fn pool_use(&self) -> PoolUse {
+        self.backend.pool_use()
+    }
+
+    async fn open_deadlines(&self, now: DateTime<Utc>) -> Result<Vec<OpenDeadlines>, Error> {
+        let rows: Vec<(String, i64, i64)> = query_as(super::changes::COUNT_OPEN_TIMERS)
+            .bind(super::sealed::micros(now))
+            .fetch_all(self.backend.ex())
+            .await
+            .map_err(db_error)?;
+        Ok(rows
+            .into_iter()
+            .map(|(kind, open, overdue)| OpenDeadlines {
+                kind,
+                open,
+                overdue,
+            })
+            .collect())
     }
 
     async fn events(

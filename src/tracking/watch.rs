@@ -100,9 +100,29 @@ pub struct Watch {
     pub end: oneshot::Receiver<WatchEnd>,
 }
 
+/// Which kind of stream this is, as its metrics name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamKind {
+    /// `WatchCases`: a call centre's or supervisor's view.
+    Cases,
+    /// `StreamAssignments`: one team's device.
+    Assignments,
+}
+
+impl StreamKind {
+    /// The `kind` label of the stream metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            StreamKind::Cases => "watch_cases",
+            StreamKind::Assignments => "stream_assignments",
+        }
+    }
+}
+
 /// Starts a stream of the events after `after` (or from now, when `None`) passing `filter`.
 pub async fn start(
     feed: &Feed,
+    kind: StreamKind,
     filter: EventFilter,
     after: Option<i64>,
     config: WatchConfig,
@@ -128,9 +148,10 @@ pub async fn start(
         config,
         clock,
         last_sent: Instant::now(),
+        lag: metrics::histogram!(crate::metrics::STREAM_LAG, "kind" => kind.label()),
     };
     // Counted before the stream is handed over, and for as long as its task runs.
-    let open = OpenStream::counted();
+    let open = OpenStream::counted(kind);
     tokio::spawn(async move {
         let _open = open;
         if let Some(reason) = stream.run(shutdown).await {
@@ -141,18 +162,19 @@ pub async fn start(
 }
 
 /// Counts a stream in [`crate::metrics::STREAMS_OPEN`] while it runs, however it ends.
-struct OpenStream;
+struct OpenStream(metrics::Gauge);
 
 impl OpenStream {
-    fn counted() -> Self {
-        metrics::gauge!(crate::metrics::STREAMS_OPEN).increment(1.0);
-        Self
+    fn counted(kind: StreamKind) -> Self {
+        let gauge = metrics::gauge!(crate::metrics::STREAMS_OPEN, "kind" => kind.label());
+        gauge.increment(1.0);
+        Self(gauge)
     }
 }
 
 impl Drop for OpenStream {
     fn drop(&mut self) {
-        metrics::gauge!(crate::metrics::STREAMS_OPEN).decrement(1.0);
+        self.0.decrement(1.0);
     }
 }
 
@@ -165,6 +187,8 @@ struct Stream {
     config: WatchConfig,
     clock: Clock,
     last_sent: Instant,
+    /// How far behind the feed's head each event was when it was queued for the client.
+    lag: metrics::Histogram,
 }
 
 /// What sending a message came to.
@@ -243,6 +267,7 @@ impl Stream {
         // must not skip an event it never got.
         if let Sent::Ok = sent {
             self.cursor = sequence;
+            self.lag.record((self.live.head() - sequence) as f64);
         }
         sent
     }

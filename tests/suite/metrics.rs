@@ -3,7 +3,9 @@
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::common::fixtures::emergency;
+use std::time::Duration;
+
+use crate::common::fixtures::{child_in_danger, emergency};
 use crate::common::{Backend, TestDb, TestServer};
 use referrals::pb::GetCaseRequest;
 
@@ -78,7 +80,7 @@ async fn metrics_move_with_the_traffic_and_name_no_case(backend: Backend) {
     // Counted from before the stream's first message: no waiting needed.
     let open = get(addr, "/metrics").await.unwrap();
     assert!(
-        value(&open, "referrals_streams_open") >= 1.0,
+        value(&open, STREAMS_OPEN_CASES) >= 1.0,
         "no open stream counted:\n{open}"
     );
     drop(watch);
@@ -101,4 +103,83 @@ async fn metrics_move_with_the_traffic_and_name_no_case(backend: Backend) {
     server.finish().await;
 }
 
-backend_tests!(metrics_move_with_the_traffic_and_name_no_case);
+const STREAMS_OPEN_CASES: &str = r#"referrals_streams_open{kind="watch_cases"}"#;
+const LAG_COUNT_CASES: &str = r#"referrals_stream_lag_events_count{kind="watch_cases"}"#;
+const ACKS_RUNNING: &str =
+    r#"referrals_deadlines_open{kind="team_acknowledgement",overdue="false"}"#;
+const ACKS_BREACHED: &str = r#"referrals_deadlines_breached_total{kind="team_acknowledgement"}"#;
+
+/// Scrapes until `ready` holds (the gauges move on the deadline check's rounds).
+async fn scrape_until(addr: std::net::SocketAddr, ready: impl Fn(&str) -> bool) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = get(addr, "/metrics").await.unwrap();
+        if ready(&text) {
+            return text;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the metrics never got there:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The figures an operator watches beside the requests: how far streams lag, the deadlines
+/// running and missed by kind, and the database pool.
+async fn streams_deadlines_and_the_pool_are_measured(backend: Backend) {
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = free.local_addr().unwrap();
+    drop(free);
+    let server = TestServer::seeded_with(TestDb::new(backend).await, |c| {
+        c.metrics_listen = Some(addr);
+        c.sla_check_interval = Duration::from_millis(50);
+    })
+    .await;
+    let before = get(addr, "/metrics").await.unwrap();
+    let mut watch = server
+        .cases()
+        .watch_cases(referrals::pb::WatchCasesRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    server
+        .emergency()
+        .report_emergency(child_in_danger("metrics-deadline"))
+        .await
+        .unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(20), watch.message())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(first.is_some(), "the case's first event reaches the watch");
+
+    // A team was sent: its acknowledgement deadline runs.
+    let running = scrape_until(addr, |text| value(text, ACKS_RUNNING) >= 1.0).await;
+    assert!(
+        value(&running, LAG_COUNT_CASES) >= value(&before, LAG_COUNT_CASES) + 1.0,
+        "the delivered event's lag is measured:\n{running}"
+    );
+    assert!(value(&running, "referrals_db_connections_max") >= 1.0);
+    assert!(running.contains(r#"referrals_db_connections{state="idle"}"#));
+    assert!(running.contains(r#"referrals_db_connections{state="in_use"}"#));
+
+    // The team never acknowledges: the missed deadline is counted by its kind.
+    let breached_before = value(&running, ACKS_BREACHED);
+    server
+        .time
+        .as_ref()
+        .unwrap()
+        .advance(chrono::TimeDelta::minutes(4));
+    scrape_until(addr, |text| {
+        value(text, ACKS_BREACHED) >= breached_before + 1.0
+    })
+    .await;
+    drop(watch);
+    server.finish().await;
+}
+
+backend_tests!(
+    metrics_move_with_the_traffic_and_name_no_case,
+    streams_deadlines_and_the_pool_are_measured,
+);

@@ -392,6 +392,7 @@ async fn a_client_that_stops_reading_is_told_it_fell_behind_and_resumes_without_
     let clock = referrals::clock::Clock::system();
     let started = watch::start(
         &feed,
+        watch::StreamKind::Cases,
         EventFilter::default(),
         Some(0),
         config,
@@ -429,6 +430,7 @@ async fn a_client_that_stops_reading_is_told_it_fell_behind_and_resumes_without_
 
     let Ok(mut resumed) = watch::start(
         &feed,
+        watch::StreamKind::Cases,
         EventFilter::default(),
         Some(resume_after),
         config,
@@ -515,6 +517,7 @@ async fn streams_that_fall_behind_share_their_reads_and_miss_nothing(backend: Ba
         let filter = filters[n % filters.len()].clone();
         let Ok(stream) = watch::start(
             &feed,
+            watch::StreamKind::Cases,
             filter.clone(),
             Some(0),
             config,

@@ -99,6 +99,7 @@ pub fn plan_change(
         due_at: None,
         released_team: None,
         released_place: None,
+        breached: None,
         turned_down: None,
         routing_status: case.routing_status,
     };
@@ -123,6 +124,7 @@ pub(super) struct Planner<'a> {
     due_at: Option<DateTime<Utc>>,
     released_team: Option<ReleasedTeam>,
     released_place: Option<String>,
+    breached: Option<SlaKind>,
     /// The destination that turned the case down, to route again.
     turned_down: Option<String>,
     routing_status: RoutingStatus,

@@ -145,6 +145,8 @@ pub struct ChangeOutcome {
     pub released_place: Option<String>,
     /// The re-route a rejection or a decline led to.
     pub reroute: Option<Decision>,
+    /// The kind of deadline a breach marked missed.
+    pub breached: Option<SlaKind>,
     /// The number of the change's last event in the feed (set by the store when written).
     pub last_event: i64,
 }

@@ -163,6 +163,7 @@ impl Planner<'_> {
             timer_id: timer.timer_id,
         });
         let kind = timer.kind;
+        self.breached = Some(kind);
         self.event(
             EventKind::SlaBreached,
             None,

@@ -141,6 +141,7 @@ impl Planner<'_> {
                 released_team: self.released_team,
                 released_place: self.released_place,
                 reroute,
+                breached: self.breached,
                 last_event: 0,
             },
         })
