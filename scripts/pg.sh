@@ -19,8 +19,29 @@ find_pg_bindir() {
     fi
 }
 
-# Starts the cluster; sets PG_BINDIR, PG_URL (the `postgres` database as superuser) and
-# defines stop_pg. Returns 1 when no server binaries are installed.
+# A throwaway certificate authority, a server certificate for 127.0.0.1 and localhost signed by
+# it, and a second, unrelated authority, in $1 (owned by the server's user where needed).
+make_pg_certs() {
+    local dir=$1
+    mkdir -p "$dir"
+    (
+        cd "$dir"
+        openssl req -x509 -newkey rsa:2048 -nodes -days 3 -subj "/CN=referrals test CA" \
+            -keyout ca.key -out ca.pem
+        openssl req -x509 -newkey rsa:2048 -nodes -days 3 -subj "/CN=some other CA" \
+            -keyout wrong-ca.key -out wrong-ca.pem
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout server.key -out server.csr
+        printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >server.ext
+        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3 \
+            -extfile server.ext -out server.pem
+        chmod 600 server.key
+    ) >"$dir/openssl.log" 2>&1 || { cat "$dir/openssl.log" >&2; return 1; }
+}
+
+# Starts the cluster, with TLS offered (not required) under a throwaway authority; sets
+# PG_BINDIR, PG_URL (the `postgres` database as superuser), PG_CA and PG_WRONG_CA (the
+# authority that signed the server's certificate, and one that did not) and defines stop_pg.
+# Returns 1 when no server binaries are installed.
 start_throwaway_pg() {
     PG_BINDIR=$(find_pg_bindir)
     [ -n "$PG_BINDIR" ] || return 1
@@ -40,9 +61,13 @@ start_throwaway_pg() {
     }
     "${as_pg[@]}" "$PG_BINDIR/initdb" -D "$pgdir/data" -U postgres -A trust --no-sync -E UTF8 >"$pgdir/initdb.log" 2>&1 \
         || { cat "$pgdir/initdb.log" >&2; return 2; }
+    make_pg_certs "$pgdir/tls" || return 2
+    [ "$(id -u)" = 0 ] && chown -R postgres "$pgdir/tls"
     "${as_pg[@]}" "$PG_BINDIR/pg_ctl" -D "$pgdir/data" -l "$pgdir/server.log" -w -t 60 \
-        -o "-c listen_addresses=127.0.0.1 -p $port -k $pgdir -c max_connections=400 -c log_line_prefix='%m [%p] %d '" start >/dev/null \
+        -o "-c listen_addresses=127.0.0.1 -p $port -k $pgdir -c max_connections=400 -c log_line_prefix='%m [%p] %d ' -c ssl=on -c ssl_cert_file=$pgdir/tls/server.pem -c ssl_key_file=$pgdir/tls/server.key" start >/dev/null \
         || { cat "$pgdir/server.log" >&2; return 2; }
+    PG_CA="$pgdir/tls/ca.pem"
+    PG_WRONG_CA="$pgdir/tls/wrong-ca.pem"
     PG_URL="postgres://postgres@127.0.0.1:$port/postgres"
     # The server's log, whose lines name their database; tests read it for notices.
     PG_LOG="$pgdir/server.log"

@@ -33,6 +33,8 @@ setup_install() {
 
 # PostgreSQL's server binaries (initdb, pg_ctl, postgres), for the suite's throwaway cluster.
 setup_postgres() {
+    # openssl makes the throwaway cluster's certificates (TLS to PostgreSQL is tested).
+    command -v openssl >/dev/null 2>&1 || setup_install "the test cluster's certificates" openssl || return 1
     if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1; then
         return 0
     fi

@@ -8,7 +8,8 @@
 //!
 //! Streams that are behind share their reads: the last events are kept in memory once for all of
 //! them, and older ones are read from the database a page at a time into a small cache, so many
-//! streams resuming from the same place cost one read of each page.
+//! streams resuming from the same place cost one read of each page. A stream of one team or one
+//! recorder reads only its own events instead, through their indexes.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -45,7 +46,7 @@ impl Default for FeedConfig {
             poll_interval: Duration::from_secs(1),
             recent_events: 4096,
             stream_queue: 256,
-            cached_pages: 8,
+            cached_pages: 16,
             page_size: 500,
         }
     }
@@ -186,8 +187,11 @@ impl Pages {
         let size = i64::from(self.size);
         let number = cursor / size;
         let last = (number + 1) * size;
-        if last > head || self.capacity == 0 {
-            // The page is still filling (or nothing is cached): read what this stream wants.
+        // A team's or a recorder's stream reads its own events through their index: a page of
+        // the whole feed would bring it hundreds of events to find one. So does a stream whose
+        // page is still filling, or when nothing is cached.
+        let selective = filter.team_id.is_some() || filter.recorded_by.is_some();
+        if selective || last > head || self.capacity == 0 {
             let events = self.store.events(filter, cursor, head, self.size).await?;
             let complete = events.len() < self.size as usize;
             let upto = match events.last() {
