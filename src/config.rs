@@ -223,6 +223,10 @@ pub struct ServeConfig {
     /// How often deadlines are checked.
     #[arg(long, env = "REFERRALS_SLA_CHECK_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
     pub sla_check_interval: Duration,
+    /// How often the chains' heads are signed into the data directory's audit-anchors.jsonl
+    /// (and once more at shutdown): a rewrite older than the last checkpoint is detected.
+    #[arg(long, env = "REFERRALS_ANCHOR_INTERVAL", default_value = "1m", value_parser = humantime::parse_duration)]
+    pub anchor_interval: Duration,
     /// Serves TLS with this certificate chain (PEM); needs --tls-key.
     #[arg(long, env = "REFERRALS_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,

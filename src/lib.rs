@@ -5,6 +5,7 @@
 //! [`run`], which serves on a listener the caller bound.
 
 pub mod access;
+pub mod anchor;
 pub mod application;
 pub mod audit;
 pub mod auth;

@@ -48,7 +48,16 @@ async fn main() -> ExitCode {
                 Ok(reports) => {
                     let mut intact = true;
                     for report in &reports {
+                        let checkpoints = report.chain.ends_with("checkpoints");
                         match &report.problem {
+                            None if checkpoints => println!(
+                                "{} hold: {} checked against the stored chain",
+                                report.chain, report.rows
+                            ),
+                            Some(problem) if checkpoints => {
+                                intact = false;
+                                println!("{} BROKEN: {problem}", report.chain);
+                            }
                             None => println!(
                                 "{} chain intact: {} rows{}",
                                 report.chain,

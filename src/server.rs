@@ -19,6 +19,7 @@ use tonic_health::server::HealthReporter;
 use tower_http::classify::{GrpcCode, GrpcErrorsAsFailures, SharedClassifier};
 use tower_http::trace::TraceLayer;
 
+use crate::anchor::AnchorKey;
 use crate::application::escalation::Escalation;
 use crate::application::writer::{RoutingState, Writer, WriterConfig};
 use crate::auth::{self, Keys};
@@ -75,6 +76,9 @@ pub enum ServeError {
     /// The field keyring could not be read or created.
     #[error(transparent)]
     FieldKeys(#[from] crate::crypto::KeyringError),
+    /// The audit anchor's key or checkpoints cannot be used.
+    #[error(transparent)]
+    Anchor(#[from] crate::anchor::AnchorError),
     /// A setting does not parse.
     #[error("bad setting: {0}")]
     Config(String),
@@ -140,14 +144,18 @@ pub async fn reseal(
     Ok((added, counts?))
 }
 
-/// Walks the hash chains of the events and the audit trail.
+/// Walks the hash chains of the events and the audit trail, then checks them against the
+/// checkpoints signed outside the database (`crate::anchor`).
 pub async fn verify_chains(
     config: &DatabaseConfig,
 ) -> Result<Vec<crate::audit::ChainReport>, ServeError> {
     let store = open_store(config).await?;
-    let reports = store.verify_chains().await;
+    let walked = store.verify_chains().await;
+    let anchored = crate::anchor::verify(store.as_ref(), &config.data_dir).await;
     store.close().await;
-    Ok(reports?)
+    let mut reports = walked?;
+    reports.extend(anchored?);
+    Ok(reports)
 }
 
 /// Serves the service on `listener` until `shutdown` completes, then lets requests in flight
@@ -208,6 +216,13 @@ pub async fn run(
         writer.clone(),
         config.clock.clone(),
         config.sla_check_interval,
+    );
+    let anchor = crate::anchor::Anchor::spawn(
+        store.clone(),
+        AnchorKey::load_or_create(&config.database.data_dir)?,
+        config.database.data_dir.clone(),
+        config.clock.clone(),
+        config.anchor_interval,
     );
     // Set at shutdown: open streams end, telling their clients where to resume.
     let (streams_stop, streams_stopping) = watch::channel(false);
@@ -413,6 +428,8 @@ pub async fn run(
     sla_handle.stop().await;
     writer_handle.stop().await;
     feed_handle.stop().await;
+    // A last checkpoint covers everything written before the stop.
+    anchor.stop().await;
     store.close().await;
     tracing::info!("stopped");
     result

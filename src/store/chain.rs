@@ -3,7 +3,8 @@
 
 use uuid::Uuid;
 
-use super::db::{Query, Row, Tx, Values, query, query_as};
+use super::ChainHead;
+use super::db::{Query, Row, Tx, Values, query, query_as, query_scalar};
 use super::map_sqlx_error as db_error;
 use super::rows::{EventDbRow, EventRow};
 use super::sealed::{from_micros, micros};
@@ -306,6 +307,39 @@ impl SqlStore {
             .await
             .map_err(db_error)?;
         rows.into_iter().map(AuditDbRow::into_record).collect()
+    }
+
+    /// The heads of both chains.
+    pub(super) async fn heads(&self) -> Result<Vec<ChainHead>, Error> {
+        let mut heads = Vec::new();
+        for chain in ["event", "audit"] {
+            let (number, hash): (i64, Option<Vec<u8>>) = query_as(CHAIN_HEAD)
+                .bind(chain)
+                .fetch_one(self.backend.ex())
+                .await
+                .map_err(db_error)?;
+            heads.push(ChainHead {
+                chain,
+                number,
+                hash,
+            });
+        }
+        Ok(heads)
+    }
+
+    /// The stored hash of one row of a chain.
+    pub(super) async fn hash_at(&self, chain: &str, number: i64) -> Result<Option<Vec<u8>>, Error> {
+        let select = match chain {
+            "event" => "select hash from events where event_id = $1",
+            "audit" => "select hash from audit_log where audit_id = $1",
+            _ => return Ok(None),
+        };
+        let hash: Option<Option<Vec<u8>>> = query_scalar(select)
+            .bind(number)
+            .fetch_optional(self.backend.ex())
+            .await
+            .map_err(db_error)?;
+        Ok(hash.flatten())
     }
 
     pub(super) async fn verify_chains(&self) -> Result<Vec<ChainReport>, Error> {

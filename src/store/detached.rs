@@ -18,9 +18,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::{ChainHead, OpenDeadlines, PoolUse};
 use super::{ChangeOutcome, Durability, IntakeOutcome, RoutingData, Store, reseal};
 use super::{ChangePlanner, IntakePlanner};
-use super::{OpenDeadlines, PoolUse};
 use crate::domain::Error;
 use crate::domain::case::{CaseFilter, CaseRecord, CaseSummary, PageRequest};
 use crate::domain::change::CaseChange;
@@ -77,6 +77,17 @@ impl Store for Detached {
 
     async fn due_timers(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Uuid>, Error> {
         self.run(move |store| async move { store.due_timers(now, limit).await })
+            .await
+    }
+
+    async fn chain_heads(&self) -> Result<Vec<ChainHead>, Error> {
+        self.run(move |store| async move { store.chain_heads().await })
+            .await
+    }
+
+    async fn chain_hash_at(&self, chain: &str, number: i64) -> Result<Option<Vec<u8>>, Error> {
+        let chain = chain.to_owned();
+        self.run(move |store| async move { store.chain_hash_at(&chain, number).await })
             .await
     }
 

@@ -104,6 +104,17 @@ pub struct RoutingData {
     pub directory: DirectoryData,
 }
 
+/// A hash chain's head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainHead {
+    /// `event` or `audit`.
+    pub chain: &'static str,
+    /// The last number written.
+    pub number: i64,
+    /// The last row's hash; `None` before the first row.
+    pub hash: Option<Vec<u8>>,
+}
+
 /// A connection pool's use at one moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolUse {
@@ -246,6 +257,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Walks the hash chains of the events and the audit trail against their heads.
     async fn verify_chains(&self) -> Result<Vec<crate::audit::ChainReport>, Error>;
+
+    /// The heads of the two chains (`event`, `audit`): the last number and that row's hash.
+    async fn chain_heads(&self) -> Result<Vec<ChainHead>, Error>;
+
+    /// The stored hash of row `number` of `chain` (`event` or `audit`), if the row exists.
+    async fn chain_hash_at(&self, chain: &str, number: i64) -> Result<Option<Vec<u8>>, Error>;
 
     /// Checks that the database answers.
     async fn ping(&self) -> Result<(), Error>;

@@ -11,8 +11,8 @@ use uuid::Uuid;
 use super::db::{Backend, query_as, query_scalar};
 use super::map_sqlx_error as db_error;
 use super::{
-    ChangeOutcome, ChangePlanner, DirectoryWatermark, Durability, IntakeOutcome, IntakePlanner,
-    OpenDeadlines, PoolUse, ResealCount, RoutingData, Store,
+    ChainHead, ChangeOutcome, ChangePlanner, DirectoryWatermark, Durability, IntakeOutcome,
+    IntakePlanner, OpenDeadlines, PoolUse, ResealCount, RoutingData, Store,
 };
 use crate::audit::{AuditEntry, AuditQuery, AuditRecord, ChainReport};
 use crate::crypto::FieldCipher;
@@ -75,6 +75,14 @@ impl Store for SqlStore {
 
     fn pool_use(&self) -> PoolUse {
         self.backend.pool_use()
+    }
+
+    async fn chain_heads(&self) -> Result<Vec<ChainHead>, Error> {
+        self.heads().await
+    }
+
+    async fn chain_hash_at(&self, chain: &str, number: i64) -> Result<Option<Vec<u8>>, Error> {
+        self.hash_at(chain, number).await
     }
 
     async fn open_deadlines(&self, now: DateTime<Utc>) -> Result<Vec<OpenDeadlines>, Error> {

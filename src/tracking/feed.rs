@@ -8,8 +8,8 @@
 //!
 //! Streams that are behind share their reads: the last events are kept in memory once for all of
 //! them, and older ones are read from the database a page at a time into a small cache, so many
-//! streams resuming from the same place cost one read of each page. A stream of one team or one
-//! recorder reads only its own events instead, through their indexes.
+//! streams resuming from the same place cost one read of each page. A stream with a narrower
+//! filter (a team, a recorder, a province) reads only its own events instead.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -187,10 +187,15 @@ impl Pages {
         let size = i64::from(self.size);
         let number = cursor / size;
         let last = (number + 1) * size;
-        // A team's or a recorder's stream reads its own events through their index: a page of
-        // the whole feed would bring it hundreds of events to find one. So does a stream whose
-        // page is still filling, or when nothing is cached.
-        let selective = filter.team_id.is_some() || filter.recorded_by.is_some();
+        // Only a stream that wants (nearly) every event shares pages of the whole feed. A
+        // stream of one team, one recorder, one province or one county reads just its own
+        // events: a page of the whole feed would bring it hundreds of events to find a few, and
+        // many such streams at different places would each read every page. So does a stream
+        // whose page is still filling, or when nothing is cached.
+        let selective = filter.team_id.is_some()
+            || filter.recorded_by.is_some()
+            || filter.province.is_some()
+            || filter.county.is_some();
         if selective || last > head || self.capacity == 0 {
             let events = self.store.events(filter, cursor, head, self.size).await?;
             let complete = events.len() < self.size as usize;

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 fn forbidden(room: &str) -> Option<(Vec<&'static str>, &'static [&'static str])> {
     const EVERY_MODULE: &[&str] = &[
         "access",
+        "anchor",
         "application",
         "audit",
         "auth",
@@ -59,8 +60,23 @@ fn forbidden(room: &str) -> Option<(Vec<&'static str>, &'static [&'static str])>
                 "metrics",
                 "server",
                 "demo",
+                "anchor",
             ],
             &[],
+        )),
+        // The anchor signs what the store reads and checks it back; it serves no one.
+        "anchor" => Some((
+            vec![
+                "access",
+                "application",
+                "grpc",
+                "config",
+                "server",
+                "demo",
+                "routing",
+                "tracking",
+            ],
+            WIRE_AND_SQL,
         )),
         // The trail's chaining and queries: below the edge and the store.
         "audit" => Some((

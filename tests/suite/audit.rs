@@ -9,6 +9,7 @@ use referrals::pb::{
     self, audit_trail_client::AuditTrailClient, case_tracking_client::CaseTrackingClient,
     emergency_intake_client::EmergencyIntakeClient,
 };
+use sqlx::Connection;
 use tonic::Code;
 
 async fn trail(server: &TestServer, request: pb::ListAuditEntriesRequest) -> Vec<pb::AuditEntry> {
@@ -307,7 +308,8 @@ async fn the_trail_and_the_events_cannot_be_changed_and_tampering_is_found(backe
 
     // The command says so and fails.
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_referrals"))
-        .args(["audit", "verify", "--database-url", &db.url])
+        .args(["audit", "verify", "--database-url", &db.url, "--data-dir"])
+        .arg(db.dir.path())
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -328,17 +330,173 @@ async fn the_verify_command_passes_an_intact_database(backend: Backend) {
         .unwrap();
     let db = server.stop().await;
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_referrals"))
-        .args(["audit", "verify", "--database-url", &db.url])
+        .args(["audit", "verify", "--database-url", &db.url, "--data-dir"])
+        .arg(db.dir.path())
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}");
     assert!(stdout.contains("event chain intact"), "{stdout}");
     assert!(stdout.contains("audit chain intact"), "{stdout}");
+    // The server signed the heads when it stopped, and they hold.
+    assert!(stdout.contains("audit checkpoints hold"), "{stdout}");
+    db.drop_database().await;
+}
+
+/// An audit row as stored, with every column its hash covers.
+type AuditRow = (
+    i64,
+    i64,
+    String,
+    String,
+    String,
+    Option<uuid::Uuid>,
+    String,
+    String,
+    Vec<u8>,
+);
+
+async fn audit_rows(db: &TestDb) -> Vec<AuditRow> {
+    const SQL: &str = "select audit_id, at, subject, role, action, case_id, outcome, request_id, \
+         hash from audit_log order by audit_id";
+    match db.backend {
+        Backend::Sqlite => {
+            let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+            sqlx::query_as(SQL).fetch_all(&mut conn).await.unwrap()
+        }
+        Backend::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+            sqlx::query_as(SQL).fetch_all(&mut conn).await.unwrap()
+        }
+    }
+}
+
+/// The database's owner does what the chain alone cannot catch: with the protection off, an
+/// audit row is changed and every hash after it recomputed, the chain's head included, so the
+/// walk finds a chain that holds. The checkpoint the server signed when it stopped, with a key
+/// the database never saw, no longer matches, and `referrals audit verify` says so; a
+/// checkpoint edited to match is not signed.
+async fn an_owner_who_recomputes_every_hash_is_caught_by_the_signed_checkpoints(backend: Backend) {
+    use referrals::audit::ChainHasher;
+
+    let server = TestServer::seeded_on(TestDb::new(backend).await).await;
+    for n in 0..3 {
+        EmergencyIntakeClient::new(server.as_operator())
+            .report_emergency(child_in_danger(&format!("anchor-{n}")))
+            .await
+            .unwrap();
+    }
+    let db = server.stop().await;
+    let anchors = db.dir.path().join(referrals::anchor::CHECKPOINTS_FILE);
+    let signed = std::fs::read_to_string(&anchors).expect("checkpoints written at the stop");
+    assert!(signed.contains(r#""chain":"audit""#), "{signed}");
+    assert!(signed.contains(r#""chain":"event""#), "{signed}");
+    let store = db.store(1).await;
+    for report in referrals::anchor::verify(store.as_ref(), db.dir.path())
+        .await
+        .unwrap()
+    {
+        assert_eq!(report.problem, None, "{report:?}");
+    }
+
+    let unprotect = match backend {
+        Backend::Sqlite => "drop trigger audit_log_no_update; drop trigger audit_log_no_delete;",
+        Backend::Postgres => "alter table audit_log disable trigger user;",
+    };
+    db.execute(unprotect).await.unwrap();
+    let blob = |bytes: &[u8]| match backend {
+        Backend::Sqlite => format!("X'{}'", hex::encode(bytes)),
+        Backend::Postgres => format!("decode('{}', 'hex')", hex::encode(bytes)),
+    };
+    let rows = audit_rows(&db).await;
+    assert!(rows.len() >= 3);
+    let mut previous = rows[0].8.clone();
+    let mut rewrite = String::new();
+    for (i, row) in rows.iter().enumerate().skip(1) {
+        let (id, at, subject, role, action, case_id, outcome, request_id, _) = row;
+        let subject = if i == 1 {
+            "someone else"
+        } else {
+            subject.as_str()
+        };
+        let hash = ChainHasher::new(Some(&previous))
+            .number(*id)
+            .number(*at)
+            .text(subject)
+            .text(role)
+            .text(action)
+            .optional(case_id.as_ref().map(|id| &id.as_bytes()[..]))
+            .text(outcome)
+            .text(request_id)
+            .finish();
+        rewrite.push_str(&format!(
+            "update audit_log set subject = '{subject}', hash = {} where audit_id = {id};",
+            blob(&hash)
+        ));
+        previous = hash;
+    }
+    rewrite.push_str(&format!(
+        "update sequences set hash = {} where name = 'audit';",
+        blob(&previous)
+    ));
+    db.execute(&rewrite).await.unwrap();
+
+    // The chain alone now holds: the rewrite is consistent.
+    let walked = store.verify_chains().await.unwrap();
+    let audit = walked.iter().find(|r| r.chain == "audit").unwrap();
+    assert_eq!(audit.problem, None, "the rewrite recomputed every hash");
+    // The signed checkpoint does not.
+    let anchored = referrals::anchor::verify(store.as_ref(), db.dir.path())
+        .await
+        .unwrap();
+    let found = anchored
+        .iter()
+        .find(|r| r.chain == "audit checkpoints")
+        .and_then(|r| r.problem.clone())
+        .unwrap_or_default();
+    assert!(found.contains("was rewritten"), "{found}");
+    store.close().await;
+
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_referrals"))
+        .args(["audit", "verify", "--database-url", &db.url, "--data-dir"])
+        .arg(db.dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success(), "{stdout}");
+    assert!(stdout.contains("audit chain intact"), "{stdout}");
+    assert!(stdout.contains("audit checkpoints BROKEN"), "{stdout}");
+
+    // Nor can the checkpoint be edited to match: it is signed with a key the owner lacks.
+    let forged: String = signed
+        .lines()
+        .map(|line| {
+            if line.contains(r#""chain":"audit""#) {
+                let mut checkpoint: serde_json::Value = serde_json::from_str(line).unwrap();
+                checkpoint["hash"] = hex::encode(&previous).into();
+                format!("{checkpoint}\n")
+            } else {
+                format!("{line}\n")
+            }
+        })
+        .collect();
+    std::fs::write(&anchors, forged).unwrap();
+    let store = db.store(1).await;
+    let anchored = referrals::anchor::verify(store.as_ref(), db.dir.path())
+        .await
+        .unwrap();
+    store.close().await;
+    let found = anchored
+        .iter()
+        .find(|r| r.chain == "audit checkpoints")
+        .and_then(|r| r.problem.clone())
+        .unwrap_or_default();
+    assert!(found.contains("not signed"), "{found}");
     db.drop_database().await;
 }
 
 backend_tests!(
+    an_owner_who_recomputes_every_hash_is_caught_by_the_signed_checkpoints,
     reads_changes_and_refusals_are_on_the_trail,
     the_trail_and_the_events_cannot_be_changed_and_tampering_is_found,
     the_verify_command_passes_an_intact_database,

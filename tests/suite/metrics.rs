@@ -155,12 +155,20 @@ async fn streams_deadlines_and_the_pool_are_measured(backend: Backend) {
     assert!(first.is_some(), "the case's first event reaches the watch");
 
     // A team was sent: its acknowledgement deadline runs.
-    let running = scrape_until(addr, |text| value(text, ACKS_RUNNING) >= 1.0).await;
+    // The gauges move on the deadline check's rounds, which may have begun before the
+    // process's recorder was installed: wait for a round that counted both.
+    let running = scrape_until(addr, |text| {
+        value(text, ACKS_RUNNING) >= 1.0 && value(text, "referrals_db_connections_max") >= 1.0
+    })
+    .await;
     assert!(
         value(&running, LAG_COUNT_CASES) >= value(&before, LAG_COUNT_CASES) + 1.0,
         "the delivered event's lag is measured:\n{running}"
     );
-    assert!(value(&running, "referrals_db_connections_max") >= 1.0);
+    assert!(
+        value(&running, "referrals_db_connections_max") >= 1.0,
+        "{running}"
+    );
     assert!(running.contains(r#"referrals_db_connections{state="idle"}"#));
     assert!(running.contains(r#"referrals_db_connections{state="in_use"}"#));
 
