@@ -526,24 +526,7 @@ async fn check(records: &[(Ask, Authed, i64, Record)], last: i64) -> Result<(), 
 }
 
 async fn last_event(url: &str) -> Result<i64, LoadError> {
-    const SQL: &str = "select coalesce(max(event_id), 0) from events";
-    if url.starts_with("postgres") {
-        let pool = sqlx::postgres::PgPoolOptions::new()
-            .max_connections(1)
-            .connect(url)
-            .await?;
-        let n = sqlx::query_scalar(SQL).fetch_one(&pool).await?;
-        pool.close().await;
-        Ok(n)
-    } else {
-        let pool = sqlx::sqlite::SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect(url)
-            .await?;
-        let n = sqlx::query_scalar(SQL).fetch_one(&pool).await?;
-        pool.close().await;
-        Ok(n)
-    }
+    crate::scalar(url, "select coalesce(max(event_id), 0) from events").await
 }
 
 /// A process, read from `/proc`: the server's, or this program's own.

@@ -489,14 +489,17 @@ async fn intakes(
 }
 
 async fn count_cases(url: &str) -> Result<i64, LoadError> {
+    scalar(url, "select count(*) from cases").await
+}
+
+/// Runs a query of one integer on the database `url` names, on a connection of its own.
+pub(crate) async fn scalar(url: &str, sql: &'static str) -> Result<i64, LoadError> {
     if url.starts_with("postgres") {
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(1)
             .connect(url)
             .await?;
-        let n = sqlx::query_scalar("select count(*) from cases")
-            .fetch_one(&pool)
-            .await?;
+        let n = sqlx::query_scalar(sql).fetch_one(&pool).await?;
         pool.close().await;
         Ok(n)
     } else {
@@ -504,9 +507,7 @@ async fn count_cases(url: &str) -> Result<i64, LoadError> {
             .max_connections(1)
             .connect(url)
             .await?;
-        let n = sqlx::query_scalar("select count(*) from cases")
-            .fetch_one(&pool)
-            .await?;
+        let n = sqlx::query_scalar(sql).fetch_one(&pool).await?;
         pool.close().await;
         Ok(n)
     }

@@ -222,15 +222,20 @@ async fn reads_changes_and_refusals_are_on_the_trail(backend: Backend) {
     server.finish().await;
 }
 
-async fn the_trail_and_the_events_cannot_be_changed_and_tampering_is_found(backend: Backend) {
+/// A server that recorded three intakes and stopped (writing its last checkpoint): its database.
+async fn three_intakes_then_stopped(backend: Backend, prefix: &str) -> TestDb {
     let server = TestServer::seeded_on(TestDb::new(backend).await).await;
     for n in 0..3 {
         EmergencyIntakeClient::new(server.as_operator())
-            .report_emergency(child_in_danger(&format!("chain-{n}")))
+            .report_emergency(child_in_danger(&format!("{prefix}-{n}")))
             .await
             .unwrap();
     }
-    let db = server.stop().await;
+    server.stop().await
+}
+
+async fn the_trail_and_the_events_cannot_be_changed_and_tampering_is_found(backend: Backend) {
+    let db = three_intakes_then_stopped(backend, "chain").await;
     let store = db.store(1).await;
     let intact = store.verify_chains().await.unwrap();
     assert_eq!(intact.len(), 2);
@@ -379,14 +384,7 @@ async fn audit_rows(db: &TestDb) -> Vec<AuditRow> {
 async fn an_owner_who_recomputes_every_hash_is_caught_by_the_signed_checkpoints(backend: Backend) {
     use referrals::audit::ChainHasher;
 
-    let server = TestServer::seeded_on(TestDb::new(backend).await).await;
-    for n in 0..3 {
-        EmergencyIntakeClient::new(server.as_operator())
-            .report_emergency(child_in_danger(&format!("anchor-{n}")))
-            .await
-            .unwrap();
-    }
-    let db = server.stop().await;
+    let db = three_intakes_then_stopped(backend, "anchor").await;
     let anchors = db.dir.path().join(referrals::anchor::CHECKPOINTS_FILE);
     let signed = std::fs::read_to_string(&anchors).expect("checkpoints written at the stop");
     assert!(signed.contains(r#""chain":"audit""#), "{signed}");
