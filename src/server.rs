@@ -244,6 +244,7 @@ pub async fn run(
     );
     let directory_writer = writer.clone();
     let (health, health_service) = tonic_health::server::health_reporter();
+    let (health_stop, health_stopping) = watch::channel(false);
     // The durability check just reached the database: every service starts out SERVING.
     for service in SERVICES {
         health
@@ -300,7 +301,10 @@ pub async fn run(
         )
         // Health answers anyone (load balancers hold no token); every other service, reflection
         // included, needs a valid bearer token.
-        .add_service(health_service)
+        .add_service(crate::grpc::health_watch::EndWatchesOnShutdown::new(
+            health_service,
+            health_stopping,
+        ))
         .add_service(InterceptedService::new(
             reflection().build_v1()?,
             authenticate.clone(),
@@ -407,6 +411,8 @@ pub async fn run(
                 .set_service_status(service, ServingStatus::NotServing)
                 .await;
         }
+        // Health watches carry the NOT_SERVING, then end like every other stream.
+        let _ = health_stop.send(true);
     }
     .shared();
     let grace = config.shutdown_grace;

@@ -34,6 +34,7 @@ pub(crate) mod convert;
 pub mod directory;
 pub mod dispatch;
 pub mod emergency;
+pub mod health_watch;
 pub mod hotline;
 pub mod request_id;
 mod status;
