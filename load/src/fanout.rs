@@ -205,19 +205,13 @@ pub async fn open(config: &LoadConfig) -> Result<Fanout, LoadError> {
                 chrono::Utc::now(),
                 Duration::from_secs(24 * 3600),
             ),
-            Ask::Province(province) => auth::claims(
+            Ask::Province(_) | Ask::National => auth::claims(
                 &format!("load-watch-{n}"),
                 Role::Supervisor,
-                province,
-                None,
-                None,
-                chrono::Utc::now(),
-                Duration::from_secs(24 * 3600),
-            ),
-            Ask::National => auth::claims(
-                &format!("load-watch-{n}"),
-                Role::Supervisor,
-                auth::ALL_PROVINCES,
+                match &ask {
+                    Ask::Province(province) => province,
+                    _ => auth::ALL_PROVINCES,
+                },
                 None,
                 None,
                 chrono::Utc::now(),

@@ -222,6 +222,20 @@ async fn reads_changes_and_refusals_are_on_the_trail(backend: Backend) {
     server.finish().await;
 }
 
+/// Runs `referrals audit verify` on the test's database and data directory: whether it found
+/// everything intact, and what it printed.
+fn verify_command(db: &TestDb) -> (bool, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_referrals"))
+        .args(["audit", "verify", "--database-url", &db.url, "--data-dir"])
+        .arg(db.dir.path())
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
 /// A server that recorded three intakes and stopped (writing its last checkpoint): its database.
 async fn three_intakes_then_stopped(backend: Backend, prefix: &str) -> TestDb {
     let server = TestServer::seeded_on(TestDb::new(backend).await).await;
@@ -312,13 +326,8 @@ async fn the_trail_and_the_events_cannot_be_changed_and_tampering_is_found(backe
     store.close().await;
 
     // The command says so and fails.
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_referrals"))
-        .args(["audit", "verify", "--database-url", &db.url, "--data-dir"])
-        .arg(db.dir.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(!output.status.success(), "{stdout}");
+    let (verified, stdout) = verify_command(&db);
+    assert!(!verified, "{stdout}");
     assert!(stdout.contains("event chain BROKEN"), "{stdout}");
     assert!(
         stdout.contains("audit chain BROKEN: audit 2: missing"),
@@ -334,13 +343,8 @@ async fn the_verify_command_passes_an_intact_database(backend: Backend) {
         .await
         .unwrap();
     let db = server.stop().await;
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_referrals"))
-        .args(["audit", "verify", "--database-url", &db.url, "--data-dir"])
-        .arg(db.dir.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}");
+    let (verified, stdout) = verify_command(&db);
+    assert!(verified, "{stdout}");
     assert!(stdout.contains("event chain intact"), "{stdout}");
     assert!(stdout.contains("audit chain intact"), "{stdout}");
     // The server signed the heads when it stopped, and they hold.
@@ -455,13 +459,8 @@ async fn an_owner_who_recomputes_every_hash_is_caught_by_the_signed_checkpoints(
     assert!(found.contains("was rewritten"), "{found}");
     store.close().await;
 
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_referrals"))
-        .args(["audit", "verify", "--database-url", &db.url, "--data-dir"])
-        .arg(db.dir.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(!output.status.success(), "{stdout}");
+    let (verified, stdout) = verify_command(&db);
+    assert!(!verified, "{stdout}");
     assert!(stdout.contains("audit chain intact"), "{stdout}");
     assert!(stdout.contains("audit checkpoints BROKEN"), "{stdout}");
 
