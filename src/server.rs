@@ -216,6 +216,7 @@ pub async fn run(
         writer.clone(),
         config.clock.clone(),
         config.sla_check_interval,
+        config.metrics_listen.is_some(),
     );
     let anchor = crate::anchor::Anchor::spawn(
         store.clone(),

@@ -156,7 +156,7 @@ pub struct Fanout {
     stop: watch::Sender<bool>,
     /// The intakes' acknowledgements, filled by the intake tasks.
     pub acks: Acks,
-    server: Option<Server>,
+    server: Option<Process>,
     rss_idle: Option<u64>,
     rss_open: Option<u64>,
     cpu_start: Option<f64>,
@@ -166,8 +166,8 @@ pub struct Fanout {
 
 /// Opens `config.streams` streams and waits until each has its starting point.
 pub async fn open(config: &LoadConfig) -> Result<Fanout, LoadError> {
-    let server = config.server_pid.map(Server);
-    let rss_idle = server.as_ref().and_then(Server::rss);
+    let server = config.server_pid.map(Process);
+    let rss_idle = server.as_ref().and_then(Process::rss);
     let keys = Keys::load(&config.data_dir)
         .map_err(|e| LoadError::Setup(e.to_string()))?
         .ok_or_else(|| {
@@ -253,7 +253,7 @@ pub async fn open(config: &LoadConfig) -> Result<Fanout, LoadError> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let rss_open = server.as_ref().and_then(Server::rss);
+    let rss_open = server.as_ref().and_then(Process::rss);
     println!(
         "streams: {} open over {} connection(s) ({}), each at its first heartbeat after {:.1} s",
         held.len(),
@@ -267,8 +267,8 @@ pub async fn open(config: &LoadConfig) -> Result<Fanout, LoadError> {
         acks,
         rss_idle,
         rss_open,
-        cpu_start: server.as_ref().and_then(Server::cpu_seconds),
-        client_cpu_start: Server::client().cpu_seconds(),
+        cpu_start: server.as_ref().and_then(Process::cpu_seconds),
+        client_cpu_start: Process::own().cpu_seconds(),
         server,
         started: Instant::now(),
     })
@@ -361,14 +361,14 @@ impl Fanout {
         let cpu_during = self
             .server
             .as_ref()
-            .and_then(Server::cpu_seconds)
+            .and_then(Process::cpu_seconds)
             .zip(self.cpu_start)
             .map(|(now, then)| (now - then) / elapsed.as_secs_f64());
-        let client_cpu = Server::client()
+        let client_cpu = Process::own()
             .cpu_seconds()
             .zip(self.client_cpu_start)
             .map(|(now, then)| (now - then) / elapsed.as_secs_f64());
-        let rss_load = self.server.as_ref().and_then(Server::rss);
+        let rss_load = self.server.as_ref().and_then(Process::rss);
         let last = last_event(url).await?;
         let waited = Instant::now();
         while self
@@ -401,10 +401,10 @@ impl Fanout {
         // The streams are closed now; the server's allocator returns what they held within
         // about ten seconds.
         tokio::time::sleep(SETTLE).await;
-        let rss_closed = self.server.as_ref().and_then(Server::rss);
+        let rss_closed = self.server.as_ref().and_then(Process::rss);
         let complete = check(&records, last).await;
         tokio::time::sleep(SETTLE).await;
-        let rss_checked = self.server.as_ref().and_then(Server::rss);
+        let rss_checked = self.server.as_ref().and_then(Process::rss);
 
         let mut latency = histogram();
         let (mut delivered, mut before_ack, mut out_of_order) = (0u64, 0u64, 0u64);
@@ -524,11 +524,11 @@ async fn last_event(url: &str) -> Result<i64, LoadError> {
 }
 
 /// A process, read from `/proc`: the server's, or this program's own.
-struct Server(u32);
+struct Process(u32);
 
-impl Server {
-    fn client() -> Self {
-        Server(std::process::id())
+impl Process {
+    fn own() -> Self {
+        Process(std::process::id())
     }
 
     /// Resident memory in bytes.

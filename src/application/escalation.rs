@@ -33,13 +33,24 @@ pub struct Escalation {
 }
 
 impl Escalation {
-    /// Starts checking deadlines every `interval` against `clock`.
-    pub fn spawn(store: Arc<dyn Store>, writer: Writer, clock: Clock, interval: Duration) -> Self {
+    /// Starts checking deadlines every `interval` against `clock`; with `measure`, each round
+    /// also sets the deadline and pool gauges (a count the database makes only when metrics are
+    /// served).
+    pub fn spawn(
+        store: Arc<dyn Store>,
+        writer: Writer,
+        clock: Clock,
+        interval: Duration,
+        measure: bool,
+    ) -> Self {
         let (stop, mut stopped) = oneshot::channel();
         let task = tokio::spawn(async move {
-            if let Err(error) = measure(store.as_ref(), &clock).await {
-                tracing::debug!(%error, "cannot count the open deadlines");
-            }
+            let gauges = || async {
+                if measure && let Err(error) = set_gauges(store.as_ref(), &clock).await {
+                    tracing::debug!(%error, "cannot count the open deadlines");
+                }
+            };
+            gauges().await;
             loop {
                 tokio::select! {
                     _ = &mut stopped => return,
@@ -48,9 +59,7 @@ impl Escalation {
                 if let Err(error) = escalate_due(store.as_ref(), &writer, &clock).await {
                     tracing::warn!(%error, "cannot check deadlines; retrying");
                 }
-                if let Err(error) = measure(store.as_ref(), &clock).await {
-                    tracing::debug!(%error, "cannot count the open deadlines");
-                }
+                gauges().await;
             }
         });
         Self { stop, task }
@@ -102,7 +111,7 @@ pub async fn escalate_due(store: &dyn Store, writer: &Writer, clock: &Clock) -> 
 }
 
 /// Sets the gauges of the deadlines running and of the database pool.
-async fn measure(store: &dyn Store, clock: &Clock) -> Result<(), Error> {
+async fn set_gauges(store: &dyn Store, clock: &Clock) -> Result<(), Error> {
     let pool = store.pool_use();
     let in_use = pool.open.saturating_sub(pool.idle);
     metrics::gauge!(crate::metrics::DB_CONNECTIONS, "state" => "in_use").set(f64::from(in_use));

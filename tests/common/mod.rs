@@ -495,6 +495,19 @@ impl TestServer {
         CaseTrackingClient::new(self.authed())
     }
 
+    /// The case as a national supervisor reads it.
+    pub async fn case(&self, case_id: &str) -> referrals::pb::Case {
+        self.cases()
+            .get_case(referrals::pb::GetCaseRequest {
+                case_id: case_id.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .case
+            .unwrap()
+    }
+
     pub fn dispatch(&self) -> DispatchClient<Authed> {
         DispatchClient::new(self.authed())
     }

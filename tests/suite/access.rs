@@ -533,16 +533,7 @@ async fn a_call_overflowed_from_a_neighbouring_province_is_recorded_there(backen
         .into_inner()
         .receipt
         .unwrap();
-    let case = server
-        .cases()
-        .get_case(pb::GetCaseRequest {
-            case_id: receipt.case_id,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .case
-        .unwrap();
+    let case = server.case(&receipt.case_id).await;
     assert_eq!(case.summary.unwrap().province, "IR-30");
 
     // Not overflowed: another province's incident is not Tehran's to record.

@@ -6,9 +6,9 @@ use crate::common::fixtures::{self, child_in_danger};
 use crate::common::{Backend, TestDb, TestServer};
 use referrals::pb::{
     self, AddNoteRequest, CandidateVerdict, ChangePriorityRequest, CloseCaseRequest,
-    DispatchStatus, GetCaseRequest, GetTeamRequest, GetTimelineRequest, IntakeReceipt,
-    RecordFollowUpRequest, ReferralStatus, ReopenCaseRequest, ReportDispatchStatusRequest,
-    ScheduleFollowUpRequest, TransitionReferralRequest,
+    DispatchStatus, GetTeamRequest, GetTimelineRequest, IntakeReceipt, RecordFollowUpRequest,
+    ReferralStatus, ReopenCaseRequest, ReportDispatchStatusRequest, ScheduleFollowUpRequest,
+    TransitionReferralRequest,
 };
 use tonic::Code;
 
@@ -24,19 +24,6 @@ async fn report(server: &TestServer, request: pb::ReportEmergencyRequest) -> Int
         .unwrap()
         .into_inner()
         .receipt
-        .unwrap()
-}
-
-async fn case(server: &TestServer, case_id: &str) -> pb::Case {
-    server
-        .cases()
-        .get_case(GetCaseRequest {
-            case_id: case_id.into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .case
         .unwrap()
 }
 
@@ -85,7 +72,7 @@ fn report_status(
 async fn a_team_moves_its_dispatch_to_cleared_and_every_step_keeps_its_time(backend: Backend) {
     let server = seeded(backend).await;
     let receipt = report(&server, child_in_danger("steps")).await;
-    let dispatch = case(&server, &receipt.case_id).await.dispatches[0].clone();
+    let dispatch = server.case(&receipt.case_id).await.dispatches[0].clone();
     assert_eq!(dispatch.team_id, "thr-t1");
     assert_eq!(
         team_state(&server, "thr-t1").await,
@@ -117,7 +104,7 @@ async fn a_team_moves_its_dispatch_to_cleared_and_every_step_keeps_its_time(back
         version = answer.dispatch_version;
     }
 
-    let case = case(&server, &receipt.case_id).await;
+    let case = server.case(&receipt.case_id).await;
     let dispatch = &case.dispatches[0];
     assert_eq!(dispatch.status(), DispatchStatus::Cleared);
     let steps: Vec<DispatchStatus> = dispatch.steps.iter().map(|s| s.status()).collect();
@@ -157,7 +144,7 @@ async fn a_team_moves_its_dispatch_to_cleared_and_every_step_keeps_its_time(back
 async fn refused_transitions_say_why_with_the_right_code(backend: Backend) {
     let server = seeded(backend).await;
     let receipt = report(&server, child_in_danger("refusals")).await;
-    let dispatch = case(&server, &receipt.case_id).await.dispatches[0].clone();
+    let dispatch = server.case(&receipt.case_id).await.dispatches[0].clone();
     let team = server.team_dispatch(&dispatch.team_id);
     let operator = pb::dispatch_client::DispatchClient::new(server.as_operator());
 
@@ -219,7 +206,7 @@ async fn refused_transitions_say_why_with_the_right_code(backend: Backend) {
             status.message()
         );
     }
-    let unchanged = case(&server, &receipt.case_id).await;
+    let unchanged = server.case(&receipt.case_id).await;
     assert_eq!(
         unchanged.dispatches[0].version, 1,
         "refusals change nothing"
@@ -241,7 +228,7 @@ async fn refused_transitions_say_why_with_the_right_code(backend: Backend) {
 async fn a_declined_dispatch_goes_to_the_next_team_in_the_same_change(backend: Backend) {
     let server = seeded(backend).await;
     let receipt = report(&server, child_in_danger("decline")).await;
-    let first = case(&server, &receipt.case_id).await.dispatches[0].clone();
+    let first = server.case(&receipt.case_id).await.dispatches[0].clone();
     let answer = server
         .team_dispatch(&first.team_id)
         .report_dispatch_status(report_status(
@@ -273,7 +260,7 @@ async fn a_declined_dispatch_goes_to_the_next_team_in_the_same_change(backend: B
     assert_eq!(verdict_of("thr-t1"), Some(CandidateVerdict::Excluded));
     assert_eq!(verdict_of(next), Some(CandidateVerdict::Chosen));
 
-    let case = case(&server, &receipt.case_id).await;
+    let case = server.case(&receipt.case_id).await;
     assert_eq!(
         case.reroutes.len(),
         1,
@@ -312,7 +299,7 @@ async fn a_declined_dispatch_goes_to_the_next_team_in_the_same_change(backend: B
 }
 
 async fn case_of(server: &TestServer, receipt: &IntakeReceipt) -> pb::Case {
-    case(server, &receipt.case_id).await
+    server.case(&receipt.case_id).await
 }
 
 async fn when_every_team_has_declined_the_case_is_unrouted(backend: Backend) {
@@ -320,7 +307,7 @@ async fn when_every_team_has_declined_the_case_is_unrouted(backend: Backend) {
     let receipt = report(&server, child_in_danger("all-decline")).await;
     let mut declined = Vec::new();
     let last = loop {
-        let case = case(&server, &receipt.case_id).await;
+        let case = server.case(&receipt.case_id).await;
         let dispatch = case
             .dispatches
             .iter()
@@ -355,7 +342,7 @@ async fn when_every_team_has_declined_the_case_is_unrouted(backend: Backend) {
         assert_eq!(verdict, Some(CandidateVerdict::Excluded), "{id}");
     }
     assert!(last.actions[0].assignment.is_none());
-    let case = case(&server, &receipt.case_id).await;
+    let case = server.case(&receipt.case_id).await;
     assert_eq!(case.routing_status(), pb::RoutingStatus::Unrouted);
     assert_eq!(
         kinds(&server, &receipt.case_id).await.last().unwrap(),
@@ -838,11 +825,11 @@ async fn servers_sharing_a_database_never_take_a_team_another_has_taken(backend:
     let other = TestServer::seeded_on(one.db.same_database()).await;
     // Through the first server: thr-t1 goes out.
     let first = report(&one, child_in_danger("one-1")).await;
-    let t1 = case(&one, &first.case_id).await.dispatches[0].clone();
+    let t1 = one.case(&first.case_id).await.dispatches[0].clone();
     assert_eq!(t1.team_id, "thr-t1");
     // The second server started when thr-t1 was free; it must not send it again.
     let second = report(&other, child_in_danger("other-1")).await;
-    let taken = case(&other, &second.case_id).await.dispatches[0]
+    let taken = other.case(&second.case_id).await.dispatches[0]
         .team_id
         .clone();
     assert_ne!(
@@ -867,7 +854,7 @@ async fn servers_sharing_a_database_never_take_a_team_another_has_taken(backend:
     }
     let third = report(&other, child_in_danger("other-2")).await;
     assert_eq!(
-        case(&other, &third.case_id).await.dispatches[0].team_id,
+        other.case(&third.case_id).await.dispatches[0].team_id,
         "thr-t1",
         "a team freed on another server is free here"
     );
@@ -989,7 +976,7 @@ async fn a_team_carrying_a_case_of_its_own_is_free_again_once_its_dispatch_ends(
     );
     for round in 0..2 {
         let receipt = report(&server, child_in_danger(&format!("own-case-{round}"))).await;
-        let dispatch = case(&server, &receipt.case_id).await.dispatches[0].clone();
+        let dispatch = server.case(&receipt.case_id).await.dispatches[0].clone();
         assert_eq!(dispatch.team_id, "thr-t3", "round {round}");
         assert_eq!(
             team_state(&server, "thr-t3").await,
@@ -1161,7 +1148,8 @@ async fn teams_come_back_to_their_duty_state_through_any_sequence_of_dispatches(
         let mut open = Vec::new();
         for case_id in cases {
             open.extend(
-                case(server, case_id)
+                server
+                    .case(case_id)
                     .await
                     .dispatches
                     .into_iter()
