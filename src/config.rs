@@ -26,8 +26,9 @@ pub struct Cli {
 pub enum Command {
     /// Runs the gRPC server.
     Serve(Box<ServeConfig>),
-    /// Applies the database migrations and exits.
-    Migrate(DatabaseConfig),
+    /// Brings the database's schema up to this build's and exits; run it as the role that owns
+    /// the tables (`serve` never changes the schema unless started with --migrate).
+    Migrate(MigrateConfig),
     /// Bearer tokens.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -98,6 +99,20 @@ pub struct IssueArgs {
     pub data_dir: PathBuf,
 }
 
+/// What `referrals migrate` does.
+#[derive(Debug, Clone, Args)]
+pub struct MigrateConfig {
+    /// The database, reached as the role that owns (or is to own) the tables.
+    #[command(flatten)]
+    pub database: DatabaseConfig,
+    /// After migrating, gives this PostgreSQL role exactly what `referrals serve` needs and
+    /// nothing more (deploy/postgres-grants.sql): read and append everywhere, change in place
+    /// only outside the events and the audit trail, no DELETE, TRUNCATE or DDL. The role must
+    /// exist and must not own the tables.
+    #[arg(long, env = "REFERRALS_GRANT_TO")]
+    pub grant_to: Option<String>,
+}
+
 /// Where the cases are kept.
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseConfig {
@@ -141,6 +156,12 @@ pub struct ServeConfig {
     /// Database.
     #[command(flatten)]
     pub database: DatabaseConfig,
+    /// Applies the database migrations before serving, as `referrals migrate` would: for the
+    /// embedded SQLite database and demos. Without it the server never changes the schema and
+    /// refuses to start on one that is behind, saying what to run; in production, migrate with
+    /// the owner's role and serve with a role that owns nothing (see the README's "Operate").
+    #[arg(long, env = "REFERRALS_MIGRATE")]
+    pub migrate: bool,
     /// Directory seed file (TOML) to load at start, such as seed/directory.toml. Loading is
     /// idempotent: entries are added or updated, and live state (occupancy, a team's duty
     /// status, load and position) is set only for new entries.

@@ -81,6 +81,7 @@ async fn run_in(dir: &std::path::Path, seed: PathBuf) -> Result<()> {
     let start = DateTime::from_timestamp(Utc::now().timestamp() / 60 * 60, 0).unwrap_or_default();
     let time = ManualTime::new(start);
     config.clock = Clock::manual(&time);
+    config.migrate = true;
     config.seed_directory = Some(seed);
     config.sla_check_interval = Duration::from_millis(100);
     config.shutdown_grace = Duration::from_secs(5);

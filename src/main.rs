@@ -30,7 +30,9 @@ async fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         },
-        Command::Migrate(database) => referrals::migrate(&database).await,
+        Command::Migrate(config) => {
+            referrals::migrate(&config.database, config.grant_to.as_deref()).await
+        }
         Command::Token(TokenCommand::Issue(args)) => {
             return match referrals::auth::issue_token(&args, chrono::Utc::now()) {
                 Ok(token) => {

@@ -51,7 +51,7 @@ use crate::tracking::watch::WatchConfig;
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    /// The database could not be opened or migrated.
+    /// The database could not be opened or migrated, or its schema is not this build's.
     #[error("cannot open the database")]
     Store(#[from] Error),
     /// The database runs with settings that may lose acknowledged intakes.
@@ -101,21 +101,28 @@ impl ServeError {
     }
 }
 
-/// Opens the configured database, creating the data directory for the default SQLite file, and
-/// applies the migrations.
+/// Opens the configured database, once its schema is found to be this build's; creates the
+/// data directory, which holds the field keys.
 pub async fn open_store(config: &DatabaseConfig) -> Result<Arc<dyn Store>, ServeError> {
-    if config.database_url.is_none() {
-        std::fs::create_dir_all(&config.data_dir).map_err(ServeError::DataDir)?;
-    }
+    std::fs::create_dir_all(&config.data_dir).map_err(ServeError::DataDir)?;
     let cipher = crate::crypto::FieldCipher::load_or_create(&config.data_dir)?;
     Ok(crate::store::open(&config.url(), config.db_max_connections, Arc::new(cipher)).await?)
 }
 
-/// Applies the migrations and returns.
-pub async fn migrate(config: &DatabaseConfig) -> Result<(), ServeError> {
-    let store = open_store(config).await?;
-    store.close().await;
+/// Brings the configured database's schema up to this build's (creating the data directory for
+/// the default SQLite file), then, when `grant_to` names a role, gives it what the service
+/// needs and nothing more.
+pub async fn migrate(config: &DatabaseConfig, grant_to: Option<&str>) -> Result<(), ServeError> {
+    if config.database_url.is_none() {
+        std::fs::create_dir_all(&config.data_dir).map_err(ServeError::DataDir)?;
+    }
+    let url = config.url();
+    crate::store::migrate(&url).await?;
     tracing::info!(backend = config.backend(), "migrations applied");
+    if let Some(role) = grant_to {
+        crate::store::grant(&url, role).await?;
+        tracing::info!(role, "privileges granted");
+    }
     Ok(())
 }
 
@@ -181,6 +188,9 @@ pub async fn run(
         config.rate_limit,
         config.rate_burst,
     );
+    if config.migrate {
+        migrate(&config.database, None).await?;
+    }
     let store = open_store(&config.database).await?;
     let durability = store.durability().await?;
     if !durability.weakened.is_empty() {

@@ -84,6 +84,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temporary directory");
         let cipher = crate::crypto::FieldCipher::load_or_create(dir.path()).expect("keys");
         let url = format!("sqlite://{}", dir.path().join("audit.db").display());
+        crate::store::migrate(&url).await.expect("migrate");
         let store = crate::store::open(&url, 4, Arc::new(cipher))
             .await
             .expect("store");

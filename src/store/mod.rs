@@ -40,6 +40,7 @@ mod intake;
 mod postgres;
 pub mod reseal;
 mod rows;
+mod schema;
 mod sealed;
 mod sql_store;
 mod sqlite;
@@ -280,30 +281,67 @@ pub trait Store: Send + Sync + 'static {
     async fn close(&self);
 }
 
-/// Opens the store a database URL names and applies its migrations; `cipher` seals and opens
-/// its sensitive columns.
+/// The two kinds of database a URL can name.
+enum Kind {
+    Sqlite,
+    Postgres,
+}
+
+fn kind(database_url: &str) -> Result<Kind, Error> {
+    if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
+        Ok(Kind::Postgres)
+    } else if database_url.starts_with("sqlite:") {
+        Ok(Kind::Sqlite)
+    } else {
+        Err(Error::internal(format!(
+            "unsupported database URL scheme (expected sqlite: or postgres://): {}",
+            database_url.split(':').next().unwrap_or_default()
+        )))
+    }
+}
+
+/// Opens the store a database URL names, once its schema is found to be this build's (it
+/// never changes the schema: see [`migrate`]); `cipher` seals and opens its sensitive columns.
 pub async fn open(
     database_url: &str,
     max_connections: u32,
     cipher: Arc<crate::crypto::FieldCipher>,
 ) -> Result<Arc<dyn Store>, Error> {
-    let backend = if database_url.starts_with("postgres://")
-        || database_url.starts_with("postgresql://")
-    {
-        db::Backend::Postgres(
+    let backend = match kind(database_url)? {
+        Kind::Postgres => db::Backend::Postgres(
             postgres::PostgresBackend::connect(database_url, max_connections).await?,
-        )
-    } else if database_url.starts_with("sqlite:") {
-        db::Backend::Sqlite(sqlite::SqliteBackend::connect(database_url, max_connections).await?)
-    } else {
-        return Err(Error::internal(format!(
-            "unsupported database URL scheme (expected sqlite: or postgres://): {}",
-            database_url.split(':').next().unwrap_or_default()
-        )));
+        ),
+        Kind::Sqlite => db::Backend::Sqlite(
+            sqlite::SqliteBackend::connect(database_url, max_connections).await?,
+        ),
     };
     let store: Arc<dyn Store> = Arc::new(sql_store::SqlStore::new(backend, cipher));
     // A caller that stops waiting must not drop a transaction half way.
     Ok(Arc::new(detached::Detached::new(store)))
+}
+
+/// Brings the schema of the database a URL names up to this build's (creating a SQLite file
+/// that is missing). Run it as the role that owns the tables.
+pub async fn migrate(database_url: &str) -> Result<(), Error> {
+    match kind(database_url)? {
+        Kind::Postgres => postgres::migrate(database_url).await,
+        Kind::Sqlite => sqlite::migrate(database_url).await,
+    }
+}
+
+/// Gives the PostgreSQL role `role` exactly what the service needs on the tables (read and
+/// append everywhere, change in place only outside the events and the audit trail, never
+/// delete, truncate or alter) and takes away anything else it was given; run as the tables'
+/// owner after [`migrate`]. SQLite has no roles: the file's permissions are its access control.
+pub async fn grant(database_url: &str, role: &str) -> Result<(), Error> {
+    match kind(database_url)? {
+        Kind::Postgres => postgres::grant(database_url, role).await,
+        Kind::Sqlite => Err(Error::FailedPrecondition(
+            "SQLite has no roles to grant to; the database file's owner and mode decide who \
+             may touch it"
+                .into(),
+        )),
+    }
 }
 
 /// Maps a database driver error to the domain's, once, by kind.

@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
+use sqlx::migrate::Migrator;
 use sqlx::postgres::PgPoolOptions;
-use sqlx::{PgConnection, PgPool};
+use sqlx::{Connection, PgConnection, PgPool};
 
 use super::Durability;
 use super::batch::NewCase;
@@ -12,6 +13,7 @@ use super::batch::{
 };
 use super::map_sqlx_error;
 use super::rows::{EventRow, KeyedIdempotencyRow};
+use super::schema::{self, Applied};
 use super::sealed::micros;
 use crate::audit::AuditEntry;
 use crate::domain::Error;
@@ -21,6 +23,83 @@ use crate::domain::types::{CaseStatus, DispatchStatus, ReferralStatus};
 /// Tells every server listening on the database that events up to this number were
 /// committed; PostgreSQL delivers it at commit, and not at all on rollback.
 pub(super) const NOTIFY_EVENTS: &str = "select pg_notify('referral_events', $1)";
+
+/// The schema's migrations, applied only by `referrals migrate` (or `serve --migrate`).
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// What the service's own role may do, and nothing more (`deploy/postgres-grants.sql`, with the
+/// role as the psql variable `role`).
+const GRANTS: &str = include_str!("../../deploy/postgres-grants.sql");
+
+/// The migrations the database holds; `None` when it has never been migrated.
+async fn applied_migrations(pool: &PgPool) -> Result<Option<Vec<Applied>>, sqlx::Error> {
+    let migrated: bool = sqlx::query_scalar("select to_regclass('_sqlx_migrations') is not null")
+        .fetch_one(pool)
+        .await?;
+    if !migrated {
+        return Ok(None);
+    }
+    sqlx::query_as("select version, success, checksum from _sqlx_migrations order by version")
+        .fetch_all(pool)
+        .await
+        .map(Some)
+}
+
+/// Applies the migrations to the database `url` names, as the role that owns (or is to own)
+/// the tables; PostgreSQL serialises concurrent migrators with an advisory lock.
+pub(super) async fn migrate(url: &str) -> Result<(), Error> {
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(url)
+        .await
+        .map_err(map_sqlx_error)?;
+    let migrated = MIGRATOR.run(&pool).await.map_err(Error::internal);
+    pool.close().await;
+    migrated
+}
+
+/// Gives `role` what the service needs on the migrated tables and takes away the rest; run as
+/// the tables' owner. Refuses a role that owns tables or is a superuser: least privilege would
+/// be a fiction for it.
+pub(super) async fn grant(url: &str, role: &str) -> Result<(), Error> {
+    let mut connection = PgConnection::connect(url).await.map_err(map_sqlx_error)?;
+    let found: Option<(bool, i64)> = sqlx::query_as(
+        "select r.rolsuper, (select count(*) from pg_tables t \
+         where t.schemaname = current_schema() and t.tableowner = r.rolname) \
+         from pg_roles r where r.rolname = $1",
+    )
+    .bind(role)
+    .fetch_optional(&mut connection)
+    .await
+    .map_err(map_sqlx_error)?;
+    match found {
+        None => {
+            return Err(Error::FailedPrecondition(format!(
+                "there is no role {role}: create it first (create role {role} login password '…')"
+            )));
+        }
+        Some((true, _)) => {
+            return Err(Error::FailedPrecondition(format!(
+                "{role} is a superuser; the service's role must be an ordinary one"
+            )));
+        }
+        Some((_, owned)) if owned > 0 => {
+            return Err(Error::FailedPrecondition(format!(
+                "{role} owns {owned} of the tables; the service's role must not own them (run \
+                 the migrations as another role)"
+            )));
+        }
+        Some(_) => {}
+    }
+    let quoted = format!("\"{}\"", role.replace('"', "\"\""));
+    let grants = GRANTS.replace(":\"role\"", &quoted);
+    // One simple query: PostgreSQL runs its statements as one transaction.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(grants))
+        .execute(&mut connection)
+        .await
+        .map_err(map_sqlx_error)?;
+    connection.close().await.map_err(map_sqlx_error)
+}
 
 /// A PostgreSQL database: its pool and what only PostgreSQL does.
 #[derive(Debug, Clone)]
@@ -82,7 +161,7 @@ impl PostgresBackend {
         })
     }
 
-    /// Connects to the database `url` names and applies the migrations.
+    /// Connects to the database `url` names and checks that its schema is this build's.
     pub(super) async fn connect(url: &str, max_connections: u32) -> Result<Self, Error> {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
@@ -90,10 +169,20 @@ impl PostgresBackend {
             .connect(url)
             .await
             .map_err(super::map_sqlx_error)?;
-        sqlx::migrate!("./migrations/postgres")
-            .run(&pool)
+        let applied = applied_migrations(&pool)
             .await
-            .map_err(Error::internal)?;
+            .map_err(|error| match &error {
+                sqlx::Error::Database(db) if db.code().as_deref() == Some("42501") => {
+                    Error::FailedPrecondition(
+                        "this role may not read the schema's version (_sqlx_migrations): give it \
+                     the service's privileges with `referrals migrate --grant-to ROLE`, as the \
+                     tables' owner"
+                            .into(),
+                    )
+                }
+                _ => map_sqlx_error(error),
+            })?;
+        schema::check(applied.as_deref(), &MIGRATOR)?;
         Ok(Self { pool })
     }
 

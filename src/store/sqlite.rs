@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqliteConnection, SqlitePool};
 
@@ -13,6 +14,7 @@ use super::chain::{Chained, SET_CHAIN_HEAD};
 use super::db::{Ex, Query, Values, query, query_as, query_scalar};
 use super::map_sqlx_error;
 use super::rows::KeyedIdempotencyRow;
+use super::schema::{self, Applied};
 use super::statements::{
     ASSIGN_TEAM, BUMP_DIRECTORY, INSERT_CASES, INSERT_CATEGORIES, INSERT_CONTACTS,
     INSERT_DECISIONS, INSERT_DISPATCHES, INSERT_IDEMPOTENCY_KEYS, INSERT_REFERRALS, INSERT_STEPS,
@@ -57,20 +59,66 @@ impl Transaction {
     }
 }
 
+/// The schema's migrations, applied only by `referrals migrate` (or `serve --migrate`).
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// The connection options for the database `url` names: WAL, `synchronous=FULL`.
+fn options(url: &str) -> Result<SqliteConnectOptions, Error> {
+    Ok(SqliteConnectOptions::from_str(url)
+        .map_err(Error::internal)?
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true)
+        .busy_timeout(WAIT_TO_WRITE))
+}
+
+/// Whether `url` names an in-memory database, which lives only as long as a connection to it.
+fn in_memory(url: &str) -> bool {
+    url.contains(":memory:") || url.contains("mode=memory")
+}
+
+/// Creates the database file `url` names if it is missing and applies the migrations.
+pub(super) async fn migrate(url: &str) -> Result<(), Error> {
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options(url)?.create_if_missing(true))
+        .await
+        .map_err(super::map_sqlx_error)?;
+    let migrated = run_migrations(&pool).await;
+    pool.close().await;
+    migrated
+}
+
+/// The migrations the database holds; `None` when it has never been migrated.
+async fn applied_migrations(pool: &SqlitePool) -> Result<Option<Vec<Applied>>, sqlx::Error> {
+    let migrated: i64 = sqlx::query_scalar(
+        "select count(*) from sqlite_master where type = 'table' and name = '_sqlx_migrations'",
+    )
+    .fetch_one(pool)
+    .await?;
+    if migrated == 0 {
+        return Ok(None);
+    }
+    sqlx::query_as("select version, success, checksum from _sqlx_migrations order by version")
+        .fetch_all(pool)
+        .await
+        .map(Some)
+}
+
 impl SqliteBackend {
-    /// Opens (creating if missing) the database `url` names and applies the migrations.
+    /// Opens the database `url` names and checks that its schema is this build's. An in-memory
+    /// database, which nothing else can reach to migrate, is migrated here.
     pub(super) async fn connect(url: &str, max_connections: u32) -> Result<Self, Error> {
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(Error::internal)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(WAIT_TO_WRITE);
-        // An in-memory database lives only as long as a connection to it: it gets exactly one,
-        // kept for the pool's life.
-        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let options = options(url)?;
+        let in_memory = in_memory(url);
         let file = (!in_memory).then(|| options.get_filename().to_path_buf());
+        if let Some(path) = file.as_ref().filter(|path| !path.exists()) {
+            return Err(Error::FailedPrecondition(format!(
+                "there is no database at {}: {}",
+                path.display(),
+                schema::RUN_MIGRATE
+            )));
+        }
         let pool = if in_memory {
             SqlitePoolOptions::new()
                 .max_connections(1)
@@ -84,7 +132,12 @@ impl SqliteBackend {
         .connect_with(options)
         .await
         .map_err(super::map_sqlx_error)?;
-        migrate(&pool).await?;
+        if in_memory {
+            run_migrations(&pool).await?;
+        } else {
+            let applied = applied_migrations(&pool).await.map_err(map_sqlx_error)?;
+            schema::check(applied.as_deref(), &MIGRATOR)?;
+        }
         Ok(Self {
             pool,
             file,
@@ -166,12 +219,12 @@ impl SqliteBackend {
 /// start together on a new file can both try to apply one; the loser fails (the table exists or
 /// the file is locked), and on a later attempt finds the migration applied by the winner. On a
 /// loaded machine the winner may take seconds, so the loser keeps trying for up to 30 seconds.
-async fn migrate(pool: &SqlitePool) -> Result<(), Error> {
+async fn run_migrations(pool: &SqlitePool) -> Result<(), Error> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let mut pause = Duration::from_millis(50);
     let mut attempt = 1;
     loop {
-        match sqlx::migrate!("./migrations/sqlite").run(pool).await {
+        match MIGRATOR.run(pool).await {
             Ok(()) => return Ok(()),
             Err(error) if tokio::time::Instant::now() + pause < deadline => {
                 tracing::warn!(attempt, %error, "migration failed; another process may be migrating, retrying");

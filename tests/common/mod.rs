@@ -58,21 +58,31 @@ pub enum Backend {
 }
 
 /// A database of the test's own: a SQLite file in a temporary directory, or a fresh PostgreSQL
-/// database created on the server `TEST_DATABASE_URL` names.
+/// database created on the server `TEST_DATABASE_URL` names. Either is migrated as the owner
+/// would (`referrals migrate`); the servers and stores of a test reach a PostgreSQL database as
+/// [`SERVICE_ROLE`], which owns nothing and has only what `--grant-to` gives it.
 pub struct TestDb {
     pub backend: Backend,
+    /// The URL the service uses: on PostgreSQL, the service role's.
     pub url: String,
+    /// The URL of the role that owns the tables (on SQLite, the same file).
+    pub owner_url: String,
     pub dir: tempfile::TempDir,
     admin_url: Option<String>,
     name: String,
 }
+
+/// The role the PostgreSQL tests' databases are owned and migrated by: not a superuser.
+pub const OWNER_ROLE: &str = "referrals_test_owner";
+/// The role the servers of the PostgreSQL tests run as, with the grants the service ships.
+pub const SERVICE_ROLE: &str = "referrals_test_service";
 
 fn admin_url() -> String {
     std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| {
         panic!(
             "TEST_DATABASE_URL is not set. Run the suite with scripts/test, which starts a \
              throwaway PostgreSQL, or point TEST_DATABASE_URL at a PostgreSQL server you may \
-             create databases on"
+             create databases and roles on"
         )
     })
 }
@@ -95,30 +105,81 @@ fn with_database(url: &str, database: &str) -> String {
     out
 }
 
+/// Replaces the user (and password) of a PostgreSQL URL with a test role, whose password is
+/// its name.
+pub fn as_role(url: &str, role: &str) -> String {
+    let (scheme, rest) = url.split_once("://").expect("a URL with a scheme");
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let host = match rest[..authority_end].rsplit_once('@') {
+        Some((_, host)) => host,
+        None => &rest[..authority_end],
+    };
+    format!("{scheme}://{role}:{role}@{host}{}", &rest[authority_end..])
+}
+
+/// Creates the test roles on the server unless they are there (another test, or an earlier run,
+/// may have made them; two creating one at once is no failure).
+async fn create_test_roles(admin: &mut sqlx::PgConnection) {
+    for (role, rights) in [(OWNER_ROLE, "createdb"), (SERVICE_ROLE, "")] {
+        let create = format!(
+            "do $$ begin create role {role} login {rights} password '{role}'; \
+             exception when duplicate_object or unique_violation then null; end $$"
+        );
+        sqlx::raw_sql(sqlx::AssertSqlSafe(create))
+            .execute(&mut *admin)
+            .await
+            .expect("create a test role");
+    }
+}
+
 impl TestDb {
+    /// A new database, migrated by its owner, with the service role's grants.
     pub async fn new(backend: Backend) -> Self {
+        let db = Self::unmigrated(backend).await;
+        referrals::store::migrate(&db.owner_url)
+            .await
+            .expect("migrate the test database");
+        if backend == Backend::Postgres {
+            referrals::store::grant(&db.owner_url, SERVICE_ROLE)
+                .await
+                .expect("grant the service role its privileges");
+        }
+        db
+    }
+
+    /// A new database with no schema (on SQLite, no file yet).
+    pub async fn unmigrated(backend: Backend) -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
         match backend {
-            Backend::Sqlite => Self {
-                backend,
-                url: format!("sqlite://{}", dir.path().join("referrals.db").display()),
-                dir,
-                admin_url: None,
-                name: String::new(),
-            },
+            Backend::Sqlite => {
+                let url = format!("sqlite://{}", dir.path().join("referrals.db").display());
+                Self {
+                    backend,
+                    owner_url: url.clone(),
+                    url,
+                    dir,
+                    admin_url: None,
+                    name: String::new(),
+                }
+            }
             Backend::Postgres => {
                 let admin = admin_url();
                 let name = format!("referrals_test_{}", uuid::Uuid::now_v7().simple());
                 let mut conn = sqlx::PgConnection::connect(&admin)
                     .await
                     .expect("connect to TEST_DATABASE_URL");
-                sqlx::query(sqlx::AssertSqlSafe(format!("create database {name}")))
-                    .execute(&mut conn)
-                    .await
-                    .expect("create test database");
+                create_test_roles(&mut conn).await;
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "create database {name} owner {OWNER_ROLE}"
+                )))
+                .execute(&mut conn)
+                .await
+                .expect("create test database");
+                let url = with_database(&admin, &name);
                 Self {
                     backend,
-                    url: with_database(&admin, &name),
+                    owner_url: as_role(&url, OWNER_ROLE),
+                    url: as_role(&url, SERVICE_ROLE),
                     dir,
                     admin_url: Some(admin),
                     name,
@@ -141,6 +202,7 @@ impl TestDb {
         TestDb {
             backend: self.backend,
             url: self.url.clone(),
+            owner_url: self.owner_url.clone(),
             dir,
             admin_url: None,
             name: self.name.clone(),
@@ -182,17 +244,27 @@ impl TestDb {
             .await
     }
 
-    /// Runs statements straight on the database, on a connection of its own (as someone with
-    /// the database's credentials would); returns the database's error when it refuses.
+    /// Runs statements straight on the database as the tables' owner, on a connection of its
+    /// own (as someone with the owner's credentials would); returns the database's error when
+    /// it refuses.
     pub async fn execute(&self, sql: &str) -> Result<(), String> {
+        Self::execute_at(self.backend, &self.owner_url, sql).await
+    }
+
+    /// Runs statements straight on the database with the service's credentials.
+    pub async fn execute_as_service(&self, sql: &str) -> Result<(), String> {
+        Self::execute_at(self.backend, &self.url, sql).await
+    }
+
+    async fn execute_at(backend: Backend, url: &str, sql: &str) -> Result<(), String> {
         let sql = sqlx::AssertSqlSafe(sql.to_owned());
-        match self.backend {
+        match backend {
             Backend::Sqlite => {
-                let mut conn = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+                let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
                 sqlx::raw_sql(sql).execute(&mut conn).await.map(drop)
             }
             Backend::Postgres => {
-                let mut conn = sqlx::PgConnection::connect(&self.url).await.unwrap();
+                let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
                 sqlx::raw_sql(sql).execute(&mut conn).await.map(drop)
             }
         }

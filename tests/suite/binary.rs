@@ -17,7 +17,14 @@ const BINARY: &str = env!("CARGO_BIN_EXE_referrals");
 async fn serve_defaults_to_sqlite_under_data_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(BINARY)
-        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+        .args([
+            "serve",
+            "--migrate",
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+        ])
         .current_dir(dir.path())
         .env_remove("DATABASE_URL")
         .env_remove("REFERRALS_DATA_DIR")
@@ -120,6 +127,26 @@ fn migrate_applies_the_migrations_and_exits() {
         .expect("referrals runs");
     assert!(output.status.success(), "{output:?}");
     assert!(String::from_utf8_lossy(&output.stderr).contains("migrations applied"));
+}
+
+/// Without --migrate, serve changes no schema: on a new data directory it stops at once and
+/// says what to run, and creates no database file.
+#[test]
+fn serve_without_migrate_refuses_a_database_with_no_schema_and_names_the_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(BINARY)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .env_remove("REFERRALS_DATA_DIR")
+        .env_remove("REFERRALS_MIGRATE")
+        .output()
+        .expect("referrals runs");
+    assert!(!output.status.success(), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("there is no database at"), "{stderr}");
+    assert!(stderr.contains("run `referrals migrate`"), "{stderr}");
+    assert!(!dir.path().join("data/referrals.db").exists());
 }
 
 #[test]

@@ -108,7 +108,7 @@ fn everything_stored(db: &TestDb, backend: Backend) -> Vec<u8> {
         }
         Backend::Postgres => {
             let output = std::process::Command::new(pg_dump())
-                .args(["--data-only", "--no-owner", "--dbname", &db.url])
+                .args(["--data-only", "--no-owner", "--dbname", &db.owner_url])
                 .output()
                 .expect("pg_dump runs");
             assert!(

@@ -250,7 +250,7 @@ backend_tests!(
 /// Two server processes on one database: a retry storm split across them still creates one case.
 async fn two_servers_on_one_database_still_record_an_intake_once(backend: Backend) {
     let first = TestServer::start(backend).await;
-    // The first server has migrated the database once it answers.
+    // The first server has seeded the directory once it answers.
     first
         .cases()
         .list_cases(ListCasesRequest::default())

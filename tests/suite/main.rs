@@ -25,6 +25,7 @@ mod intake;
 mod lifecycle;
 mod list_cases;
 mod metrics;
+mod privilege;
 mod request_ids;
 mod routing;
 mod server;

@@ -401,12 +401,16 @@ async fn sqlite_health_is_not_serving_when_the_database_file_is_gone() {
     server.finish().await;
 }
 
-/// Two processes starting together on a new SQLite file both come up: the one that loses the
-/// race to migrate finds the migrations applied and goes on.
+/// Two servers started together with --migrate on a new SQLite file both come up: the one that
+/// loses the race to migrate finds the migrations applied and goes on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_servers_starting_together_on_a_new_sqlite_file_both_serve() {
-    let first = TestServer::start(Backend::Sqlite).await;
-    let second = TestServer::start_on(first.db.same_database(), |_| {}).await;
+    let db = TestDb::unmigrated(Backend::Sqlite).await;
+    let other = db.same_database();
+    let (first, second) = tokio::join!(
+        TestServer::start_on(db, |c| c.migrate = true),
+        TestServer::start_on(other, |c| c.migrate = true),
+    );
     let (mut to_first, mut to_second) = (first.hotline(), second.hotline());
     let (a, b) = tokio::join!(
         to_first.submit_referral(hotline("together-1")),
