@@ -5,6 +5,9 @@
 //! directories of 1,000, 10,000 and 100,000 service points at the same density, so the figures
 //! show whether the cost follows the whole directory or only the incident's surroundings.
 //!
+//! The `national` group loads the national directory (`seed/national.toml` on the built-in
+//! counties) and decides a P0 case in every province's capital county with the shipped policy.
+//!
 //! `cargo bench --bench routing`; results are in BENCHMARKS.md.
 
 use std::hint::black_box;
@@ -41,6 +44,7 @@ fn directory(points: usize) -> Directory {
     for c in 0..counties_total {
         let province = &provinces[c % provinces.len()];
         data.counties.push(County {
+            id: None,
             province: province.code.into(),
             name_en: format!("County {c}"),
             name_fa: format!("شهرستان {c}"),
@@ -177,5 +181,57 @@ fn decision(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decision);
+/// The national directory a server loads with `--seed-directory seed/national.toml`: the
+/// built-in 478 counties and the illustrative seed's 1,796 service points and 430 teams.
+fn national_directory() -> Directory {
+    let mut data: DirectoryData =
+        toml::from_str(include_str!("../seed/national.toml")).expect("the national seed parses");
+    data.merge(referrals::routing::geography::missing_from(&data));
+    Directory::new(data).expect("the national directory is valid")
+}
+
+/// Loading the national directory (parsing the seed, adding the geography, indexing), and
+/// deciding a P0 case in each province's capital county with it under the shipped policy.
+fn national(c: &mut Criterion) {
+    let mut group = c.benchmark_group("national");
+    group.bench_function("load_directory", |b| b.iter(national_directory));
+    let directory = national_directory();
+    let policy = Policy::parse(referrals::routing::policy::SHIPPED_POLICY, 1).expect("policy");
+    let requests: Vec<RoutingRequest> = referrals::domain::province::all()
+        .iter()
+        .map(|province| {
+            let county = directory
+                .counties_of(province.code)
+                .iter()
+                .filter_map(|key| directory.county_by_key(key))
+                .min_by(|a, b| {
+                    let d = |c: &County| {
+                        (c.lat - province.capital_lat).powi(2)
+                            + (c.lon - province.capital_lon).powi(2)
+                    };
+                    d(a).total_cmp(&d(b))
+                })
+                .expect("a county");
+            RoutingRequest {
+                province: province.code.into(),
+                county: county.name_en.clone(),
+                ..request()
+            }
+        })
+        .collect();
+    for request in &requests {
+        let decision = route(&policy, &directory, request);
+        assert!(!decision.unrouted(), "{}: {decision:?}", request.province);
+    }
+    group.bench_function("decide_p0_in_every_capital", |b| {
+        b.iter(|| {
+            for request in &requests {
+                black_box(route(black_box(&policy), &directory, request));
+            }
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, decision, national);
 criterion_main!(benches);

@@ -62,6 +62,7 @@ impl Sample {
                     longitude: 51.47,
                 }),
                 place_type: PlaceType::Home as i32,
+                county_unknown: false,
             }),
             primary_category: Category::ChildAbusePhysical as i32,
             secondary_categories: vec![Category::ChildNeglect as i32],

@@ -474,18 +474,45 @@ async fn prepare_routing(
     store: &dyn Store,
     seed: Option<&Path>,
 ) -> Result<RoutingState, ServeError> {
+    let stored = store.load_routing().await?.directory;
+    let mut write = DirectoryData::default();
     if let Some(path) = seed {
         let cannot = |why: String| ServeError::Routing(format!("seed {}: {why}", path.display()));
         let text = std::fs::read_to_string(path).map_err(|e| cannot(e.to_string()))?;
-        let data: DirectoryData = toml::from_str(&text).map_err(|e| cannot(e.to_string()))?;
-        Directory::new(data.clone()).map_err(|e| cannot(e.to_string()))?;
-        store.upsert_directory(&data).await?;
+        let mut data: DirectoryData = toml::from_str(&text).map_err(|e| cannot(e.to_string()))?;
+        // The seed may place its entries in any county of the country, in any spelling.
+        let mut known = stored.clone();
+        known.merge(DirectoryData {
+            provinces: data.provinces.clone(),
+            counties: data.counties.clone(),
+            ..DirectoryData::default()
+        });
+        known.merge(crate::routing::geography::missing_from(&known));
+        canonical_counties(&mut data, &known).map_err(|e| cannot(e.to_string()))?;
+        known.merge(data.clone());
+        Directory::new(known).map_err(|e| cannot(e.to_string()))?;
         tracing::info!(
             counties = data.counties.len(),
             service_points = data.service_points.len(),
             teams = data.teams.len(),
             "seed directory loaded"
         );
+        write = data;
+    }
+    // Every county of the country, whether or not a seed or an administrator added it.
+    let mut after = stored;
+    after.merge(write.clone());
+    let geography = crate::routing::geography::missing_from(&after);
+    if !geography.counties.is_empty() || !geography.provinces.is_empty() {
+        tracing::info!(
+            counties = geography.counties.len(),
+            provinces = geography.provinces.len(),
+            "built-in geography added to the directory"
+        );
+        write.merge(geography);
+    }
+    if write != DirectoryData::default() {
+        store.upsert_directory(&write).await?;
     }
     let stored = store.load_routing().await?;
     let (version, document) = match stored.policy {
@@ -512,15 +539,47 @@ async fn prepare_routing(
         .map_err(|e| ServeError::Routing(format!("stored policy {version}: {e}")))?;
     let directory = Directory::new(stored.directory)
         .map_err(|e| ServeError::Routing(format!("stored directory: {e}")))?;
-    if directory.data().counties.is_empty() {
+    if directory.data().service_points.is_empty() && directory.data().teams.is_empty() {
         tracing::warn!(
-            "the directory is empty: every case will be unrouted; load one with --seed-directory"
+            "the directory has no service points and no teams: every case will be unrouted; \
+             add them through the Directory service or load a seed with --seed-directory"
         );
     }
     Ok(RoutingState {
         policy: Arc::new(policy),
         directory,
     })
+}
+
+/// Names the counties a seed's service points, teams and covers stand in as `known` (the
+/// directory with the seed's own counties and the geography) spells them, whatever spelling the
+/// seed uses.
+fn canonical_counties(
+    data: &mut DirectoryData,
+    known: &DirectoryData,
+) -> Result<(), crate::routing::directory::DirectoryError> {
+    let lookup = Directory::new(DirectoryData {
+        provinces: Vec::new(),
+        counties: known.counties.clone(),
+        ..DirectoryData::default()
+    })?;
+    let canonical = |province: &str, name: &mut String| {
+        if let Some(county) = lookup.county(province, name) {
+            name.clone_from(&county.name_en);
+        }
+    };
+    for county in &mut data.counties {
+        if let Some(cover) = county.covered_by.as_mut() {
+            canonical(&county.province, cover);
+        }
+    }
+    for point in &mut data.service_points {
+        canonical(&point.province, &mut point.county);
+    }
+    for team in &mut data.teams {
+        canonical(&team.province, &mut team.base_county);
+    }
+    Ok(())
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -246,6 +246,10 @@ pub struct Decision {
     pub rule_description: String,
     /// One entry per action of the rule.
     pub actions: Vec<ActionDecision>,
+    /// What a reader should know about how the decision was reached (the incident's county
+    /// unknown, say).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// Why a destination takes the case.

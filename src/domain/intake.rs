@@ -152,7 +152,7 @@ pub struct Coordinates {
 pub struct Location {
     /// ISO 3166-2:IR code of the province.
     pub province: String,
-    /// County name.
+    /// County: its canonical English name once recorded; empty when the caller could not say.
     pub county: String,
     /// District, city or village.
     pub district: Option<String>,

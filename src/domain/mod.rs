@@ -11,6 +11,7 @@ pub mod event;
 pub(crate) mod fixture;
 pub mod intake;
 pub mod lifecycle;
+pub mod names;
 pub mod plan;
 pub mod province;
 pub mod reach;

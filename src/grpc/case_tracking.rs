@@ -5,7 +5,7 @@ use std::pin::Pin;
 use futures::Stream;
 use tonic::{Request, Response, Status};
 
-use super::{Tracking, caller, convert};
+use super::{Tracking, caller, canonical_filter_county, convert};
 use crate::access::{Caller, Operation};
 use crate::domain::Error;
 use crate::domain::case::PageRequest;
@@ -63,17 +63,21 @@ impl CaseTracking for CaseTrackingService {
         let caller = caller(&request)?;
         let guard = &self.tracking.guard;
         guard.check(&caller, Operation::ListCases).await?;
-        let (filter, page) = match convert::list_request(request.into_inner()).and_then(|parsed| {
-            caller.narrow_area(parsed.0.province.clone(), parsed.0.county.clone())?;
-            Ok(parsed)
-        }) {
-            Ok(parsed) => parsed,
-            Err(error) => {
-                return Err(guard
-                    .refuse(&caller, Operation::ListCases, None, error)
-                    .await);
-            }
-        };
+        let writer = &self.tracking.writer;
+        let (filter, page) =
+            match convert::list_request(request.into_inner()).and_then(|mut parsed| {
+                let filter = &mut parsed.0;
+                canonical_filter_county(writer, filter.province.as_ref(), &mut filter.county)?;
+                caller.narrow_area(parsed.0.province.clone(), parsed.0.county.clone())?;
+                Ok(parsed)
+            }) {
+                Ok(parsed) => parsed,
+                Err(error) => {
+                    return Err(guard
+                        .refuse(&caller, Operation::ListCases, None, error)
+                        .await);
+                }
+            };
         let _turn = self.tracking.read_turn().await?;
         // One more than asked tells whether another page follows.
         let probe = PageRequest {
@@ -125,16 +129,19 @@ impl CaseTracking for CaseTrackingService {
         let caller = caller(&request)?;
         let guard = &self.tracking.guard;
         guard.check(&caller, Operation::WatchCases).await?;
-        let (filter, after) = match convert::watch_request(request.into_inner())
-            .and_then(|(filter, after)| Ok((within_reach(&caller, filter)?, after)))
-        {
-            Ok(parsed) => parsed,
-            Err(error) => {
-                return Err(guard
-                    .refuse(&caller, Operation::WatchCases, None, error)
-                    .await);
-            }
-        };
+        let writer = &self.tracking.writer;
+        let (filter, after) =
+            match convert::watch_request(request.into_inner()).and_then(|(mut filter, after)| {
+                canonical_filter_county(writer, filter.province.as_ref(), &mut filter.county)?;
+                Ok((within_reach(&caller, filter)?, after))
+            }) {
+                Ok(parsed) => parsed,
+                Err(error) => {
+                    return Err(guard
+                        .refuse(&caller, Operation::WatchCases, None, error)
+                        .await);
+                }
+            };
         let stream = self
             .tracking
             .watch(StreamKind::Cases, filter, after, |item| async move {

@@ -243,13 +243,20 @@ impl Directory for DirectoryService {
         request: Request<pb::ListCountiesRequest>,
     ) -> Result<Response<pb::ListCountiesResponse>, Status> {
         self.permit(&request, Operation::ReadDirectory).await?;
-        let (province, _) =
-            convert::directory_filter(request.into_inner().province, String::new())?;
+        let province = request.into_inner().province;
+        // Every province's, in code order, when none is named.
+        let provinces: Vec<String> = if province.trim().is_empty() {
+            crate::domain::province::all()
+                .iter()
+                .map(|p| p.code.to_owned())
+                .collect()
+        } else {
+            vec![convert::directory_filter(province, String::new())?.0]
+        };
         let routing = self.writer.routing().read();
-        let counties = routing
-            .directory
-            .counties_of(&province)
+        let counties = provinces
             .iter()
+            .flat_map(|province| routing.directory.counties_of(province))
             .filter_map(|key| routing.directory.county_by_key(key))
             .map(Into::into)
             .collect();

@@ -19,6 +19,7 @@ use crate::clock::Clock;
 use crate::domain::Error;
 use crate::domain::case::CaseRecord;
 use crate::domain::change::CaseChange;
+use crate::domain::error::FieldViolation;
 use crate::domain::event::EventFilter;
 use crate::domain::intake::{NewIntake, Receipt};
 use crate::store::audit_writer::AuditWriter;
@@ -132,6 +133,70 @@ impl Guard {
     }
 }
 
+/// The canonical name of the county of `province` that `county` names (by id or any spelling
+/// of its name); a name that matches none is a violation of `field` naming the closest ones.
+fn canonical_county(
+    writer: &Writer,
+    field: &str,
+    province: &str,
+    county: &str,
+) -> Result<String, Error> {
+    let routing = writer.routing().read();
+    let directory = &routing.directory;
+    if let Some(found) = directory.county(province, county) {
+        return Ok(found.name_en.clone());
+    }
+    let description = match directory.county_by_id(county) {
+        Some(elsewhere) => format!(
+            "county {} is {} ({}) of {}, not of {province}",
+            county.trim(),
+            elsewhere.name_en,
+            elsewhere.name_fa,
+            elsewhere.province
+        ),
+        None => {
+            let closest: Vec<String> = directory
+                .closest_counties(province, county, 3)
+                .into_iter()
+                .map(|c| {
+                    format!(
+                        "{} ({}, id {})",
+                        c.name_en,
+                        c.name_fa,
+                        c.id.as_deref().unwrap_or("-")
+                    )
+                })
+                .collect();
+            if closest.is_empty() {
+                format!("{province} has no counties in the directory")
+            } else {
+                format!(
+                    "no county of {province} is called {:?}; the closest: {}; when the caller \
+                     cannot say, leave it empty and set county_unknown",
+                    county.trim(),
+                    closest.join(", ")
+                )
+            }
+        }
+    };
+    Err(Error::InvalidArgument(vec![FieldViolation::new(
+        field,
+        description,
+    )]))
+}
+
+/// Makes a list or watch filter's county canonical, so that any spelling finds the cases.
+fn canonical_filter_county(
+    writer: &Writer,
+    province: Option<&String>,
+    county: &mut Option<String>,
+) -> Result<(), Error> {
+    if let (Some(province), Some(name)) = (province, county.as_mut()) {
+        *name = canonical_county(writer, "county", province, name)?;
+    }
+    Ok(())
+}
+
 /// Records an intake through the group-commit writer and returns its receipt. The writer's
 /// transaction writes its audit entry; a refusal is recorded here.
 async fn record_intake(
@@ -141,7 +206,16 @@ async fn record_intake(
     operation: Operation,
     intake: Result<NewIntake, Error>,
 ) -> Result<Receipt, Status> {
-    let intake = match intake.and_then(|intake| {
+    let intake = match intake.and_then(|mut intake| {
+        let location = &mut intake.intake.location;
+        if !location.county.is_empty() {
+            location.county = canonical_county(
+                writer,
+                "intake.location.county",
+                &location.province,
+                &location.county,
+            )?;
+        }
         let location = &intake.intake.location;
         let contact = &intake.intake.contact;
         let overflowed_from = contact.overflow_from_province.as_deref();

@@ -9,6 +9,7 @@ use chrono_tz::Asia::Tehran;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::decision::{DutyStatus, ServicePointKind};
+use crate::domain::names::{edit_distance, normalise};
 use crate::domain::types::{Category, Sex};
 
 /// A county, named by its province code and its English name (names repeat across provinces).
@@ -23,6 +24,10 @@ pub struct CountyKey {
 /// A county (شهرستان).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct County {
+    /// Stable id: the county's OpenStreetMap relation id (`None` for a county added by hand
+    /// that the built-in geography does not know).
+    #[serde(default)]
+    pub id: Option<String>,
     /// Province code.
     pub province: String,
     /// English name.
@@ -335,13 +340,16 @@ impl DirectoryData {
                 None => self.provinces.push(province),
             }
         }
-        for county in upserts.counties {
+        for mut county in upserts.counties {
             match self
                 .counties
                 .iter_mut()
                 .find(|c| c.province == county.province && c.name_en == county.name_en)
             {
-                Some(existing) => *existing = county,
+                Some(existing) => {
+                    county.id = county.id.or_else(|| existing.id.clone());
+                    *existing = county;
+                }
                 None => self.counties.push(county),
             }
         }
@@ -380,8 +388,10 @@ pub struct Directory {
     data: DirectoryData,
     neighbours: HashMap<String, Vec<String>>,
     counties: HashMap<CountyKey, usize>,
-    /// Counties by province and lower-case English or Persian name.
+    /// Counties by province and the normalised form of their English or Persian name.
     county_names: HashMap<(String, String), usize>,
+    /// Counties by stable id.
+    county_ids: HashMap<String, usize>,
     counties_by_province: HashMap<String, Vec<CountyKey>>,
     points: HashMap<(CountyKey, ServicePointKind), Vec<usize>>,
     teams: HashMap<CountyKey, Vec<usize>>,
@@ -413,17 +423,30 @@ impl Directory {
                     county.name_en, county.province
                 ));
             }
-            directory
-                .county_names
-                .insert((county.province.clone(), county.name_en.to_lowercase()), i);
-            directory
-                .county_names
-                .insert((county.province.clone(), county.name_fa.clone()), i);
             if directory.counties.insert(key.clone(), i).is_some() {
                 problems.push(format!(
                     "county {} appears twice in {}",
                     county.name_en, county.province
                 ));
+            }
+            let mut forms = vec![normalise(&county.name_en), normalise(&county.name_fa)];
+            forms.dedup();
+            for form in forms.into_iter().filter(|f| !f.is_empty()) {
+                if let Some(other) = directory
+                    .county_names
+                    .insert((county.province.clone(), form), i)
+                    .filter(|&other| other != i)
+                {
+                    problems.push(format!(
+                        "counties {} and {} of {} have names that read the same",
+                        data.counties[other].name_en, county.name_en, county.province
+                    ));
+                }
+            }
+            if let Some(id) = &county.id
+                && directory.county_ids.insert(id.clone(), i).is_some()
+            {
+                problems.push(format!("county id {id} appears twice"));
             }
             directory
                 .counties_by_province
@@ -497,17 +520,42 @@ impl Directory {
         &self.data
     }
 
-    /// Finds a county of `province` by its English (case-insensitive) or Persian name.
-    pub fn county(&self, province: &str, name: &str) -> Option<&County> {
-        let name = name.trim();
-        let index = self
-            .county_names
-            .get(&(province.to_owned(), name.to_lowercase()))
-            .or_else(|| {
-                self.county_names
-                    .get(&(province.to_owned(), name.to_owned()))
-            })?;
-        Some(&self.data.counties[*index])
+    /// Finds a county of `province` by its id or by any spelling of its English or Persian name
+    /// (see [`normalise`]).
+    pub fn county(&self, province: &str, name_or_id: &str) -> Option<&County> {
+        let index = self.county_ids.get(name_or_id.trim()).or_else(|| {
+            self.county_names
+                .get(&(province.to_owned(), normalise(name_or_id)))
+        })?;
+        Some(&self.data.counties[*index]).filter(|c| c.province == province)
+    }
+
+    /// A county by its stable id, in whichever province.
+    pub fn county_by_id(&self, id: &str) -> Option<&County> {
+        self.county_ids
+            .get(id.trim())
+            .map(|&i| &self.data.counties[i])
+    }
+
+    /// The counties of `province` whose names read closest to `name`, closest first: what a
+    /// caller who typed a name that matches none probably meant.
+    pub fn closest_counties(&self, province: &str, name: &str, most: usize) -> Vec<&County> {
+        let wanted = normalise(name);
+        let mut scored: Vec<(usize, &County)> = self
+            .counties_of(province)
+            .iter()
+            .filter_map(|key| self.county_by_key(key))
+            .map(|county| {
+                let distance = [&county.name_en, &county.name_fa]
+                    .iter()
+                    .map(|n| edit_distance(&wanted, &normalise(n)))
+                    .min()
+                    .unwrap_or(usize::MAX);
+                (distance, county)
+            })
+            .collect();
+        scored.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.name_en.cmp(&b.1.name_en)));
+        scored.into_iter().take(most).map(|(_, c)| c).collect()
     }
 
     /// The counties of a province, in name order.

@@ -8,6 +8,7 @@
 //! always give the same decision.
 
 pub mod directory;
+pub mod geography;
 pub mod policy;
 
 use std::collections::HashSet;
@@ -22,6 +23,7 @@ use crate::domain::decision::{
     ServicePointKind, Verdict,
 };
 use crate::domain::intake::{Age, Intake, NewIntake};
+use crate::domain::names::normalise;
 use crate::domain::types::{AgeBand, Category, Line, Priority, Sex};
 
 /// Kilometres a team's case in hand weighs against it: a team 15 km further away but free
@@ -147,15 +149,21 @@ pub fn route_excluding(
         directory,
         request,
         excluded,
+        county: normalise(&request.county),
     };
     // The policy always has a default rule, so some rule fires.
-    let rule = policy.rules().iter().find(|rule| router.holds(&rule.when));
+    let rule = policy
+        .rules_with_counties()
+        .find(|(rule, counties)| router.holds(&rule.when, counties))
+        .map(|(rule, _)| rule);
+    let notes = router.notes();
     let Some(rule) = rule else {
         return Decision {
             policy_version: policy.version(),
             rule_id: String::new(),
             rule_description: "no rule matched".into(),
             actions: Vec::new(),
+            notes,
         };
     };
     Decision {
@@ -163,6 +171,7 @@ pub fn route_excluding(
         rule_id: rule.id.clone(),
         rule_description: rule.description.clone(),
         actions: rule.then.iter().map(|a| router.act(a)).collect(),
+        notes,
     }
 }
 
@@ -179,6 +188,7 @@ pub fn reroute(
         directory,
         request,
         excluded,
+        county: normalise(&request.county),
     }
     .act(action)
 }
@@ -187,6 +197,8 @@ struct Router<'a> {
     directory: &'a Directory,
     request: &'a RoutingRequest,
     excluded: &'a HashSet<String>,
+    /// The request's county, normalised.
+    county: String,
 }
 
 /// A place routing looks at: a team or a service point, with its verdict before ranking.
@@ -197,7 +209,26 @@ struct Looked {
 }
 
 impl Router<'_> {
-    fn holds(&self, when: &Conditions) -> bool {
+    /// What the decision should say about the request itself.
+    fn notes(&self) -> Vec<String> {
+        let r = self.request;
+        if r.county.is_empty() {
+            vec![format!(
+                "the incident's county is unknown: the search started at the province ({})",
+                r.province
+            )]
+        } else if self.directory.county(&r.province, &r.county).is_none() {
+            vec![format!(
+                "county {} is not in the directory of {}: the search started at the province",
+                r.county, r.province
+            )]
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Whether a rule's conditions hold; `counties` are its counties normalised.
+    fn holds(&self, when: &Conditions, counties: &[String]) -> bool {
         let r = self.request;
         let any =
             |list: &[Category]| list.is_empty() || r.categories.iter().any(|c| list.contains(c));
@@ -209,11 +240,7 @@ impl Router<'_> {
                 .is_none_or(|m| m == r.has(Flag::MinorsInvolved))
             && (when.any_flag.is_empty() || when.any_flag.iter().any(|f| r.has(*f)))
             && (when.provinces.is_empty() || when.provinces.contains(&r.province))
-            && (when.counties.is_empty()
-                || when
-                    .counties
-                    .iter()
-                    .any(|c| c.eq_ignore_ascii_case(r.county.trim())))
+            && (counties.is_empty() || counties.contains(&self.county))
             && (when.during.is_empty() || {
                 let (day, time) = LocalTime::in_tehran(r.at);
                 when.during.iter().any(|w| w.contains(day, time))

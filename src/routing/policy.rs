@@ -86,6 +86,9 @@ pub struct PolicyDocument {
 pub struct Policy {
     version: i64,
     rules: Vec<Rule>,
+    /// Each rule's counties, normalised once (`crate::domain::names::normalise`), so that any
+    /// spelling in the policy matches the case's county.
+    rule_counties: Vec<Vec<String>>,
 }
 
 /// Why a policy was refused.
@@ -153,7 +156,21 @@ impl Policy {
         }
         let mut rules = document.rules;
         rules.sort_by_key(|rule| std::cmp::Reverse(rule.priority));
-        Ok(Self { version, rules })
+        let rule_counties = rules
+            .iter()
+            .map(|rule| {
+                rule.when
+                    .counties
+                    .iter()
+                    .map(|c| crate::domain::names::normalise(c))
+                    .collect()
+            })
+            .collect();
+        Ok(Self {
+            version,
+            rules,
+            rule_counties,
+        })
     }
 
     /// The version this policy is stored under.
@@ -164,6 +181,13 @@ impl Policy {
     /// The rules, highest priority first.
     pub fn rules(&self) -> &[Rule] {
         &self.rules
+    }
+
+    /// The rules, highest priority first, each with its counties normalised.
+    pub fn rules_with_counties(&self) -> impl Iterator<Item = (&Rule, &[String])> {
+        self.rules
+            .iter()
+            .zip(self.rule_counties.iter().map(Vec::as_slice))
     }
 
     /// The policy as a document again.

@@ -79,6 +79,7 @@ impl SqlStore {
                 .bind(county.lat)
                 .bind(county.lon)
                 .bind(&county.covered_by)
+                .bind(&county.id)
                 .execute(tx.ex())
                 .await
                 .map_err(db_error)?;

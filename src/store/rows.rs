@@ -163,6 +163,7 @@ pub(super) struct CountyRow {
     lat: f64,
     lon: f64,
     covered_by: Option<String>,
+    county_id: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -454,6 +455,7 @@ pub(super) fn directory_from_rows(
         counties: counties
             .into_iter()
             .map(|row| County {
+                id: row.county_id,
                 province: row.province,
                 name_en: row.county,
                 name_fa: row.name_fa,

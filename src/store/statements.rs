@@ -63,9 +63,10 @@ pub(super) const UPSERT_PROVINCE: &str = "insert into provinces (province, neigh
      values ($1, $2) on conflict (province) do update set neighbours = excluded.neighbours";
 
 pub(super) const UPSERT_COUNTY: &str = "insert into counties (province, county, name_fa, lat, lon, \
-     covered_by) values ($1, $2, $3, $4, $5, $6) on conflict (province, county) do update set \
-     name_fa = excluded.name_fa, lat = excluded.lat, lon = excluded.lon, \
-     covered_by = excluded.covered_by";
+     covered_by, county_id) values ($1, $2, $3, $4, $5, $6, $7) on conflict (province, county) \
+     do update set name_fa = excluded.name_fa, lat = excluded.lat, lon = excluded.lon, \
+     covered_by = excluded.covered_by, \
+     county_id = coalesce(excluded.county_id, counties.county_id)";
 
 /// A seed never overwrites occupancy, which the centre itself keeps up to date.
 pub(super) const UPSERT_SERVICE_POINT: &str = "insert into service_points (service_point_id, \
@@ -82,8 +83,8 @@ pub(super) const UPSERT_TEAM: &str = "insert into teams (team_id, province, base
 
 pub(super) const SELECT_PROVINCES: &str =
     "select province, neighbours from provinces order by province";
-pub(super) const SELECT_COUNTIES: &str = "select province, county, name_fa, lat, lon, covered_by \
-     from counties order by province, county";
+pub(super) const SELECT_COUNTIES: &str = "select province, county, name_fa, lat, lon, covered_by, \
+     county_id from counties order by province, county";
 /// Every service point, with the places its open referrals hold (requested, accepted, in
 /// progress or on hold).
 pub(super) const SELECT_SERVICE_POINTS: &str = "select service_point_id, kind, province, county, \

@@ -345,6 +345,7 @@ async fn entries_added_through_the_directory_take_cases_and_survive_a_restart(ba
             longitude: 51.78,
         }),
         covered_by: "Tehran".into(),
+        id: String::new(),
     };
     client
         .upsert_county(pb::UpsertCountyRequest {

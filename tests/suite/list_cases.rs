@@ -34,7 +34,12 @@ async fn seed(server: &TestServer) -> Seeded {
         let intake = request.intake.as_mut().unwrap();
         let location = intake.location.as_mut().unwrap();
         location.province = "IR-24".into();
-        location.county = if i == 0 { "Ardabil" } else { "Meshgin Shahr" }.into();
+        location.county = if i == 0 {
+            "Ardabil"
+        } else {
+            "مشگین شهر"
+        }
+        .into();
         intake.risk.as_mut().unwrap().violence_ongoing = true;
         intake.primary_category = Category::SpouseAbuse as i32;
         intake.secondary_categories = vec![Category::AcuteFamilyConflict as i32];
@@ -132,7 +137,7 @@ async fn each_filter_selects_exactly_its_cases(backend: Backend) {
             "province and county",
             ListCasesRequest {
                 province: "IR-24".into(),
-                county: "Meshgin Shahr".into(),
+                county: "مشگین‌شهر".into(),
                 ..Default::default()
             },
             [s.ardabil_123[1].clone()].into(),

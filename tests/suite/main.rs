@@ -18,6 +18,7 @@ mod auth;
 mod bad_bytes;
 mod binary;
 mod cancellation;
+mod counties;
 mod database_tls;
 mod directory;
 mod encryption;

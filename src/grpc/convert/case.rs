@@ -254,6 +254,7 @@ impl From<&Decision> for pb::RoutingDecision {
             rule_description: d.rule_description.clone(),
             actions: d.actions.iter().map(Into::into).collect(),
             unrouted: d.unrouted(),
+            notes: d.notes.clone(),
         }
     }
 }
@@ -365,6 +366,7 @@ impl From<&Location> for pb::Location {
                 longitude: c.expose().longitude,
             }),
             place_type: location.place_type.to_wire(),
+            county_unknown: location.county.is_empty(),
         }
     }
 }

@@ -135,7 +135,9 @@ pub(crate) fn county(raw: Option<pb::County>) -> Result<County, Error> {
             limits::MAX_SHORT_TEXT,
             false,
         );
+        // The id is the built-in geography's: an upsert keeps the stored one.
         Some(County {
+            id: None,
             province: province?,
             name_en: name_en?,
             name_fa: name_fa?,
@@ -274,6 +276,7 @@ impl From<&County> for pb::County {
                 longitude: c.lon,
             }),
             covered_by: c.covered_by.clone().unwrap_or_default(),
+            id: c.id.clone().unwrap_or_default(),
         }
     }
 }

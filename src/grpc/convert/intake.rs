@@ -281,7 +281,16 @@ fn parse_subject(v: &mut Violations, path: &str, raw: pb::Subject) -> Option<Sub
 fn parse_location(v: &mut Violations, raw: pb::Location) -> Option<Location> {
     let f = |name: &str| format!("intake.location.{name}");
     let province = v.province(&f("province"), raw.province);
-    let county = v.required_text(&f("county"), raw.county, limits::MAX_SHORT_TEXT);
+    // Empty when the caller could not say; a name or id is made canonical against the
+    // directory before the intake is recorded (`grpc::canonical_county`).
+    let county = if raw.county_unknown {
+        if !raw.county.trim().is_empty() {
+            v.add(f("county"), "must be empty when county_unknown is set");
+        }
+        Some(String::new())
+    } else {
+        v.required_text(&f("county"), raw.county, limits::MAX_SHORT_TEXT)
+    };
     let district = v.text(&f("district"), raw.district, limits::MAX_SHORT_TEXT, false);
     let neighbourhood = v.text(
         &f("neighbourhood"),

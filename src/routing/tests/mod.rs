@@ -26,6 +26,7 @@ pub(super) fn tehran(day: u32, hour: u32, minute: u32) -> DateTime<Utc> {
 
 pub(super) fn county(name: &str, lat: f64, lon: f64, covered_by: Option<&str>) -> County {
     County {
+        id: None,
         province: if name == "Tabriz" { "IR-03" } else { "IR-24" }.into(),
         name_en: name.into(),
         name_fa: format!("fa-{name}"),

@@ -70,6 +70,7 @@ impl Planner<'_> {
             rule_id: job.rule_id,
             rule_description: job.description,
             actions: vec![found],
+            notes: Vec::new(),
         };
         let kind = match (decision.status(), job.requested) {
             (RoutingStatus::Unrouted, _) | (_, false) => {

@@ -109,6 +109,7 @@ pub(super) fn decision(actions: Vec<ActionDecision>) -> Decision {
         rule_id: "child-at-risk".into(),
         rule_description: "a child at risk: a team and the welfare centre".into(),
         actions,
+        notes: Vec::new(),
     }
 }
 
