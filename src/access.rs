@@ -17,6 +17,7 @@ use crate::auth::{ALL_PROVINCES, Claims, Role};
 use crate::domain::Error;
 use crate::domain::audit::AuditEntry;
 use crate::domain::change::{Actor, ActorRole};
+use crate::domain::names::normalise;
 use crate::domain::reach::Reach;
 use crate::domain::requester::{Parts, Requester};
 
@@ -306,7 +307,9 @@ impl Caller {
             return outside("province");
         }
         match (&own_county, &county) {
-            (Some(own), Some(asked)) if own != asked => return outside("county"),
+            (Some(own), Some(asked)) if normalise(own) != normalise(asked) => {
+                return outside("county");
+            }
             _ => {}
         }
         Ok((Some(own_province), county.or(own_county)))

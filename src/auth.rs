@@ -271,6 +271,31 @@ pub fn issue_token(
             args.role
         ))
     })?;
+    // The county as cases record it: the canonical name, whatever spelling or id was given.
+    let county = match &args.county {
+        None => None,
+        Some(given) => {
+            let wanted = crate::domain::names::normalise(given);
+            let found = crate::routing::geography::geography()
+                .counties
+                .iter()
+                .filter(|c| c.province == args.province)
+                .find(|c| {
+                    c.id.as_deref() == Some(given.trim())
+                        || crate::domain::names::normalise(&c.name_en) == wanted
+                        || crate::domain::names::normalise(&c.name_fa) == wanted
+                });
+            match found {
+                Some(county) => Some(county.name_en.clone()),
+                None => {
+                    return Err(KeyError::BadClaims(format!(
+                        "no county {given:?} in province {:?} (a county needs its province's code)",
+                        args.province
+                    )));
+                }
+            }
+        }
+    };
     let (keys, _) = Keys::load_or_create(&args.data_dir)?;
     let subject = args
         .subject
@@ -280,7 +305,7 @@ pub fn issue_token(
         &subject,
         role,
         &args.province,
-        args.county.clone(),
+        county,
         args.team.clone(),
         now,
         args.ttl,
@@ -306,6 +331,32 @@ mod tests {
         let (keys, created) = Keys::load_or_create(dir.path()).unwrap();
         assert!(created);
         (dir, keys)
+    }
+
+    /// A county token carries the county as cases record it, whatever spelling was given; a
+    /// county the province does not have is refused.
+    #[test]
+    fn a_token_names_its_county_canonically() {
+        let dir = tempfile::tempdir().unwrap();
+        let args = |county: &str| crate::config::IssueArgs {
+            role: "operator".into(),
+            province: "IR-23".into(),
+            county: Some(county.into()),
+            team: None,
+            subject: None,
+            ttl: std::time::Duration::from_secs(600),
+            data_dir: dir.path().to_path_buf(),
+        };
+        let (keys, _) = Keys::load_or_create(dir.path()).unwrap();
+        for spelling in ["tehran", "شهرستان تهران", "6554970"] {
+            let token = issue_token(&args(spelling), now()).unwrap();
+            let claims = keys.verify(&token, now()).unwrap();
+            assert_eq!(claims.county.as_deref(), Some("Tehran"), "{spelling}");
+        }
+        let refused = issue_token(&args("Atlantis"), now()).unwrap_err();
+        assert!(refused.to_string().contains("no county"), "{refused}");
+        // Tabriz is a county, but not of Tehran.
+        assert!(issue_token(&args("Tabriz"), now()).is_err());
     }
 
     fn now() -> DateTime<Utc> {

@@ -72,7 +72,11 @@ async fn serve_refuses_a_schema_behind_its_build_and_migrates_only_when_asked(ba
         "{message}"
     );
     assert!(message.contains("run `referrals migrate`"), "{message}");
-    assert_eq!(migrations_applied(&db).await, applied, "serve applied no migration");
+    assert_eq!(
+        migrations_applied(&db).await,
+        applied,
+        "serve applied no migration"
+    );
 
     // The owner migrates; the service then serves as it is.
     referrals::store::migrate(&db.owner_url).await.unwrap();
@@ -118,7 +122,9 @@ async fn migrations_applied(db: &TestDb) -> i64 {
     let sql = "select count(*) from _sqlx_migrations where success";
     match db.backend {
         Backend::Sqlite => {
-            let mut conn = sqlx::SqliteConnection::connect(&db.owner_url).await.unwrap();
+            let mut conn = sqlx::SqliteConnection::connect(&db.owner_url)
+                .await
+                .unwrap();
             sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
         }
         Backend::Postgres => {
