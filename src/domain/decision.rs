@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::types::RequestedAction;
+
 /// A fact about the case an action can depend on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -185,6 +187,25 @@ pub enum Verdict {
     Excluded,
 }
 
+impl Verdict {
+    /// The verdict in a few words, for a summary of what was passed over.
+    pub fn reason(&self) -> String {
+        match self {
+            Self::Chosen => "chosen".into(),
+            Self::RankedLower => "ranked lower".into(),
+            Self::Closed => "closed".into(),
+            Self::Full => "full".into(),
+            Self::NotServingCategory => "not serving the case's categories".into(),
+            Self::Ineligible(why) => format!("not admitting the subject ({why})"),
+            Self::Unavailable(status) => {
+                let status: &'static str = status.into();
+                status.replace('_', " ")
+            }
+            Self::Excluded => "declined before".into(),
+        }
+    }
+}
+
 /// One place routing looked at.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Candidate {
@@ -250,6 +271,9 @@ pub struct Decision {
     /// unknown, say).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// When the intake's requested action was not taken: why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unmet_request: Option<String>,
 }
 
 /// Why a destination takes the case.
@@ -304,6 +328,12 @@ pub struct RoutingSummary {
     pub assignments: Vec<Assignment>,
     /// True when an action found no destination.
     pub unrouted: bool,
+    /// What a reader should know about how the decision was reached.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    /// When the intake's requested action was not taken: why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unmet_request: Option<String>,
 }
 
 /// How a case stands after routing.
@@ -375,6 +405,187 @@ impl Decision {
             rule_id: self.rule_id.clone(),
             assignments: self.assignments(),
             unrouted: self.unrouted(),
+            notes: self.notes.clone(),
+            unmet_request: self.unmet_request.clone(),
         }
+    }
+
+    /// Why the action an intake asked for (`requested`) is not in this decision, or `None`
+    /// when it is (or nothing in particular was asked): the rule that fired has no such action,
+    /// or the action found no destination, with what was looked at.
+    pub fn unmet(&self, requested: RequestedAction) -> Option<String> {
+        use crate::domain::types::{EmergencyAction, HotlineAction};
+        const PLACEMENTS: [ServicePointKind; 3] = [
+            ServicePointKind::CrisisInterventionCentre,
+            ServicePointKind::SafeHouse,
+            ServicePointKind::ChildResidentialCentre,
+        ];
+        let (asked, wanted): (&str, &dyn Fn(&Action) -> bool) = match requested {
+            RequestedAction::Emergency(EmergencyAction::ResolvedByPhone) => return None,
+            RequestedAction::Emergency(EmergencyAction::MobileTeam) => ("a mobile team", &|a| {
+                matches!(a, Action::DispatchMobileTeam)
+            }),
+            RequestedAction::Emergency(EmergencyAction::Placement) => (
+                "a placement (crisis centre, safe house or residential centre)",
+                &|a| matches!(a, Action::ReferTo { kind } if PLACEMENTS.contains(kind)),
+            ),
+            RequestedAction::Hotline(HotlineAction::HandOverTo123) => {
+                ("a hand-over to 123", &|a| {
+                    matches!(a, Action::HandOverTo123)
+                })
+            }
+            RequestedAction::Hotline(HotlineAction::CounsellingCentreReferral) => {
+                ("a counselling centre", &|a| {
+                    matches!(
+                        a,
+                        Action::ReferTo {
+                            kind: ServicePointKind::CounsellingCentre
+                        }
+                    )
+                })
+            }
+            RequestedAction::Hotline(HotlineAction::SpecialisedService) => {
+                ("a specialised service", &|a| {
+                    matches!(
+                        a,
+                        Action::ReferTo {
+                            kind: ServicePointKind::SuicideSpecialisedCentre
+                        }
+                    )
+                })
+            }
+        };
+        let tried: Vec<&ActionDecision> =
+            self.actions.iter().filter(|a| wanted(&a.action)).collect();
+        if tried.is_empty() {
+            let rule = match (self.rule_id.as_str(), self.rule_description.as_str()) {
+                ("", _) => "no rule".to_owned(),
+                (id, "") => format!("rule {id}"),
+                (id, description) => format!("rule {id} ({description})"),
+            };
+            return Some(format!(
+                "{asked} was asked for, but {rule} of policy {} does not send one for this case",
+                self.policy_version
+            ));
+        }
+        if tried.iter().any(|a| a.destination.is_some()) {
+            return None;
+        }
+        let looked: Vec<&Candidate> = tried.iter().flat_map(|a| &a.candidates).collect();
+        if looked.is_empty() {
+            return Some(format!(
+                "{asked} was asked for, but the cover chain has none"
+            ));
+        }
+        let mut reasons: Vec<(String, usize)> = Vec::new();
+        for candidate in &looked {
+            let reason = candidate.verdict.reason();
+            match reasons.iter_mut().find(|(r, _)| *r == reason) {
+                Some((_, count)) => *count += 1,
+                None => reasons.push((reason, 1)),
+            }
+        }
+        let reasons: Vec<String> = reasons
+            .into_iter()
+            .map(|(reason, count)| format!("{count} {reason}"))
+            .collect();
+        Some(format!(
+            "{asked} was asked for, but none could take the case: {} looked at ({})",
+            looked.len(),
+            reasons.join(", ")
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::types::{EmergencyAction, HotlineAction};
+
+    fn decision(actions: Vec<ActionDecision>) -> Decision {
+        Decision {
+            policy_version: 3,
+            rule_id: "the-rule".into(),
+            rule_description: String::new(),
+            actions,
+            notes: Vec::new(),
+            unmet_request: None,
+        }
+    }
+
+    fn team(id: &str, verdict: Verdict) -> Candidate {
+        Candidate {
+            id: id.into(),
+            name: id.into(),
+            step: CoverStep::IncidentCounty,
+            distance_km: 1.0,
+            verdict,
+        }
+    }
+
+    fn dispatch(destination: Option<&str>, candidates: Vec<Candidate>) -> ActionDecision {
+        ActionDecision {
+            action: Action::DispatchMobileTeam,
+            not_applicable: None,
+            destination: destination.map(|id| Destination::Team {
+                id: id.into(),
+                name: id.into(),
+            }),
+            candidates,
+        }
+    }
+
+    const TEAM: RequestedAction = RequestedAction::Emergency(EmergencyAction::MobileTeam);
+
+    #[test]
+    fn a_request_the_decision_takes_is_met() {
+        let sent = decision(vec![dispatch(
+            Some("t1"),
+            vec![team("t1", Verdict::Chosen)],
+        )]);
+        assert_eq!(sent.unmet(TEAM), None);
+        let by_phone = RequestedAction::Emergency(EmergencyAction::ResolvedByPhone);
+        assert_eq!(decision(Vec::new()).unmet(by_phone), None);
+    }
+
+    #[test]
+    fn a_request_the_rule_has_no_action_for_names_the_rule() {
+        let unmet = decision(Vec::new()).unmet(TEAM).unwrap();
+        assert_eq!(
+            unmet,
+            "a mobile team was asked for, but rule the-rule of policy 3 does not send one for \
+             this case"
+        );
+        let hand_over = RequestedAction::Hotline(HotlineAction::HandOverTo123);
+        assert!(
+            decision(Vec::new())
+                .unmet(hand_over)
+                .unwrap()
+                .starts_with("a hand-over to 123")
+        );
+    }
+
+    #[test]
+    fn a_request_nothing_could_take_says_what_was_looked_at() {
+        let none_free = decision(vec![dispatch(
+            None,
+            vec![
+                team("t1", Verdict::Unavailable(DutyStatus::Busy)),
+                team("t2", Verdict::Unavailable(DutyStatus::OffDuty)),
+                team("t3", Verdict::Unavailable(DutyStatus::Busy)),
+            ],
+        )]);
+        assert_eq!(
+            none_free.unmet(TEAM).unwrap(),
+            "a mobile team was asked for, but none could take the case: 3 looked at (2 busy, \
+             1 off duty)"
+        );
+        let nowhere = decision(vec![dispatch(None, Vec::new())]);
+        assert!(
+            nowhere
+                .unmet(TEAM)
+                .unwrap()
+                .ends_with("the cover chain has none")
+        );
     }
 }

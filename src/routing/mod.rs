@@ -164,6 +164,7 @@ pub fn route_excluding(
             rule_description: "no rule matched".into(),
             actions: Vec::new(),
             notes,
+            unmet_request: None,
         };
     };
     Decision {
@@ -172,6 +173,7 @@ pub fn route_excluding(
         rule_description: rule.description.clone(),
         actions: rule.then.iter().map(|a| router.act(a)).collect(),
         notes,
+        unmet_request: None,
     }
 }
 

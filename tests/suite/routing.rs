@@ -288,4 +288,51 @@ backend_tests!(
     a_1480_caller_at_acute_risk_is_handed_to_the_provinces_123_centre,
     an_information_call_needs_no_destination,
     with_no_destination_the_case_is_unrouted_and_an_event_says_so,
+    the_receipt_says_when_the_requested_action_was_not_taken,
 );
+
+/// The operator asked for a mobile team: when the decision sends one the receipt says nothing
+/// more; when it does not, the receipt and the case's decision say why.
+async fn the_receipt_says_when_the_requested_action_was_not_taken(backend: Backend) {
+    let server = seeded(backend).await;
+    let sent = report(&server, child_in_danger("asked-and-sent")).await;
+    assert!(
+        destinations(&sent)
+            .iter()
+            .any(|(purpose, _)| *purpose == AssignmentPurpose::Dispatch)
+    );
+    assert_eq!(sent.routing.unwrap().requested_action_not_taken, "");
+
+    // The same girl, no violence going on: P2, and the policy sends a team only for P0 and P1.
+    let receipt = report(
+        &server,
+        crate::common::fixtures::emergency("asked-not-sent"),
+    )
+    .await;
+    assert!(
+        !destinations(&receipt)
+            .iter()
+            .any(|(purpose, _)| *purpose == AssignmentPurpose::Dispatch),
+        "{receipt:?}"
+    );
+    let routing = receipt.routing.as_ref().unwrap();
+    let why = &routing.requested_action_not_taken;
+    assert!(
+        why.starts_with(&format!(
+            "a mobile team was asked for, but rule {} (",
+            routing.rule_id
+        )),
+        "{why}"
+    );
+    assert!(why.ends_with("does not send one for this case"), "{why}");
+    let case = server.case(&receipt.case_id).await;
+    assert_eq!(&case.routing.unwrap().requested_action_not_taken, why);
+    // A retry's receipt is the original's, answer included.
+    let replayed = report(
+        &server,
+        crate::common::fixtures::emergency("asked-not-sent"),
+    )
+    .await;
+    assert_eq!(&replayed.routing.unwrap().requested_action_not_taken, why);
+    server.finish().await;
+}

@@ -209,6 +209,8 @@ fn plan_case(
     let ids = Ids::at(at);
     let case_id = ids.next();
     let reference = reference::format(line, number);
+    let mut decision = decision;
+    decision.unmet_request = decision.unmet(intake.action);
     let summary = decision.summary();
     let receipt = Receipt {
         case_id,

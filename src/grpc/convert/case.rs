@@ -180,6 +180,8 @@ impl From<RoutingSummary> for pb::RoutingSummary {
             rule_id: s.rule_id,
             assignments: s.assignments.iter().map(Into::into).collect(),
             unrouted: s.unrouted,
+            notes: s.notes,
+            requested_action_not_taken: s.unmet_request.unwrap_or_default(),
         }
     }
 }
@@ -255,6 +257,7 @@ impl From<&Decision> for pb::RoutingDecision {
             actions: d.actions.iter().map(Into::into).collect(),
             unrouted: d.unrouted(),
             notes: d.notes.clone(),
+            requested_action_not_taken: d.unmet_request.clone().unwrap_or_default(),
         }
     }
 }

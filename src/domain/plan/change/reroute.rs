@@ -71,6 +71,7 @@ impl Planner<'_> {
             rule_description: job.description,
             actions: vec![found],
             notes: Vec::new(),
+            unmet_request: None,
         };
         let kind = match (decision.status(), job.requested) {
             (RoutingStatus::Unrouted, _) | (_, false) => {

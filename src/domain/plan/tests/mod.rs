@@ -110,6 +110,7 @@ pub(super) fn decision(actions: Vec<ActionDecision>) -> Decision {
         rule_description: "a child at risk: a team and the welfare centre".into(),
         actions,
         notes: Vec::new(),
+        unmet_request: None,
     }
 }
 
