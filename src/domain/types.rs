@@ -325,6 +325,8 @@ domain_enum! {
         Psychosocial,
         /// More than one.
         Multiple,
+        /// Not known: the caller could not say.
+        Unknown,
     }
 }
 
@@ -379,6 +381,8 @@ domain_enum! {
         Friend,
         /// Someone else.
         Other,
+        /// Not known (a silent call, a caller who would not say).
+        Unknown,
     }
 }
 

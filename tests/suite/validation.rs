@@ -441,4 +441,145 @@ backend_tests!(
     a_message_over_the_size_limit_is_refused,
     a_blank_caller_number_is_a_withheld_one,
     a_request_breaking_every_rule_gets_a_short_answer,
+    a_silent_call_is_recorded_with_its_contact_and_category_alone,
+    unknown_is_a_value_and_minor_is_required_when_the_age_does_not_say,
 );
+
+/// A 123 call with its contact and a category, and nothing else.
+fn minimal(request_id: &str, category: pb::Category) -> ReportEmergencyRequest {
+    let mut request = emergency(request_id);
+    request.action = pb::EmergencyAction::ResolvedByPhone as i32;
+    let intake = intake(&mut request);
+    intake.reporter = None;
+    intake.subjects.clear();
+    intake.location = None;
+    intake.risk = None;
+    intake.narrative.clear();
+    intake.primary_category = category as i32;
+    intake.secondary_categories.clear();
+    request
+}
+
+async fn a_silent_call_is_recorded_with_its_contact_and_category_alone(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    for (n, category) in [
+        pb::Category::NuisanceOrSilent,
+        pb::Category::InformationOnly,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let receipt = server
+            .emergency()
+            .report_emergency(minimal(&format!("minimal-{n}"), category))
+            .await
+            .unwrap_or_else(|e| panic!("{category:?}: {e:?}"))
+            .into_inner()
+            .receipt
+            .unwrap();
+        assert_eq!(receipt.priority(), pb::Priority::P4OutsideMandate);
+        assert!(receipt.routing.unwrap().assignments.is_empty());
+        let case = server.case(&receipt.case_id).await;
+        let intake = case.intake.unwrap();
+        assert!(intake.subjects.is_empty());
+        let reporter = intake.reporter.unwrap();
+        assert_eq!(reporter.relationship(), pb::Relationship::Unknown);
+        assert!(reporter.anonymous);
+        let location = intake.location.unwrap();
+        assert_eq!(
+            location.province, "IR-23",
+            "the answering centre's province"
+        );
+        assert!(location.county_unknown);
+        assert_eq!(intake.risk.unwrap().recency(), pb::Recency::Unknown);
+    }
+    // Anything more than a minimal call still needs all of it.
+    let mut with_secondary = minimal("minimal-secondary", pb::Category::InformationOnly);
+    intake(&mut with_secondary).secondary_categories =
+        vec![pb::Category::ChildAbusePhysical as i32];
+    let mut child_abuse = minimal("minimal-child", pb::Category::ChildAbusePhysical);
+    child_abuse.action = pb::EmergencyAction::MobileTeam as i32;
+    let mut no_contact = minimal("minimal-no-contact", pb::Category::NuisanceOrSilent);
+    intake(&mut no_contact).contact = None;
+    for (request, fields) in [
+        (
+            with_secondary,
+            &[
+                "intake.reporter",
+                "intake.subjects",
+                "intake.location",
+                "intake.risk",
+            ][..],
+        ),
+        (
+            child_abuse,
+            &[
+                "intake.reporter",
+                "intake.subjects",
+                "intake.location",
+                "intake.risk",
+            ][..],
+        ),
+        (no_contact, &["intake.contact"][..]),
+    ] {
+        let status = server
+            .emergency()
+            .report_emergency(request)
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let named: Vec<String> = status
+            .get_error_details()
+            .bad_request()
+            .unwrap()
+            .field_violations
+            .iter()
+            .map(|v| v.field.clone())
+            .collect();
+        assert_eq!(named, fields);
+    }
+    assert_eq!(server.db.count("cases").await, 2);
+    server.finish().await;
+}
+
+async fn unknown_is_a_value_and_minor_is_required_when_the_age_does_not_say(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let mut unknown = emergency("disability-unknown");
+    intake(&mut unknown).subjects[0].disability = pb::Disability::Unknown as i32;
+    server
+        .emergency()
+        .report_emergency(unknown)
+        .await
+        .expect("an unknown disability is a value");
+
+    let age_unknown = |id: &str, minor: Option<bool>| {
+        let mut request = emergency(id);
+        let subject = &mut intake(&mut request).subjects[0];
+        subject.age = Some(subject::Age::AgeBand(pb::AgeBand::Unknown as i32));
+        subject.minor = minor;
+        request
+    };
+    let status = server
+        .emergency()
+        .report_emergency(age_unknown("minor-omitted", None))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let violation = status
+        .get_error_details()
+        .bad_request()
+        .unwrap()
+        .field_violations[0]
+        .clone();
+    assert_eq!(violation.field, "intake.subjects[0].minor");
+    assert!(
+        violation.description.contains("is required"),
+        "{violation:?}"
+    );
+    server
+        .emergency()
+        .report_emergency(age_unknown("minor-given", Some(true)))
+        .await
+        .expect("minor given with an unknown age");
+    server.finish().await;
+}

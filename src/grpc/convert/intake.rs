@@ -90,18 +90,66 @@ fn parse_intake(v: &mut Violations, raw: pb::Intake, now: DateTime<Utc>) -> Opti
     let contact = v
         .required("intake.contact", raw.contact)
         .and_then(|c| parse_contact(v, c, now));
-    let reporter = v
-        .required("intake.reporter", raw.reporter)
-        .and_then(|r| parse_reporter(v, r));
-    let subjects = parse_subjects(v, raw.subjects);
-    let location = v
-        .required("intake.location", raw.location)
-        .and_then(|l| parse_location(v, l));
     let primary = v.enumeration::<Category>("intake.primary_category", raw.primary_category);
     let secondary = parse_secondary(v, &raw.secondary_categories, primary);
-    let risk = v
-        .required("intake.risk", raw.risk)
-        .and_then(|r| parse_risk(v, r));
+    // A silent, nuisance or information-only call is recorded for statistics with its contact
+    // and category alone: what it leaves out takes the "not known" values.
+    let minimal = raw.secondary_categories.is_empty()
+        && primary
+            .is_some_and(|c| matches!(c, Category::InformationOnly | Category::NuisanceOrSilent));
+    let reporter = match raw.reporter {
+        None if minimal => Some(Reporter {
+            relationship: Relationship::Unknown,
+            anonymous: true,
+            name: None,
+            callback_consent: false,
+            callback_number: None,
+        }),
+        reporter => v
+            .required("intake.reporter", reporter)
+            .and_then(|r| parse_reporter(v, r)),
+    };
+    let subjects = if minimal && raw.subjects.is_empty() {
+        Some(Vec::new())
+    } else {
+        parse_subjects(v, raw.subjects)
+    };
+    let location = match raw.location {
+        None if minimal => contact.as_ref().map(|c| Location {
+            province: c
+                .overflow_from_province
+                .clone()
+                .unwrap_or_else(|| c.answering_province.clone()),
+            county: String::new(),
+            district: None,
+            neighbourhood: None,
+            address: None,
+            landmark: None,
+            coordinates: None,
+            place_type: PlaceType::Unknown,
+        }),
+        location => v
+            .required("intake.location", location)
+            .and_then(|l| parse_location(v, l)),
+    };
+    let risk = match raw.risk {
+        None if minimal => Some(RiskFacts {
+            suicide_screening: None,
+            attempt_in_progress: false,
+            violence_ongoing: false,
+            weapon_present: false,
+            injury_or_medical_need: false,
+            perpetrator_present: false,
+            perpetrator_relationship: None,
+            children_in_household: false,
+            risk_to_team: false,
+            intoxication: false,
+            recency: Recency::Unknown,
+        }),
+        risk => v
+            .required("intake.risk", risk)
+            .and_then(|r| parse_risk(v, r)),
+    };
     let narrative = v.text(
         "intake.narrative",
         raw.narrative,
@@ -249,10 +297,18 @@ fn parse_subject(v: &mut Violations, path: &str, raw: pb::Subject) -> Option<Sub
         Some(Age::Band(band)) => band.is_minor(),
         None => None,
     };
-    if let (Some(implied), Some(sent)) = (implied_minor, raw.minor)
-        && implied != sent
-    {
-        v.add(f("minor"), "contradicts the subject's age");
+    match (implied_minor, raw.minor) {
+        (Some(implied), Some(sent)) if implied != sent => {
+            v.add(f("minor"), "contradicts the subject's age");
+        }
+        // The age given does not say whether the subject is a child: the caller must.
+        (None, None) if age.is_some() => {
+            v.add(
+                f("minor"),
+                "is required when the age does not say whether the subject is under 18",
+            );
+        }
+        _ => {}
     }
     let sex = v.enumeration::<Sex>(&f("sex"), raw.sex);
     let nationality = v.enumeration::<Nationality>(&f("nationality"), raw.nationality);

@@ -110,7 +110,8 @@ wire_enum!(Disability {
     Intellectual,
     Sensory,
     Psychosocial,
-    Multiple
+    Multiple,
+    Unknown
 });
 wire_enum!(Language {
     Persian,
@@ -127,7 +128,7 @@ wire_enum!(Language {
     Unknown,
 });
 wire_enum!(
-    Relationship { Parent, OtherFamily, Neighbour, Teacher, HealthWorker, Police, Friend, Other },
+    Relationship { Parent, OtherFamily, Neighbour, Teacher, HealthWorker, Police, Friend, Other, Unknown },
     renamed { Self_ => OneSelf }
 );
 wire_enum!(PlaceType {
