@@ -474,45 +474,28 @@ async fn prepare_routing(
     store: &dyn Store,
     seed: Option<&Path>,
 ) -> Result<RoutingState, ServeError> {
-    let stored = store.load_routing().await?.directory;
-    let mut write = DirectoryData::default();
-    if let Some(path) = seed {
-        let cannot = |why: String| ServeError::Routing(format!("seed {}: {why}", path.display()));
-        let text = std::fs::read_to_string(path).map_err(|e| cannot(e.to_string()))?;
-        let mut data: DirectoryData = toml::from_str(&text).map_err(|e| cannot(e.to_string()))?;
-        // The seed may place its entries in any county of the country, in any spelling.
-        let mut known = stored.clone();
-        known.merge(DirectoryData {
-            provinces: data.provinces.clone(),
-            counties: data.counties.clone(),
-            ..DirectoryData::default()
-        });
-        known.merge(crate::routing::geography::missing_from(&known));
-        canonical_counties(&mut data, &known).map_err(|e| cannot(e.to_string()))?;
-        known.merge(data.clone());
-        Directory::new(known).map_err(|e| cannot(e.to_string()))?;
-        tracing::info!(
-            counties = data.counties.len(),
-            service_points = data.service_points.len(),
-            teams = data.teams.len(),
-            "seed directory loaded"
-        );
-        write = data;
-    }
-    // Every county of the country, whether or not a seed or an administrator added it.
-    let mut after = stored;
-    after.merge(write.clone());
-    let geography = crate::routing::geography::missing_from(&after);
-    if !geography.counties.is_empty() || !geography.provinces.is_empty() {
-        tracing::info!(
-            counties = geography.counties.len(),
-            provinces = geography.provinces.len(),
-            "built-in geography added to the directory"
-        );
-        write.merge(geography);
-    }
-    if write != DirectoryData::default() {
-        store.upsert_directory(&write).await?;
+    let seed = match seed {
+        Some(path) => {
+            let cannot =
+                |why: String| ServeError::Routing(format!("seed {}: {why}", path.display()));
+            let text = std::fs::read_to_string(path).map_err(|e| cannot(e.to_string()))?;
+            let data: DirectoryData = toml::from_str(&text).map_err(|e| cannot(e.to_string()))?;
+            Some((path, data))
+        }
+        None => None,
+    };
+    // Another server starting on the same database may write its seed or the geography first;
+    // each write checks that the directory did not move since it was read, so a start that
+    // loses the race reads the directory again and writes what is still missing.
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match write_seed_and_geography(store, seed.as_ref()).await {
+            Err(ServeError::Store(Error::DirectoryMoved)) if attempts < 5 => {
+                tracing::info!(attempts, "the directory moved while it was seeded; again");
+            }
+            other => break other?,
+        }
     }
     let stored = store.load_routing().await?;
     let (version, document) = match stored.policy {
@@ -549,6 +532,54 @@ async fn prepare_routing(
         policy: Arc::new(policy),
         directory,
     })
+}
+
+/// Writes the seed (checked against the directory with the geography and made canonical) and
+/// whatever part of the built-in geography the directory lacks.
+async fn write_seed_and_geography(
+    store: &dyn Store,
+    seed: Option<&(&Path, DirectoryData)>,
+) -> Result<(), ServeError> {
+    let stored = store.load_routing().await?.directory;
+    let mut write = DirectoryData::default();
+    if let Some((path, data)) = seed {
+        let cannot = |why: String| ServeError::Routing(format!("seed {}: {why}", path.display()));
+        let mut data = data.clone();
+        // The seed may place its entries in any county of the country, in any spelling.
+        let mut known = stored.clone();
+        known.merge(DirectoryData {
+            provinces: data.provinces.clone(),
+            counties: data.counties.clone(),
+            ..DirectoryData::default()
+        });
+        known.merge(crate::routing::geography::missing_from(&known));
+        canonical_counties(&mut data, &known).map_err(|e| cannot(e.to_string()))?;
+        known.merge(data.clone());
+        Directory::new(known).map_err(|e| cannot(e.to_string()))?;
+        tracing::info!(
+            counties = data.counties.len(),
+            service_points = data.service_points.len(),
+            teams = data.teams.len(),
+            "seed directory loaded"
+        );
+        write = data;
+    }
+    // Every county of the country, whether or not a seed or an administrator added it.
+    let mut after = stored;
+    after.merge(write.clone());
+    let geography = crate::routing::geography::missing_from(&after);
+    if !geography.counties.is_empty() || !geography.provinces.is_empty() {
+        tracing::info!(
+            counties = geography.counties.len(),
+            provinces = geography.provinces.len(),
+            "built-in geography added to the directory"
+        );
+        write.merge(geography);
+    }
+    if write != DirectoryData::default() {
+        store.upsert_directory(&write).await?;
+    }
+    Ok(())
 }
 
 /// Names the counties a seed's service points, teams and covers stand in as `known` (the

@@ -169,6 +169,8 @@ impl Command {
 pub struct Writer {
     queue: mpsc::Sender<Command>,
     queue_timeout: Duration,
+    /// The deadline targets, for readers (statistics judge cases by them).
+    targets: SlaTargets,
     routing: SharedRouting,
     full: Arc<crate::telemetry::RefusalCount>,
 }
@@ -191,12 +193,13 @@ impl Writer {
             stop_signal,
             config.max_batch.max(1),
             committed,
-            config.targets,
+            config.targets.clone(),
         ));
         (
             Self {
                 queue,
                 queue_timeout: config.queue_timeout,
+                targets: config.targets,
                 routing,
                 full: Arc::new(crate::telemetry::RefusalCount::new(
                     "the write queue is full",
@@ -209,6 +212,11 @@ impl Writer {
     /// The routing state, for readers.
     pub fn routing(&self) -> &SharedRouting {
         &self.routing
+    }
+
+    /// The deadline targets this deployment runs with.
+    pub fn targets(&self) -> &SlaTargets {
+        &self.targets
     }
 
     async fn send<T>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Result<T, Error> {

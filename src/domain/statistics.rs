@@ -56,6 +56,8 @@ pub struct Interval {
 /// One case's times, as the feed recorded them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CaseTimes {
+    /// Its priority now.
+    pub priority: Option<crate::domain::types::Priority>,
     /// When the case was recorded.
     pub recorded: Option<DateTime<Utc>>,
     /// The first time each step was reached.
@@ -83,6 +85,35 @@ pub struct Statistics {
     pub on_scene: Interval,
     /// Intake to cleared.
     pub cleared: Interval,
+    /// Each P0 case's delay from intake to its team's first acknowledgement (`None` when no
+    /// team acknowledged).
+    pub p0_acknowledged: Vec<Option<Duration>>,
+}
+
+/// Each P0 case's delay from intake to its team's first acknowledgement, `None` when no team
+/// acknowledged (cases whose intake event is missing are left out).
+pub fn p0_acknowledgements(times: &HashMap<Uuid, CaseTimes>) -> Vec<Option<Duration>> {
+    times
+        .values()
+        .filter(|case| case.priority == Some(crate::domain::types::Priority::P0Immediate))
+        .filter_map(|case| {
+            let recorded = case.recorded?;
+            Some(
+                case.steps
+                    .get(&ResponseStep::Acknowledged)
+                    .map(|at| (*at - recorded).to_std().unwrap_or(Duration::ZERO)),
+            )
+        })
+        .collect()
+}
+
+/// Of `delays`, how many are within `target`: (cases, met).
+pub fn within_target(delays: &[Option<Duration>], target: Duration) -> (usize, usize) {
+    let met = delays
+        .iter()
+        .filter(|d| d.is_some_and(|d| d <= target))
+        .count();
+    (delays.len(), met)
 }
 
 /// The `p`-th percentile (0 < p ≤ 100) of `sorted` by nearest rank.
@@ -154,6 +185,35 @@ mod tests {
     }
 
     #[test]
+    fn p0_cases_meet_the_target_when_a_team_acknowledged_within_it() {
+        use crate::domain::types::Priority;
+        let t0 = DateTime::<Utc>::UNIX_EPOCH;
+        let at = |m: i64| t0 + chrono::Duration::minutes(m);
+        let case = |priority, ack: Option<i64>| CaseTimes {
+            priority: Some(priority),
+            recorded: Some(t0),
+            steps: ack
+                .map(|m| HashMap::from([(ResponseStep::Acknowledged, at(m))]))
+                .unwrap_or_default(),
+        };
+        let times: HashMap<Uuid, CaseTimes> = [
+            case(Priority::P0Immediate, Some(2)),
+            case(Priority::P0Immediate, Some(3)),
+            case(Priority::P0Immediate, Some(5)),
+            case(Priority::P0Immediate, None),
+            case(Priority::P1Urgent, Some(1)),
+        ]
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| (Uuid::from_u128(i as u128), c))
+        .collect();
+        let delays = p0_acknowledgements(&times);
+        assert_eq!(delays.len(), 4, "P0 cases only");
+        assert_eq!(within_target(&delays, Duration::from_secs(180)), (4, 2));
+        assert_eq!(within_target(&[], Duration::from_secs(180)), (0, 0));
+    }
+
+    #[test]
     fn intervals_run_from_intake_to_each_step_over_the_cases_that_reached_it() {
         let t0 = DateTime::<Utc>::UNIX_EPOCH;
         let at = |m: i64| t0 + chrono::Duration::minutes(m);
@@ -166,6 +226,7 @@ mod tests {
             times.insert(
                 Uuid::from_u128(i as u128),
                 CaseTimes {
+                    priority: None,
                     recorded: Some(t0),
                     steps,
                 },
@@ -175,6 +236,7 @@ mod tests {
         times.insert(
             Uuid::from_u128(99),
             CaseTimes {
+                priority: None,
                 recorded: None,
                 steps: HashMap::from([(ResponseStep::Acknowledged, at(1))]),
             },

@@ -237,6 +237,17 @@ domain_enum! {
     }
 }
 
+impl CaseStatus {
+    /// Returns the status's Persian label.
+    pub fn label_fa(self) -> &'static str {
+        match self {
+            Self::Open => "باز",
+            Self::AwaitingFollowUp => "در انتظار پیگیری",
+            Self::Closed => "بسته",
+        }
+    }
+}
+
 domain_enum! {
     /// How a contact reached the line.
     pub enum Channel {

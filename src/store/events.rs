@@ -17,7 +17,9 @@ use super::statements::{
 use crate::domain::Error;
 use crate::domain::event::{EventFilter, FeedEvent};
 use crate::domain::reach::{CaseParties, Reach};
-use crate::domain::statistics::{CaseTimes, Period, ResponseStep, STEPS, Statistics, intervals};
+use crate::domain::statistics::{
+    CaseTimes, Period, ResponseStep, STEPS, Statistics, intervals, p0_acknowledgements,
+};
 
 /// Writes events under the next numbers of the feed and returns the last number. Numbers are
 /// taken last in a transaction: the counter row stays locked until commit, so the shorter the
@@ -143,7 +145,7 @@ impl SqlStore {
             );
         }
         let mut q = Query::built(
-            "select e.case_id, e.kind, min(e.occurred_at) from events e \
+            "select e.case_id, c.priority, e.kind, min(e.occurred_at) from events e \
              join cases c on c.case_id = e.case_id where c.created_at >= ",
         );
         q.push_bind(from).push(" and c.created_at < ").push_bind(to);
@@ -157,14 +159,16 @@ impl SqlStore {
         for (_, kind) in STEPS {
             q.push(", ").push_bind(kind);
         }
-        q.push(") group by e.case_id, e.kind");
-        let rows: Vec<(Uuid, String, i64)> = q.rows().fetch_all(tx.ex()).await.map_err(db_error)?;
+        q.push(") group by e.case_id, c.priority, e.kind");
+        let rows: Vec<(Uuid, String, String, i64)> =
+            q.rows().fetch_all(tx.ex()).await.map_err(db_error)?;
         tx.commit().await.map_err(db_error)?;
 
         let mut times: HashMap<Uuid, CaseTimes> = Default::default();
-        for (case_id, kind, at) in rows {
+        for (case_id, priority, kind, at) in rows {
             let at = from_micros(at)?;
             let case = times.entry(case_id).or_default();
+            case.priority = priority.parse().ok();
             if kind == "case_recorded" {
                 case.recorded = Some(at);
             } else if let Some((step, _)) = STEPS.iter().find(|(_, k)| *k == kind) {
@@ -186,6 +190,7 @@ impl SqlStore {
             acknowledged: interval(ResponseStep::Acknowledged),
             on_scene: interval(ResponseStep::OnScene),
             cleared: interval(ResponseStep::Cleared),
+            p0_acknowledged: p0_acknowledgements(&times),
         })
     }
 

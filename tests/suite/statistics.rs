@@ -125,7 +125,10 @@ async fn statistics_count_the_period_and_measure_the_response_from_events(backen
     };
     assert_eq!(
         pairs(&all.by_line),
-        [("emergency_123".into(), 4), ("hotline_1480".into(), 1)]
+        [
+            ("LINE_EMERGENCY_123".into(), 4),
+            ("LINE_HOTLINE_1480".into(), 1)
+        ]
     );
     assert_eq!(all.by_line[0].label_fa, "اورژانس اجتماعی ۱۲۳");
     assert_eq!(
@@ -136,14 +139,20 @@ async fn statistics_count_the_period_and_measure_the_response_from_events(backen
     assert_eq!(
         pairs(&all.by_category),
         [
-            ("child_abuse_physical".into(), 4),
-            ("suicidal_thoughts".into(), 1)
+            ("CATEGORY_CHILD_ABUSE_PHYSICAL".into(), 4),
+            ("CATEGORY_SUICIDAL_THOUGHTS".into(), 1)
         ]
     );
     assert_eq!(all.by_category[0].label_fa, "کودک‌آزاری جسمی");
-    assert_eq!(all.by_priority[0].key, "p0_immediate");
+    assert_eq!(all.by_priority[0].key, "PRIORITY_P0_IMMEDIATE");
     assert_eq!(all.by_priority[0].count, 3);
-    assert_eq!(pairs(&all.by_status), [("open".into(), 5)]);
+    assert!(all.by_priority.iter().all(|c| !c.label_fa.is_empty()));
+    assert_eq!(pairs(&all.by_status), [("CASE_STATUS_OPEN".into(), 5)]);
+    assert_eq!(all.by_status[0].label_fa, "باز");
+    // The three P0 cases' teams acknowledged after 2, 4 and 6 minutes: one within 3.
+    let p0 = all.p0_team_within_target.unwrap();
+    assert_eq!((p0.cases, p0.met), (3, 1));
+    assert_eq!(p0.target.unwrap().seconds, 180);
 
     let ack = all.intake_to_acknowledged.unwrap();
     assert_eq!(

@@ -13,8 +13,8 @@ use crate::domain::event::{EventFilter, EventKind, FeedEvent};
 use crate::domain::intake::limits;
 use crate::domain::province;
 use crate::domain::sensitive::Sensitive;
-use crate::domain::statistics::{Interval, Period, Statistics};
-use crate::domain::types::{Category, DispatchStatus, Line, Priority, ReferralStatus};
+use crate::domain::statistics::{Interval, Period, Statistics, within_target};
+use crate::domain::types::{CaseStatus, Category, DispatchStatus, Line, Priority, ReferralStatus};
 use crate::pb;
 use crate::store::Store;
 use crate::tracking::watch::WatchItem;
@@ -463,41 +463,66 @@ fn duration(d: std::time::Duration) -> prost_types::Duration {
     }
 }
 
+/// Counts under the keys and labels `name` gives each stored value (the stored value itself,
+/// unlabelled, for one it does not know).
 fn counts(
     list: Vec<(String, u64)>,
-    label: impl Fn(&str) -> Option<&'static str>,
+    name: impl Fn(&str) -> Option<(&'static str, &'static str)>,
 ) -> Vec<pb::Count> {
     list.into_iter()
-        .map(|(key, count)| pb::Count {
-            label_fa: label(&key).unwrap_or_default().to_owned(),
-            key,
-            count: i64::try_from(count).unwrap_or(i64::MAX),
+        .map(|(stored, count)| {
+            let (key, label_fa) = match name(&stored) {
+                Some((key, label)) => (key.to_owned(), label.to_owned()),
+                None => (stored, String::new()),
+            };
+            pb::Count {
+                key,
+                label_fa,
+                count: i64::try_from(count).unwrap_or(i64::MAX),
+            }
         })
         .collect()
 }
 
-impl From<Statistics> for pb::GetStatisticsResponse {
-    fn from(s: Statistics) -> Self {
-        let interval = |i: Interval| pb::ResponseInterval {
-            cases: i.count as i64,
-            median: Some(duration(i.median)),
-            p90: Some(duration(i.p90)),
-        };
-        Self {
-            total: i64::try_from(s.total).unwrap_or(i64::MAX),
-            by_line: counts(s.by_line, |k| k.parse::<Line>().ok().map(Line::label_fa)),
-            by_category: counts(s.by_category, |k| {
-                k.parse::<Category>().ok().map(Category::label_fa)
-            }),
-            by_priority: counts(s.by_priority, |k| {
-                k.parse::<Priority>().ok().map(Priority::label_fa)
-            }),
-            by_status: counts(s.by_status, |_| None),
-            by_province: counts(s.by_province, |k| province::by_code(k).map(|p| p.name_fa)),
-            intake_to_acknowledged: Some(interval(s.acknowledged)),
-            intake_to_on_scene: Some(interval(s.on_scene)),
-            intake_to_cleared: Some(interval(s.cleared)),
-        }
+/// The period's figures for the contract; `p0_target` is the deployment's P0
+/// team-acknowledgement target.
+pub(crate) fn statistics_response(
+    s: Statistics,
+    p0_target: std::time::Duration,
+) -> pb::GetStatisticsResponse {
+    let interval = |i: Interval| pb::ResponseInterval {
+        cases: i.count as i64,
+        median: Some(duration(i.median)),
+        p90: Some(duration(i.p90)),
+    };
+    // Keys as the contract names the values, with their Persian labels.
+    fn named<T: WireEnum + std::str::FromStr>(
+        list: Vec<(String, u64)>,
+        label: fn(T) -> &'static str,
+    ) -> Vec<pb::Count> {
+        counts(list, |stored| {
+            let value = stored.parse::<T>().ok()?;
+            Some((value.wire_name(), label(value)))
+        })
+    }
+    let (cases, met) = within_target(&s.p0_acknowledged, p0_target);
+    pb::GetStatisticsResponse {
+        total: i64::try_from(s.total).unwrap_or(i64::MAX),
+        by_line: named::<Line>(s.by_line, Line::label_fa),
+        by_category: named::<Category>(s.by_category, Category::label_fa),
+        by_priority: named::<Priority>(s.by_priority, Priority::label_fa),
+        by_status: named::<CaseStatus>(s.by_status, |status| status.label_fa()),
+        by_province: counts(s.by_province, |code| {
+            province::by_code(code).map(|p| (p.code, p.name_fa))
+        }),
+        intake_to_acknowledged: Some(interval(s.acknowledged)),
+        intake_to_on_scene: Some(interval(s.on_scene)),
+        intake_to_cleared: Some(interval(s.cleared)),
+        p0_team_within_target: Some(pb::TargetShare {
+            cases: cases as i64,
+            met: met as i64,
+            target: Some(duration(p0_target)),
+        }),
     }
 }
 

@@ -8,6 +8,8 @@ pub(super) trait WireEnum: Sized + Copy {
     fn from_wire(raw: i32) -> Option<Self>;
     /// Converts to the wire number.
     fn to_wire(self) -> i32;
+    /// The wire value's name, as the contract spells it (`CATEGORY_SPOUSE_ABUSE`).
+    fn wire_name(self) -> &'static str;
 }
 
 /// Maps a domain enumeration to its generated counterpart. Variants named alike are listed
@@ -24,11 +26,20 @@ macro_rules! wire_enum {
             }
 
             fn to_wire(self) -> i32 {
-                let wire = match self {
+                self.wire() as i32
+            }
+
+            fn wire_name(self) -> &'static str {
+                self.wire().as_str_name()
+            }
+        }
+
+        impl $name {
+            fn wire(self) -> pb::$pb {
+                match self {
                     $(Self::$same => pb::$pb::$same,)*
                     $($(Self::$domain => pb::$pb::$wire,)*)?
-                };
-                wire as i32
+                }
             }
         }
     };
