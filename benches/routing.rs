@@ -138,7 +138,7 @@ fn policy() -> Policy {
             kind: ServicePointKind::CrisisInterventionCentre,
         }],
     });
-    Policy::new(PolicyDocument { rules }, 1).expect("valid policy")
+    Policy::new(PolicyDocument::of(rules), 1).expect("valid policy")
 }
 
 fn request() -> RoutingRequest {

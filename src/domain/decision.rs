@@ -254,6 +254,10 @@ pub struct ActionDecision {
     pub destination: Option<Destination>,
     /// Every place looked at, in the order looked at.
     pub candidates: Vec<Candidate>,
+    /// When the destination is a service point closed now that the case may wait for: its next
+    /// opening, when the referral's acceptance deadline starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waits_until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// A routing decision, with everything needed to explain it.
@@ -315,6 +319,9 @@ pub struct Assignment {
     pub purpose: Purpose,
     /// The destination.
     pub destination: Destination,
+    /// When a service point closed now opens: the referral waits for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waits_until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// What a receipt says of routing: the rule, the destinations and whether anything failed.
@@ -382,6 +389,7 @@ impl Decision {
                 a.destination.clone().map(|destination| Assignment {
                     purpose: a.action.purpose(),
                     destination,
+                    waits_until: a.waits_until,
                 })
             })
             .collect()
@@ -532,6 +540,7 @@ mod tests {
                 name: id.into(),
             }),
             candidates,
+            waits_until: None,
         }
     }
 

@@ -163,6 +163,39 @@ pub enum OpeningHours {
 }
 
 impl OpeningHours {
+    /// When the point is next open at or after `at`: `at` itself when it is open then, the
+    /// start of its next window otherwise, `None` when it has no window at all.
+    pub fn next_opening(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        if self.is_open(at) {
+            return Some(at);
+        }
+        let Self::Weekly(windows) = self else {
+            return Some(at);
+        };
+        let local = at.with_timezone(&Tehran);
+        // Every window starts within the coming week; the eighth day covers a window that
+        // starts later today than now, a week on.
+        (0..=7)
+            .flat_map(|days| {
+                let date = local.date_naive() + chrono::Days::new(days);
+                let day = Day::of(date.weekday());
+                windows
+                    .iter()
+                    .filter(move |w| w.days.contains(&day))
+                    .filter_map(move |w| {
+                        let minutes = u32::from(w.from.minutes());
+                        let time =
+                            chrono::NaiveTime::from_hms_opt(minutes / 60 % 24, minutes % 60, 0)?;
+                        date.and_time(time)
+                            .and_local_timezone(Tehran)
+                            .earliest()
+                            .map(|start| start.with_timezone(&Utc))
+                    })
+            })
+            .filter(|start| *start > at)
+            .min()
+    }
+
     /// True when open at `at`.
     pub fn is_open(&self, at: DateTime<Utc>) -> bool {
         match self {
@@ -706,6 +739,41 @@ pub fn distance_km(a: (f64, f64), b: (f64, f64)) -> f64 {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_next_opening_is_the_start_of_the_next_window_in_tehran() {
+        let weekdays: OpeningHours = toml::from_str::<toml::Value>(
+            r#"type = "weekly"
+windows = [{ days = ["saturday", "sunday", "monday", "tuesday", "wednesday"], from = "08:00", to = "14:30" }]"#,
+        )
+        .ok()
+        .and_then(|v| v.try_into().ok())
+        .unwrap();
+        // Tehran is UTC+03:30: 01:00 on Sunday 2026-11-22 in Tehran is 21:30 UTC on Saturday.
+        let night = DateTime::parse_from_rfc3339("2026-11-21T21:30:00Z")
+            .unwrap()
+            .to_utc();
+        let eight = DateTime::parse_from_rfc3339("2026-11-22T04:30:00Z")
+            .unwrap()
+            .to_utc();
+        assert_eq!(weekdays.next_opening(night), Some(eight));
+        // Open now: now.
+        let ten = DateTime::parse_from_rfc3339("2026-11-22T06:30:00Z")
+            .unwrap()
+            .to_utc();
+        assert_eq!(weekdays.next_opening(ten), Some(ten));
+        // Wednesday afternoon, after closing: Saturday 08:00 (Thursday and Friday are closed).
+        let wednesday = DateTime::parse_from_rfc3339("2026-11-25T12:00:00Z")
+            .unwrap()
+            .to_utc();
+        let saturday = DateTime::parse_from_rfc3339("2026-11-28T04:30:00Z")
+            .unwrap()
+            .to_utc();
+        assert_eq!(weekdays.next_opening(wednesday), Some(saturday));
+        assert_eq!(OpeningHours::AlwaysOpen.next_opening(night), Some(night));
+        assert_eq!(OpeningHours::Weekly(Vec::new()).next_opening(night), None);
+    }
+
     use chrono::TimeZone;
 
     use super::*;

@@ -32,6 +32,10 @@ const KM_PER_TEAM_CASE: f64 = 15.0;
 /// Kilometres a full service point weighs against it, in proportion to its occupancy.
 const KM_PER_FULL_OCCUPANCY: f64 = 30.0;
 
+/// How far a point open sooner is preferred, per hour a case would wait for a closed one to
+/// open: an hour's wait weighs like 10 km.
+const KM_PER_HOUR_OF_WAITING: f64 = 10.0;
+
 /// What routing needs to know of a subject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubjectFacts {
@@ -149,6 +153,7 @@ pub fn route_excluding(
         directory,
         request,
         excluded,
+        may_wait_for_opening: policy.may_wait_for_opening(request.priority),
         county: normalise(&request.county),
     };
     // The policy always has a default rule, so some rule fires.
@@ -186,10 +191,13 @@ pub fn reroute(
     action: &Action,
     excluded: &HashSet<String>,
 ) -> ActionDecision {
+    // A re-routed referral (its first destination turned it down) does not wait: with every
+    // eligible point closed the case is unrouted and the supervisors are alerted.
     Router {
         directory,
         request,
         excluded,
+        may_wait_for_opening: false,
         county: normalise(&request.county),
     }
     .act(action)
@@ -199,6 +207,8 @@ struct Router<'a> {
     directory: &'a Directory,
     request: &'a RoutingRequest,
     excluded: &'a HashSet<String>,
+    /// The policy lets this case's referrals wait for a closed point's opening.
+    may_wait_for_opening: bool,
     /// The request's county, normalised.
     county: String,
 }
@@ -267,16 +277,32 @@ impl Router<'_> {
                         not_applicable: Some("none of the facts it depends on was reported".into()),
                         destination: None,
                         candidates: Vec::new(),
+                        waits_until: None,
                     };
                 }
                 self.service_point(*body)
             }
         };
+        // Every eligible point is closed: a case that may wait is referred to the one that
+        // takes it best once it opens.
+        if let (Action::ReferTo { kind }, None, true) =
+            (action, &found.destination, self.may_wait_for_opening)
+            && let Some((later, opens)) = self.service_point_at_opening(*kind)
+        {
+            return ActionDecision {
+                action: action.clone(),
+                not_applicable: None,
+                destination: later.destination,
+                candidates: later.candidates,
+                waits_until: Some(opens),
+            };
+        }
         ActionDecision {
             action: action.clone(),
             not_applicable: None,
             destination: found.destination,
             candidates: found.candidates,
+            waits_until: None,
         }
     }
 
@@ -347,19 +373,48 @@ impl Router<'_> {
     }
 
     fn service_point(&self, kind: ServicePointKind) -> Found {
+        self.service_point_when(kind, false)
+    }
+
+    /// The point of `kind` that takes the case best at its next opening, when every eligible
+    /// one is closed now; with that opening.
+    fn service_point_at_opening(&self, kind: ServicePointKind) -> Option<(Found, DateTime<Utc>)> {
+        let found = self.service_point_when(kind, true);
+        let opens = match &found.destination {
+            Some(Destination::ServicePoint { id, .. }) => self
+                .directory
+                .service_point(id)?
+                .hours
+                .next_opening(self.request.at)?,
+            _ => return None,
+        };
+        Some((found, opens))
+    }
+
+    /// Walks the cover chain for a point of `kind`; `at_opening` judges a closed point as it
+    /// will be at its next opening, ranking it further by the wait.
+    fn service_point_when(&self, kind: ServicePointKind, at_opening: bool) -> Found {
         let origin = self.origin();
+        let at = self.request.at;
         self.walk(
             |step, county, looked| {
                 for point in self.directory.points_in(county, kind) {
                     let distance = distance_km(origin, (point.lat, point.lon));
-                    let verdict = self.judge(point);
+                    let opens = point.hours.next_opening(at);
+                    let verdict = match (at_opening, opens) {
+                        (true, Some(_)) => self.judge_open_or_not(point),
+                        _ => self.judge(point),
+                    };
+                    let waiting_hours = opens.map_or(0.0, |o| (o - at).num_minutes() as f64 / 60.0);
                     let occupancy = point
                         .capacity
                         .filter(|&c| c > 0)
                         .map_or(0.0, |c| f64::from(point.taken()) / f64::from(c));
                     looked.push(Looked {
                         eligible: verdict == Verdict::RankedLower,
-                        score: distance + KM_PER_FULL_OCCUPANCY * occupancy,
+                        score: distance
+                            + KM_PER_FULL_OCCUPANCY * occupancy
+                            + KM_PER_HOUR_OF_WAITING * waiting_hours,
                         candidate: Candidate {
                             id: point.id.clone(),
                             name: point.name.clone(),
@@ -375,12 +430,17 @@ impl Router<'_> {
     }
 
     fn judge(&self, point: &ServicePoint) -> Verdict {
+        if !point.hours.is_open(self.request.at) && !self.excluded.contains(&point.id) {
+            return Verdict::Closed;
+        }
+        self.judge_open_or_not(point)
+    }
+
+    /// Judges a point on everything but its hours.
+    fn judge_open_or_not(&self, point: &ServicePoint) -> Verdict {
         let r = self.request;
         if self.excluded.contains(&point.id) {
             return Verdict::Excluded;
-        }
-        if !point.hours.is_open(r.at) {
-            return Verdict::Closed;
         }
         // A place is taken by someone there or held by a referral still open.
         if point.capacity.is_some_and(|c| point.taken() >= c) {

@@ -79,6 +79,31 @@ pub struct Rule {
 pub struct PolicyDocument {
     /// The rules, in any order.
     pub rules: Vec<Rule>,
+    /// Priorities whose referrals may wait for a service point's next opening when every
+    /// eligible one is closed: the referral is made, its acceptance deadline starts at the
+    /// opening, and the case is routed rather than unrouted. Other priorities cannot wait: with
+    /// every eligible point closed the case is unrouted and supervisors are alerted.
+    #[serde(default = "PolicyDocument::default_wait_for_opening")]
+    pub wait_for_opening: Vec<Priority>,
+}
+
+impl PolicyDocument {
+    /// P2 (a visit within 72 hours), P3 (accepted within 7 days) and P4 may wait; P0 and P1 not.
+    pub fn default_wait_for_opening() -> Vec<Priority> {
+        vec![
+            Priority::P2Priority,
+            Priority::P3Routine,
+            Priority::P4OutsideMandate,
+        ]
+    }
+
+    /// A document of these rules, with the default waiting priorities.
+    pub fn of(rules: Vec<Rule>) -> Self {
+        Self {
+            rules,
+            wait_for_opening: Self::default_wait_for_opening(),
+        }
+    }
 }
 
 /// A checked policy: rules sorted by priority, highest first, with a default at the end.
@@ -86,6 +111,7 @@ pub struct PolicyDocument {
 pub struct Policy {
     version: i64,
     rules: Vec<Rule>,
+    wait_for_opening: Vec<Priority>,
     /// Each rule's counties, normalised once (`crate::domain::names::normalise`), so that any
     /// spelling in the policy matches the case's county.
     rule_counties: Vec<Vec<String>>,
@@ -169,6 +195,7 @@ impl Policy {
         Ok(Self {
             version,
             rules,
+            wait_for_opening: document.wait_for_opening,
             rule_counties,
         })
     }
@@ -194,7 +221,13 @@ impl Policy {
     pub fn document(&self) -> PolicyDocument {
         PolicyDocument {
             rules: self.rules.clone(),
+            wait_for_opening: self.wait_for_opening.clone(),
         }
+    }
+
+    /// Whether a referral of a case of `priority` may wait for a closed point's opening.
+    pub fn may_wait_for_opening(&self, priority: Priority) -> bool {
+        self.wait_for_opening.contains(&priority)
     }
 }
 

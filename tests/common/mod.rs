@@ -272,7 +272,7 @@ impl TestDb {
     }
 
     /// Runs a query returning one integer column, on a connection of its own.
-    async fn integers(&self, sql: &str) -> Vec<i64> {
+    pub async fn integers(&self, sql: &str) -> Vec<i64> {
         match self.backend {
             Backend::Sqlite => {
                 let mut conn = sqlx::SqliteConnection::connect(&self.url).await.unwrap();

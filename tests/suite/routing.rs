@@ -289,7 +289,79 @@ backend_tests!(
     an_information_call_needs_no_destination,
     with_no_destination_the_case_is_unrouted_and_an_event_says_so,
     the_receipt_says_when_the_requested_action_was_not_taken,
+    a_counselling_referral_at_night_waits_for_the_morning,
 );
+
+/// A 1480 parenting call at 01:00 (P3): the only counselling centre opens at 08:00. The referral
+/// is made and waits for the opening, its 7-day acceptance deadline runs from then, and the case
+/// is routed — no unrouted alert in the night.
+async fn a_counselling_referral_at_night_waits_for_the_morning(backend: Backend) {
+    let server = seeded(backend).await;
+    // Sunday 2026-11-22, 01:00 in Tehran.
+    let night = chrono::DateTime::parse_from_rfc3339("2026-11-21T21:30:00Z")
+        .unwrap()
+        .to_utc();
+    let eight = chrono::DateTime::parse_from_rfc3339("2026-11-22T04:30:00Z")
+        .unwrap()
+        .to_utc();
+    server.time.as_ref().unwrap().set(night);
+    let mut request = hotline("night-parenting");
+    let intake = request.intake.as_mut().unwrap();
+    intake.primary_category = pb::Category::Parenting as i32;
+    intake.secondary_categories.clear();
+    intake.risk.as_mut().unwrap().suicide_screening = None;
+    let contact = intake.contact.as_mut().unwrap();
+    let started = night.timestamp() - 900;
+    contact.started_at = Some(referrals::sample::timestamp(started));
+    contact.answered_at = Some(referrals::sample::timestamp(started + 20));
+    contact.ended_at = Some(referrals::sample::timestamp(started + 600));
+    let receipt = server
+        .hotline()
+        .submit_referral(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .receipt
+        .unwrap();
+    assert_eq!(receipt.priority(), pb::Priority::P3Routine);
+    let routing = receipt.routing.as_ref().unwrap();
+    assert!(!routing.unrouted, "{routing:?}");
+    assert_eq!(routing.assignments.len(), 1, "{routing:?}");
+    let assignment = &routing.assignments[0];
+    assert_eq!(
+        assignment.destination,
+        Some(pb::assignment::Destination::ServicePointId(
+            "thr-counsel-1".into()
+        ))
+    );
+    assert_eq!(assignment.waits_until.unwrap().seconds, eight.timestamp());
+    let case = server.case(&receipt.case_id).await;
+    assert_eq!(case.routing_status(), RoutingStatus::Routed);
+    assert_eq!(case.referrals[0].status(), ReferralStatus::Requested);
+    // The acceptance deadline runs from the opening.
+    let due = server
+        .db
+        .integers("select due_at from sla_timers where kind = 'referral_acceptance'")
+        .await;
+    assert_eq!(
+        due,
+        [(eight + chrono::Duration::days(7)).timestamp_micros()]
+    );
+    let kinds: Vec<String> = server
+        .cases()
+        .get_timeline(pb::GetTimelineRequest {
+            case_id: receipt.case_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .events
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert!(!kinds.iter().any(|k| k == "case_unrouted"), "{kinds:?}");
+    server.finish().await;
+}
 
 /// The operator asked for a mobile team: when the decision sends one the receipt says nothing
 /// more; when it does not, the receipt and the case's decision say why.

@@ -40,6 +40,8 @@ pub struct NewReferral {
     pub referral_id: Uuid,
     pub service_point_id: String,
     pub purpose: Purpose,
+    /// The point's next opening, when it is closed now and the case waits for it.
+    pub waits_until: Option<DateTime<Utc>>,
 }
 
 /// A dispatch a plan makes: a team assigned, and taken (busy, one more case).
@@ -90,7 +92,12 @@ pub(crate) fn routing_event_data(decision: &Decision) -> serde_json::Value {
                 Destination::Team { id, .. } => ("team", id),
                 Destination::ServicePoint { id, .. } => ("service_point", id),
             };
-            serde_json::json!({ "purpose": a.purpose.as_str(), "type": kind, "id": id })
+            let mut assignment =
+                serde_json::json!({ "purpose": a.purpose.as_str(), "type": kind, "id": id });
+            if let Some(opens) = a.waits_until {
+                assignment["waits_until"] = serde_json::json!(opens);
+            }
+            assignment
         }).collect::<Vec<_>>(),
     })
 }
@@ -136,17 +143,19 @@ pub(crate) fn assign(
                 referral_id: id,
                 service_point_id: point_id,
                 purpose: assignment.purpose,
+                waits_until: assignment.waits_until,
             }),
         }
     }
     let priority = place.priority;
     for referral in &made.referrals {
+        // A referral waiting for its point to open is judged from the opening.
         let timers = timers_for(
             targets,
             priority,
             referral.purpose,
             referral.referral_id,
-            at,
+            referral.waits_until.unwrap_or(at),
         );
         made.timers.extend(timers);
     }

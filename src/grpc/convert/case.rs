@@ -169,6 +169,7 @@ impl From<&Assignment> for pb::Assignment {
             destination: Some(destination),
             name,
             service_point_kind: kind,
+            waits_until: a.waits_until.map(timestamp),
         }
     }
 }
@@ -240,6 +241,7 @@ impl From<&ActionDecision> for pb::ActionOutcome {
                 let assignment = Assignment {
                     purpose: a.action.purpose(),
                     destination: destination.clone(),
+                    waits_until: a.waits_until,
                 };
                 (&assignment).into()
             }),

@@ -173,6 +173,50 @@ fn a_centre_open_overnight_is_chosen_after_midnight_and_passed_over_in_the_morni
     assert_eq!(chosen(&d, 0).as_deref(), Some("mgs-crisis"));
 }
 
+/// With every crisis centre closed at night (office hours 08:00–14:30), a P3 case's referral
+/// waits for the one that takes it best at its opening; a P1 case cannot wait and is unrouted.
+#[test]
+fn a_case_that_may_wait_is_referred_to_a_closed_point_until_it_opens() {
+    use ServicePointKind as K;
+    let directory = small_directory(|d| {
+        for point in d.service_points.iter_mut() {
+            point.hours = OpeningHours::Weekly(vec![Window {
+                days: vec![Day::Saturday, Day::Sunday],
+                from: LocalTime::try_from("08:00".to_owned()).unwrap(),
+                to: LocalTime::try_from("14:30".to_owned()).unwrap(),
+            }]);
+        }
+    });
+    let policy = policy_with(
+        Conditions::default(),
+        vec![Action::ReferTo {
+            kind: K::CrisisInterventionCentre,
+        }],
+    );
+    let mut r = request("Ardabil");
+    r.at = tehran(22, 1, 0);
+    r.priority = Priority::P3Routine;
+    let d = route(&policy, &directory, &r);
+    assert_eq!(chosen(&d, 0).as_deref(), Some("ard-crisis"));
+    assert_eq!(d.actions[0].waits_until, Some(tehran(22, 8, 0)));
+    assert_eq!(d.status(), RoutingStatus::Routed);
+    assert_eq!(d.assignments()[0].waits_until, Some(tehran(22, 8, 0)));
+
+    r.priority = Priority::P1Urgent;
+    let d = route(&policy, &directory, &r);
+    assert_eq!(chosen(&d, 0), None);
+    assert_eq!(d.actions[0].waits_until, None);
+    assert_eq!(verdict_of(&d, 0, "ard-crisis"), Verdict::Closed);
+    assert_eq!(d.status(), RoutingStatus::Unrouted);
+
+    // Open now: no wait, whatever the priority.
+    r.priority = Priority::P3Routine;
+    r.at = tehran(22, 9, 0);
+    let d = route(&policy, &directory, &r);
+    assert_eq!(chosen(&d, 0).as_deref(), Some("ard-crisis"));
+    assert_eq!(d.actions[0].waits_until, None);
+}
+
 #[test]
 fn a_full_centre_is_passed_over() {
     use ServicePointKind as K;
@@ -514,7 +558,7 @@ fn bad_policies_are_refused_with_every_problem_named() {
         ),
     ];
     for (what, rules, message) in rows {
-        let error = Policy::new(PolicyDocument { rules }, 1).expect_err(what);
+        let error = Policy::new(PolicyDocument::of(rules), 1).expect_err(what);
         assert!(error.to_string().contains(message), "{what}: {error}");
     }
     for (what, text) in [

@@ -169,24 +169,22 @@ pub(super) fn request(county: &str) -> RoutingRequest {
 /// A policy of one rule with `when` (priority 10) and a default that goes nowhere.
 pub(super) fn policy_with(when: Conditions, then: Vec<Action>) -> Policy {
     Policy::new(
-        PolicyDocument {
-            rules: vec![
-                Rule {
-                    id: "rule".into(),
-                    priority: 10,
-                    description: String::new(),
-                    when,
-                    then,
-                },
-                Rule {
-                    id: "default".into(),
-                    priority: 0,
-                    description: String::new(),
-                    when: Conditions::default(),
-                    then: vec![],
-                },
-            ],
-        },
+        PolicyDocument::of(vec![
+            Rule {
+                id: "rule".into(),
+                priority: 10,
+                description: String::new(),
+                when,
+                then,
+            },
+            Rule {
+                id: "default".into(),
+                priority: 0,
+                description: String::new(),
+                when: Conditions::default(),
+                then: vec![],
+            },
+        ]),
         1,
     )
     .unwrap()

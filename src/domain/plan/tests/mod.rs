@@ -100,6 +100,7 @@ pub(super) fn chosen(action: Action, destination: Option<Destination>) -> Action
         not_applicable: None,
         destination,
         candidates: vec![],
+        waits_until: None,
     }
 }
 
