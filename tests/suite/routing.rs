@@ -142,6 +142,21 @@ async fn each_dispatch_takes_a_team_so_the_next_case_walks_further_down_the_cove
         destinations(&receipt)[0],
         (AssignmentPurpose::Referral, "thr-crisis-1".to_owned())
     );
+    // It is no quiet fallback: the case is unrouted for a team (the supervisors' feed says so),
+    // and the operator is told why no team was sent.
+    let routing = receipt.routing.as_ref().unwrap();
+    assert!(routing.unrouted);
+    assert!(
+        routing
+            .requested_action_not_taken
+            .starts_with("a mobile team was asked for, but none could take the case"),
+        "{}",
+        routing.requested_action_not_taken
+    );
+    assert_eq!(
+        server.db.count("events where kind = 'case_unrouted'").await,
+        1
+    );
 
     // The teams are busy in the database too.
     assert_eq!(server.db.count("teams where status = 'busy'").await, 2 + 4);

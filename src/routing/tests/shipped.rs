@@ -192,6 +192,22 @@ fn the_shipped_policy_encodes_the_lines_practice() {
         let decision = route(&policy, &directory, &request);
         assert_eq!(decision.rule_id, rule, "{what}");
         assert_eq!(destinations(&decision), expected, "{what}");
-        assert!(!decision.unrouted(), "{what}");
+        // With no team free, the decision keeps the team search and is unrouted for a team:
+        // the supervisors are alerted, and the interim measures still go out.
+        let no_team = rule == "emergency-acute-no-team";
+        assert_eq!(decision.unrouted(), no_team, "{what}");
+        if no_team {
+            let search = &decision.actions[0];
+            assert_eq!(search.action, Action::DispatchMobileTeam);
+            assert!(search.destination.is_none());
+            assert!(
+                search
+                    .candidates
+                    .iter()
+                    .any(|c| c.verdict == Verdict::Unavailable(DutyStatus::Busy)),
+                "{what}: {:?}",
+                search.candidates
+            );
+        }
     }
 }
