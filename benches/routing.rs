@@ -70,6 +70,7 @@ fn directory(points: usize) -> Directory {
             occupancy: (i % 21) as u32,
             reserved: 0,
             admission: Admission::default(),
+            neighbourhoods: Vec::new(),
         });
     }
     for t in 0..points / 10 {
@@ -156,6 +157,7 @@ fn request() -> RoutingRequest {
         province: "IR-23".into(),
         county: "County 23".into(),
         position: None,
+        neighbourhood: None,
         at: Utc.with_ymd_and_hms(2026, 11, 22, 7, 0, 0).unwrap(),
     }
 }

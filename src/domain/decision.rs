@@ -163,6 +163,8 @@ pub enum CoverStep {
     Province,
     /// A neighbouring province taking the overflow.
     NeighbouringProvince(String),
+    /// The service points serving the incident's neighbourhood (محله), before its county.
+    Neighbourhood(String),
 }
 
 /// What routing made of one place it looked at.

@@ -259,6 +259,10 @@ pub struct ServicePoint {
     /// Admission limits.
     #[serde(default)]
     pub admission: Admission,
+    /// Neighbourhoods (محله) of its county it serves, for a social-service base: a case in one
+    /// of them is referred here first (names match as county names do).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub neighbourhoods: Vec<String>,
 }
 
 impl ServicePoint {
@@ -429,6 +433,8 @@ pub struct Directory {
     points: HashMap<(CountyKey, ServicePointKind), Vec<usize>>,
     teams: HashMap<CountyKey, Vec<usize>>,
     point_ids: HashMap<String, usize>,
+    /// Service points by county and the normalised name of a neighbourhood they serve.
+    neighbourhood_points: HashMap<(CountyKey, String), Vec<usize>>,
     team_ids: HashMap<String, usize>,
 }
 
@@ -504,6 +510,13 @@ impl Directory {
         let mut ids = std::collections::HashSet::new();
         for (i, point) in data.service_points.iter().enumerate() {
             directory.point_ids.insert(point.id.clone(), i);
+            for neighbourhood in &point.neighbourhoods {
+                directory
+                    .neighbourhood_points
+                    .entry((point.county_key(), normalise(neighbourhood)))
+                    .or_default()
+                    .push(i);
+            }
             if !ids.insert(point.id.as_str()) {
                 problems.push(format!("service point id {} appears twice", point.id));
             }
@@ -589,6 +602,21 @@ impl Directory {
             .collect();
         scored.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.name_en.cmp(&b.1.name_en)));
         scored.into_iter().take(most).map(|(_, c)| c).collect()
+    }
+
+    /// Service points of `kind` serving `neighbourhood` (any spelling) of `county`.
+    pub fn points_serving(
+        &self,
+        county: &CountyKey,
+        neighbourhood: &str,
+        kind: ServicePointKind,
+    ) -> impl Iterator<Item = &ServicePoint> {
+        self.neighbourhood_points
+            .get(&(county.clone(), normalise(neighbourhood)))
+            .into_iter()
+            .flatten()
+            .map(|&i| &self.data.service_points[i])
+            .filter(move |p| p.kind == kind)
     }
 
     /// The counties of a province, in name order.

@@ -66,6 +66,9 @@ pub struct RoutingRequest {
     pub county: String,
     /// Position of the incident, when the caller gave it.
     pub position: Option<(f64, f64)>,
+    /// Neighbourhood (محله) of the incident, when the caller named it.
+    #[serde(default)]
+    pub neighbourhood: Option<String>,
     /// When the case is routed.
     pub at: DateTime<Utc>,
 }
@@ -127,6 +130,7 @@ impl RoutingRequest {
                 .coordinates
                 .as_ref()
                 .map(|c| (c.expose().latitude, c.expose().longitude)),
+            neighbourhood: intake.location.neighbourhood.clone(),
             at,
         }
     }
@@ -161,7 +165,7 @@ pub fn route_excluding(
         .rules_with_counties()
         .find(|(rule, counties)| router.holds(&rule.when, counties))
         .map(|(rule, _)| rule);
-    let notes = router.notes();
+    let mut notes = router.notes();
     let Some(rule) = rule else {
         return Decision {
             policy_version: policy.version(),
@@ -172,11 +176,13 @@ pub fn route_excluding(
             unmet_request: None,
         };
     };
+    let actions: Vec<ActionDecision> = rule.then.iter().map(|a| router.act(a)).collect();
+    notes.extend(actions.iter().filter_map(neighbourhood_note));
     Decision {
         policy_version: policy.version(),
         rule_id: rule.id.clone(),
         rule_description: rule.description.clone(),
-        actions: rule.then.iter().map(|a| router.act(a)).collect(),
+        actions,
         notes,
         unmet_request: None,
     }
@@ -395,38 +401,101 @@ impl Router<'_> {
     /// will be at its next opening, ranking it further by the wait.
     fn service_point_when(&self, kind: ServicePointKind, at_opening: bool) -> Found {
         let origin = self.origin();
-        let at = self.request.at;
-        self.walk(
+        let destination = move |id, name| Destination::ServicePoint { id, name, kind };
+        // The points serving the incident's neighbourhood come first; the cover chain after,
+        // leaving out what was looked at already.
+        let nearby = self.neighbourhood_step(kind, at_opening, origin);
+        if let Some(looked) = &nearby
+            && let Some(chosen) = looked
+                .iter()
+                .find(|l| l.candidate.verdict == Verdict::Chosen)
+        {
+            return Found {
+                destination: Some(destination(
+                    chosen.candidate.id.clone(),
+                    chosen.candidate.name.clone(),
+                )),
+                candidates: looked.iter().map(|l| l.candidate.clone()).collect(),
+            };
+        }
+        let mut found = self.walk(
             |step, county, looked| {
                 for point in self.directory.points_in(county, kind) {
-                    let distance = distance_km(origin, (point.lat, point.lon));
-                    let opens = point.hours.next_opening(at);
-                    let verdict = match (at_opening, opens) {
-                        (true, Some(_)) => self.judge_open_or_not(point),
-                        _ => self.judge(point),
-                    };
-                    let waiting_hours = opens.map_or(0.0, |o| (o - at).num_minutes() as f64 / 60.0);
-                    let occupancy = point
-                        .capacity
-                        .filter(|&c| c > 0)
-                        .map_or(0.0, |c| f64::from(point.taken()) / f64::from(c));
-                    looked.push(Looked {
-                        eligible: verdict == Verdict::RankedLower,
-                        score: distance
-                            + KM_PER_FULL_OCCUPANCY * occupancy
-                            + KM_PER_HOUR_OF_WAITING * waiting_hours,
-                        candidate: Candidate {
-                            id: point.id.clone(),
-                            name: point.name.clone(),
-                            step: step.clone(),
-                            distance_km: round(distance),
-                            verdict,
-                        },
-                    });
+                    looked.push(self.look_at(point, step, origin, at_opening));
                 }
             },
-            move |id, name| Destination::ServicePoint { id, name, kind },
-        )
+            destination,
+        );
+        if let Some(looked) = nearby {
+            let seen: HashSet<&str> = looked.iter().map(|l| l.candidate.id.as_str()).collect();
+            found.candidates.retain(|c| !seen.contains(c.id.as_str()));
+            let mut candidates: Vec<Candidate> =
+                looked.iter().map(|l| l.candidate.clone()).collect();
+            candidates.append(&mut found.candidates);
+            found.candidates = candidates;
+        }
+        found
+    }
+
+    /// The points of `kind` serving the incident's neighbourhood in its county, ranked, the
+    /// best eligible one marked chosen; `None` when the intake named no neighbourhood or no
+    /// point serves it.
+    fn neighbourhood_step(
+        &self,
+        kind: ServicePointKind,
+        at_opening: bool,
+        origin: (f64, f64),
+    ) -> Option<Vec<Looked>> {
+        let name = self.request.neighbourhood.as_deref()?.trim();
+        let (own, _) = self.own_counties();
+        let own = own?;
+        let step = CoverStep::Neighbourhood(name.to_owned());
+        let mut looked: Vec<Looked> = self
+            .directory
+            .points_serving(&own, name, kind)
+            .map(|point| self.look_at(point, &step, origin, at_opening))
+            .collect();
+        if looked.is_empty() {
+            return None;
+        }
+        rank(&mut looked);
+        Some(looked)
+    }
+
+    /// What routing makes of one point: its verdict and its score (distance, how full it is,
+    /// and, `at_opening`, how long until it opens).
+    fn look_at(
+        &self,
+        point: &ServicePoint,
+        step: &CoverStep,
+        origin: (f64, f64),
+        at_opening: bool,
+    ) -> Looked {
+        let at = self.request.at;
+        let distance = distance_km(origin, (point.lat, point.lon));
+        let opens = point.hours.next_opening(at);
+        let verdict = match (at_opening, opens) {
+            (true, Some(_)) => self.judge_open_or_not(point),
+            _ => self.judge(point),
+        };
+        let waiting_hours = opens.map_or(0.0, |o| (o - at).num_minutes() as f64 / 60.0);
+        let occupancy = point
+            .capacity
+            .filter(|&c| c > 0)
+            .map_or(0.0, |c| f64::from(point.taken()) / f64::from(c));
+        Looked {
+            eligible: verdict == Verdict::RankedLower,
+            score: distance
+                + KM_PER_FULL_OCCUPANCY * occupancy
+                + KM_PER_HOUR_OF_WAITING * waiting_hours,
+            candidate: Candidate {
+                id: point.id.clone(),
+                name: point.name.clone(),
+                step: step.clone(),
+                distance_km: round(distance),
+                verdict,
+            },
+        }
     }
 
     fn judge(&self, point: &ServicePoint) -> Verdict {
@@ -471,16 +540,9 @@ impl Router<'_> {
             for county in counties {
                 look(&step, county, &mut looked);
             }
-            looked.sort_by(|a, b| {
-                b.eligible
-                    .cmp(&a.eligible)
-                    .then(a.score.total_cmp(&b.score))
-                    .then_with(|| a.candidate.id.cmp(&b.candidate.id))
-            });
-            let chosen = looked.first_mut().filter(|l| l.eligible).map(|first| {
-                first.candidate.verdict = Verdict::Chosen;
-                destination(first.candidate.id.clone(), first.candidate.name.clone())
-            });
+            let chosen = rank(&mut looked)
+                .then(|| &looked[0].candidate)
+                .map(|first| destination(first.id.clone(), first.name.clone()));
             candidates.extend(looked.into_iter().map(|l| l.candidate));
             chosen
         };
@@ -516,6 +578,45 @@ impl Router<'_> {
             destination: chosen,
             candidates,
         }
+    }
+}
+
+/// What an action's search of the incident's neighbourhood came to, when it made one.
+fn neighbourhood_note(action: &ActionDecision) -> Option<String> {
+    let neighbourhood = action.candidates.iter().find_map(|c| match &c.step {
+        CoverStep::Neighbourhood(name) => Some(name),
+        _ => None,
+    })?;
+    let chosen = action
+        .candidates
+        .iter()
+        .find(|c| c.verdict == Verdict::Chosen);
+    Some(match chosen {
+        Some(c) if matches!(c.step, CoverStep::Neighbourhood(_)) => {
+            format!("the neighbourhood {neighbourhood} is served by {}", c.name)
+        }
+        _ => format!(
+            "nothing serving the neighbourhood {neighbourhood} could take the case: the search \
+             went on along the cover chain"
+        ),
+    })
+}
+
+/// Orders what was looked at, eligible first, then by score and id, and marks the first chosen
+/// when it is eligible; true when one was.
+fn rank(looked: &mut [Looked]) -> bool {
+    looked.sort_by(|a, b| {
+        b.eligible
+            .cmp(&a.eligible)
+            .then(a.score.total_cmp(&b.score))
+            .then_with(|| a.candidate.id.cmp(&b.candidate.id))
+    });
+    match looked.first_mut().filter(|l| l.eligible) {
+        Some(first) => {
+            first.candidate.verdict = Verdict::Chosen;
+            true
+        }
+        None => false,
     }
 }
 

@@ -205,6 +205,8 @@ pub(super) struct ServicePointDetails {
     categories: Vec<crate::domain::types::Category>,
     hours: OpeningHours,
     admission: Admission,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    neighbourhoods: Vec<String>,
 }
 
 /// The list columns of a case.
@@ -482,6 +484,7 @@ pub(super) fn directory_from_rows(
                     occupancy: row.occupancy as u32,
                     reserved: u32::try_from(row.reserved).unwrap_or(0),
                     admission: details.admission,
+                    neighbourhoods: details.neighbourhoods,
                 })
             })
             .collect::<Result<_, Error>>()?,
@@ -510,6 +513,7 @@ pub(super) fn service_point_details(point: &ServicePoint) -> Result<String, Erro
         categories: point.categories.clone(),
         hours: point.hours.clone(),
         admission: point.admission.clone(),
+        neighbourhoods: point.neighbourhoods.clone(),
     })
     .map_err(Error::internal)
 }

@@ -305,7 +305,56 @@ backend_tests!(
     with_no_destination_the_case_is_unrouted_and_an_event_says_so,
     the_receipt_says_when_the_requested_action_was_not_taken,
     a_counselling_referral_at_night_waits_for_the_morning,
+    a_case_goes_to_the_base_of_its_neighbourhood,
 );
+
+/// The fixture's girl lives in Khavaran, which has a social-service base of its own: her P2
+/// case is referred there rather than to the county's nearest base, and the decision says so.
+async fn a_case_goes_to_the_base_of_its_neighbourhood(backend: Backend) {
+    let server = seeded(backend).await;
+    let receipt = report(&server, crate::common::fixtures::emergency("khavaran")).await;
+    assert!(
+        destinations(&receipt)
+            .contains(&(AssignmentPurpose::Referral, "thr-base-khavaran".to_owned())),
+        "{receipt:?}"
+    );
+    let case = server.case(&receipt.case_id).await;
+    let decision = case.routing.unwrap();
+    assert!(
+        decision.notes.contains(
+            &"the neighbourhood Khavaran is served by Khavaran social-service base".into()
+        ),
+        "{:?}",
+        decision.notes
+    );
+    let base = decision
+        .actions
+        .iter()
+        .flat_map(|a| &a.candidates)
+        .find(|c| c.id == "thr-base-khavaran")
+        .unwrap();
+    assert_eq!(base.cover_step(), CoverStep::Neighbourhood);
+    assert_eq!(base.cover_neighbourhood, "Khavaran");
+
+    // Elsewhere in Tehran (no position: measured from the county seat), the nearest base.
+    let mut elsewhere = crate::common::fixtures::emergency("elsewhere");
+    let location = elsewhere
+        .intake
+        .as_mut()
+        .unwrap()
+        .location
+        .as_mut()
+        .unwrap();
+    location.neighbourhood = "Somewhere Else".into();
+    location.coordinates = None;
+    let receipt = report(&server, elsewhere).await;
+    assert!(
+        destinations(&receipt)
+            .contains(&(AssignmentPurpose::Referral, "thr-tehran-base".to_owned())),
+        "{receipt:?}"
+    );
+    server.finish().await;
+}
 
 /// A 1480 parenting call at 01:00 (P3): the only counselling centre opens at 08:00. The referral
 /// is made and waits for the opening, its 7-day acceptance deadline runs from then, and the case

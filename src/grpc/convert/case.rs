@@ -189,11 +189,14 @@ impl From<RoutingSummary> for pb::RoutingSummary {
 
 impl From<&Candidate> for pb::RoutingCandidate {
     fn from(c: &Candidate) -> Self {
-        let (step, province) = match &c.step {
-            CoverStep::IncidentCounty => (pb::CoverStep::IncidentCounty, String::new()),
-            CoverStep::DesignatedCounty => (pb::CoverStep::DesignatedCounty, String::new()),
-            CoverStep::Province => (pb::CoverStep::Province, String::new()),
-            CoverStep::NeighbouringProvince(p) => (pb::CoverStep::NeighbouringProvince, p.clone()),
+        let (step, province, neighbourhood) = match &c.step {
+            CoverStep::IncidentCounty => (pb::CoverStep::IncidentCounty, "", ""),
+            CoverStep::DesignatedCounty => (pb::CoverStep::DesignatedCounty, "", ""),
+            CoverStep::Province => (pb::CoverStep::Province, "", ""),
+            CoverStep::NeighbouringProvince(p) => {
+                (pb::CoverStep::NeighbouringProvince, p.as_str(), "")
+            }
+            CoverStep::Neighbourhood(n) => (pb::CoverStep::Neighbourhood, "", n.as_str()),
         };
         let (verdict, detail) = match &c.verdict {
             Verdict::Chosen => (pb::CandidateVerdict::Chosen, String::new()),
@@ -214,10 +217,11 @@ impl From<&Candidate> for pb::RoutingCandidate {
             id: c.id.clone(),
             name: c.name.clone(),
             cover_step: step as i32,
-            cover_province: province,
+            cover_province: province.to_owned(),
             distance_km: c.distance_km,
             verdict: verdict as i32,
             detail,
+            cover_neighbourhood: neighbourhood.to_owned(),
         }
     }
 }

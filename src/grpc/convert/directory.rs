@@ -100,6 +100,7 @@ impl From<&ServicePoint> for pb::ServicePoint {
                 accepts_minors: p.admission.accepts_minors,
                 accepts_women_with_children: p.admission.accepts_women_with_children,
             }),
+            neighbourhoods: p.neighbourhoods.clone(),
         }
     }
 }
@@ -202,6 +203,24 @@ pub(crate) fn service_point(raw: Option<pb::ServicePoint>) -> Result<ServicePoin
                     .map(OpeningHours::Weekly)
             }
         };
+        let neighbourhoods = if p.neighbourhoods.len() > 50 {
+            v.add(f("neighbourhoods"), "has more than 50 neighbourhoods");
+            None
+        } else {
+            p.neighbourhoods
+                .into_iter()
+                .enumerate()
+                .map(|(i, n)| {
+                    v.required_text(
+                        &format!("service_point.neighbourhoods[{i}]"),
+                        n,
+                        limits::MAX_SHORT_TEXT,
+                    )
+                })
+                .collect::<Vec<_>>()
+                .into_iter()
+                .collect::<Option<Vec<String>>>()
+        };
         if p.capacity.is_some_and(|c| p.occupancy > c) {
             v.add(f("occupancy"), "is more than the capacity");
         }
@@ -233,6 +252,7 @@ pub(crate) fn service_point(raw: Option<pb::ServicePoint>) -> Result<ServicePoin
                 accepts_minors: admission.accepts_minors,
                 accepts_women_with_children: admission.accepts_women_with_children,
             },
+            neighbourhoods: neighbourhoods?,
         })
     });
     v.finish(parsed)

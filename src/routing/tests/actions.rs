@@ -217,6 +217,83 @@ fn a_case_that_may_wait_is_referred_to_a_closed_point_until_it_opens() {
     assert_eq!(d.actions[0].waits_until, None);
 }
 
+/// A case in a neighbourhood with its own social-service base goes there, even past a nearer
+/// base; when that base cannot take it the search goes on along the cover chain; the decision
+/// says which.
+#[test]
+fn the_base_of_the_incidents_neighbourhood_comes_first() {
+    use ServicePointKind as K;
+    let bases = |full: bool| {
+        small_directory(move |d| {
+            let mut near = point(
+                "ard-base-centre",
+                K::SocialServiceBase,
+                "Ardabil",
+                38.25,
+                48.29,
+            );
+            near.neighbourhoods = vec!["Sarcheshmeh".into()];
+            let mut kalkhoran = point(
+                "ard-base-kalkhoran",
+                K::SocialServiceBase,
+                "Ardabil",
+                38.29,
+                48.24,
+            );
+            kalkhoran.neighbourhoods = vec!["Kalkhoran".into(), "کلخوران".into()];
+            if full {
+                kalkhoran.capacity = Some(1);
+                kalkhoran.occupancy = 1;
+            }
+            d.service_points.push(near);
+            d.service_points.push(kalkhoran);
+        })
+    };
+    let policy = policy_with(
+        Conditions::default(),
+        vec![Action::ReferTo {
+            kind: K::SocialServiceBase,
+        }],
+    );
+    let mut r = request("Ardabil");
+    r.position = Some((38.25, 48.29));
+    // No neighbourhood named: the nearest base.
+    let d = route(&policy, &bases(false), &r);
+    assert_eq!(chosen(&d, 0).as_deref(), Some("ard-base-centre"));
+    assert!(d.notes.is_empty());
+
+    r.neighbourhood = Some(" كلخوران ".into());
+    let d = route(&policy, &bases(false), &r);
+    assert_eq!(chosen(&d, 0).as_deref(), Some("ard-base-kalkhoran"));
+    assert_eq!(
+        d.actions[0].candidates[0].step,
+        CoverStep::Neighbourhood("كلخوران".into())
+    );
+    assert_eq!(
+        d.notes,
+        ["the neighbourhood كلخوران is served by ard-base-kalkhoran name"]
+    );
+
+    let d = route(&policy, &bases(true), &r);
+    assert_eq!(chosen(&d, 0).as_deref(), Some("ard-base-centre"));
+    assert_eq!(verdict_of(&d, 0, "ard-base-kalkhoran"), Verdict::Full);
+    let looked: Vec<&str> = d.actions[0]
+        .candidates
+        .iter()
+        .map(|c| c.id.as_str())
+        .collect();
+    assert_eq!(
+        looked,
+        ["ard-base-kalkhoran", "ard-base-centre"],
+        "each once"
+    );
+    assert!(
+        d.notes[0].starts_with("nothing serving the neighbourhood"),
+        "{:?}",
+        d.notes
+    );
+}
+
 #[test]
 fn a_full_centre_is_passed_over() {
     use ServicePointKind as K;

@@ -57,6 +57,7 @@ pub(super) fn point(
         occupancy: 0,
         reserved: 0,
         admission: Admission::default(),
+        neighbourhoods: Vec::new(),
     }
 }
 
@@ -162,6 +163,7 @@ pub(super) fn request(county: &str) -> RoutingRequest {
         province: "IR-24".into(),
         county: county.into(),
         position: None,
+        neighbourhood: None,
         at: tehran(21, 10, 0),
     }
 }

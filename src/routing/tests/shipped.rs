@@ -32,6 +32,7 @@ fn case(
         province: province.into(),
         county: county.into(),
         position: None,
+        neighbourhood: None,
         at: tehran(22, 10, 0),
     }
 }
