@@ -212,6 +212,26 @@ pub struct RiskFacts {
     pub recency: Recency,
 }
 
+impl RiskFacts {
+    /// No risk fact reported, recency not known: what a call that gave none (a silent call, an
+    /// information request) records.
+    pub fn none_reported() -> Self {
+        Self {
+            suicide_screening: None,
+            attempt_in_progress: false,
+            violence_ongoing: false,
+            weapon_present: false,
+            injury_or_medical_need: false,
+            perpetrator_present: false,
+            perpetrator_relationship: None,
+            children_in_household: false,
+            risk_to_team: false,
+            intoxication: false,
+            recency: super::types::Recency::Unknown,
+        }
+    }
+}
+
 /// A validated intake of either line.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Intake {

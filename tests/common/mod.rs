@@ -567,6 +567,49 @@ impl TestServer {
         CaseTrackingClient::new(self.authed())
     }
 
+    /// Records a 123 intake and returns its receipt (the call must succeed).
+    pub async fn report(
+        &self,
+        request: referrals::pb::ReportEmergencyRequest,
+    ) -> referrals::pb::IntakeReceipt {
+        self.emergency()
+            .report_emergency(request)
+            .await
+            .unwrap()
+            .into_inner()
+            .receipt
+            .unwrap()
+    }
+
+    /// Records a 1480 intake and returns its receipt (the call must succeed).
+    pub async fn submit(
+        &self,
+        request: referrals::pb::SubmitReferralRequest,
+    ) -> referrals::pb::IntakeReceipt {
+        self.hotline()
+            .submit_referral(request)
+            .await
+            .unwrap()
+            .into_inner()
+            .receipt
+            .unwrap()
+    }
+
+    /// The kinds of a case's events, oldest first.
+    pub async fn event_kinds(&self, case_id: &str) -> Vec<String> {
+        self.cases()
+            .get_timeline(referrals::pb::GetTimelineRequest {
+                case_id: case_id.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .events
+            .into_iter()
+            .map(|e| e.kind)
+            .collect()
+    }
+
     /// The case as a national supervisor reads it.
     pub async fn case(&self, case_id: &str) -> referrals::pb::Case {
         self.cases()

@@ -7,8 +7,7 @@ use crate::common::fixtures::{child_in_danger, destinations};
 use crate::common::rng::Rng;
 use crate::common::{Backend, TestDb, TestServer};
 use referrals::pb::{
-    self, AssignmentPurpose, GetCaseRequest, ListCasesRequest, ListCountiesRequest,
-    ReportEmergencyRequest,
+    self, AssignmentPurpose, ListCasesRequest, ListCountiesRequest, ReportEmergencyRequest,
 };
 use tonic::Code;
 use tonic_types::StatusExt;
@@ -62,13 +61,8 @@ async fn any_spelling_or_the_id_records_the_canonical_county(backend: Backend) {
         ("IR-24", "مشگين‌شهر", "Meshkinshahr"),
     ] {
         let receipt = server
-            .emergency()
-            .report_emergency(in_county(&format!("arabic-{province}"), province, spelling))
-            .await
-            .unwrap()
-            .into_inner()
-            .receipt
-            .unwrap();
+            .report(in_county(&format!("arabic-{province}"), province, spelling))
+            .await;
         let case = server.case(&receipt.case_id).await;
         assert_eq!(case.intake.unwrap().location.unwrap().county, canonical);
     }
@@ -159,14 +153,7 @@ async fn a_county_the_caller_cannot_name_is_recorded_and_routed_across_the_provi
     let mut request = in_county("unknown-county", "IR-23", "");
     let location = request.intake.as_mut().unwrap().location.as_mut().unwrap();
     location.county_unknown = true;
-    let receipt = server
-        .emergency()
-        .report_emergency(request)
-        .await
-        .unwrap()
-        .into_inner()
-        .receipt
-        .unwrap();
+    let receipt = server.report(request).await;
     // A team of the province is sent: the search covered all of it.
     let sent: Vec<String> = destinations(&receipt)
         .into_iter()
@@ -184,13 +171,8 @@ async fn a_county_the_caller_cannot_name_is_recorded_and_routed_across_the_provi
     assert!(notes[0].contains("county is unknown"), "{notes:?}");
     // A case whose county is known has no such note.
     let known = server
-        .emergency()
-        .report_emergency(in_county("known-county", "IR-23", "Tehran"))
-        .await
-        .unwrap()
-        .into_inner()
-        .receipt
-        .unwrap();
+        .report(in_county("known-county", "IR-23", "Tehran"))
+        .await;
     let case = server.case(&known.case_id).await;
     assert!(case.routing.unwrap().notes.is_empty());
     server.finish().await;
@@ -259,17 +241,12 @@ async fn a_p0_call_from_any_province_gets_a_team_with_the_national_directory(bac
             .collect();
         let county = here[rng.below(here.len())];
         let receipt = server
-            .emergency()
-            .report_emergency(in_county(
+            .report(in_county(
                 &format!("national-{}", province.code),
                 province.code,
                 &county.name_fa,
             ))
-            .await
-            .unwrap()
-            .into_inner()
-            .receipt
-            .unwrap();
+            .await;
         let routing = receipt.routing.as_ref().unwrap();
         assert!(
             !routing.unrouted,
@@ -289,16 +266,7 @@ async fn a_p0_call_from_any_province_gets_a_team_with_the_national_directory(bac
             province.code,
             county.name_en
         );
-        let case = server
-            .cases()
-            .get_case(GetCaseRequest {
-                case_id: receipt.case_id.clone(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .case
-            .unwrap();
+        let case = server.case(&receipt.case_id).await;
         assert_eq!(
             case.intake.unwrap().location.unwrap().county,
             county.name_en,

@@ -15,15 +15,7 @@ const SCENE: (f64, f64) = (35.7654321, 51.2345678);
 async fn record_sentinels(server: &TestServer) -> String {
     let mut request = fixtures::child_in_danger("sentinels");
     plant(request.intake.as_mut().unwrap());
-    let case_id = server
-        .emergency()
-        .report_emergency(request)
-        .await
-        .unwrap()
-        .into_inner()
-        .receipt
-        .unwrap()
-        .case_id;
+    let case_id = server.report(request).await.case_id;
     let mut cases = server.cases();
     cases
         .add_note(pb::AddNoteRequest {

@@ -17,14 +17,7 @@ async fn seeded(backend: Backend) -> TestServer {
 }
 
 async fn report(server: &TestServer, request: pb::ReportEmergencyRequest) -> IntakeReceipt {
-    server
-        .emergency()
-        .report_emergency(request)
-        .await
-        .unwrap()
-        .into_inner()
-        .receipt
-        .unwrap()
+    server.report(request).await
 }
 
 async fn team_state(server: &TestServer, id: &str) -> (pb::DutyStatus, u32) {
@@ -40,18 +33,7 @@ async fn team_state(server: &TestServer, id: &str) -> (pb::DutyStatus, u32) {
 }
 
 async fn kinds(server: &TestServer, case_id: &str) -> Vec<String> {
-    server
-        .cases()
-        .get_timeline(GetTimelineRequest {
-            case_id: case_id.into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .events
-        .into_iter()
-        .map(|e| e.kind)
-        .collect()
+    server.event_kinds(case_id).await
 }
 
 fn report_status(

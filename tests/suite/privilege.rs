@@ -118,20 +118,8 @@ async fn serve_with_migrate_starts_on_an_empty_database(backend: Backend) {
 
 /// How many migrations the database records as applied.
 async fn migrations_applied(db: &TestDb) -> i64 {
-    use sqlx::Connection;
-    let sql = "select count(*) from _sqlx_migrations where success";
-    match db.backend {
-        Backend::Sqlite => {
-            let mut conn = sqlx::SqliteConnection::connect(&db.owner_url)
-                .await
-                .unwrap();
-            sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
-        }
-        Backend::Postgres => {
-            let mut conn = sqlx::PgConnection::connect(&db.owner_url).await.unwrap();
-            sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
-        }
-    }
+    db.integers("select count(*) from _sqlx_migrations where success")
+        .await[0]
 }
 
 /// The service's role can read every table, change no event or audit row, delete or truncate

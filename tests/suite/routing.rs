@@ -13,14 +13,7 @@ async fn seeded(backend: Backend) -> TestServer {
 }
 
 async fn report(server: &TestServer, request: pb::ReportEmergencyRequest) -> IntakeReceipt {
-    server
-        .emergency()
-        .report_emergency(request)
-        .await
-        .unwrap()
-        .into_inner()
-        .receipt
-        .unwrap()
+    server.report(request).await
 }
 
 async fn the_receipt_and_the_case_carry_the_routing_decision(backend: Backend) {
@@ -379,14 +372,7 @@ async fn a_counselling_referral_at_night_waits_for_the_morning(backend: Backend)
     contact.started_at = Some(referrals::sample::timestamp(started));
     contact.answered_at = Some(referrals::sample::timestamp(started + 20));
     contact.ended_at = Some(referrals::sample::timestamp(started + 600));
-    let receipt = server
-        .hotline()
-        .submit_referral(request)
-        .await
-        .unwrap()
-        .into_inner()
-        .receipt
-        .unwrap();
+    let receipt = server.submit(request).await;
     assert_eq!(receipt.priority(), pb::Priority::P3Routine);
     let routing = receipt.routing.as_ref().unwrap();
     assert!(!routing.unrouted, "{routing:?}");
@@ -411,18 +397,7 @@ async fn a_counselling_referral_at_night_waits_for_the_morning(backend: Backend)
         due,
         [(eight + chrono::Duration::days(7)).timestamp_micros()]
     );
-    let kinds: Vec<String> = server
-        .cases()
-        .get_timeline(pb::GetTimelineRequest {
-            case_id: receipt.case_id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .events
-        .into_iter()
-        .map(|e| e.kind)
-        .collect();
+    let kinds = server.event_kinds(&receipt.case_id).await;
     assert!(!kinds.iter().any(|k| k == "case_unrouted"), "{kinds:?}");
     server.finish().await;
 }

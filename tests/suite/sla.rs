@@ -74,14 +74,7 @@ async fn get(server: &TestServer, case_id: &str) -> pb::Case {
 }
 
 async fn report(server: &TestServer, request: pb::ReportEmergencyRequest) -> pb::IntakeReceipt {
-    server
-        .emergency()
-        .report_emergency(request)
-        .await
-        .unwrap()
-        .into_inner()
-        .receipt
-        .unwrap()
+    server.report(request).await
 }
 
 fn data(event: &CaseEvent) -> serde_json::Value {

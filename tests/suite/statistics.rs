@@ -10,15 +10,7 @@ use referrals::pb::{
 use tonic::Code;
 
 async fn report(server: &TestServer, request: pb::ReportEmergencyRequest) -> String {
-    server
-        .emergency()
-        .report_emergency(request)
-        .await
-        .unwrap()
-        .into_inner()
-        .receipt
-        .unwrap()
-        .case_id
+    server.report(request).await.case_id
 }
 
 async fn dispatch_of(server: &TestServer, case_id: &str) -> pb::TeamDispatch {

@@ -60,14 +60,7 @@ async fn heartbeat(stream: &mut Streaming<WatchCasesResponse>) -> pb::Heartbeat 
 }
 
 async fn report(server: &TestServer, request: pb::ReportEmergencyRequest) -> pb::IntakeReceipt {
-    server
-        .emergency()
-        .report_emergency(request)
-        .await
-        .unwrap()
-        .into_inner()
-        .receipt
-        .unwrap()
+    server.report(request).await
 }
 
 fn sequences(events: &[CaseEvent]) -> Vec<i64> {

@@ -133,19 +133,7 @@ fn parse_intake(v: &mut Violations, raw: pb::Intake, now: DateTime<Utc>) -> Opti
             .and_then(|l| parse_location(v, l)),
     };
     let risk = match raw.risk {
-        None if minimal => Some(RiskFacts {
-            suicide_screening: None,
-            attempt_in_progress: false,
-            violence_ongoing: false,
-            weapon_present: false,
-            injury_or_medical_need: false,
-            perpetrator_present: false,
-            perpetrator_relationship: None,
-            children_in_household: false,
-            risk_to_team: false,
-            intoxication: false,
-            recency: Recency::Unknown,
-        }),
+        None if minimal => Some(RiskFacts::none_reported()),
         risk => v
             .required("intake.risk", risk)
             .and_then(|r| parse_risk(v, r)),
