@@ -46,16 +46,22 @@ impl From<Error> for Status {
             Error::IdempotencyConflict => Status::already_exists(
                 "request_id was already used for a different intake; send a new request_id",
             ),
-            Error::Overloaded(why) => Status::resource_exhausted(why),
-            Error::DirectoryMoved => {
-                Status::unavailable("the directory is being reloaded; retry with the same request")
-            }
+            Error::Overloaded(why) => retry_after(Code::ResourceExhausted, why, RETRY_BUSY),
+            Error::DirectoryMoved => retry_after(
+                Code::Unavailable,
+                "the directory is being reloaded; retry with the same request",
+                RETRY_SOON,
+            ),
             Error::Stale(why) => Status::aborted(why),
             Error::FailedPrecondition(why) => Status::failed_precondition(why),
             Error::PermissionDenied(why) => Status::permission_denied(why),
             Error::Unavailable(source) => {
                 tracing::warn!(error = %source, "storage unavailable");
-                Status::unavailable("storage unavailable; retry with the same request_id")
+                retry_after(
+                    Code::Unavailable,
+                    "storage unavailable; retry with the same request_id",
+                    RETRY_STORAGE,
+                )
             }
             Error::Internal(source) => {
                 tracing::error!(error = %source, "internal error");
@@ -86,12 +92,31 @@ pub(crate) fn watch_end(end: WatchEnd) -> Status {
     }
 }
 
+/// How long a client should wait before retrying when the database is unavailable: about as
+/// long as health takes to notice it is back.
+const RETRY_STORAGE: std::time::Duration = std::time::Duration::from_secs(1);
+/// ... when the service sheds load.
+const RETRY_BUSY: std::time::Duration = std::time::Duration::from_millis(500);
+/// ... when a retry can succeed at once (another server moved the directory; reads shed).
+const RETRY_SOON: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// A status a client should retry, with `google.rpc.RetryInfo` saying after how long (the
+/// published retry policy, `service-config.json`, backs off at least that much).
+fn retry_after(code: Code, message: impl Into<String>, after: std::time::Duration) -> Status {
+    Status::with_error_details(code, message, ErrorDetails::with_retry_info(Some(after)))
+}
+
 /// A caller over its rate limit, told how long to wait.
 pub(crate) fn rate_limited(wait: std::time::Duration) -> Status {
-    Status::resource_exhausted(format!(
-        "too many requests from this caller; retry in {} ms",
-        wait.as_millis().max(1)
-    ))
+    let wait = wait.max(std::time::Duration::from_millis(1));
+    retry_after(
+        Code::ResourceExhausted,
+        format!(
+            "too many requests from this caller; retry in {} ms",
+            wait.as_millis()
+        ),
+        wait,
+    )
 }
 
 /// A request without a valid bearer token; `why` never repeats the token.
@@ -101,7 +126,11 @@ pub(crate) fn unauthenticated(why: impl std::fmt::Display) -> Status {
 
 /// A read shed because too many reads are in progress.
 pub(crate) fn read_shed() -> Status {
-    Status::resource_exhausted("too many reads in progress; retry shortly")
+    retry_after(
+        Code::ResourceExhausted,
+        "too many reads in progress; retry shortly",
+        RETRY_SOON,
+    )
 }
 
 /// What a refusal that somehow came back as success answers: nothing a caller can act on.

@@ -19,6 +19,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
+use tonic_types::StatusExt;
 
 /// Calls one RPC of each service with `channel` and returns the codes.
 async fn codes(channel: InterceptedService<Channel, common::Bearer>) -> Vec<(&'static str, Code)> {
@@ -207,6 +208,20 @@ async fn each_caller_is_held_to_its_own_rate(backend: Backend) {
         busy,
         [Code::Ok, Code::Ok, Code::Ok, Code::ResourceExhausted],
         "a burst of 3, then refused"
+    );
+    // The refusal says when to retry, in google.rpc.RetryInfo as well as in words.
+    let refused = CaseTrackingClient::new(server.with_token(&token("op-busy")))
+        .list_cases(pb::ListCasesRequest::default())
+        .await
+        .unwrap_err();
+    let delay = refused
+        .get_error_details()
+        .retry_info()
+        .and_then(|info| info.retry_delay)
+        .expect("RetryInfo with a delay");
+    assert!(
+        delay > Duration::ZERO && delay <= Duration::from_secs(2),
+        "{delay:?}"
     );
     // Another operator behind the same address is not held back by the first.
     assert_eq!(list(token("op-other")).await, Code::Ok);

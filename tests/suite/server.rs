@@ -173,6 +173,13 @@ async fn postgres_read_only_database_is_unavailable_and_not_serving() {
             .await
             .expect_err("no intake is acknowledged while the database takes no writes");
         assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+        use tonic_types::StatusExt;
+        let retry = refused.get_error_details().retry_info().cloned();
+        assert_eq!(
+            retry.and_then(|info| info.retry_delay),
+            Some(std::time::Duration::from_secs(1)),
+            "{refused:?}"
+        );
     }
 
     server
