@@ -202,27 +202,56 @@ impl PostgresBackend {
     }
 
     pub(super) async fn check_durability(&self) -> Result<Durability, sqlx::Error> {
-        let mut weakened = Vec::new();
-        // Each setting with the values that keep an acknowledged commit on disk.
-        let required: [(&str, &[&str]); 3] = [
-            (
-                "synchronous_commit",
-                &["on", "remote_apply", "remote_write", "local"],
-            ),
-            ("fsync", &["on"]),
-            ("full_page_writes", &["on"]),
-        ];
-        for (name, durable) in required {
+        let names = DURABILITY_SETTINGS.map(|(name, _)| name);
+        let mut settings = Vec::with_capacity(names.len() + 1);
+        for name in names.iter().chain(["synchronous_standby_names"].iter()) {
             let value: String = sqlx::query_scalar("select current_setting($1)")
-                .bind(name)
+                .bind(*name)
                 .fetch_one(&self.pool)
                 .await?;
-            if !durable.contains(&value.as_str()) {
-                weakened.push(format!("{name} is {value}, not {}", durable[0]));
-            }
+            settings.push((*name, value));
         }
-        Ok(Durability { weakened })
+        Ok(Durability {
+            weakened: weakened(&settings),
+        })
     }
+}
+
+/// Each setting with the values that keep an acknowledged commit on disk.
+const DURABILITY_SETTINGS: [(&str, &[&str]); 3] = [
+    (
+        "synchronous_commit",
+        &["on", "remote_apply", "remote_write", "local"],
+    ),
+    ("fsync", &["on"]),
+    ("full_page_writes", &["on"]),
+];
+
+/// What in `settings` (name, value) may lose an acknowledged commit, each said in words.
+fn weakened(settings: &[(&str, String)]) -> Vec<String> {
+    let value = |wanted: &str| {
+        settings
+            .iter()
+            .find(|(name, _)| *name == wanted)
+            .map_or("", |(_, value)| value.as_str())
+    };
+    let mut weakened: Vec<String> = DURABILITY_SETTINGS
+        .iter()
+        .filter(|(name, durable)| !durable.contains(&value(name)))
+        .map(|(name, durable)| format!("{name} is {}, not {}", value(name), durable[0]))
+        .collect();
+    // With synchronous standbys, `local` acknowledges a commit before any standby has it: a
+    // failover to one of them loses it.
+    if value("synchronous_commit") == "local"
+        && !value("synchronous_standby_names").trim().is_empty()
+    {
+        weakened.push(
+            "synchronous_commit is local while synchronous standbys are configured \
+             (synchronous_standby_names): a failover to a standby may lose acknowledged intakes"
+                .to_owned(),
+        );
+    }
+    weakened
 }
 
 /// The whole batch of new cases in one statement: each table's rows arrive as one array per
@@ -388,5 +417,37 @@ impl PostgresBackend {
             .await
             .map_err(map_sqlx_error)?;
         Ok(directory)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(commit: &str, standbys: &str) -> Vec<(&'static str, String)> {
+        vec![
+            ("synchronous_commit", commit.to_owned()),
+            ("fsync", "on".to_owned()),
+            ("full_page_writes", "on".to_owned()),
+            ("synchronous_standby_names", standbys.to_owned()),
+        ]
+    }
+
+    #[test]
+    fn local_commits_are_weak_only_with_synchronous_standbys() {
+        assert!(weakened(&settings("on", "")).is_empty());
+        assert!(weakened(&settings("on", "standby1")).is_empty());
+        assert!(
+            weakened(&settings("local", "")).is_empty(),
+            "no standby to lose it to"
+        );
+        let weak = weakened(&settings("local", "FIRST 1 (standby1)"));
+        assert_eq!(weak.len(), 1);
+        assert!(
+            weak[0].contains("a failover to a standby may lose"),
+            "{weak:?}"
+        );
+        let off = weakened(&settings("off", ""));
+        assert_eq!(off, ["synchronous_commit is off, not on"]);
     }
 }
