@@ -473,10 +473,16 @@ impl Router<'_> {
     ) -> Looked {
         let at = self.request.at;
         let distance = distance_km(origin, (point.lat, point.lon));
-        let opens = point.hours.next_opening(at);
-        let verdict = match (at_opening, opens) {
-            (true, Some(_)) => self.judge_open_or_not(point),
-            _ => self.judge(point),
+        // Only a search at opening asks when a point opens: the usual search passes a closed
+        // point over without working out its next window.
+        let opens = if at_opening {
+            point.hours.next_opening(at)
+        } else {
+            None
+        };
+        let verdict = match opens {
+            Some(_) => self.judge_open_or_not(point),
+            None => self.judge(point),
         };
         let waiting_hours = opens.map_or(0.0, |o| (o - at).num_minutes() as f64 / 60.0);
         let occupancy = point

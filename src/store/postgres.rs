@@ -202,15 +202,21 @@ impl PostgresBackend {
     }
 
     pub(super) async fn check_durability(&self) -> Result<Durability, sqlx::Error> {
-        let names = DURABILITY_SETTINGS.map(|(name, _)| name);
-        let mut settings = Vec::with_capacity(names.len() + 1);
-        for name in names.iter().chain(["synchronous_standby_names"].iter()) {
-            let value: String = sqlx::query_scalar("select current_setting($1)")
-                .bind(*name)
-                .fetch_one(&self.pool)
-                .await?;
-            settings.push((*name, value));
-        }
+        // Every setting in one round trip.
+        let (commit, fsync, full_page_writes, standbys): (String, String, String, String) =
+            sqlx::query_as(
+                "select current_setting('synchronous_commit'), current_setting('fsync'), \
+                 current_setting('full_page_writes'), \
+                 current_setting('synchronous_standby_names')",
+            )
+            .fetch_one(&self.pool)
+            .await?;
+        let settings = [
+            ("synchronous_commit", commit),
+            ("fsync", fsync),
+            ("full_page_writes", full_page_writes),
+            ("synchronous_standby_names", standbys),
+        ];
         Ok(Durability {
             weakened: weakened(&settings),
         })

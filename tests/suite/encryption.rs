@@ -71,16 +71,7 @@ async fn record_sentinels(server: &TestServer) -> String {
 }
 
 async fn read(server: &TestServer, case_id: &str) -> pb::Case {
-    server
-        .cases()
-        .get_case(GetCaseRequest {
-            case_id: case_id.into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .case
-        .unwrap()
+    server.case(case_id).await
 }
 
 /// Everything the database holds, as bytes: the SQLite files, or a PostgreSQL dump.

@@ -8,7 +8,7 @@ use crate::common::fixtures::{self, child_in_danger, sunday_morning};
 use crate::common::{Backend, TestDb, TestServer};
 use chrono::{DateTime, Utc};
 use referrals::pb::{
-    self, CaseEvent, DispatchStatus, GetCaseRequest, ReferralStatus, ReportDispatchStatusRequest,
+    self, CaseEvent, DispatchStatus, ReferralStatus, ReportDispatchStatusRequest,
     TransitionReferralRequest, WatchCasesRequest, WatchCasesResponse,
     watch_cases_response::Message,
 };
@@ -61,16 +61,7 @@ fn at(server: &TestServer, time: DateTime<Utc>) {
 }
 
 async fn get(server: &TestServer, case_id: &str) -> pb::Case {
-    server
-        .cases()
-        .get_case(GetCaseRequest {
-            case_id: case_id.into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .case
-        .unwrap()
+    server.case(case_id).await
 }
 
 async fn report(server: &TestServer, request: pb::ReportEmergencyRequest) -> pb::IntakeReceipt {

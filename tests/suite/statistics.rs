@@ -4,9 +4,7 @@
 use crate::common::fixtures::{self, child_in_danger, sunday_morning, timestamp};
 use crate::common::{Backend, TestDb, TestServer};
 use chrono::Duration;
-use referrals::pb::{
-    self, DispatchStatus, GetCaseRequest, GetStatisticsRequest, ReportDispatchStatusRequest,
-};
+use referrals::pb::{self, DispatchStatus, GetStatisticsRequest, ReportDispatchStatusRequest};
 use tonic::Code;
 
 async fn report(server: &TestServer, request: pb::ReportEmergencyRequest) -> String {
@@ -14,18 +12,7 @@ async fn report(server: &TestServer, request: pb::ReportEmergencyRequest) -> Str
 }
 
 async fn dispatch_of(server: &TestServer, case_id: &str) -> pb::TeamDispatch {
-    server
-        .cases()
-        .get_case(GetCaseRequest {
-            case_id: case_id.into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .case
-        .unwrap()
-        .dispatches
-        .remove(0)
+    server.case(case_id).await.dispatches.remove(0)
 }
 
 /// Moves a case's dispatch through `steps`, each at its minute after the start.
