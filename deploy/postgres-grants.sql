@@ -29,5 +29,6 @@ grant select, insert on case_categories, idempotency_keys, policies to :"role";
 -- deadlines and the health probe's row.
 grant select, insert, update on
     sequences, cases, contacts, notes, follow_ups, routing_decisions, referrals, dispatches,
-    dispatch_steps, sla_timers, provinces, counties, service_points, teams, health_probe
+    dispatch_steps, sla_timers, team_waits, provinces, counties, service_points, teams,
+    health_probe
     to :"role";

@@ -116,6 +116,7 @@ impl Operation {
             | Change::Reopen { .. }
             | Change::Priority { .. }
             | Change::RequestAssignment { .. }
+            | Change::OfferTeam { .. }
             | Change::SlaBreach { .. } => Self::ManageCase,
             Change::Note { .. } => Self::AddNote,
             Change::ScheduleFollowUp { .. } | Change::RecordFollowUp { .. } => Self::FollowUp,

@@ -15,15 +15,17 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::domain::Error;
 use crate::domain::change::CaseChange;
-use crate::domain::decision::{ActionDecision, Decision, Destination};
+use crate::domain::decision::{ActionDecision, Decision, Destination, DutyStatus};
 use crate::domain::intake::NewIntake;
-use crate::domain::plan::change::{RerouteAsk, plan_change};
+use crate::domain::plan::change::{ChangePlan, RerouteAsk, plan_change};
 use crate::domain::plan::intake::plan_intakes;
+use crate::domain::queue::TeamOffer;
 use crate::domain::sla::SlaTargets;
 use crate::domain::types::Line;
 use crate::routing::directory::{Directory, DirectoryData, DirectoryUpdate, Taken, TeamState};
@@ -55,7 +57,7 @@ impl RoutingState {
     /// and takes what it sends the case to.
     fn reroute(&mut self, ask: &RerouteAsk<'_>, undo: &mut Vec<Taken>) -> ActionDecision {
         let request = RoutingRequest::for_case(ask.intake, ask.line, ask.priority, ask.at);
-        let found = routing::reroute(&self.directory, &request, ask.action, ask.tried);
+        let found = routing::reroute(&self.directory, &request, ask.action, ask.tried, ask.only);
         if let Some(destination) = &found.destination {
             self.take(destination, undo);
         }
@@ -68,6 +70,33 @@ impl RoutingState {
             Destination::ServicePoint { id, .. } => self.directory.reserve_place(id),
         };
         undo.extend(taken);
+    }
+
+    /// Frees, in memory, the team a change's plan released, noting how it stood for `undo`;
+    /// names the provinces whose waiting cases the freed team is offered to.
+    fn release(&mut self, plan: &mut ChangePlan, undo: &mut Vec<Taken>) {
+        let Some(team) = &plan.outcome.released_team else {
+            return;
+        };
+        if let Some(before) = self.directory.team(&team.team_id) {
+            undo.push(Taken::Team(TeamState {
+                team_id: before.id.clone(),
+                status: before.status,
+                load: before.load,
+            }));
+        }
+        self.directory.restore_team(TeamState {
+            team_id: team.team_id.clone(),
+            status: team.status,
+            load: team.load,
+        });
+        if let Some(offer) = &mut plan.offer {
+            offer.provinces = self
+                .directory
+                .team(&offer.team_id)
+                .map(|t| self.directory.provinces_reaching(&t.province))
+                .unwrap_or_default();
+        }
     }
 
     /// Puts back what an uncommitted write took.
@@ -142,6 +171,7 @@ enum Command {
     },
     UpdateDirectory {
         update: DirectoryUpdate,
+        at: DateTime<Utc>,
         reply: Reply<()>,
     },
     UpsertDirectory {
@@ -290,9 +320,14 @@ impl Writer {
         .await
     }
 
-    /// Records an owner's change to the directory's live state.
-    pub async fn update_directory(&self, update: DirectoryUpdate) -> Result<(), Error> {
-        self.send(|reply| Command::UpdateDirectory { update, reply })
+    /// Records an owner's change to the directory's live state, made at `at`. A team reported
+    /// available is then offered to the cases waiting for one.
+    pub async fn update_directory(
+        &self,
+        update: DirectoryUpdate,
+        at: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        self.send(|reply| Command::UpdateDirectory { update, at, reply })
             .await
     }
 }
@@ -509,7 +544,7 @@ async fn apply(store: &dyn Store, routing: &SharedRouting, command: Command, tar
             .await;
             let _ = reply.send(result);
         }
-        Command::UpdateDirectory { update, reply } => {
+        Command::UpdateDirectory { update, at, reply } => {
             let result = async {
                 let mut reloads = Reloads::default();
                 loop {
@@ -526,6 +561,21 @@ async fn apply(store: &dyn Store, routing: &SharedRouting, command: Command, tar
                 Ok(())
             }
             .await;
+            if let (
+                Ok(()),
+                DirectoryUpdate::Team {
+                    team_id,
+                    status: DutyStatus::Available,
+                    ..
+                },
+            ) = (&result, &update)
+            {
+                // The update is committed whatever comes of the offer; the answer waits for
+                // it, so that the team's state it reports includes the case it was sent to.
+                if let Err(error) = offer_team(store, routing, team_id, at, targets).await {
+                    tracing::warn!(%team_id, %error, "a team reported available was not offered to the waiting cases");
+                }
+            }
             let _ = reply.send(result);
         }
         Command::UpsertDirectory {
@@ -591,21 +641,58 @@ async fn change_case(
         let result = store
             .change_case(change, &mut |change, load| {
                 let mut reroute = |ask: &RerouteAsk<'_>| routing.write().reroute(ask, &mut undo);
-                plan_change(change, load, targets, &mut reroute)
+                let mut plan = plan_change(change, load, targets, &mut reroute)?;
+                // The freed team is free in memory before the waiting cases are offered it;
+                // if the write does not commit, `undo` puts it back.
+                routing.write().release(&mut plan, &mut undo);
+                Ok(plan)
             })
             .await;
         if let Some(outcome) = reloads.settle(store, routing, undo, result).await? {
             if let Some(point) = &outcome.released_place {
                 routing.write().directory.release_place(point);
             }
-            if let Some(team) = &outcome.released_team {
-                routing.write().directory.restore_team(TeamState {
-                    team_id: team.team_id.clone(),
-                    status: team.status,
-                    load: team.load,
-                });
+            if let Some(case_id) = outcome.offered_to {
+                tracing::info!(%case_id, "a freed team was sent to a case waiting for one");
             }
             return Ok(outcome);
+        }
+    }
+}
+
+/// Offers a team its crew reported available to the cases waiting for one (a transaction of
+/// its own, right after the report's).
+async fn offer_team(
+    store: &dyn Store,
+    routing: &SharedRouting,
+    team_id: &str,
+    at: DateTime<Utc>,
+    targets: &SlaTargets,
+) -> Result<(), Error> {
+    let mut reloads = Reloads::default();
+    loop {
+        let offer = {
+            let state = routing.read();
+            match state.directory.team(team_id) {
+                Some(team) if team.status == DutyStatus::Available => TeamOffer {
+                    team_id: team_id.to_owned(),
+                    provinces: state.directory.provinces_reaching(&team.province),
+                },
+                _ => return Ok(()),
+            }
+        };
+        let mut undo = Vec::new();
+        let result = store
+            .offer_team(&offer, at, &mut |change, load| {
+                let mut reroute = |ask: &RerouteAsk<'_>| routing.write().reroute(ask, &mut undo);
+                plan_change(change, load, targets, &mut reroute)
+            })
+            .await;
+        if let Some(outcome) = reloads.settle(store, routing, undo, result).await? {
+            if let Some(outcome) = outcome {
+                tracing::info!(case_id = %outcome.case_id, %team_id, "a team reported available was sent to a case waiting for one");
+            }
+            return Ok(());
         }
     }
 }

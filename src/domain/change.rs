@@ -171,6 +171,14 @@ pub enum Change {
         /// The timer.
         timer_id: Uuid,
     },
+    /// Offers a team that just became free to a case waiting in the team queue (the service's
+    /// own change, made in the transaction that freed the team).
+    OfferTeam {
+        /// The waiting case.
+        case_id: Uuid,
+        /// The team.
+        team_id: String,
+    },
     /// Records how a follow-up went.
     RecordFollowUp {
         /// The follow-up.
@@ -190,7 +198,8 @@ impl Change {
             | Self::Priority { case_id, .. }
             | Self::Note { case_id, .. }
             | Self::ScheduleFollowUp { case_id, .. }
-            | Self::RequestAssignment { case_id, .. } => Some(*case_id),
+            | Self::RequestAssignment { case_id, .. }
+            | Self::OfferTeam { case_id, .. } => Some(*case_id),
             Self::Referral { .. }
             | Self::Dispatch { .. }
             | Self::SlaBreach { .. }
@@ -327,7 +336,10 @@ pub fn check_case_change(
             Ok(current)
         }
         Change::SlaBreach { .. } => Ok(current),
-        Change::Referral { .. } | Change::Dispatch { .. } | Change::RequestAssignment { .. } => {
+        Change::Referral { .. }
+        | Change::Dispatch { .. }
+        | Change::RequestAssignment { .. }
+        | Change::OfferTeam { .. } => {
             if closed {
                 return Err(refuse_closed("changing its referrals or dispatches"));
             }

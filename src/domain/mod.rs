@@ -14,6 +14,7 @@ pub mod lifecycle;
 pub mod names;
 pub mod plan;
 pub mod province;
+pub mod queue;
 pub mod reach;
 pub mod reference;
 pub mod requester;

@@ -88,6 +88,57 @@ pub struct Statistics {
     /// Each P0 case's delay from intake to its team's first acknowledgement (`None` when no
     /// team acknowledged).
     pub p0_acknowledged: Vec<Option<Duration>>,
+    /// The waits for a team that began in the period.
+    pub team_queue: QueueFigures,
+}
+
+/// How cases waited for a mobile team.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QueueFigures {
+    /// Waits that began.
+    pub waited: u64,
+    /// Ended with a team sent.
+    pub served: u64,
+    /// Ended because the case was closed or lowered.
+    pub withdrawn: u64,
+    /// Not yet ended.
+    pub waiting: u64,
+    /// From a wait's start to its team, over the served waits.
+    pub wait: Interval,
+}
+
+/// One wait for a team: when it began, and when and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaitTimes {
+    pub since: DateTime<Utc>,
+    pub ended: Option<(DateTime<Utc>, crate::domain::queue::WaitEnd)>,
+}
+
+/// The queue's figures over `waits`.
+pub fn queue_figures(waits: &[WaitTimes]) -> QueueFigures {
+    use crate::domain::queue::WaitEnd;
+    let mut figures = QueueFigures {
+        waited: waits.len() as u64,
+        ..QueueFigures::default()
+    };
+    let mut served = Vec::new();
+    for wait in waits {
+        match wait.ended {
+            Some((at, WaitEnd::Team)) => {
+                served.push((at - wait.since).to_std().unwrap_or(Duration::ZERO))
+            }
+            Some(_) => figures.withdrawn += 1,
+            None => figures.waiting += 1,
+        }
+    }
+    served.sort_unstable();
+    figures.served = served.len() as u64;
+    figures.wait = Interval {
+        count: served.len(),
+        median: percentile(&served, 50),
+        p90: percentile(&served, 90),
+    };
+    figures
 }
 
 /// Each P0 case's delay from intake to its team's first acknowledgement, `None` when no team
@@ -211,6 +262,43 @@ mod tests {
         assert_eq!(delays.len(), 4, "P0 cases only");
         assert_eq!(within_target(&delays, Duration::from_secs(180)), (4, 2));
         assert_eq!(within_target(&[], Duration::from_secs(180)), (0, 0));
+    }
+
+    #[test]
+    fn the_queue_counts_each_wait_once_and_times_only_those_a_team_ended() {
+        use crate::domain::queue::WaitEnd;
+        let at = |minute: i64| DateTime::<Utc>::from_timestamp(minute * 60, 0).unwrap();
+        let waits = [
+            WaitTimes {
+                since: at(0),
+                ended: Some((at(4), WaitEnd::Team)),
+            },
+            WaitTimes {
+                since: at(1),
+                ended: Some((at(11), WaitEnd::Team)),
+            },
+            WaitTimes {
+                since: at(2),
+                ended: Some((at(3), WaitEnd::Closed)),
+            },
+            WaitTimes {
+                since: at(5),
+                ended: None,
+            },
+        ];
+        let figures = queue_figures(&waits);
+        assert_eq!(
+            (
+                figures.waited,
+                figures.served,
+                figures.withdrawn,
+                figures.waiting
+            ),
+            (4, 2, 1, 1)
+        );
+        assert_eq!(figures.wait.count, 2);
+        assert_eq!(figures.wait.median, Duration::from_secs(4 * 60));
+        assert_eq!(figures.wait.p90, Duration::from_secs(10 * 60));
     }
 
     #[test]

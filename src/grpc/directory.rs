@@ -189,7 +189,9 @@ impl Directory for DirectoryService {
                     "is more than the service point's capacity",
                 ));
             }
-            self.writer.update_directory(update.clone()).await?;
+            self.writer
+                .update_directory(update.clone(), self.guard.now())
+                .await?;
             Ok(pb::UpdateOccupancyResponse {
                 service_point: Some(self.service_point(&service_point_id)?),
             })
@@ -346,7 +348,9 @@ impl Directory for DirectoryService {
             };
             let team_id = team_id.clone();
             self.check_team_owner(&caller, &team_id)?;
-            self.writer.update_directory(update).await?;
+            self.writer
+                .update_directory(update, self.guard.now())
+                .await?;
             Ok(pb::UpdateTeamStatusResponse {
                 team: Some(self.team(&team_id)?),
             })

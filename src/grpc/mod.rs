@@ -58,6 +58,11 @@ pub struct Guard {
 }
 
 impl Guard {
+    /// The services' time now.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
     /// Audits through `audit`, stamping entries with `clock`.
     pub fn new(audit: AuditWriter, clock: Clock) -> Self {
         Self { audit, clock }

@@ -636,6 +636,21 @@ impl Directory {
         self.neighbours.get(province).map_or(&[], Vec::as_slice)
     }
 
+    /// The provinces whose cover chain reaches a team of `province`: its own, and every one
+    /// that has it among its neighbours.
+    pub fn provinces_reaching(&self, province: &str) -> Vec<String> {
+        let mut reaching = vec![province.to_owned()];
+        let mut others: Vec<String> = self
+            .neighbours
+            .iter()
+            .filter(|(code, list)| *code != province && list.iter().any(|n| n == province))
+            .map(|(code, _)| code.clone())
+            .collect();
+        others.sort();
+        reaching.extend(others);
+        reaching
+    }
+
     /// Service points of `kind` in a county.
     pub fn points_in(
         &self,

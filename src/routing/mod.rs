@@ -159,6 +159,7 @@ pub fn route_excluding(
         excluded,
         may_wait_for_opening: policy.may_wait_for_opening(request.priority),
         county: normalise(&request.county),
+        only_team: None,
     };
     // The policy always has a default rule, so some rule fires.
     let rule = policy
@@ -190,12 +191,14 @@ pub fn route_excluding(
 
 /// Carries out one action again for a case whose destination turned it down, leaving out
 /// `excluded` (every destination the case was already sent to). The policy is not consulted:
-/// the action is the one the rule that fired chose, and only its destination changes.
+/// the action is the one the rule that fired chose, and only its destination changes. With
+/// `only_team`, no other team is looked at (a freed team offered to a waiting case).
 pub fn reroute(
     directory: &Directory,
     request: &RoutingRequest,
     action: &Action,
     excluded: &HashSet<String>,
+    only_team: Option<&str>,
 ) -> ActionDecision {
     // A re-routed referral (its first destination turned it down) does not wait: with every
     // eligible point closed the case is unrouted and the supervisors are alerted.
@@ -205,6 +208,7 @@ pub fn reroute(
         excluded,
         may_wait_for_opening: false,
         county: normalise(&request.county),
+        only_team,
     }
     .act(action)
 }
@@ -217,6 +221,8 @@ struct Router<'a> {
     may_wait_for_opening: bool,
     /// The request's county, normalised.
     county: String,
+    /// Only this team is looked at.
+    only_team: Option<&'a str>,
 }
 
 /// A place routing looks at: a team or a service point, with its verdict before ranking.
@@ -349,7 +355,8 @@ impl Router<'_> {
         let origin = self.origin();
         self.walk(
             |step, county, looked| {
-                for team in self.directory.teams_in(county) {
+                let teams = self.directory.teams_in(county);
+                for team in teams.filter(|t| self.only_team.is_none_or(|only| only == t.id)) {
                     let position = team
                         .position
                         .or_else(|| self.directory.county_by_key(county).map(|c| (c.lat, c.lon)));

@@ -50,6 +50,8 @@ pub(super) type ReferralInsert = (Uuid, Uuid, String, &'static str, i64);
 pub(super) type DispatchInsert = (Uuid, Uuid, String, i64);
 /// A deadline timer: id, case, kind, what it watches, due, created.
 pub(super) type TimerInsert = (Uuid, Uuid, &'static str, Option<Uuid>, i64, i64);
+/// A case that starts waiting for a team: (wait id, case id, province, rank, since).
+pub(super) type WaitInsert = (Uuid, Uuid, String, i64, i64);
 /// A category of a case: case, category, whether primary.
 pub(super) type CategoryInsert = (Uuid, &'static str, bool);
 
@@ -79,6 +81,8 @@ pub(super) struct IntakeRows<'a> {
     /// Each dispatch takes its team.
     pub(super) dispatches: Vec<DispatchInsert>,
     pub(super) timers: Vec<TimerInsert>,
+    /// The cases that wait for a team (rare: written one by one).
+    pub(super) waits: Vec<WaitInsert>,
     pub(super) categories: Vec<CategoryInsert>,
     /// The cases' events, numbered from `first_event`, each with its chain hash once chained.
     pub(super) events: Vec<EventRow>,
@@ -111,6 +115,7 @@ impl<'a> IntakeRows<'a> {
             referrals: Vec::new(),
             dispatches: Vec::new(),
             timers: Vec::new(),
+            waits: Vec::new(),
             categories: Vec::new(),
             events: Vec::new(),
             event_hashes: Vec::new(),
@@ -148,6 +153,15 @@ impl<'a> IntakeRows<'a> {
                     timer.kind.as_str(),
                     timer.subject,
                     micros(timer.due),
+                    at,
+                ));
+            }
+            if let Some(wait_id) = case.waits_for_team {
+                rows.waits.push((
+                    wait_id,
+                    case_id,
+                    intake.intake.location.province.clone(),
+                    crate::domain::queue::rank(intake.assessment.priority),
                     at,
                 ));
             }

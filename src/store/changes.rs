@@ -10,6 +10,7 @@ use super::chain::write_audit;
 use super::db::{Query, Tx, query, query_as, query_scalar};
 use super::events::write_events;
 use super::map_sqlx_error as db_error;
+use super::queue::{END_WAIT, INSERT_WAIT, RANK_WAIT, case_wait};
 use super::rows::{DecisionRow, DispatchRow, EventRow, ReferralRow};
 use super::sealed::{
     DECISION, FOLLOW_UP_OUTCOME, NOTE_BODY, case_details, decision_of, decision_row, from_micros,
@@ -235,6 +236,18 @@ impl SqlStore {
         let load = self.load_change(&mut tx, change).await?;
         let mut plan = planner(change, load)?;
         self.write_change(&mut tx, &plan).await?;
+        // A team the change freed goes, in this transaction, to the first waiting case it
+        // can serve.
+        let offered = match &plan.offer {
+            Some(offer) => self.offer_team(&mut tx, offer, change.at, planner).await?,
+            None => None,
+        };
+        if let Some(offered) = offered {
+            plan.outcome.offered_to = Some(offered.outcome.case_id);
+            plan.directory_moved |= offered.directory_moved;
+            plan.events.extend(offered.events);
+            plan.audit_more.push(offered.audit);
+        }
         if plan.directory_moved {
             directory = query_scalar(BUMP_DIRECTORY)
                 .fetch_one(tx.ex())
@@ -247,14 +260,19 @@ impl SqlStore {
             .map(EventRow::of)
             .collect::<Result<Vec<_>, _>>()?;
         plan.outcome.last_event = write_events(self, &mut tx, &events).await?;
-        write_audit(&mut tx, std::slice::from_ref(&plan.audit)).await?;
+        let entries: Vec<_> = std::iter::once(plan.audit).chain(plan.audit_more).collect();
+        write_audit(&mut tx, &entries).await?;
         tx.commit().await.map_err(db_error)?;
         self.directory.set(directory);
         Ok(plan.outcome)
     }
 
     /// Reads what `change` names, its case, and what [`Needs::of`] the change asks for.
-    async fn load_change(&self, tx: &mut Tx, change: &CaseChange) -> Result<ChangeLoad, Error> {
+    pub(super) async fn load_change(
+        &self,
+        tx: &mut Tx,
+        change: &CaseChange,
+    ) -> Result<ChangeLoad, Error> {
         async fn one<R: super::db::Row>(
             tx: &mut Tx,
             sql: &'static str,
@@ -333,8 +351,12 @@ impl SqlStore {
             priority_timers: Vec::new(),
             breach_subject: None,
             team: None,
+            wait: None,
         };
         let needs = Needs::of(&change.change);
+        if needs.wait {
+            load.wait = case_wait(tx, case_id).await?;
+        }
         if needs.routing {
             load.details = Some(case_details(&self.cipher, case_id, &row.details)?);
             let rows: Vec<DecisionRow> = query_as(SELECT_CASE_DECISIONS)
@@ -413,7 +435,7 @@ impl SqlStore {
     }
 
     /// Turns a plan's writes into statements, in order.
-    async fn write_change(&self, tx: &mut Tx, plan: &ChangePlan) -> Result<(), Error> {
+    pub(super) async fn write_change(&self, tx: &mut Tx, plan: &ChangePlan) -> Result<(), Error> {
         let case_id = plan.outcome.case_id;
         let at = micros(plan.audit.at);
         for write in &plan.writes {
@@ -562,6 +584,26 @@ impl SqlStore {
                     .await?;
                     query(ASSIGN_TEAM).bind(&dispatch.team_id).bind(at)
                 }
+                Write::StartWait {
+                    wait_id,
+                    province,
+                    rank,
+                } => query(INSERT_WAIT)
+                    .bind(wait_id)
+                    .bind(case_id)
+                    .bind(province)
+                    .bind(rank)
+                    .bind(at),
+                Write::EndWait {
+                    wait_id,
+                    by,
+                    dispatch_id,
+                } => query(END_WAIT)
+                    .bind(wait_id)
+                    .bind(at)
+                    .bind(by.as_str())
+                    .bind(*dispatch_id),
+                Write::RankWait { wait_id, rank } => query(RANK_WAIT).bind(wait_id).bind(rank),
                 Write::Case {
                     status,
                     priority,

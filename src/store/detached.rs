@@ -75,6 +75,16 @@ impl Store for Detached {
         self.0.change_case(change, planner).await
     }
 
+    async fn offer_team(
+        &self,
+        offer: &crate::domain::queue::TeamOffer,
+        at: DateTime<Utc>,
+        planner: &mut ChangePlanner<'_>,
+    ) -> Result<Option<ChangeOutcome>, Error> {
+        // Called only by the writer's task, as above.
+        self.0.offer_team(offer, at, planner).await
+    }
+
     async fn due_timers(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Uuid>, Error> {
         self.run(move |store| async move { store.due_timers(now, limit).await })
             .await

@@ -9,7 +9,7 @@ use super::chain::append;
 use super::db::{Query, Tx, query, query_as, query_scalar};
 use super::map_sqlx_error as db_error;
 use super::rows::{EventDbRow, EventRow};
-use super::sealed::{from_micros, micros};
+use super::sealed::{from_micros, micros, parse_enum};
 use super::sql_store::SqlStore;
 use super::statements::{
     EVENT_COLUMNS, LAST_EVENT, SELECT_CASE_PARTIES, SELECT_CASE_SERVICE_POINTS, SELECT_CASE_TEAMS,
@@ -18,7 +18,8 @@ use crate::domain::Error;
 use crate::domain::event::{EventFilter, FeedEvent};
 use crate::domain::reach::{CaseParties, Reach};
 use crate::domain::statistics::{
-    CaseTimes, Period, ResponseStep, STEPS, Statistics, intervals, p0_acknowledgements,
+    CaseTimes, Period, ResponseStep, STEPS, Statistics, WaitTimes, intervals, p0_acknowledgements,
+    queue_figures,
 };
 
 /// Writes events under the next numbers of the feed and returns the last number. Numbers are
@@ -162,7 +163,33 @@ impl SqlStore {
         q.push(") group by e.case_id, c.priority, e.kind");
         let rows: Vec<(Uuid, String, String, i64)> =
             q.rows().fetch_all(tx.ex()).await.map_err(db_error)?;
+        let mut q = Query::built(
+            "select w.since, w.ended_at, w.ended_by from team_waits w \
+             join cases c on c.case_id = w.case_id where w.since >= ",
+        );
+        q.push_bind(from).push(" and w.since < ").push_bind(to);
+        if let Some(province) = province {
+            q.push(" and c.province = ").push_bind(province.to_owned());
+        }
+        if let Some(county) = &period.county {
+            q.push(" and c.county = ").push_bind(county.clone());
+        }
+        let wait_rows: Vec<(i64, Option<i64>, Option<String>)> =
+            q.rows().fetch_all(tx.ex()).await.map_err(db_error)?;
         tx.commit().await.map_err(db_error)?;
+        let waits = wait_rows
+            .into_iter()
+            .map(|(since, ended_at, ended_by)| {
+                let ended = match (ended_at, ended_by) {
+                    (Some(at), Some(by)) => Some((from_micros(at)?, parse_enum("wait end", &by)?)),
+                    _ => None,
+                };
+                Ok(WaitTimes {
+                    since: from_micros(since)?,
+                    ended,
+                })
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
 
         let mut times: HashMap<Uuid, CaseTimes> = Default::default();
         for (case_id, priority, kind, at) in rows {
@@ -191,6 +218,7 @@ impl SqlStore {
             on_scene: interval(ResponseStep::OnScene),
             cleared: interval(ResponseStep::Cleared),
             p0_acknowledged: p0_acknowledgements(&times),
+            team_queue: queue_figures(&waits),
         })
     }
 

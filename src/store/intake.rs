@@ -122,6 +122,9 @@ impl SqlStore {
             .write_intake_rows(&mut tx, &rows)
             .await?
             .unwrap_or(directory);
+        for wait in &rows.waits {
+            super::queue::start_wait(&mut tx, wait).await?;
+        }
         tx.commit().await.map_err(db_error)?;
         self.directory.set(directory);
         Ok(outcomes)

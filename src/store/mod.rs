@@ -38,6 +38,7 @@ mod directory;
 mod events;
 mod intake;
 mod postgres;
+mod queue;
 pub mod reseal;
 mod rows;
 mod schema;
@@ -168,6 +169,16 @@ pub trait Store: Send + Sync + 'static {
         change: &CaseChange,
         planner: &mut ChangePlanner<'_>,
     ) -> Result<ChangeOutcome, Error>;
+
+    /// Offers a team that became free outside a case change (its crew reported it available)
+    /// to the waiting cases, in one transaction; returns what the first case that took it
+    /// became, or `None` when none could.
+    async fn offer_team(
+        &self,
+        offer: &crate::domain::queue::TeamOffer,
+        at: DateTime<Utc>,
+        planner: &mut ChangePlanner<'_>,
+    ) -> Result<Option<ChangeOutcome>, Error>;
 
     /// Returns up to `limit` pending deadline timers due at or before `now`, earliest first.
     async fn due_timers(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Uuid>, Error>;

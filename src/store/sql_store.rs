@@ -64,6 +64,15 @@ impl Store for SqlStore {
         self.apply_change(change, planner).await
     }
 
+    async fn offer_team(
+        &self,
+        offer: &crate::domain::queue::TeamOffer,
+        at: DateTime<Utc>,
+        planner: &mut ChangePlanner<'_>,
+    ) -> Result<Option<ChangeOutcome>, Error> {
+        self.offer_freed_team(offer, at, planner).await
+    }
+
     async fn due_timers(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Uuid>, Error> {
         query_scalar(super::changes::SELECT_DUE_TIMERS)
             .bind(super::sealed::micros(now))

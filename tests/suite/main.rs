@@ -33,6 +33,7 @@ mod server;
 mod sla;
 mod statistics;
 mod streams;
+mod team_queue;
 mod tls;
 mod transport;
 mod validation;

@@ -14,9 +14,9 @@ use crate::domain::case::CaseDetails;
 use crate::domain::decision::Decision;
 use crate::domain::event::{EventKind, EventPlace, NewEvent};
 use crate::domain::intake::{NewIntake, Receipt};
-use crate::domain::reference;
 use crate::domain::sla::SlaTargets;
 use crate::domain::types::Line;
+use crate::domain::{queue, reference};
 
 /// How many earlier contacts from the same number an event reports, at most.
 const EARLIER_CONTACTS_SHOWN: i64 = 100;
@@ -71,6 +71,8 @@ pub struct PlannedCase {
     /// Recorded, routed (or unrouted), and one per team dispatched.
     pub events: Vec<NewEvent>,
     pub created_at: DateTime<Utc>,
+    /// No team was free for this P0 or P1 case: it waits in the team queue (the wait's id).
+    pub waits_for_team: Option<Uuid>,
 }
 
 /// Everything a batch writes.
@@ -211,6 +213,12 @@ fn plan_case(
     let reference = reference::format(line, number);
     let mut decision = decision;
     decision.unmet_request = decision.unmet(intake.action);
+    let waits_for_team = queue::starts_waiting(&decision, priority).then(|| ids.next());
+    if waits_for_team.is_some() {
+        decision
+            .notes
+            .push(queue::waiting_note(&intake.intake.location.province));
+    }
     let summary = decision.summary();
     let receipt = Receipt {
         case_id,
@@ -280,5 +288,6 @@ fn plan_case(
         timers: assigned.timers,
         events,
         created_at: at,
+        waits_for_team,
     })
 }

@@ -523,6 +523,13 @@ pub(crate) fn statistics_response(
             met: met as i64,
             target: Some(duration(p0_target)),
         }),
+        team_queue: Some(pb::TeamQueue {
+            waited: i64::try_from(s.team_queue.waited).unwrap_or(i64::MAX),
+            served: i64::try_from(s.team_queue.served).unwrap_or(i64::MAX),
+            withdrawn: i64::try_from(s.team_queue.withdrawn).unwrap_or(i64::MAX),
+            waiting: i64::try_from(s.team_queue.waiting).unwrap_or(i64::MAX),
+            wait: Some(interval(s.team_queue.wait)),
+        }),
     }
 }
 

@@ -489,7 +489,7 @@ fn a_reroute_repeats_only_the_action_that_was_turned_down() {
         ),
     ];
     for (action, tried, expected, row) in table {
-        let found = reroute(&directory, &request("Ardabil"), &action, &tried);
+        let found = reroute(&directory, &request("Ardabil"), &action, &tried, None);
         let destination = found.destination.as_ref().map(|d| match d {
             Destination::Team { id, .. } | Destination::ServicePoint { id, .. } => id.as_str(),
         });
@@ -651,4 +651,50 @@ fn bad_policies_are_refused_with_every_problem_named() {
     ] {
         assert!(Policy::parse(text, 1).is_err(), "{what}");
     }
+}
+
+#[test]
+fn a_freed_team_offered_to_a_waiting_case_is_the_only_one_looked_at() {
+    let directory = small_directory(|d| {
+        d.teams = vec![
+            team("near", "Ardabil", DutyStatus::Available, 0, (38.25, 48.29)),
+            team(
+                "freed",
+                "Meshgin Shahr",
+                DutyStatus::Available,
+                0,
+                (38.40, 47.68),
+            ),
+        ];
+    });
+    let none = HashSet::new();
+    let action = Action::DispatchMobileTeam;
+    let found = reroute(
+        &directory,
+        &request("Ardabil"),
+        &action,
+        &none,
+        Some("freed"),
+    );
+    let id = |found: &ActionDecision| {
+        found.destination.as_ref().map(|d| match d {
+            Destination::Team { id, .. } | Destination::ServicePoint { id, .. } => id.clone(),
+        })
+    };
+    // The nearer free team is not even listed: the offer is of the freed one.
+    assert_eq!(id(&found).as_deref(), Some("freed"));
+    assert!(found.candidates.iter().all(|c| c.id == "freed"));
+    // A freed team this case already tried is not offered to it again.
+    let tried: HashSet<String> = ["freed".to_owned()].into();
+    let found = reroute(
+        &directory,
+        &request("Ardabil"),
+        &action,
+        &tried,
+        Some("freed"),
+    );
+    assert_eq!(id(&found), None);
+    // Without the restriction the nearer team is chosen.
+    let found = reroute(&directory, &request("Ardabil"), &action, &none, None);
+    assert_eq!(id(&found).as_deref(), Some("near"));
 }

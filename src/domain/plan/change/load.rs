@@ -7,6 +7,7 @@ use uuid::Uuid;
 use crate::domain::case::CaseDetails;
 use crate::domain::change::{CaseOutcome, Change};
 use crate::domain::decision::{Decision, DutyStatus, Purpose, RoutingStatus, ServicePointKind};
+use crate::domain::queue::Wait;
 use crate::domain::sla::SlaKind;
 use crate::domain::types::{CaseStatus, Category, DispatchStatus, Line, Priority, ReferralStatus};
 
@@ -131,6 +132,8 @@ pub struct Needs {
     pub breach_subject: bool,
     /// The team of the dispatch the change moves (or a breached timer watches).
     pub team: bool,
+    /// The case's wait in the team queue, if it is waiting.
+    pub wait: bool,
 }
 
 impl Needs {
@@ -147,7 +150,7 @@ impl Needs {
                 // Only a dispatch that ends frees its team.
                 needs.team = to.is_terminal();
             }
-            Change::RequestAssignment { .. } => needs.routing = true,
+            Change::RequestAssignment { .. } | Change::OfferTeam { .. } => needs.routing = true,
             Change::SlaBreach { .. } => {
                 needs.routing = true;
                 needs.breach_subject = true;
@@ -160,6 +163,10 @@ impl Needs {
             | Change::ScheduleFollowUp { .. }
             | Change::RecordFollowUp { .. } => {}
         }
+        // A change that may send a team, close the case or move its priority ends or moves
+        // its wait.
+        needs.wait =
+            needs.routing || matches!(change, Change::Close { .. } | Change::Priority { .. });
         needs
     }
 }
@@ -191,4 +198,6 @@ pub struct ChangeLoad {
     pub breach_subject: Option<Target>,
     /// [`Needs::team`], when there is such a dispatch.
     pub team: Option<LoadedTeam>,
+    /// [`Needs::wait`]: the case's open wait in the team queue.
+    pub wait: Option<Wait>,
 }

@@ -14,6 +14,7 @@ use crate::domain::change::{
 use crate::domain::decision::RoutingStatus;
 use crate::domain::event::{EventKind, EventPlace, NewEvent};
 use crate::domain::lifecycle::Side;
+use crate::domain::queue::{self, Wait, WaitEnd};
 use crate::domain::reach::CaseParties;
 use crate::domain::sla::{SlaKind, SlaTargets};
 
@@ -102,6 +103,7 @@ pub fn plan_change(
         breached: None,
         turned_down: None,
         routing_status: case.routing_status,
+        wait: load.wait.clone(),
     };
     plan.apply(current)?;
     let rerouted = plan.route_again(reroute)?;
@@ -128,11 +130,24 @@ pub(super) struct Planner<'a> {
     /// The destination that turned the case down, to route again.
     turned_down: Option<String>,
     routing_status: RoutingStatus,
+    /// The case's open wait in the team queue, until a write of this plan ends it.
+    wait: Option<Wait>,
 }
 
 impl Planner<'_> {
     fn at(&self) -> DateTime<Utc> {
         self.change.at
+    }
+
+    /// Ends the case's wait for a team, if it is waiting.
+    fn end_wait(&mut self, by: WaitEnd, dispatch_id: Option<Uuid>) {
+        if let Some(wait) = self.wait.take() {
+            self.writes.push(Write::EndWait {
+                wait_id: wait.wait_id,
+                by,
+                dispatch_id,
+            });
+        }
     }
 
     fn event(
@@ -172,6 +187,7 @@ impl Planner<'_> {
                 _,
             ) => {
                 self.writes.push(Write::CancelTimers { of: Timers::OfCase });
+                self.end_wait(WaitEnd::Closed, None);
                 self.event(
                     EventKind::CaseClosed,
                     reason.clone(),
@@ -203,6 +219,16 @@ impl Planner<'_> {
                                 timer_id: timer.timer_id,
                             },
                         });
+                }
+                if let Some(wait) = &self.wait {
+                    if !queue::queues(*to) {
+                        self.end_wait(WaitEnd::Lowered, None);
+                    } else if queue::rank(*to) != wait.rank {
+                        self.writes.push(Write::RankWait {
+                            wait_id: wait.wait_id,
+                            rank: queue::rank(*to),
+                        });
+                    }
                 }
                 self.event(
                     EventKind::PriorityChanged,
@@ -302,6 +328,16 @@ impl Planner<'_> {
                 Ok(())
             }
             (Change::SlaBreach { .. }, Target::Timer(timer)) => self.breach(timer),
+            // The team's dispatch is the change: routing again (restricted to the team) makes
+            // it, and refuses when the team cannot serve the case.
+            (Change::OfferTeam { .. }, _) => {
+                if self.wait.is_none() {
+                    return Err(Error::FailedPrecondition(
+                        "the case is not waiting for a team".into(),
+                    ));
+                }
+                Ok(())
+            }
             _ => Err(Error::internal("a change and its target do not match")),
         }
     }

@@ -13,6 +13,7 @@ use crate::domain::decision::{Action, ActionDecision, Decision, DutyStatus, Rout
 use crate::domain::event::NewEvent;
 use crate::domain::intake::Intake;
 use crate::domain::plan::{NewDispatch, NewReferral, NewTimer};
+use crate::domain::queue::{TeamOffer, WaitEnd};
 use crate::domain::sensitive::Sensitive;
 use crate::domain::sla::SlaKind;
 use crate::domain::types::{CaseStatus, DispatchStatus, Line, Priority, ReferralStatus};
@@ -90,6 +91,23 @@ pub enum Write {
     NewReferral(NewReferral),
     /// A new dispatch with its first step; its team is taken.
     NewDispatch(NewDispatch),
+    /// The case starts waiting in the team queue.
+    StartWait {
+        wait_id: Uuid,
+        province: String,
+        rank: i64,
+    },
+    /// The case's wait ends (a team sent: the dispatch).
+    EndWait {
+        wait_id: Uuid,
+        by: WaitEnd,
+        dispatch_id: Option<Uuid>,
+    },
+    /// The waiting case's priority moved within those that wait.
+    RankWait {
+        wait_id: Uuid,
+        rank: i64,
+    },
     /// The case's own columns (its version goes up by one).
     Case {
         status: CaseStatus,
@@ -145,6 +163,8 @@ pub struct ChangeOutcome {
     pub released_place: Option<String>,
     /// The re-route a rejection or a decline led to.
     pub reroute: Option<Decision>,
+    /// The waiting case the freed team was then sent to, in the same transaction.
+    pub offered_to: Option<Uuid>,
     /// The kind of deadline a breach marked missed.
     pub breached: Option<SlaKind>,
     /// The number of the change's last event in the feed (set by the store when written).
@@ -157,8 +177,14 @@ pub struct ChangePlan {
     pub writes: Vec<Write>,
     pub events: Vec<NewEvent>,
     pub audit: AuditEntry,
+    /// The audit rows of what the store did in the same transaction on the plan's account (a
+    /// freed team sent to a waiting case).
+    pub audit_more: Vec<AuditEntry>,
     /// A team was taken or freed: the directory's live state moved.
     pub directory_moved: bool,
+    /// The team the change freed, to offer to the waiting cases (the application names the
+    /// provinces whose cover chain reaches it).
+    pub offer: Option<TeamOffer>,
     pub outcome: ChangeOutcome,
 }
 
@@ -171,6 +197,8 @@ pub struct RerouteAsk<'a> {
     pub at: DateTime<Utc>,
     pub action: &'a Action,
     pub tried: &'a HashSet<String>,
+    /// Only this team may be chosen (a freed team offered to a waiting case).
+    pub only: Option<&'a str>,
 }
 
 /// Routes a case again (the application's directory).

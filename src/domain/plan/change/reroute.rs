@@ -8,9 +8,13 @@ use super::{ChangeOutcome, ChangePlan, Planner, RerouteAsk, RerouteFn, Write};
 use crate::domain::Error;
 use crate::domain::audit::{AuditEntry, OK};
 use crate::domain::change::Change;
-use crate::domain::decision::{Action, ActionDecision, Decision, Destination, RoutingStatus};
+use crate::domain::decision::{
+    Action, ActionDecision, Decision, Destination, DutyStatus, RoutingStatus,
+};
 use crate::domain::event::EventKind;
 use crate::domain::plan::{assign, routing_event_data, routing_event_kind};
+use crate::domain::queue::{self, TeamOffer, WaitEnd};
+use crate::domain::types::CaseStatus;
 
 impl Planner<'_> {
     /// Routes the case again when a destination turned it down (the same action, the next
@@ -19,8 +23,9 @@ impl Planner<'_> {
         &mut self,
         reroute: &mut RerouteFn<'_>,
     ) -> Result<Option<Decision>, Error> {
-        let decisions = &self.load.decisions;
-        let job = match (&self.turned_down, &self.change.change) {
+        let (change, load) = (self.change, self.load);
+        let decisions = &load.decisions;
+        let job = match (&self.turned_down, &change.change) {
             (Some(declined_by), _) => action_for(decisions, declined_by).map(|previous| Job {
                 action: previous.0.action.clone(),
                 policy_version: previous.1.policy_version,
@@ -29,6 +34,7 @@ impl Planner<'_> {
                     "re-route: {declined_by} turned the case down; the same action, the next candidate"
                 ),
                 requested: false,
+                only: None,
             }),
             (None, Change::RequestAssignment { action, reason, .. }) => Some(Job {
                 action: action.clone(),
@@ -39,6 +45,18 @@ impl Planner<'_> {
                     None => format!("requested by {}", self.actor),
                 },
                 requested: true,
+                only: None,
+            }),
+            (None, Change::OfferTeam { team_id, .. }) => Some(Job {
+                action: Action::DispatchMobileTeam,
+                policy_version: decisions.last().map_or(0, |(_, d)| d.policy_version),
+                rule_id: "team_queue".into(),
+                description: format!(
+                    "the team queue: {team_id} became free and this case was the first waiting \
+                     in its cover chain"
+                ),
+                requested: true,
+                only: Some(team_id.as_str()),
             }),
             _ => None,
         };
@@ -62,10 +80,15 @@ impl Planner<'_> {
             at: self.at(),
             action: &job.action,
             tried: &tried,
+            only: job.only,
         });
+        if job.only.is_some() && found.destination.is_none() {
+            return Err(Error::FailedPrecondition(
+                "the freed team is not in the case's cover chain, or was tried before".into(),
+            ));
+        }
         let decision_no = decisions.last().map_or(0, |(no, _)| *no) + 1;
-        let _purpose = found.action.purpose();
-        let decision = Decision {
+        let mut decision = Decision {
             policy_version: job.policy_version,
             rule_id: job.rule_id,
             rule_description: job.description,
@@ -73,6 +96,14 @@ impl Planner<'_> {
             notes: Vec::new(),
             unmet_request: None,
         };
+        let starts_waiting = self.wait.is_none()
+            && self.load.case.status != CaseStatus::Closed
+            && queue::starts_waiting(&decision, self.next.priority);
+        if starts_waiting {
+            decision
+                .notes
+                .push(queue::waiting_note(&self.load.case.province));
+        }
         let kind = match (decision.status(), job.requested) {
             (RoutingStatus::Unrouted, _) | (_, false) => {
                 routing_event_kind(decision.status(), false)
@@ -97,6 +128,15 @@ impl Planner<'_> {
         let assigned = assign(&decision, &self.place, self.targets, at, || {
             Uuid::new_v7(uuid::Timestamp::now(&ids))
         });
+        if let Some(dispatch) = assigned.dispatches.first() {
+            self.end_wait(WaitEnd::Team, Some(dispatch.dispatch_id));
+        } else if starts_waiting {
+            self.writes.push(Write::StartWait {
+                wait_id: Uuid::new_v7(uuid::Timestamp::now(&ids)),
+                province: self.load.case.province.clone(),
+                rank: queue::rank(self.next.priority),
+            });
+        }
         self.events.extend(assigned.events);
         self.writes.extend(
             (assigned.referrals.into_iter().map(Write::NewReferral))
@@ -133,7 +173,18 @@ impl Planner<'_> {
                 OK,
                 self.change.at,
             ),
+            audit_more: Vec::new(),
             directory_moved: self.released_team.is_some() || team_taken,
+            // A freed team is offered to the waiting cases only when it is free for a case
+            // (not still busy with another, nor off duty).
+            offer: self
+                .released_team
+                .as_ref()
+                .filter(|team| team.status == DutyStatus::Available)
+                .map(|team| TeamOffer {
+                    team_id: team.team_id.clone(),
+                    provinces: Vec::new(),
+                }),
             outcome: ChangeOutcome {
                 case_id: case.case_id,
                 case_version,
@@ -143,6 +194,7 @@ impl Planner<'_> {
                 released_team: self.released_team,
                 released_place: self.released_place,
                 reroute,
+                offered_to: None,
                 breached: self.breached,
                 last_event: 0,
             },
@@ -152,13 +204,15 @@ impl Planner<'_> {
 
 /// An action to route again within a change: the action a destination turned down, or one a
 /// call centre asked for.
-struct Job {
+struct Job<'a> {
     action: Action,
     policy_version: i64,
     rule_id: String,
     description: String,
     /// Asked for, rather than a destination turned down.
     requested: bool,
+    /// Only this team may be chosen.
+    only: Option<&'a str>,
 }
 
 /// Finds, among a case's decisions (latest first), the action a destination was chosen for.

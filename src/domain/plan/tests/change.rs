@@ -1,8 +1,10 @@
 //! Planning changes.
 
 use super::*;
+use crate::domain::change::CaseOutcome;
 use crate::domain::decision::DutyStatus;
 use crate::domain::plan::change::{LoadedTeam, ReleasedTeam};
+use crate::domain::queue::{self, Wait, WaitEnd};
 
 fn loaded_case(priority: Priority, minors: bool) -> LoadedCase {
     LoadedCase {
@@ -47,6 +49,7 @@ fn load(case: LoadedCase, target: Target) -> ChangeLoad {
             load: 2,
             open_dispatches: 1,
         }),
+        wait: None,
     }
 }
 
@@ -652,4 +655,182 @@ fn a_referral_that_ends_gives_its_place_back() {
             "{to:?}"
         );
     }
+}
+
+fn waiting(case: &LoadedCase, priority: Priority) -> Wait {
+    Wait {
+        wait_id: Uuid::now_v7(),
+        case_id: case.case_id,
+        province: case.province.clone(),
+        rank: queue::rank(priority),
+        since: at(),
+    }
+}
+
+#[test]
+fn a_p0_case_whose_team_declined_and_found_no_other_waits_for_the_next_free_one() {
+    let case = loaded_case(Priority::P0Immediate, true);
+    let d = dispatch(case.case_id, DispatchStatus::Assigned);
+    let declined = change(
+        Change::Dispatch {
+            dispatch_id: d.dispatch_id,
+            to: DispatchStatus::Declined,
+            reason: Some("another call".into()),
+            position: None,
+        },
+        ActorRole::MobileTeam,
+        requester(
+            Reach::Team("team-a".into()),
+            Parts::TeamDispatches("team-a".into()),
+        ),
+    );
+    let mut asked = Vec::new();
+    let plan = plan(
+        &declined,
+        load(case.clone(), Target::Dispatch(d.clone())),
+        None,
+        &mut asked,
+    )
+    .unwrap();
+    let starts: Vec<_> = plan
+        .writes
+        .iter()
+        .filter_map(|w| match w {
+            Write::StartWait { province, rank, .. } => Some((province.as_str(), *rank)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(starts, [("IR-23", 0)]);
+    let decision = plan.outcome.reroute.expect("routed again");
+    assert!(decision.notes.iter().any(|n| n.contains("team queue")));
+    // The team that declined is free again and offered to the waiting cases.
+    assert_eq!(plan.offer.map(|o| o.team_id).as_deref(), Some("team-a"));
+}
+
+#[test]
+fn a_team_still_busy_elsewhere_is_not_offered() {
+    let case = loaded_case(Priority::P0Immediate, true);
+    let d = dispatch(case.case_id, DispatchStatus::OnScene);
+    let cleared = change(
+        Change::Dispatch {
+            dispatch_id: d.dispatch_id,
+            to: DispatchStatus::Cleared,
+            reason: None,
+            position: None,
+        },
+        ActorRole::MobileTeam,
+        requester(
+            Reach::Team("team-a".into()),
+            Parts::TeamDispatches("team-a".into()),
+        ),
+    );
+    let mut busy = load(case.clone(), Target::Dispatch(d.clone()));
+    busy.team = Some(LoadedTeam {
+        team_id: "team-a".into(),
+        status: DutyStatus::Busy,
+        load: 2,
+        open_dispatches: 2,
+    });
+    let plan_busy = plan(&cleared, busy, None, &mut Vec::new()).unwrap();
+    assert_eq!(plan_busy.offer, None);
+    let plan_free = plan(
+        &cleared,
+        load(case, Target::Dispatch(d)),
+        None,
+        &mut Vec::new(),
+    )
+    .unwrap();
+    assert_eq!(
+        plan_free.offer.map(|o| o.team_id).as_deref(),
+        Some("team-a")
+    );
+}
+
+#[test]
+fn an_offered_team_ends_the_wait_and_an_unreachable_one_is_refused() {
+    let case = loaded_case(Priority::P1Urgent, false);
+    let offer = change(
+        Change::OfferTeam {
+            case_id: case.case_id,
+            team_id: "team-q".into(),
+        },
+        ActorRole::System,
+        anyone(),
+    );
+    let mut with_wait = load(case.clone(), Target::Case);
+    let wait = waiting(&case, Priority::P1Urgent);
+    with_wait.wait = Some(wait.clone());
+    let mut asked = Vec::new();
+    let plan_sent = plan(&offer, with_wait.clone(), Some(team("team-q")), &mut asked).unwrap();
+    let dispatch_id = plan_sent.writes.iter().find_map(|w| match w {
+        Write::NewDispatch(d) => Some(d.dispatch_id),
+        _ => None,
+    });
+    assert!(dispatch_id.is_some());
+    assert!(plan_sent.writes.contains(&Write::EndWait {
+        wait_id: wait.wait_id,
+        by: WaitEnd::Team,
+        dispatch_id,
+    }));
+    assert_eq!(asked[0].0, Action::DispatchMobileTeam);
+    // The team is out of the case's reach: nothing is planned.
+    let refused = plan(&offer, with_wait, None, &mut Vec::new());
+    assert!(matches!(refused, Err(Error::FailedPrecondition(_))));
+    // A case no longer waiting is not offered a team.
+    let refused = plan(
+        &offer,
+        load(case, Target::Case),
+        Some(team("team-q")),
+        &mut Vec::new(),
+    );
+    assert!(matches!(refused, Err(Error::FailedPrecondition(_))));
+}
+
+#[test]
+fn closing_or_lowering_a_waiting_case_ends_its_wait_and_raising_it_moves_it_up() {
+    let case = loaded_case(Priority::P1Urgent, false);
+    let wait = waiting(&case, Priority::P1Urgent);
+    let mut idle = load(case.clone(), Target::Case);
+    idle.active_dispatches = 0;
+    idle.wait = Some(wait.clone());
+    let writes = |c: Change| {
+        plan(
+            &change(c, ActorRole::Supervisor, anyone()),
+            idle.clone(),
+            None,
+            &mut Vec::new(),
+        )
+        .unwrap()
+        .writes
+    };
+    let closed = writes(Change::Close {
+        case_id: case.case_id,
+        outcome: CaseOutcome::ResolvedByPhone,
+        reason: None,
+    });
+    assert!(closed.contains(&Write::EndWait {
+        wait_id: wait.wait_id,
+        by: WaitEnd::Closed,
+        dispatch_id: None,
+    }));
+    let lowered = writes(Change::Priority {
+        case_id: case.case_id,
+        to: Priority::P2Priority,
+        reason: Some("the caller is safe now".into()),
+    });
+    assert!(lowered.contains(&Write::EndWait {
+        wait_id: wait.wait_id,
+        by: WaitEnd::Lowered,
+        dispatch_id: None,
+    }));
+    let raised = writes(Change::Priority {
+        case_id: case.case_id,
+        to: Priority::P0Immediate,
+        reason: None,
+    });
+    assert!(raised.contains(&Write::RankWait {
+        wait_id: wait.wait_id,
+        rank: 0,
+    }));
+    assert!(!raised.iter().any(|w| matches!(w, Write::EndWait { .. })));
 }
