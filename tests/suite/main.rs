@@ -26,6 +26,7 @@ mod intake;
 mod lifecycle;
 mod list_cases;
 mod metrics;
+mod national_day;
 mod privilege;
 mod request_ids;
 mod routing;

@@ -133,6 +133,15 @@ async fn a_freed_team_goes_to_the_most_urgent_longest_waiting_case(backend: Back
         [("thr-t1".to_owned(), DispatchStatus::Assigned)]
     );
     assert!(dispatches(&server, &waiting[0]).await.is_empty());
+    // Its team sent, the case is routed; the one still waiting is not.
+    assert_eq!(
+        server.case(&waiting[1]).await.routing_status(),
+        pb::RoutingStatus::Routed
+    );
+    assert_eq!(
+        server.case(&waiting[0]).await.routing_status(),
+        pb::RoutingStatus::Unrouted
+    );
     let kinds = server.event_kinds(&waiting[1]).await;
     assert!(kinds.iter().any(|k| k == "assignment_added"), "{kinds:?}");
     assert_eq!(

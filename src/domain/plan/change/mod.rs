@@ -11,7 +11,7 @@ use crate::domain::Error;
 use crate::domain::change::{
     CaseChange, CaseContext, CaseState, Change, check_case_change, default_follow_up,
 };
-use crate::domain::decision::RoutingStatus;
+use crate::domain::decision::{Action, RoutingStatus};
 use crate::domain::event::{EventKind, EventPlace, NewEvent};
 use crate::domain::lifecycle::Side;
 use crate::domain::queue::{self, Wait, WaitEnd};
@@ -140,6 +140,8 @@ impl Planner<'_> {
     }
 
     /// Ends the case's wait for a team, if it is waiting.
+    /// A case sent its team is routed again, unless an earlier decision left another of its
+    /// actions without a destination.
     fn end_wait(&mut self, by: WaitEnd, dispatch_id: Option<Uuid>) {
         if let Some(wait) = self.wait.take() {
             self.writes.push(Write::EndWait {
@@ -147,6 +149,16 @@ impl Planner<'_> {
                 by,
                 dispatch_id,
             });
+            let other_unmet = self.load.decisions.iter().any(|(_, decision)| {
+                decision.actions.iter().any(|a| {
+                    a.action != Action::DispatchMobileTeam
+                        && a.destination.is_none()
+                        && a.not_applicable.is_none()
+                })
+            });
+            if by == WaitEnd::Team && !other_unmet {
+                self.routing_status = RoutingStatus::Routed;
+            }
         }
     }
 

@@ -758,6 +758,7 @@ fn an_offered_team_ends_the_wait_and_an_unreachable_one_is_refused() {
         anyone(),
     );
     let mut with_wait = load(case.clone(), Target::Case);
+    with_wait.case.routing_status = RoutingStatus::Unrouted;
     let wait = waiting(&case, Priority::P1Urgent);
     with_wait.wait = Some(wait.clone());
     let mut asked = Vec::new();
@@ -773,6 +774,14 @@ fn an_offered_team_ends_the_wait_and_an_unreachable_one_is_refused() {
         dispatch_id,
     }));
     assert_eq!(asked[0].0, Action::DispatchMobileTeam);
+    // Its team sent, the case is routed again.
+    assert!(plan_sent.writes.iter().any(|w| matches!(
+        w,
+        Write::Case {
+            routing_status: RoutingStatus::Routed,
+            ..
+        }
+    )));
     // The team is out of the case's reach: nothing is planned.
     let refused = plan(&offer, with_wait, None, &mut Vec::new());
     assert!(matches!(refused, Err(Error::FailedPrecondition(_))));
