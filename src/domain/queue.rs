@@ -82,7 +82,7 @@ pub struct Wait {
 /// Puts `waits` in the order a freed team is offered to them: highest priority first, then
 /// the longest waiting (the wait's id, a v7 uuid, breaks ties in the order they began).
 pub fn serve_order(waits: &mut [Wait]) {
-    waits.sort_by(|a, b| (a.rank, a.since, a.wait_id).cmp(&(b.rank, b.since, b.wait_id)));
+    waits.sort_by_key(|w| (w.rank, w.since, w.wait_id));
 }
 
 /// A team that became free, to offer to the waiting cases of `provinces` (its own, and those
