@@ -190,7 +190,7 @@ pub struct ServeConfig {
     #[arg(long, env = "REFERRALS_MAX_CONCURRENT_STREAMS", default_value_t = 256)]
     pub max_concurrent_streams: u32,
     /// How often the health service checks the database.
-    #[arg(long, env = "REFERRALS_HEALTH_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "REFERRALS_HEALTH_INTERVAL", default_value = "500ms", value_parser = humantime::parse_duration)]
     pub health_interval: Duration,
     /// Most intakes waiting for the writer before submitters wait for room.
     #[arg(long, env = "REFERRALS_INTAKE_QUEUE", default_value_t = 4096)]

@@ -653,14 +653,20 @@ const SERVICES: [&str; 7] = [
     <AuditTrailServer<AuditService> as NamedService>::NAME,
 ];
 
+/// How long the health check's write may take before the database counts as unreachable.
+const PROBE_WAIT: Duration = Duration::from_secs(1);
+
 /// Keeps the health service in step with the database: NOT_SERVING while it does not answer.
 async fn watch_database(store: Arc<dyn Store>, health: HealthReporter, interval: Duration) {
     let mut serving = true;
     loop {
         tokio::time::sleep(interval).await;
-        let answers = tokio::time::timeout(interval.max(Duration::from_secs(1)), store.ping())
+        // A write that must commit, within a second: a stalled or read-only database is as
+        // unreachable as one that is down.
+        let answers = tokio::time::timeout(PROBE_WAIT, store.ping())
             .await
             .is_ok_and(|ping| ping.is_ok());
+        store.mark_reachable(answers);
         if serving != answers {
             let status = if answers {
                 tracing::info!("database reachable; serving");

@@ -31,7 +31,7 @@ use crate::domain::types::Line;
 use crate::routing::directory::{Directory, DirectoryData, DirectoryUpdate, Taken, TeamState};
 use crate::routing::policy::{Policy, PolicyDocument};
 use crate::routing::{self, RoutingRequest};
-use crate::store::{ChangeOutcome, IntakeOutcome, Store};
+use crate::store::{ChangeOutcome, DATABASE_WAIT, IntakeOutcome, Store};
 
 /// What the writer routes with.
 pub struct RoutingState {
@@ -159,6 +159,9 @@ impl Default for WriterConfig {
 
 type Reply<T> = oneshot::Sender<Result<T, Error>>;
 
+/// How long an administrator's policy or directory change waits for its commit.
+const ADMIN_WAIT: Duration = Duration::from_secs(60);
+
 enum Command {
     Intake {
         intake: Box<NewIntake>,
@@ -203,6 +206,8 @@ pub struct Writer {
     targets: SlaTargets,
     routing: SharedRouting,
     full: Arc<crate::telemetry::RefusalCount>,
+    /// Asked whether the database is reachable before anything is queued.
+    store: Arc<dyn Store>,
 }
 
 impl Writer {
@@ -217,7 +222,7 @@ impl Writer {
         let (stop, stop_signal) = oneshot::channel();
         let routing = SharedRouting::new(routing);
         let task = tokio::spawn(run(
-            store,
+            store.clone(),
             routing.clone(),
             receiver,
             stop_signal,
@@ -234,6 +239,7 @@ impl Writer {
                 full: Arc::new(crate::telemetry::RefusalCount::new(
                     "the write queue is full",
                 )),
+                store,
             },
             WriterHandle { stop, task },
         )
@@ -249,7 +255,25 @@ impl Writer {
         &self.targets
     }
 
+    /// Queues a command and waits for its answer, at most [`DATABASE_WAIT`] once queued: a
+    /// commit that takes longer (a stalled database) is answered UNAVAILABLE, and stands if it
+    /// completes later. While the database is known to be unreachable nothing is queued.
     async fn send<T>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Result<T, Error> {
+        self.send_within(DATABASE_WAIT, command).await
+    }
+
+    /// As [`Writer::send`], waiting up to `wait` for the answer (an administrator's policy or
+    /// directory change, which may be large, waits longer).
+    async fn send_within<T>(
+        &self,
+        wait: Duration,
+        command: impl FnOnce(Reply<T>) -> Command,
+    ) -> Result<T, Error> {
+        if !self.store.reachable() {
+            return Err(Error::Unavailable(
+                "the database is unreachable (the health check's write does not complete)".into(),
+            ));
+        }
         let (reply, answer) = oneshot::channel();
         match tokio::time::timeout(self.queue_timeout, self.queue.send(command(reply))).await {
             Err(_) => {
@@ -261,9 +285,19 @@ impl Writer {
         }
         metrics::gauge!(crate::metrics::INTAKE_QUEUE_DEPTH)
             .set((self.queue.max_capacity() - self.queue.capacity()) as f64);
-        answer
-            .await
-            .map_err(|_| Error::internal("the writer stopped before answering"))?
+        match tokio::time::timeout(wait, answer).await {
+            Ok(answer) => {
+                answer.map_err(|_| Error::internal("the writer stopped before answering"))?
+            }
+            Err(_) => Err(Error::Unavailable(
+                format!(
+                    "the database did not confirm the write within {} s; it stands if it \
+                     completes: retry with the same request id",
+                    wait.as_secs()
+                )
+                .into(),
+            )),
+        }
     }
 
     /// Queues an intake and waits until it is committed (or found to be a retry).
@@ -286,7 +320,7 @@ impl Writer {
         document: PolicyDocument,
         expected_version: Option<i64>,
     ) -> Result<i64, Error> {
-        self.send(|reply| Command::ReplacePolicy {
+        self.send_within(ADMIN_WAIT, |reply| Command::ReplacePolicy {
             document,
             expected_version,
             reply,
@@ -301,7 +335,7 @@ impl Writer {
         entries: DirectoryData,
         field: &'static str,
     ) -> Result<(), Error> {
-        self.send(|reply| Command::UpsertDirectory {
+        self.send_within(ADMIN_WAIT, |reply| Command::UpsertDirectory {
             entries,
             field,
             reply,

@@ -83,7 +83,11 @@ impl Guard {
             crate::audit::outcome(&result),
             self.clock.now(),
         );
-        if let Err(error) = self.audit.append(entry.clone()).await {
+        // A refusal because the database cannot answer is answered at once; its entry is
+        // written when the database is back (or logged as lost).
+        if let Err(Error::Unavailable(_) | Error::Overloaded(_)) = &result {
+            self.audit.append_later(entry.clone());
+        } else if let Err(error) = self.audit.append(entry.clone()).await {
             tracing::error!(%error, action = entry.action, "audit entry not written");
             // A refusal stays a refusal; a success cannot be answered untraced.
             result?;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::Store;
+use super::{DATABASE_WAIT, Store};
 use crate::audit::AuditEntry;
 use crate::domain::Error;
 
@@ -36,32 +36,92 @@ impl AuditWriter {
         Self { queue }
     }
 
-    /// Appends `entry` to the trail and waits until it is committed.
+    /// Appends `entry` to the trail and waits until it is committed, at most
+    /// [`DATABASE_WAIT`] (then UNAVAILABLE: the entry is still written when the database
+    /// answers).
     pub async fn append(&self, entry: AuditEntry) -> Result<(), Error> {
         let (reply, answer) = oneshot::channel();
         self.queue
             .send((entry, reply))
             .await
             .map_err(|_| Error::internal("the audit writer stopped"))?;
-        answer
-            .await
-            .map_err(|_| Error::internal("the audit writer stopped before answering"))?
+        match tokio::time::timeout(DATABASE_WAIT, answer).await {
+            Ok(answer) => {
+                answer.map_err(|_| Error::internal("the audit writer stopped before answering"))?
+            }
+            Err(_) => Err(Error::Unavailable(
+                "the database did not store the audit entry in time".into(),
+            )),
+        }
+    }
+
+    /// Appends `entry` to the trail without waiting: a refusal because the database cannot
+    /// answer is itself answered at once, and its entry written once the database is back.
+    /// An entry that cannot be queued is logged as lost.
+    pub fn append_later(&self, entry: AuditEntry) {
+        let (reply, _) = oneshot::channel();
+        if let Err(error) = self.queue.try_send((entry, reply)) {
+            let (entry, _) = error.into_inner();
+            tracing::error!(
+                action = entry.action,
+                subject = entry.subject,
+                "audit entry lost: the audit queue is full"
+            );
+        }
     }
 }
 
+/// Most entries held in memory, nobody waiting for them, while the database cannot take them;
+/// past that the oldest are logged as lost.
+const MOST_HELD: usize = 10_000;
+
+/// How often held entries are tried again.
+const RETRY: std::time::Duration = std::time::Duration::from_millis(500);
+
 async fn run(store: Arc<dyn Store>, mut receiver: mpsc::Receiver<(AuditEntry, Reply)>) {
-    let mut batch = Vec::new();
-    while let Some(first) = receiver.recv().await {
-        batch.push(first);
+    let mut batch: Vec<(AuditEntry, Reply)> = Vec::new();
+    // Entries that failed to be written and that no request waits for any more (refusals
+    // queued with `append_later`, requests answered UNAVAILABLE): written once the database
+    // answers, ahead of what came later.
+    let mut held: std::collections::VecDeque<AuditEntry> = Default::default();
+    loop {
+        if held.is_empty() {
+            match receiver.recv().await {
+                Some(first) => batch.push(first),
+                None => break,
+            }
+        } else {
+            tokio::select! {
+                next = receiver.recv() => match next {
+                    Some(first) => batch.push(first),
+                    None => break,
+                },
+                () = tokio::time::sleep(RETRY) => {}
+            }
+        }
         while batch.len() < MAX_BATCH {
             match receiver.try_recv() {
                 Ok(next) => batch.push(next),
                 Err(_) => break,
             }
         }
-        let entries: Vec<AuditEntry> = batch.iter().map(|(entry, _)| entry.clone()).collect();
+        let entries: Vec<AuditEntry> = held
+            .iter()
+            .cloned()
+            .chain(batch.iter().map(|(entry, _)| entry.clone()))
+            .collect();
         let result = store.append_audit(&entries).await;
-        for (_, reply) in batch.drain(..) {
+        if result.is_ok() {
+            if !held.is_empty() {
+                tracing::info!(entries = held.len(), "held audit entries written");
+            }
+            held.clear();
+        }
+        for (entry, reply) in batch.drain(..) {
+            if result.is_err() && reply.is_closed() {
+                held.push_back(entry);
+                continue;
+            }
             let _ = reply.send(match &result {
                 Ok(()) => Ok(()),
                 Err(Error::Unavailable(_)) => {
@@ -69,6 +129,22 @@ async fn run(store: Arc<dyn Store>, mut receiver: mpsc::Receiver<(AuditEntry, Re
                 }
                 Err(error) => Err(Error::internal(error.to_string())),
             });
+        }
+        while held.len() > MOST_HELD {
+            if let Some(entry) = held.pop_front() {
+                tracing::error!(
+                    action = entry.action,
+                    subject = entry.subject,
+                    "audit entry lost: too many held while the database is unreachable"
+                );
+            }
+        }
+    }
+    // The queue is closed: one last try for what is held.
+    if !held.is_empty() {
+        let entries: Vec<AuditEntry> = held.into_iter().collect();
+        if let Err(error) = store.append_audit(&entries).await {
+            tracing::error!(entries = entries.len(), %error, "held audit entries lost at shutdown");
         }
     }
 }

@@ -13,12 +13,13 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{ChainHead, OpenDeadlines, PoolUse};
+use super::{ChainHead, DATABASE_WAIT, OpenDeadlines, PoolUse};
 use super::{ChangeOutcome, Durability, IntakeOutcome, RoutingData, Store, reseal};
 use super::{ChangePlanner, IntakePlanner};
 use crate::domain::Error;
@@ -31,28 +32,85 @@ use crate::routing::directory::{DirectoryData, DirectoryUpdate};
 use crate::routing::policy::PolicyDocument;
 
 /// A store whose calls each run to completion in a task of their own.
-pub(crate) struct Detached(Arc<dyn Store>);
+///
+/// It also keeps requests from waiting on a database that cannot answer: while the health
+/// check finds the database unreachable ([`Store::mark_reachable`]), every call but the check
+/// itself is refused at once with [`Error::Unavailable`]; and a request's read waits at most
+/// [`DATABASE_WAIT`] for its answer (the work goes on in its task; only the wait ends).
+pub(crate) struct Detached {
+    store: Arc<dyn Store>,
+    down: AtomicBool,
+}
 
 impl Detached {
     pub(crate) fn new(store: Arc<dyn Store>) -> Self {
-        Self(store)
+        Self {
+            store,
+            down: AtomicBool::new(false),
+        }
     }
 
-    /// Runs `work` with the store in a spawned task and waits for its answer; dropping the
-    /// returned future leaves the task running to its end.
+    /// Refuses at once while the database is known to be unreachable.
+    fn check(&self) -> Result<(), Error> {
+        if self.down.load(Ordering::Relaxed) {
+            return Err(unreachable());
+        }
+        Ok(())
+    }
+
+    /// Runs a request's `work` with the store in a spawned task and waits for its answer at
+    /// most [`DATABASE_WAIT`]; dropping the returned future, or the wait running out, leaves
+    /// the task running to its end.
     async fn run<T, F, Fut>(&self, work: F) -> Result<T, Error>
     where
         T: Send + 'static,
         F: FnOnce(Arc<dyn Store>) -> Fut,
         Fut: Future<Output = Result<T, Error>> + Send + 'static,
     {
-        match tokio::spawn(work(self.0.clone())).await {
+        self.check()?;
+        match tokio::time::timeout(DATABASE_WAIT, self.spawned(work)).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::Unavailable(
+                format!(
+                    "the database did not answer within {} s",
+                    DATABASE_WAIT.as_secs()
+                )
+                .into(),
+            )),
+        }
+    }
+
+    /// Runs `work` (maintenance and start-up: no bound on its wait) in a spawned task.
+    async fn run_unbounded<T, F, Fut>(&self, work: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(Arc<dyn Store>) -> Fut,
+        Fut: Future<Output = Result<T, Error>> + Send + 'static,
+    {
+        self.check()?;
+        self.spawned(work).await
+    }
+
+    async fn spawned<T, F, Fut>(&self, work: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(Arc<dyn Store>) -> Fut,
+        Fut: Future<Output = Result<T, Error>> + Send + 'static,
+    {
+        match tokio::spawn(work(self.store.clone())).await {
             Ok(result) => result,
             Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
             // Only a runtime shutting down cancels a spawned task.
             Err(error) => Err(Error::Unavailable(Box::new(error))),
         }
     }
+}
+
+/// The refusal while the database is unreachable.
+fn unreachable() -> Error {
+    Error::Unavailable(
+        "the database is unreachable (the health check's write does not complete)".into(),
+    )
 }
 
 #[async_trait]
@@ -63,7 +121,8 @@ impl Store for Detached {
         planner: &mut IntakePlanner<'_>,
     ) -> Result<Vec<IntakeOutcome>, Error> {
         // Called only by the intake writer's task, which no request can drop.
-        self.0.record_intakes(batch, planner).await
+        self.check()?;
+        self.store.record_intakes(batch, planner).await
     }
 
     async fn change_case(
@@ -72,7 +131,8 @@ impl Store for Detached {
         planner: &mut ChangePlanner<'_>,
     ) -> Result<ChangeOutcome, Error> {
         // Called only by the change writer's task, which no request can drop.
-        self.0.change_case(change, planner).await
+        self.check()?;
+        self.store.change_case(change, planner).await
     }
 
     async fn offer_team(
@@ -82,7 +142,8 @@ impl Store for Detached {
         planner: &mut ChangePlanner<'_>,
     ) -> Result<Option<ChangeOutcome>, Error> {
         // Called only by the writer's task, as above.
-        self.0.offer_team(offer, at, planner).await
+        self.check()?;
+        self.store.offer_team(offer, at, planner).await
     }
 
     async fn due_timers(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Uuid>, Error> {
@@ -91,18 +152,18 @@ impl Store for Detached {
     }
 
     async fn chain_heads(&self) -> Result<Vec<ChainHead>, Error> {
-        self.run(move |store| async move { store.chain_heads().await })
+        self.run_unbounded(move |store| async move { store.chain_heads().await })
             .await
     }
 
     async fn chain_hash_at(&self, chain: &str, number: i64) -> Result<Option<Vec<u8>>, Error> {
         let chain = chain.to_owned();
-        self.run(move |store| async move { store.chain_hash_at(&chain, number).await })
+        self.run_unbounded(move |store| async move { store.chain_hash_at(&chain, number).await })
             .await
     }
 
     fn pool_use(&self) -> PoolUse {
-        self.0.pool_use()
+        self.store.pool_use()
     }
 
     async fn open_deadlines(&self, now: DateTime<Utc>) -> Result<Vec<OpenDeadlines>, Error> {
@@ -148,17 +209,17 @@ impl Store for Detached {
         wake: Arc<tokio::sync::Notify>,
         stop: tokio::sync::watch::Receiver<bool>,
     ) -> Option<tokio::task::JoinHandle<()>> {
-        self.0.spawn_event_listener(wake, stop)
+        self.store.spawn_event_listener(wake, stop)
     }
 
     async fn load_routing(&self) -> Result<RoutingData, Error> {
-        self.run(|store| async move { store.load_routing().await })
+        self.run_unbounded(|store| async move { store.load_routing().await })
             .await
     }
 
     async fn upsert_directory(&self, data: &DirectoryData) -> Result<(), Error> {
         let data = data.clone();
-        self.run(move |store| async move { store.upsert_directory(&data).await })
+        self.run_unbounded(move |store| async move { store.upsert_directory(&data).await })
             .await
     }
 
@@ -168,8 +229,10 @@ impl Store for Detached {
         expected_version: Option<i64>,
     ) -> Result<i64, Error> {
         let policy = policy.clone();
-        self.run(move |store| async move { store.store_policy(&policy, expected_version).await })
-            .await
+        self.run_unbounded(move |store| async move {
+            store.store_policy(&policy, expected_version).await
+        })
+        .await
     }
 
     async fn policy_newer_than(
@@ -182,7 +245,7 @@ impl Store for Detached {
 
     async fn update_directory(&self, update: &DirectoryUpdate) -> Result<(), Error> {
         let update = update.clone();
-        self.run(move |store| async move { store.update_directory(&update).await })
+        self.run_unbounded(move |store| async move { store.update_directory(&update).await })
             .await
     }
 
@@ -204,7 +267,8 @@ impl Store for Detached {
 
     async fn append_audit(&self, entries: &[crate::audit::AuditEntry]) -> Result<(), Error> {
         // Called only by the audit writer's task, which no request can drop.
-        self.0.append_audit(entries).await
+        self.check()?;
+        self.store.append_audit(entries).await
     }
 
     async fn audit_trail(
@@ -217,24 +281,35 @@ impl Store for Detached {
     }
 
     async fn reseal(&self) -> Result<Vec<(String, reseal::ResealCount)>, Error> {
-        self.run(|store| async move { store.reseal().await }).await
-    }
-
-    async fn verify_chains(&self) -> Result<Vec<crate::audit::ChainReport>, Error> {
-        self.run(|store| async move { store.verify_chains().await })
+        self.run_unbounded(|store| async move { store.reseal().await })
             .await
     }
 
+    async fn verify_chains(&self) -> Result<Vec<crate::audit::ChainReport>, Error> {
+        self.run_unbounded(|store| async move { store.verify_chains().await })
+            .await
+    }
+
+    /// The health check: never refused, so that it finds the database back.
     async fn ping(&self) -> Result<(), Error> {
-        self.run(|store| async move { store.ping().await }).await
+        self.spawned(|store| async move { store.ping().await })
+            .await
+    }
+
+    fn mark_reachable(&self, reachable: bool) {
+        self.down.store(!reachable, Ordering::Relaxed);
+    }
+
+    fn reachable(&self) -> bool {
+        !self.down.load(Ordering::Relaxed)
     }
 
     async fn durability(&self) -> Result<Durability, Error> {
-        self.run(|store| async move { store.durability().await })
+        self.run_unbounded(|store| async move { store.durability().await })
             .await
     }
 
     async fn close(&self) {
-        self.0.close().await;
+        self.store.close().await;
     }
 }

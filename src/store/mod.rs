@@ -51,6 +51,11 @@ pub use reseal::ResealCount;
 
 /// Plans a batch of intakes from what the store loaded for it (the application's planner,
 /// [`crate::domain::plan::intake::plan_intakes`] with its routing).
+/// How long a request waits on the database for an answer before it is told UNAVAILABLE: a
+/// read, an intake's or a change's commit, an audit entry's. The work itself is not abandoned —
+/// a commit that completes later stands, and a retry with the same request id finds it.
+pub const DATABASE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 pub type IntakePlanner<'a> =
     dyn FnMut(&[NewIntake], IntakeLoad) -> Result<IntakePlan, Error> + Send + 'a;
 
@@ -278,6 +283,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// Checks that the database answers.
     async fn ping(&self) -> Result<(), Error>;
+
+    /// Records what the health check found: while the database is unreachable, requests are
+    /// refused at once rather than left waiting on it.
+    fn mark_reachable(&self, _reachable: bool) {}
+
+    /// What the health check last found.
+    fn reachable(&self) -> bool {
+        true
+    }
 
     /// The pool's connections now.
     fn pool_use(&self) -> PoolUse;

@@ -361,7 +361,143 @@ async fn shutdown_loses_no_acknowledged_intake(backend: Backend) {
     server.finish().await;
 }
 
+/// Holds the database's write lock from outside the service, as a stalled commit does (on
+/// PostgreSQL the only synchronous standby gone; here a lock on the tables every write takes):
+/// writes wait, and nothing fails.
+enum Stall {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+}
+
+impl Stall {
+    async fn begin(db: &TestDb) -> Self {
+        use sqlx::Connection;
+        match db.backend {
+            Backend::Sqlite => {
+                let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+                sqlx::query("begin immediate")
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                Self::Sqlite(conn)
+            }
+            Backend::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(&db.owner_url).await.unwrap();
+                sqlx::query("begin").execute(&mut conn).await.unwrap();
+                sqlx::query("lock table sequences, health_probe in exclusive mode")
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                Self::Postgres(conn)
+            }
+        }
+    }
+
+    async fn end(self) {
+        match self {
+            Self::Sqlite(mut conn) => {
+                sqlx::query("rollback").execute(&mut conn).await.unwrap();
+            }
+            Self::Postgres(mut conn) => {
+                sqlx::query("rollback").execute(&mut conn).await.unwrap();
+            }
+        }
+    }
+}
+
+/// Commits stall: the intake in flight is answered UNAVAILABLE within the stated bound (2 s),
+/// health turns NOT_SERVING within about a second, and from then on every request is refused
+/// at once, with RetryInfo, its refusal audited once the database is back. When the stall
+/// ends, health is SERVING again within about a second, the intake that was waiting stands,
+/// and its retry gets the original receipt.
+async fn a_stalled_database_is_refused_fast_and_health_follows(backend: Backend) {
+    use std::time::Instant;
+    use tonic_types::StatusExt;
+    let server = TestServer::start(backend).await;
+    let mut watch = serving_intake_health(&server).await;
+    let recorded = server.report(emergency("before-the-stall")).await;
+
+    let stall = Stall::begin(&server.db).await;
+    let started = Instant::now();
+    let waited = server
+        .emergency()
+        .report_emergency(emergency("during-the-stall"))
+        .await
+        .expect_err("a commit that does not complete is not acknowledged");
+    let bound = started.elapsed();
+    assert_eq!(waited.code(), tonic::Code::Unavailable, "{waited:?}");
+    assert!(
+        bound < Duration::from_millis(2900),
+        "answered after {bound:?}"
+    );
+    assert!(
+        bound >= Duration::from_millis(900),
+        "answered after {bound:?}"
+    );
+    tokio::time::timeout(
+        Duration::from_secs(2),
+        wait_for(&mut watch, ServingStatus::NotServing),
+    )
+    .await
+    .expect("NOT_SERVING within about a second of the stall");
+
+    // Known unreachable: refused at once, intakes and reads alike.
+    for n in 0..5 {
+        let started = Instant::now();
+        let refused = server
+            .emergency()
+            .report_emergency(emergency(&format!("refused-{n}")))
+            .await
+            .expect_err("refused");
+        assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+        assert!(refused.get_error_details().retry_info().is_some());
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    let started = Instant::now();
+    let read = server
+        .cases()
+        .get_case(referrals::pb::GetCaseRequest {
+            case_id: recorded.case_id.clone(),
+        })
+        .await
+        .expect_err("no read while the database cannot store its audit entry");
+    assert_eq!(read.code(), tonic::Code::Unavailable, "{read:?}");
+    assert!(started.elapsed() < Duration::from_millis(500));
+
+    stall.end().await;
+    let started = Instant::now();
+    tokio::time::timeout(
+        Duration::from_secs(2),
+        wait_for(&mut watch, ServingStatus::Serving),
+    )
+    .await
+    .expect("SERVING within about a second of the stall's end");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    // The intake that waited was committed when the lock went: its retry is a replay.
+    let retried = server.report(emergency("during-the-stall")).await;
+    assert!(retried.replayed, "{retried:?}");
+    // The refusals were audited once the database was back.
+    let mut audited = 0;
+    for _ in 0..50 {
+        audited = server
+            .db
+            .count("audit_log where outcome = 'unavailable'")
+            .await;
+        if audited >= 6 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(audited >= 6, "{audited} refusals audited");
+    server.finish().await;
+}
+
 backend_tests!(
+    a_stalled_database_is_refused_fast_and_health_follows,
     health_reports_serving_for_every_service,
     reflection_lists_every_service_in_both_versions,
     shutdown_loses_no_acknowledged_intake,
