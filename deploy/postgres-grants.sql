@@ -21,8 +21,9 @@ grant select on _sqlx_migrations to :"role";
 -- The append-only trail: read and append.
 grant select, insert on events, audit_log to :"role";
 
--- Rows written once: a case's categories, the idempotency keys, the policy versions.
-grant select, insert on case_categories, idempotency_keys, policies to :"role";
+-- Rows written once: a case's categories, the idempotency keys of intakes and changes, the
+-- policy versions.
+grant select, insert on case_categories, idempotency_keys, change_keys, policies to :"role";
 
 -- Rows that change in place: counters and chain heads, cases and what hangs off them (sealed
 -- columns are rewritten by `referrals keys rotate` and `keys reseal`), the directory, the

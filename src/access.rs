@@ -358,6 +358,11 @@ impl Caller {
         Actor { role, id }
     }
 
+    /// The token's subject: who the caller is.
+    pub fn subject(&self) -> &str {
+        &self.claims.sub
+    }
+
     /// The requester an intake or a change by this caller carries below the edge: its
     /// subject, role, request id, reach, and the parts of a case it may move (a team its own
     /// dispatches, a centre the referrals addressed to it).

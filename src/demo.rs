@@ -221,6 +221,7 @@ impl Demo {
                     latitude,
                     longitude,
                 }),
+                ..Default::default()
             })
             .await
             .map_err(call("ReportDispatchStatus"))?
@@ -260,6 +261,7 @@ impl Demo {
                 expected_version: hand_over.version,
                 status: pb::ReferralStatus::Accepted as i32,
                 reason: String::new(),
+                ..Default::default()
             })
             .await
             .map_err(call("TransitionReferral"))?;
@@ -281,6 +283,7 @@ impl Demo {
                 action: pb::ActionType::DispatchMobileTeam as i32,
                 kind: 0,
                 reason: "the man is alone at home with the means".into(),
+                ..Default::default()
             })
             .await
             .map_err(call("RequestAssignment"))?
@@ -318,6 +321,7 @@ impl Demo {
                 action: pb::ActionType::ReferTo as i32,
                 kind: pb::ServicePointKind::CrisisInterventionCentre as i32,
                 reason: "needs a safe place tonight".into(),
+                ..Default::default()
             })
             .await
             .map_err(call("RequestAssignment"))?
@@ -339,6 +343,7 @@ impl Demo {
                     expected_version: referral.version,
                     status: pb::ReferralStatus::Accepted as i32,
                     reason: String::new(),
+                    ..Default::default()
                 })
                 .await
                 .map_err(call("TransitionReferral"))?;
@@ -361,6 +366,7 @@ impl Demo {
                 due_at: None,
                 reason: "safety check call".into(),
                 expected_version: 0,
+                ..Default::default()
             })
             .await
             .map_err(call("ScheduleFollowUp"))?
@@ -372,6 +378,7 @@ impl Demo {
                 follow_up_id: follow_up.follow_up_id,
                 outcome: "spoke with him at the centre; safety plan in place".into(),
                 expected_version: 0,
+                ..Default::default()
             })
             .await
             .map_err(call("RecordFollowUp"))?;
@@ -388,6 +395,7 @@ impl Demo {
                 expected_version: version,
                 outcome: pb::CaseOutcome::ReferredAndAccepted as i32,
                 reason: "admitted to the crisis-intervention centre".into(),
+                ..Default::default()
             })
             .await
             .map_err(call("CloseCase"))?;

@@ -142,6 +142,7 @@ async fn no_sensitive_field_reaches_the_logs(backend: Backend) {
         case_id: receipt.case_id.clone(),
         text: SENTINELS[10].into(),
         expected_version: 0,
+        ..Default::default()
     };
     server.cases().add_note(note.clone()).await.unwrap();
     errors.push(
@@ -161,6 +162,7 @@ async fn no_sensitive_field_reaches_the_logs(backend: Backend) {
             due_at: None,
             reason: "safety check".into(),
             expected_version: 0,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -171,6 +173,7 @@ async fn no_sensitive_field_reaches_the_logs(backend: Backend) {
             follow_up_id: follow_up.follow_up_id,
             outcome: SENTINELS[11].into(),
             expected_version: 0,
+            ..Default::default()
         })
         .await
         .unwrap();

@@ -85,6 +85,8 @@ pub async fn escalate_due(store: &dyn Store, writer: &Writer, clock: &Clock) -> 
                 actor: Actor::system("sla"),
                 requester: Requester::service("sla", "sla_breach"),
                 at: now,
+                key: None,
+                occurred_at: None,
             };
             match writer.change_case(breach).await {
                 Ok(outcome) => {

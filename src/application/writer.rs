@@ -20,7 +20,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::domain::Error;
-use crate::domain::change::CaseChange;
+use crate::domain::change::{CaseChange, ChangeKey};
 use crate::domain::decision::{ActionDecision, Decision, Destination, DutyStatus};
 use crate::domain::intake::NewIntake;
 use crate::domain::plan::change::{ChangePlan, RerouteAsk, plan_change};
@@ -174,6 +174,8 @@ enum Command {
     },
     UpdateDirectory {
         update: DirectoryUpdate,
+        /// The caller's key for the update, when it sent one.
+        key: Option<(String, ChangeKey)>,
         at: DateTime<Utc>,
         reply: Reply<()>,
     },
@@ -359,10 +361,16 @@ impl Writer {
     pub async fn update_directory(
         &self,
         update: DirectoryUpdate,
+        key: Option<(String, ChangeKey)>,
         at: DateTime<Utc>,
     ) -> Result<(), Error> {
-        self.send(|reply| Command::UpdateDirectory { update, at, reply })
-            .await
+        self.send(|reply| Command::UpdateDirectory {
+            update,
+            key,
+            at,
+            reply,
+        })
+        .await
     }
 }
 
@@ -578,23 +586,30 @@ async fn apply(store: &dyn Store, routing: &SharedRouting, command: Command, tar
             .await;
             let _ = reply.send(result);
         }
-        Command::UpdateDirectory { update, at, reply } => {
+        Command::UpdateDirectory {
+            update,
+            key,
+            at,
+            reply,
+        } => {
             let result = async {
                 let mut reloads = Reloads::default();
                 loop {
-                    let result = store.update_directory(&update).await;
-                    if reloads
+                    let result = store.update_directory(&update, key.as_ref()).await;
+                    if let Some(changed) = reloads
                         .settle(store, routing, Vec::new(), result)
                         .await?
-                        .is_some()
                     {
-                        break;
+                        // A retry changed nothing: the first update is already in memory.
+                        return Ok(changed);
                     }
                 }
-                routing.write().directory.apply(&update);
-                Ok(())
             }
             .await;
+            if let Ok(true) = result {
+                routing.write().directory.apply(&update);
+            }
+            let result = result.map(|_| ());
             if let (
                 Ok(()),
                 DirectoryUpdate::Team {

@@ -221,8 +221,27 @@ pub struct CaseChange {
     /// Who asked for it: the change stays within their reach and parts, and writes their
     /// audit row (the service itself, for its own changes such as deadline escalation).
     pub requester: super::requester::Requester,
-    /// When the service received it.
+    /// When the service received it (the audit row's time).
     pub at: DateTime<Utc>,
+    /// The client's key, when it sent one: a retry is answered with the first outcome.
+    pub key: Option<ChangeKey>,
+    /// When it happened on the device that reports it, if earlier than it arrived (a queued
+    /// report from an offline phone): the step and its events take this time.
+    pub occurred_at: Option<DateTime<Utc>>,
+}
+
+impl CaseChange {
+    /// When the change happened: on the device, or else when it arrived.
+    pub fn occurred(&self) -> DateTime<Utc> {
+        self.occurred_at.unwrap_or(self.at)
+    }
+}
+
+/// A client's key for a change: its request id, and a hash of the request that carried it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeKey {
+    pub request_id: String,
+    pub payload_hash: Vec<u8>,
 }
 
 /// What a case change leaves: the case's new status, priority and outcome.

@@ -40,7 +40,7 @@ pub enum Error {
     #[error("{0} not found")]
     NotFound(&'static str),
     /// An intake reused a request id with a different payload.
-    #[error("request_id was already used for a different intake")]
+    #[error("request_id was already used for a different request")]
     IdempotencyConflict,
     /// The change is not allowed in the state the thing is in; the message names that state.
     #[error("{0}")]

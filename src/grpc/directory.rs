@@ -172,7 +172,8 @@ impl Directory for DirectoryService {
     ) -> Result<Response<pb::UpdateOccupancyResponse>, Status> {
         let caller = self.permit(&request, Operation::UpdateOccupancy).await?;
         let result = async {
-            let update = convert::occupancy_update(request.into_inner())?;
+            let (update, key) = convert::occupancy_update(request.into_inner())?;
+            let key = key.map(|key| (caller.subject().to_owned(), key));
             let DirectoryUpdate::Occupancy {
                 service_point_id,
                 occupancy,
@@ -190,7 +191,7 @@ impl Directory for DirectoryService {
                 ));
             }
             self.writer
-                .update_directory(update.clone(), self.guard.now())
+                .update_directory(update.clone(), key, self.guard.now())
                 .await?;
             Ok(pb::UpdateOccupancyResponse {
                 service_point: Some(self.service_point(&service_point_id)?),
@@ -342,14 +343,15 @@ impl Directory for DirectoryService {
     ) -> Result<Response<pb::UpdateTeamStatusResponse>, Status> {
         let caller = self.permit(&request, Operation::UpdateTeamStatus).await?;
         let result = async {
-            let update = convert::team_update(request.into_inner())?;
+            let (update, key) = convert::team_update(request.into_inner())?;
+            let key = key.map(|key| (caller.subject().to_owned(), key));
             let DirectoryUpdate::Team { team_id, .. } = &update else {
                 return Err(Error::internal("team update changed kind"));
             };
             let team_id = team_id.clone();
             self.check_team_owner(&caller, &team_id)?;
             self.writer
-                .update_directory(update, self.guard.now())
+                .update_directory(update, key, self.guard.now())
                 .await?;
             Ok(pb::UpdateTeamStatusResponse {
                 team: Some(self.team(&team_id)?),

@@ -44,7 +44,7 @@ impl From<Error> for Status {
             Error::InvalidArgument(violations) => invalid_argument(&violations),
             Error::NotFound(what) => Status::not_found(format!("{what} not found")),
             Error::IdempotencyConflict => Status::already_exists(
-                "request_id was already used for a different intake; send a new request_id",
+                "request_id was already used for a different request; send a new request_id",
             ),
             Error::Overloaded(why) => retry_after(Code::ResourceExhausted, why, RETRY_BUSY),
             Error::DirectoryMoved => retry_after(

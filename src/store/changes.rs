@@ -22,7 +22,8 @@ use super::statements::{
     INSERT_REFERRAL, LOCK_DIRECTORY, SELECT_CASE_DECISIONS, SELECT_DISPATCH, SELECT_REFERRAL,
 };
 use crate::domain::Error;
-use crate::domain::change::{CaseChange, Change};
+use crate::domain::audit::{AuditEntry, OK};
+use crate::domain::change::{CaseChange, Change, ChangeKey};
 use crate::domain::plan::NewTimer;
 use crate::domain::plan::change::{
     ChangeLoad, ChangeOutcome, ChangePlan, LoadedCase, LoadedFollowUp, LoadedTeam, LoadedTimer,
@@ -123,6 +124,24 @@ pub(super) const COUNT_CASE_TIMERS: &str =
 
 pub(super) const SERVICE_POINT_KIND: &str =
     "select kind from service_points where service_point_id = $1";
+
+pub(super) const SELECT_CHANGE_KEY: &str =
+    "select payload_hash, outcome from change_keys where subject = $1 and request_id = $2";
+
+pub(super) const INSERT_CHANGE_KEY: &str = "insert into change_keys (subject, request_id, \
+     payload_hash, outcome, created_at) values ($1, $2, $3, $4, $5)";
+
+const SELECT_DECISION: &str = "select case_id, decision_no, decision from routing_decisions \
+     where case_id = $1 and decision_no = $2";
+
+/// A change's answer as kept for its retries: the re-route by its number, since decisions are
+/// sealed where they are stored.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct KeptOutcome {
+    #[serde(flatten)]
+    outcome: ChangeOutcome,
+    reroute_no: Option<i64>,
+}
 
 /// A stored timer.
 #[derive(sqlx::FromRow)]
@@ -233,6 +252,13 @@ impl SqlStore {
             .await
             .map_err(db_error)?;
         self.directory.check(directory)?;
+        if let Some(key) = &change.key
+            && let Some(kept) = self.kept_change(&mut tx, change, key).await?
+        {
+            write_audit(&mut tx, std::slice::from_ref(&kept.1)).await?;
+            tx.commit().await.map_err(db_error)?;
+            return Ok(kept.0);
+        }
         let load = self.load_change(&mut tx, change).await?;
         let mut plan = planner(change, load)?;
         self.write_change(&mut tx, &plan).await?;
@@ -260,11 +286,71 @@ impl SqlStore {
             .map(EventRow::of)
             .collect::<Result<Vec<_>, _>>()?;
         plan.outcome.last_event = write_events(self, &mut tx, &events).await?;
+        if let Some(key) = &change.key {
+            let reroute_no = plan.writes.iter().rev().find_map(|write| match write {
+                Write::Decision { decision_no, .. } => Some(*decision_no),
+                _ => None,
+            });
+            let kept = KeptOutcome {
+                outcome: plan.outcome.clone(),
+                reroute_no: reroute_no.filter(|_| plan.outcome.reroute.is_some()),
+            };
+            tx.run(
+                query(INSERT_CHANGE_KEY)
+                    .bind(&change.requester.subject)
+                    .bind(&key.request_id)
+                    .bind(&key.payload_hash)
+                    .bind(serde_json::to_string(&kept).map_err(Error::internal)?)
+                    .bind(micros(change.at)),
+            )
+            .await?;
+        }
         let entries: Vec<_> = std::iter::once(plan.audit).chain(plan.audit_more).collect();
         write_audit(&mut tx, &entries).await?;
         tx.commit().await.map_err(db_error)?;
         self.directory.set(directory);
         Ok(plan.outcome)
+    }
+
+    /// The answer a change sent before under the same key, with the audit row of its retry;
+    /// refused when the key came with other content.
+    async fn kept_change(
+        &self,
+        tx: &mut Tx,
+        change: &CaseChange,
+        key: &ChangeKey,
+    ) -> Result<Option<(ChangeOutcome, AuditEntry)>, Error> {
+        let found: Option<(Vec<u8>, String)> = query_as(SELECT_CHANGE_KEY)
+            .bind(&change.requester.subject)
+            .bind(&key.request_id)
+            .fetch_optional(tx.ex())
+            .await
+            .map_err(db_error)?;
+        let Some((hash, kept)) = found else {
+            return Ok(None);
+        };
+        if hash != key.payload_hash {
+            return Err(Error::IdempotencyConflict);
+        }
+        let kept: KeptOutcome = serde_json::from_str(&kept).map_err(Error::internal)?;
+        let mut outcome = kept.outcome;
+        if let Some(number) = kept.reroute_no {
+            let row: Option<DecisionRow> = query_as(SELECT_DECISION)
+                .bind(outcome.case_id)
+                .bind(number)
+                .fetch_optional(tx.ex())
+                .await
+                .map_err(db_error)?;
+            outcome.reroute = row
+                .map(|row| decision_of(&self.cipher, row.case_id, row.decision_no, &row.decision))
+                .transpose()?;
+        }
+        // Nothing is freed or taken again.
+        outcome.replayed = true;
+        outcome.released_team = None;
+        outcome.released_place = None;
+        let audit = AuditEntry::requested(&change.requester, Some(outcome.case_id), OK, change.at);
+        Ok(Some((outcome, audit)))
     }
 
     /// Reads what `change` names, its case, and what [`Needs::of`] the change asks for.
@@ -437,7 +523,7 @@ impl SqlStore {
     /// Turns a plan's writes into statements, in order.
     pub(super) async fn write_change(&self, tx: &mut Tx, plan: &ChangePlan) -> Result<(), Error> {
         let case_id = plan.outcome.case_id;
-        let at = micros(plan.audit.at);
+        let at = micros(plan.at);
         for write in &plan.writes {
             let statement = match write {
                 Write::Referral {

@@ -243,9 +243,14 @@ impl Store for Detached {
             .await
     }
 
-    async fn update_directory(&self, update: &DirectoryUpdate) -> Result<(), Error> {
+    async fn update_directory(
+        &self,
+        update: &DirectoryUpdate,
+        key: Option<&(String, crate::domain::change::ChangeKey)>,
+    ) -> Result<bool, Error> {
+        let key = key.cloned();
         let update = update.clone();
-        self.run_unbounded(move |store| async move { store.update_directory(&update).await })
+        self.run_unbounded(move |store| async move { store.update_directory(&update, key.as_ref()).await })
             .await
     }
 

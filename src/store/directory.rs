@@ -13,7 +13,9 @@ use super::statements::{
     SELECT_TEAMS, UPDATE_OCCUPANCY, UPDATE_TEAM, UPSERT_COUNTY, UPSERT_PROVINCE,
     UPSERT_SERVICE_POINT, UPSERT_TEAM,
 };
+use super::changes::{INSERT_CHANGE_KEY, SELECT_CHANGE_KEY};
 use crate::domain::Error;
+use crate::domain::change::ChangeKey;
 use crate::routing::directory::{DirectoryData, DirectoryUpdate};
 use crate::routing::policy::PolicyDocument;
 
@@ -173,7 +175,11 @@ impl SqlStore {
         row.map(policy_from_row).transpose()
     }
 
-    pub(super) async fn update_directory(&self, update: &DirectoryUpdate) -> Result<(), Error> {
+    pub(super) async fn update_directory(
+        &self,
+        update: &DirectoryUpdate,
+        key: Option<&(String, ChangeKey)>,
+    ) -> Result<bool, Error> {
         use DirectoryUpdate;
 
         let now = micros(chrono::Utc::now());
@@ -209,9 +215,33 @@ impl SqlStore {
             .await
             .map_err(db_error)?;
         self.directory.check(seen)?;
+        if let Some((subject, key)) = key {
+            let found: Option<(Vec<u8>, String)> = query_as(SELECT_CHANGE_KEY)
+                .bind(subject)
+                .bind(&key.request_id)
+                .fetch_optional(tx.ex())
+                .await
+                .map_err(db_error)?;
+            match found {
+                Some((hash, _)) if hash == key.payload_hash => return Ok(false),
+                Some(_) => return Err(Error::IdempotencyConflict),
+                None => {}
+            }
+        }
         let updated = query.execute(tx.ex()).await.map_err(db_error)?;
         if updated == 0 {
             return Err(Error::NotFound(what));
+        }
+        if let Some((subject, key)) = key {
+            tx.run(
+                super::db::query(INSERT_CHANGE_KEY)
+                    .bind(subject)
+                    .bind(&key.request_id)
+                    .bind(&key.payload_hash)
+                    .bind(String::new())
+                    .bind(now),
+            )
+            .await?;
         }
         let directory: i64 = query_scalar(BUMP_DIRECTORY)
             .fetch_one(tx.ex())
@@ -219,6 +249,6 @@ impl SqlStore {
             .map_err(db_error)?;
         tx.commit().await.map_err(db_error)?;
         self.directory.set(directory);
-        Ok(())
+        Ok(true)
     }
 }

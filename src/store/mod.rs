@@ -17,6 +17,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::domain::Error;
+use crate::domain::change::ChangeKey;
 use crate::domain::case::{CaseFilter, CaseRecord, CaseSummary, PageRequest};
 use crate::domain::change::CaseChange;
 use crate::domain::event::{EventFilter, FeedEvent};
@@ -244,7 +245,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Records an owner's change to a team's duty status or a service point's occupancy;
     /// [`Error::NotFound`] when there is no such team or service point.
-    async fn update_directory(&self, update: &DirectoryUpdate) -> Result<(), Error>;
+    /// Returns false when `key` was seen before with the same update (a retry: nothing is
+    /// changed); a key seen with another update is refused.
+    async fn update_directory(
+        &self,
+        update: &DirectoryUpdate,
+        key: Option<&(String, ChangeKey)>,
+    ) -> Result<bool, Error>;
 
     /// Returns a case with its details, or `None` when there is no such case.
     async fn get_case(&self, case_id: Uuid) -> Result<Option<CaseRecord>, Error>;

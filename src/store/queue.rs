@@ -128,6 +128,8 @@ impl SqlStore {
                 actor: Actor::system("team_queue"),
                 requester: Requester::service("team_queue", "offer_team"),
                 at,
+                key: None,
+                occurred_at: None,
             };
             let load = self.load_change(tx, &change).await?;
             match planner(&change, load) {

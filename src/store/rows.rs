@@ -54,6 +54,7 @@ pub(super) struct ReferralRow {
     pub(super) status: String,
     pub(super) version: i64,
     pub(super) created_at: i64,
+    pub(super) updated_at: i64,
     pub(super) reason: Option<String>,
 }
 
@@ -132,6 +133,7 @@ pub(super) struct DispatchRow {
     pub(super) status: String,
     pub(super) version: i64,
     pub(super) created_at: i64,
+    pub(super) updated_at: i64,
     pub(super) reason: Option<String>,
 }
 
@@ -572,6 +574,7 @@ impl ReferralRow {
             purpose: parse_enum("purpose", &self.purpose)?,
             status: parse_enum("referral status", &self.status)?,
             version: self.version,
+            updated_at: from_micros(self.updated_at)?,
         })
     }
 }
@@ -585,6 +588,7 @@ impl DispatchRow {
             team_id: self.team_id,
             status: parse_enum("dispatch status", &self.status)?,
             version: self.version,
+            updated_at: from_micros(self.updated_at)?,
         })
     }
 }

@@ -170,8 +170,12 @@ impl Store for SqlStore {
         SqlStore::policy_newer_than(self, version).await
     }
 
-    async fn update_directory(&self, update: &DirectoryUpdate) -> Result<(), Error> {
-        SqlStore::update_directory(self, update).await
+    async fn update_directory(
+        &self,
+        update: &DirectoryUpdate,
+        key: Option<&(String, crate::domain::change::ChangeKey)>,
+    ) -> Result<bool, Error> {
+        SqlStore::update_directory(self, update, key).await
     }
 
     async fn get_case(&self, case_id: Uuid) -> Result<Option<CaseRecord>, Error> {

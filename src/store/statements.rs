@@ -46,18 +46,18 @@ pub(super) const SELECT_FOLLOW_UPS: &str = "select follow_up_id, due_at, reason,
      from follow_ups where case_id = $1 order by follow_up_id";
 
 pub(super) const SELECT_REFERRALS: &str = "select referral_id, case_id, service_point_id, \
-     purpose, status, version, created_at, reason from referrals where case_id = $1 \
+     purpose, status, version, created_at, updated_at, reason from referrals where case_id = $1 \
      order by created_at, referral_id";
 
 pub(super) const SELECT_REFERRAL: &str = "select referral_id, case_id, service_point_id, \
-     purpose, status, version, created_at, reason from referrals where referral_id = $1";
+     purpose, status, version, created_at, updated_at, reason from referrals where referral_id = $1";
 
 pub(super) const SELECT_DISPATCHES: &str = "select dispatch_id, case_id, team_id, status, \
-     version, created_at, reason from dispatches where case_id = $1 \
+     version, created_at, updated_at, reason from dispatches where case_id = $1 \
      order by created_at, dispatch_id";
 
 pub(super) const SELECT_DISPATCH: &str = "select dispatch_id, case_id, team_id, status, \
-     version, created_at, reason from dispatches where dispatch_id = $1";
+     version, created_at, updated_at, reason from dispatches where dispatch_id = $1";
 
 pub(super) const UPSERT_PROVINCE: &str = "insert into provinces (province, neighbours) \
      values ($1, $2) on conflict (province) do update set neighbours = excluded.neighbours";

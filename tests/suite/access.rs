@@ -151,6 +151,7 @@ async fn changes(channel: Authed, cases: &Cases, n: usize) -> Vec<String> {
                     case_id: cases.emergency.clone(),
                     text: "a note".into(),
                     expected_version: 999,
+                    ..Default::default()
                 })
                 .await,
         ),
@@ -161,6 +162,7 @@ async fn changes(channel: Authed, cases: &Cases, n: usize) -> Vec<String> {
                     expected_version: 999,
                     outcome: pb::CaseOutcome::ResolvedByPhone as i32,
                     reason: String::new(),
+                    ..Default::default()
                 })
                 .await,
         ),
@@ -171,6 +173,7 @@ async fn changes(channel: Authed, cases: &Cases, n: usize) -> Vec<String> {
                     expected_version: 999,
                     status: pb::ReferralStatus::Accepted as i32,
                     reason: String::new(),
+                    ..Default::default()
                 })
                 .await,
         ),
@@ -182,6 +185,7 @@ async fn changes(channel: Authed, cases: &Cases, n: usize) -> Vec<String> {
                     status: pb::DispatchStatus::Acknowledged as i32,
                     reason: String::new(),
                     position: None,
+                    ..Default::default()
                 })
                 .await,
         ),
@@ -400,6 +404,7 @@ async fn an_administrator_manages_the_directory_and_a_team_its_own_duty_status(b
         team_id: team.into(),
         status: pb::DutyStatus::OffDuty as i32,
         position: None,
+        ..Default::default()
     };
     let mut own = DirectoryClient::new(server.as_team("thr-t1"));
     assert!(own.update_team_status(status("thr-t1")).await.is_ok());

@@ -59,6 +59,7 @@ async fn reads_changes_and_refusals_are_on_the_trail(backend: Backend) {
                 case_id: case_id.clone(),
                 text: "she is with her aunt now".into(),
                 expected_version: 0,
+                ..Default::default()
             },
             "req-note",
         ))
@@ -84,6 +85,7 @@ async fn reads_changes_and_refusals_are_on_the_trail(backend: Backend) {
                 expected_version: 1,
                 outcome: pb::CaseOutcome::ResolvedByPhone as i32,
                 reason: String::new(),
+                ..Default::default()
             },
             "req-close",
         ))
@@ -98,6 +100,7 @@ async fn reads_changes_and_refusals_are_on_the_trail(backend: Backend) {
             status: pb::DispatchStatus::Acknowledged as i32,
             reason: String::new(),
             position: None,
+            ..Default::default()
         })
         .await
         .unwrap_err();

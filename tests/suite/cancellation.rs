@@ -223,6 +223,7 @@ impl Client {
                             case_id: case_id.into(),
                             text: format!("note {request_id}"),
                             expected_version: 0,
+                            ..Default::default()
                         },
                         request_id,
                         deadline,

@@ -177,6 +177,7 @@ async fn a_team_reporting_off_duty_is_passed_over_from_the_next_case_on(backend:
                 latitude: 35.70,
                 longitude: 51.41,
             }),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -215,6 +216,7 @@ async fn a_team_reporting_off_duty_is_passed_over_from_the_next_case_on(backend:
             team_id: "nobody".into(),
             status: DutyStatus::Available as i32,
             position: None,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -224,6 +226,7 @@ async fn a_team_reporting_off_duty_is_passed_over_from_the_next_case_on(backend:
             team_id: "thr-t1".into(),
             status: 0,
             position: None,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -262,6 +265,7 @@ async fn a_full_centre_reported_by_its_owner_is_passed_over(backend: Backend) {
         .update_occupancy(pb::UpdateOccupancyRequest {
             service_point_id: "thr-suicide-1".into(),
             occupancy: 11,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -270,6 +274,7 @@ async fn a_full_centre_reported_by_its_owner_is_passed_over(backend: Backend) {
         .update_occupancy(pb::UpdateOccupancyRequest {
             service_point_id: "thr-suicide-1".into(),
             occupancy: 10,
+            ..Default::default()
         })
         .await
         .unwrap()

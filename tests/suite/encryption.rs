@@ -22,6 +22,7 @@ async fn record_sentinels(server: &TestServer) -> String {
             case_id: case_id.clone(),
             text: SENTINELS[10].into(),
             expected_version: 0,
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -31,6 +32,7 @@ async fn record_sentinels(server: &TestServer) -> String {
             due_at: None,
             reason: "check".into(),
             expected_version: 0,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -40,6 +42,7 @@ async fn record_sentinels(server: &TestServer) -> String {
             follow_up_id: follow_up.follow_up_id,
             outcome: SENTINELS[11].into(),
             expected_version: 0,
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -61,6 +64,7 @@ async fn record_sentinels(server: &TestServer) -> String {
                     latitude: SCENE.0,
                     longitude: SCENE.1,
                 }),
+                ..Default::default()
             })
             .await
             .unwrap()

@@ -48,6 +48,7 @@ fn report_status(
         status: status as i32,
         reason: reason.into(),
         position: None,
+        ..Default::default()
     }
 }
 
@@ -351,6 +352,7 @@ async fn a_rejected_referral_goes_to_the_next_service_point(backend: Backend) {
         expected_version: 1,
         status: status as i32,
         reason: reason.into(),
+        ..Default::default()
     };
     let mut client = server.centre_cases(&referral.service_point_id);
     let refused = client
@@ -441,6 +443,7 @@ async fn a_case_closes_with_an_outcome_reopens_with_a_reason_and_changes_priorit
         expected_version: version,
         outcome: pb::CaseOutcome::ResolvedOnScene as i32,
         reason: String::new(),
+        ..Default::default()
     };
     let busy = cases.close_case(close(1)).await.unwrap_err();
     assert_eq!(busy.code(), Code::FailedPrecondition);
@@ -475,6 +478,7 @@ async fn a_case_closes_with_an_outcome_reopens_with_a_reason_and_changes_priorit
         expected_version: version,
         priority: pb::Priority::P2Priority as i32,
         reason: reason.into(),
+        ..Default::default()
     };
     assert_eq!(
         cases
@@ -489,6 +493,7 @@ async fn a_case_closes_with_an_outcome_reopens_with_a_reason_and_changes_priorit
         case_id: receipt.case_id.clone(),
         expected_version: 3,
         reason: reason.into(),
+        ..Default::default()
     };
     assert_eq!(
         cases.reopen_case(reopen("")).await.unwrap_err().code(),
@@ -582,6 +587,7 @@ async fn notes_and_follow_ups_are_kept_and_the_case_awaits_its_follow_up(backend
             case_id: receipt.case_id.clone(),
             text: "He agreed to call back tomorrow evening.".into(),
             expected_version: 0,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -591,6 +597,7 @@ async fn notes_and_follow_ups_are_kept_and_the_case_awaits_its_follow_up(backend
             case_id: receipt.case_id.clone(),
             text: "  ".into(),
             expected_version: 0,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -601,6 +608,7 @@ async fn notes_and_follow_ups_are_kept_and_the_case_awaits_its_follow_up(backend
             case_id: receipt.case_id.clone(),
             text: "written against the first version".into(),
             expected_version: 1,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -613,6 +621,7 @@ async fn notes_and_follow_ups_are_kept_and_the_case_awaits_its_follow_up(backend
             due_at: None,
             reason: "safety check".into(),
             expected_version: 0,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -638,6 +647,7 @@ async fn notes_and_follow_ups_are_kept_and_the_case_awaits_its_follow_up(backend
         follow_up_id: scheduled.follow_up_id.clone(),
         outcome: "spoke to him; safe, sleeping better".into(),
         expected_version: 0,
+        ..Default::default()
     };
     cases.record_follow_up(record()).await.unwrap();
     let twice = cases.record_follow_up(record()).await.unwrap_err();
@@ -675,6 +685,7 @@ async fn notes_and_follow_ups_are_kept_and_the_case_awaits_its_follow_up(backend
             due_at: Some(fixtures::timestamp(fixtures::CALL_TIME)),
             reason: "too late".into(),
             expected_version: 0,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -722,6 +733,7 @@ async fn a_call_centre_asks_for_a_team_and_a_centre_and_routing_chooses_them(bac
             action: action as i32,
             kind: kind as i32,
             reason: "the 123 centre took the case over".into(),
+            ..Default::default()
         }
     };
     use pb::{ActionType, ServicePointKind};
@@ -917,6 +929,7 @@ async fn a_referral_goes_through_its_lifecycle_and_only_its_own_side_moves_it(ba
                 expected_version: version,
                 status: status as i32,
                 reason: reason.into(),
+                ..Default::default()
             })
             .await;
         match (result, expected) {
@@ -948,6 +961,7 @@ async fn a_team_carrying_a_case_of_its_own_is_free_again_once_its_dispatch_ends(
                 team_id: team.into(),
                 status: pb::DutyStatus::OffDuty as i32,
                 position: None,
+                ..Default::default()
             })
             .await
             .unwrap();
@@ -1037,6 +1051,7 @@ async fn a_referral_holds_a_place_until_it_ends(backend: Backend) {
         .update_occupancy(pb::UpdateOccupancyRequest {
             service_point_id: point.clone(),
             occupancy: capacity - 2,
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -1053,6 +1068,7 @@ async fn a_referral_holds_a_place_until_it_ends(backend: Backend) {
             expected_version: 1,
             status: ReferralStatus::Rejected as i32,
             reason: "no staff tonight".into(),
+            ..Default::default()
         })
         .await
         .unwrap();

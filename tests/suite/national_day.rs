@@ -452,6 +452,7 @@ async fn a_national_day_is_routed_and_tracked_to_the_end(backend: Backend) {
                         status: to,
                         reason: String::new(),
                         position: None,
+                        ..Default::default()
                     })
                     .await;
                 let answer = match answer {
@@ -505,6 +506,7 @@ async fn a_national_day_is_routed_and_tracked_to_the_end(backend: Backend) {
                         expected_version: field.versions[&referral_id],
                         status: to,
                         reason: String::new(),
+                        ..Default::default()
                     })
                     .await;
                 let answer = match answer {

@@ -81,6 +81,7 @@ async fn ack(server: &TestServer, dispatch: &pb::TeamDispatch, status: DispatchS
             status: status as i32,
             reason: String::new(),
             position: None,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -239,6 +240,7 @@ async fn a_referral_not_accepted_in_time_goes_to_the_next_centre(backend: Backen
             expected_version: 1,
             status: ReferralStatus::Accepted as i32,
             reason: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -290,6 +292,7 @@ async fn a_follow_up_not_done_alerts_supervisors_and_closing_stops_every_timer(b
             due_at: Some(fixtures::timestamp(due.timestamp())),
             reason: "check on the girl".into(),
             expected_version: 0,
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -302,6 +305,7 @@ async fn a_follow_up_not_done_alerts_supervisors_and_closing_stops_every_timer(b
             status: DispatchStatus::Cancelled as i32,
             reason: "the police took the case".into(),
             position: None,
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -328,6 +332,7 @@ async fn a_follow_up_not_done_alerts_supervisors_and_closing_stops_every_timer(b
             due_at: Some(fixtures::timestamp(due.timestamp() + 3600)),
             reason: "again".into(),
             expected_version: 0,
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -338,6 +343,7 @@ async fn a_follow_up_not_done_alerts_supervisors_and_closing_stops_every_timer(b
             expected_version: version + 1,
             outcome: pb::CaseOutcome::ReturnedToFamily as i32,
             reason: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -365,6 +371,7 @@ async fn a_raised_priority_brings_its_deadlines_forward(backend: Backend) {
             expected_version: 1,
             priority: pb::Priority::P0Immediate as i32,
             reason: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap();

@@ -32,6 +32,7 @@ async fn respond(server: &TestServer, case_id: &str, steps: &[(DispatchStatus, i
                 status: *status as i32,
                 reason: String::new(),
                 position: None,
+                ..Default::default()
             })
             .await
             .unwrap()

@@ -284,6 +284,7 @@ async fn a_team_streams_its_own_assignments_with_where_to_go(backend: Backend) {
             status: DispatchStatus::Acknowledged as i32,
             reason: String::new(),
             position: None,
+            ..Default::default()
         })
         .await
         .unwrap();

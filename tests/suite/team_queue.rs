@@ -38,6 +38,7 @@ async fn clear(server: &TestServer, case_id: &str) {
                 status: status as i32,
                 reason: String::new(),
                 position: None,
+                ..Default::default()
             })
             .await
             .unwrap()
@@ -96,6 +97,7 @@ async fn a_freed_team_goes_to_the_most_urgent_longest_waiting_case(backend: Back
             expected_version: case.summary.as_ref().unwrap().version,
             priority: Priority::P1Urgent as i32,
             reason: "the mother took the children to a neighbour".into(),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -106,6 +108,7 @@ async fn a_freed_team_goes_to_the_most_urgent_longest_waiting_case(backend: Back
             expected_version: case.summary.as_ref().unwrap().version,
             outcome: CaseOutcome::Duplicate as i32,
             reason: "the same call as another".into(),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -175,6 +178,7 @@ async fn a_freed_team_goes_to_the_most_urgent_longest_waiting_case(backend: Back
             team_id: "dmv-t1".into(),
             status: pb::DutyStatus::Available as i32,
             position: None,
+            ..Default::default()
         })
         .await
         .unwrap();

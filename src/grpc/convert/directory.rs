@@ -2,24 +2,34 @@
 //! the entries it returns.
 
 use super::*;
+use crate::domain::change::ChangeKey;
 
 /// Parses a centre's occupancy report.
-pub(crate) fn occupancy_update(raw: pb::UpdateOccupancyRequest) -> Result<DirectoryUpdate, Error> {
+pub(crate) fn occupancy_update(
+    raw: pb::UpdateOccupancyRequest,
+) -> Result<(DirectoryUpdate, Option<ChangeKey>), Error> {
     let mut v = Violations::default();
+    let key = v.change_key(&raw, &raw.request_id);
     let id = v.required_text(
         "service_point_id",
         raw.service_point_id,
         limits::MAX_SHORT_TEXT,
     );
-    v.finish(id.map(|service_point_id| DirectoryUpdate::Occupancy {
-        service_point_id,
-        occupancy: raw.occupancy,
+    v.finish(id.map(|service_point_id| {
+        let update = DirectoryUpdate::Occupancy {
+            service_point_id,
+            occupancy: raw.occupancy,
+        };
+        (update, key)
     }))
 }
 
 /// Parses a team's duty-status report.
-pub(crate) fn team_update(raw: pb::UpdateTeamStatusRequest) -> Result<DirectoryUpdate, Error> {
+pub(crate) fn team_update(
+    raw: pb::UpdateTeamStatusRequest,
+) -> Result<(DirectoryUpdate, Option<ChangeKey>), Error> {
     let mut v = Violations::default();
+    let key = v.change_key(&raw, &raw.request_id);
     let id = v.required_text("team_id", raw.team_id, limits::MAX_SHORT_TEXT);
     let status = v.enumeration::<DutyStatus>("status", raw.status);
     let position = match raw.position {
@@ -27,11 +37,14 @@ pub(crate) fn team_update(raw: pb::UpdateTeamStatusRequest) -> Result<DirectoryU
         some => v.position("position", some).map(Some),
     };
     let parsed = match (id, status, position) {
-        (Some(team_id), Some(status), Some(position)) => Some(DirectoryUpdate::Team {
-            team_id,
-            status,
-            position,
-        }),
+        (Some(team_id), Some(status), Some(position)) => Some((
+            DirectoryUpdate::Team {
+                team_id,
+                status,
+                position,
+            },
+            key,
+        )),
         _ => None,
     };
     v.finish(parsed)

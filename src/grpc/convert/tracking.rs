@@ -2,15 +2,16 @@
 //! the events they return.
 
 use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
 use tonic::Status;
 use uuid::Uuid;
 
 use super::{Violations, WireEnum, timestamp};
 use crate::access::Caller;
 use crate::domain::Error;
-use crate::domain::change::{CaseChange, CaseOutcome, Change};
+use crate::domain::change::{CaseChange, CaseOutcome, Change, ChangeKey};
 use crate::domain::event::{EventFilter, EventKind, FeedEvent};
-use crate::domain::intake::limits;
+use crate::domain::intake::{RequestId, limits};
 use crate::domain::province;
 use crate::domain::sensitive::Sensitive;
 use crate::domain::statistics::{Interval, Period, Statistics, within_target};
@@ -18,6 +19,11 @@ use crate::domain::types::{CaseStatus, Category, DispatchStatus, Line, Priority,
 use crate::pb;
 use crate::store::Store;
 use crate::tracking::watch::WatchItem;
+
+/// How far ahead of the server's clock a device's time may be (its clock's drift).
+const OCCURRED_AHEAD: chrono::TimeDelta = chrono::TimeDelta::minutes(2);
+/// How long a device may hold a report before it reaches the server (a day offline).
+const OCCURRED_BEFORE: chrono::TimeDelta = chrono::TimeDelta::hours(24);
 
 impl Violations {
     /// The version a change is based on.
@@ -51,6 +57,54 @@ impl Violations {
         (self.0.len() == before).then_some(text)
     }
 
+    /// The client's key for a change, when it sent one: its request id with a hash of the
+    /// whole request, so that a retry is recognised and a reused id with other content is not.
+    pub(super) fn change_key(&mut self, raw: &impl prost::Message, request_id: &str) -> Option<ChangeKey> {
+        if request_id.is_empty() {
+            return None;
+        }
+        match RequestId::parse(request_id) {
+            Ok(id) => Some(ChangeKey {
+                request_id: id.as_str().to_owned(),
+                payload_hash: Sha256::digest(raw.encode_to_vec()).to_vec(),
+            }),
+            Err(why) => {
+                self.add("request_id", why);
+                None
+            }
+        }
+    }
+
+    /// When a report happened on the device: within [`OCCURRED_BEFORE`] before `now` and
+    /// [`OCCURRED_AHEAD`] after it.
+    fn occurred_at(
+        &mut self,
+        raw: Option<prost_types::Timestamp>,
+        now: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        let raw = raw?;
+        let Some(at) = DateTime::<Utc>::from_timestamp(raw.seconds, raw.nanos.max(0) as u32)
+        else {
+            self.add("occurred_at", "is not a valid time");
+            return None;
+        };
+        if at > now + OCCURRED_AHEAD {
+            self.add(
+                "occurred_at",
+                "is more than 2 minutes ahead of the server's clock",
+            );
+            return None;
+        }
+        if at < now - OCCURRED_BEFORE {
+            self.add(
+                "occurred_at",
+                "is more than 24 hours before the server's clock",
+            );
+            return None;
+        }
+        Some(at)
+    }
+
     /// A required identifier.
     fn uuid(&mut self, field: &str, raw: &str) -> Option<Uuid> {
         if raw.is_empty() {
@@ -71,6 +125,8 @@ fn change(
     expected_version: Option<Option<i64>>,
     caller: &Caller,
     at: DateTime<Utc>,
+    key: Option<ChangeKey>,
+    occurred_at: Option<DateTime<Utc>>,
 ) -> Result<CaseChange, Error> {
     let parsed = match (change, expected_version) {
         (Some(change), Some(expected_version)) => Some(CaseChange {
@@ -79,6 +135,8 @@ fn change(
             expected_version,
             actor: caller.actor(),
             at,
+            key,
+            occurred_at,
         }),
         _ => None,
     };
@@ -92,6 +150,8 @@ pub(crate) fn referral_change(
     caller: &Caller,
 ) -> Result<CaseChange, Error> {
     let mut v = Violations::default();
+    let key = v.change_key(&raw, &raw.request_id);
+    let occurred_at = v.occurred_at(raw.occurred_at, at);
     let id = v.uuid("referral_id", &raw.referral_id);
     let version = v.expected_version(raw.expected_version);
     let to = v.enumeration::<ReferralStatus>("status", raw.status);
@@ -104,7 +164,7 @@ pub(crate) fn referral_change(
         }),
         _ => None,
     };
-    change(v, parsed, version.map(Some), caller, at)
+    change(v, parsed, version.map(Some), caller, at, key, occurred_at)
 }
 
 /// Parses a dispatch status report.
@@ -114,6 +174,8 @@ pub(crate) fn dispatch_change(
     caller: &Caller,
 ) -> Result<CaseChange, Error> {
     let mut v = Violations::default();
+    let key = v.change_key(&raw, &raw.request_id);
+    let occurred_at = v.occurred_at(raw.occurred_at, at);
     let id = v.uuid("dispatch_id", &raw.dispatch_id);
     let version = v.expected_version(raw.expected_version);
     let to = v.enumeration::<DispatchStatus>("status", raw.status);
@@ -131,7 +193,7 @@ pub(crate) fn dispatch_change(
         }),
         _ => None,
     };
-    change(v, parsed, version.map(Some), caller, at)
+    change(v, parsed, version.map(Some), caller, at, key, occurred_at)
 }
 
 /// Parses a priority change.
@@ -141,6 +203,7 @@ pub(crate) fn priority_change(
     caller: &Caller,
 ) -> Result<CaseChange, Error> {
     let mut v = Violations::default();
+    let key = v.change_key(&raw, &raw.request_id);
     let id = v.uuid("case_id", &raw.case_id);
     let version = v.expected_version(raw.expected_version);
     let to = v.enumeration::<Priority>("priority", raw.priority);
@@ -153,7 +216,7 @@ pub(crate) fn priority_change(
         }),
         _ => None,
     };
-    change(v, parsed, version.map(Some), caller, at)
+    change(v, parsed, version.map(Some), caller, at, key, None)
 }
 
 /// Parses a closing.
@@ -163,6 +226,7 @@ pub(crate) fn close_change(
     caller: &Caller,
 ) -> Result<CaseChange, Error> {
     let mut v = Violations::default();
+    let key = v.change_key(&raw, &raw.request_id);
     let id = v.uuid("case_id", &raw.case_id);
     let version = v.expected_version(raw.expected_version);
     let outcome = v.enumeration::<CaseOutcome>("outcome", raw.outcome);
@@ -175,7 +239,7 @@ pub(crate) fn close_change(
         }),
         _ => None,
     };
-    change(v, parsed, version.map(Some), caller, at)
+    change(v, parsed, version.map(Some), caller, at, key, None)
 }
 
 /// Parses a reopening.
@@ -185,6 +249,7 @@ pub(crate) fn reopen_change(
     caller: &Caller,
 ) -> Result<CaseChange, Error> {
     let mut v = Violations::default();
+    let key = v.change_key(&raw, &raw.request_id);
     let id = v.uuid("case_id", &raw.case_id);
     let version = v.expected_version(raw.expected_version);
     let before = v.0.len();
@@ -196,7 +261,7 @@ pub(crate) fn reopen_change(
         (Some(case_id), Some(reason)) => Some(Change::Reopen { case_id, reason }),
         _ => None,
     };
-    change(v, parsed, version.map(Some), caller, at)
+    change(v, parsed, version.map(Some), caller, at, key, None)
 }
 
 /// Parses a note.
@@ -206,6 +271,7 @@ pub(crate) fn note_change(
     caller: &Caller,
 ) -> Result<CaseChange, Error> {
     let mut v = Violations::default();
+    let key = v.change_key(&raw, &raw.request_id);
     let id = v.uuid("case_id", &raw.case_id);
     let missing = raw.text.trim().is_empty();
     let text = v.text("text", raw.text, limits::MAX_NARRATIVE, true);
@@ -220,7 +286,7 @@ pub(crate) fn note_change(
         _ => None,
     };
     let version = v.optional_version(raw.expected_version);
-    change(v, parsed, version, caller, at)
+    change(v, parsed, version, caller, at, key, None)
 }
 
 /// Parses a follow-up to schedule. A due time in the past is refused.
@@ -230,6 +296,7 @@ pub(crate) fn schedule_change(
     caller: &Caller,
 ) -> Result<CaseChange, Error> {
     let mut v = Violations::default();
+    let key = v.change_key(&raw, &raw.request_id);
     let id = v.uuid("case_id", &raw.case_id);
     let due_at = v.time("due_at", raw.due_at);
     if due_at.is_some_and(|due| due <= at) {
@@ -245,7 +312,7 @@ pub(crate) fn schedule_change(
         _ => None,
     };
     let version = v.optional_version(raw.expected_version);
-    change(v, parsed, version, caller, at)
+    change(v, parsed, version, caller, at, key, None)
 }
 
 /// Parses a follow-up's outcome.
@@ -255,6 +322,7 @@ pub(crate) fn record_follow_up_change(
     caller: &Caller,
 ) -> Result<CaseChange, Error> {
     let mut v = Violations::default();
+    let key = v.change_key(&raw, &raw.request_id);
     let id = v.uuid("follow_up_id", &raw.follow_up_id);
     let missing = raw.outcome.trim().is_empty();
     let outcome = v.text("outcome", raw.outcome, limits::MAX_REASON, true);
@@ -269,7 +337,7 @@ pub(crate) fn record_follow_up_change(
         _ => None,
     };
     let version = v.optional_version(raw.expected_version);
-    change(v, parsed, version, caller, at)
+    change(v, parsed, version, caller, at, key, None)
 }
 
 /// Parses a watch: its filter and where it starts.
@@ -542,6 +610,7 @@ pub(crate) fn assignment_change(
     use crate::domain::decision::Action;
     use crate::domain::decision::ServicePointKind;
     let mut v = Violations::default();
+    let key = v.change_key(&raw, &raw.request_id);
     let id = v.uuid("case_id", &raw.case_id);
     let version = v.expected_version(raw.expected_version);
     let kind = || -> Option<ServicePointKind> { ServicePointKind::from_wire(raw.kind) };
@@ -582,5 +651,5 @@ pub(crate) fn assignment_change(
         }),
         _ => None,
     };
-    change(v, parsed, version.map(Some), caller, at)
+    change(v, parsed, version.map(Some), caller, at, key, None)
 }

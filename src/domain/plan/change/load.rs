@@ -37,6 +37,8 @@ pub struct LoadedReferral {
     pub purpose: Purpose,
     pub status: ReferralStatus,
     pub version: i64,
+    /// When its last step happened.
+    pub updated_at: DateTime<Utc>,
 }
 
 /// A dispatch as a change sees it.
@@ -47,6 +49,8 @@ pub struct LoadedDispatch {
     pub team_id: String,
     pub status: DispatchStatus,
     pub version: i64,
+    /// When its last step happened.
+    pub updated_at: DateTime<Utc>,
 }
 
 /// A follow-up as a change sees it.

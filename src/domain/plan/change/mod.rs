@@ -135,8 +135,21 @@ pub(super) struct Planner<'a> {
 }
 
 impl Planner<'_> {
+    /// When the change happened: the device's time for a queued report, else its arrival.
     fn at(&self) -> DateTime<Utc> {
-        self.change.at
+        self.change.occurred()
+    }
+
+    /// A report that happened on a device is refused when it happened before the last step
+    /// already recorded: a phone's queue is replayed in the order it happened.
+    fn check_order(&self, what: &str, last: DateTime<Utc>) -> Result<(), Error> {
+        match self.change.occurred_at {
+            Some(at) if at < last => Err(Error::FailedPrecondition(format!(
+                "the report happened at {at}, before the {what}'s last step at {last}; send \
+                 queued reports in the order they happened"
+            ))),
+            _ => Ok(()),
+        }
     }
 
     /// Ends the case's wait for a team, if it is waiting.

@@ -120,7 +120,7 @@ pub enum Write {
 /// A team freed from a dispatch, as it stands after: one case less, and available again once
 /// none of the service's dispatches to it is open (unless it went off duty or out of service
 /// meanwhile).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ReleasedTeam {
     pub team_id: String,
     pub status: DutyStatus,
@@ -143,8 +143,9 @@ impl ReleasedTeam {
     }
 }
 
-/// What a committed change did.
-#[derive(Debug, Clone, PartialEq)]
+/// What a committed change did. Kept (without the re-route, which is sealed with the case's
+/// decisions) for a retry sent with the same request id.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ChangeOutcome {
     /// The case changed.
     pub case_id: Uuid,
@@ -162,6 +163,7 @@ pub struct ChangeOutcome {
     /// The service point whose place a referral that ended gives back.
     pub released_place: Option<String>,
     /// The re-route a rejection or a decline led to.
+    #[serde(skip)]
     pub reroute: Option<Decision>,
     /// The waiting case the freed team was then sent to, in the same transaction.
     pub offered_to: Option<Uuid>,
@@ -169,11 +171,16 @@ pub struct ChangeOutcome {
     pub breached: Option<SlaKind>,
     /// The number of the change's last event in the feed (set by the store when written).
     pub last_event: i64,
+    /// A retry's answer: the change was made before, and nothing was changed now.
+    #[serde(default)]
+    pub replayed: bool,
 }
 
 /// Everything a change writes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChangePlan {
+    /// When the change happened: the time its rows and events carry.
+    pub at: DateTime<Utc>,
     pub writes: Vec<Write>,
     pub events: Vec<NewEvent>,
     pub audit: AuditEntry,

@@ -25,6 +25,7 @@ impl Planner<'_> {
     ) -> Result<(), Error> {
         let change = self.change;
         check_version("referral", referral.version, change.expected_version)?;
+        self.check_order("referral", referral.updated_at)?;
         let from = referral.status;
         check_referral(from, to, change.actor.side(), reason.as_deref())
             .map_err(|e| transition_error("referral", from.as_str(), e))?;
@@ -85,6 +86,7 @@ impl Planner<'_> {
     ) -> Result<(), Error> {
         let change = self.change;
         check_version("dispatch", dispatch.version, change.expected_version)?;
+        self.check_order("dispatch", dispatch.updated_at)?;
         let from = dispatch.status;
         check_dispatch(from, to, change.actor.side(), reason.as_deref())
             .map_err(|e| transition_error("dispatch", from.as_str(), e))?;

@@ -165,6 +165,7 @@ impl Planner<'_> {
                 .any(|a| matches!(a.destination, Destination::Team { .. }))
         });
         Ok(ChangePlan {
+            at: self.change.occurred(),
             writes: self.writes,
             events: self.events,
             audit: AuditEntry::requested(
@@ -197,6 +198,7 @@ impl Planner<'_> {
                 offered_to: None,
                 breached: self.breached,
                 last_event: 0,
+                replayed: false,
             },
         })
     }

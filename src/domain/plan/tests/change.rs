@@ -60,6 +60,7 @@ fn dispatch(case_id: Uuid, status: DispatchStatus) -> LoadedDispatch {
         team_id: "team-a".into(),
         status,
         version: 2,
+        updated_at: at(),
     }
 }
 
@@ -71,6 +72,7 @@ fn referral(case_id: Uuid, status: ReferralStatus) -> LoadedReferral {
         purpose: Purpose::Referral,
         status,
         version: 1,
+        updated_at: at(),
     }
 }
 
@@ -84,6 +86,8 @@ fn change(change: Change, role: ActorRole, requester: Requester) -> CaseChange {
         },
         requester,
         at: at() + Duration::minutes(10),
+        key: None,
+        occurred_at: None,
     }
 }
 
@@ -842,4 +846,47 @@ fn closing_or_lowering_a_waiting_case_ends_its_wait_and_raising_it_moves_it_up()
         rank: 0,
     }));
     assert!(!raised.iter().any(|w| matches!(w, Write::EndWait { .. })));
+}
+
+#[test]
+fn a_report_queued_on_a_phone_takes_the_time_it_happened_and_keeps_its_order() {
+    let case = loaded_case(Priority::P0Immediate, true);
+    let d = dispatch(case.case_id, DispatchStatus::Assigned);
+    let mut report = change(
+        Change::Dispatch {
+            dispatch_id: d.dispatch_id,
+            to: DispatchStatus::Acknowledged,
+            reason: None,
+            position: None,
+        },
+        ActorRole::MobileTeam,
+        requester(
+            Reach::Team("team-a".into()),
+            Parts::TeamDispatches("team-a".into()),
+        ),
+    );
+    // Acknowledged on the phone two minutes after the dispatch, sent eight minutes later.
+    let happened = at() + Duration::minutes(2);
+    report.occurred_at = Some(happened);
+    let planned = plan(
+        &report,
+        load(case.clone(), Target::Dispatch(d.clone())),
+        None,
+        &mut Vec::new(),
+    )
+    .unwrap();
+    assert_eq!(planned.at, happened);
+    assert!(planned.events.iter().all(|e| e.occurred_at == happened));
+    // The audit row keeps when the service was told.
+    assert_eq!(planned.audit.at, report.at);
+
+    // A report that happened before the dispatch's last step is out of order.
+    report.occurred_at = Some(at() - Duration::minutes(1));
+    let refused = plan(
+        &report,
+        load(case, Target::Dispatch(d)),
+        None,
+        &mut Vec::new(),
+    );
+    assert!(matches!(refused, Err(Error::FailedPrecondition(_))), "{refused:?}");
 }
