@@ -596,9 +596,8 @@ async fn apply(store: &dyn Store, routing: &SharedRouting, command: Command, tar
                 let mut reloads = Reloads::default();
                 loop {
                     let result = store.update_directory(&update, key.as_ref()).await;
-                    if let Some(changed) = reloads
-                        .settle(store, routing, Vec::new(), result)
-                        .await?
+                    if let Some(changed) =
+                        reloads.settle(store, routing, Vec::new(), result).await?
                     {
                         // A retry changed nothing: the first update is already in memory.
                         return Ok(changed);

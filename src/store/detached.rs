@@ -250,8 +250,10 @@ impl Store for Detached {
     ) -> Result<bool, Error> {
         let key = key.cloned();
         let update = update.clone();
-        self.run_unbounded(move |store| async move { store.update_directory(&update, key.as_ref()).await })
-            .await
+        self.run_unbounded(move |store| async move {
+            store.update_directory(&update, key.as_ref()).await
+        })
+        .await
     }
 
     async fn get_case(&self, case_id: Uuid) -> Result<Option<CaseRecord>, Error> {

@@ -2,6 +2,7 @@
 //! their live state), its counter, and the policy's versions.
 
 use super::RoutingData;
+use super::changes::{INSERT_CHANGE_KEY, SELECT_CHANGE_KEY};
 use super::db::{query, query_as, query_scalar};
 use super::map_sqlx_error as db_error;
 use super::rows::{PolicyRow, directory_from_rows, policy_from_row, service_point_details};
@@ -13,7 +14,6 @@ use super::statements::{
     SELECT_TEAMS, UPDATE_OCCUPANCY, UPDATE_TEAM, UPSERT_COUNTY, UPSERT_PROVINCE,
     UPSERT_SERVICE_POINT, UPSERT_TEAM,
 };
-use super::changes::{INSERT_CHANGE_KEY, SELECT_CHANGE_KEY};
 use crate::domain::Error;
 use crate::domain::change::ChangeKey;
 use crate::routing::directory::{DirectoryData, DirectoryUpdate};

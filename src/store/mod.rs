@@ -17,9 +17,9 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::domain::Error;
-use crate::domain::change::ChangeKey;
 use crate::domain::case::{CaseFilter, CaseRecord, CaseSummary, PageRequest};
 use crate::domain::change::CaseChange;
+use crate::domain::change::ChangeKey;
 use crate::domain::event::{EventFilter, FeedEvent};
 use crate::domain::intake::NewIntake;
 use crate::domain::plan::change::{ChangeLoad, ChangePlan};

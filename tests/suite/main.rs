@@ -29,6 +29,7 @@ mod metrics;
 mod national_day;
 mod privilege;
 mod request_ids;
+mod retries;
 mod routing;
 mod server;
 mod sla;

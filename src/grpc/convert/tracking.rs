@@ -59,7 +59,11 @@ impl Violations {
 
     /// The client's key for a change, when it sent one: its request id with a hash of the
     /// whole request, so that a retry is recognised and a reused id with other content is not.
-    pub(super) fn change_key(&mut self, raw: &impl prost::Message, request_id: &str) -> Option<ChangeKey> {
+    pub(super) fn change_key(
+        &mut self,
+        raw: &impl prost::Message,
+        request_id: &str,
+    ) -> Option<ChangeKey> {
         if request_id.is_empty() {
             return None;
         }
@@ -83,8 +87,7 @@ impl Violations {
         now: DateTime<Utc>,
     ) -> Option<DateTime<Utc>> {
         let raw = raw?;
-        let Some(at) = DateTime::<Utc>::from_timestamp(raw.seconds, raw.nanos.max(0) as u32)
-        else {
+        let Some(at) = DateTime::<Utc>::from_timestamp(raw.seconds, raw.nanos.max(0) as u32) else {
             self.add("occurred_at", "is not a valid time");
             return None;
         };

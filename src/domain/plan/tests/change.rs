@@ -888,5 +888,8 @@ fn a_report_queued_on_a_phone_takes_the_time_it_happened_and_keeps_its_order() {
         None,
         &mut Vec::new(),
     );
-    assert!(matches!(refused, Err(Error::FailedPrecondition(_))), "{refused:?}");
+    assert!(
+        matches!(refused, Err(Error::FailedPrecondition(_))),
+        "{refused:?}"
+    );
 }
