@@ -99,7 +99,6 @@ async fn a_retried_change_gets_its_first_answer_and_changes_nothing_twice(backen
         priority: Priority::P1Urgent as i32,
         reason: "the stepfather has left".into(),
         request_id: "lower-1".into(),
-        ..Default::default()
     };
     let lowered = cases
         .change_priority(lower.clone())
