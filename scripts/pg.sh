@@ -72,3 +72,56 @@ start_throwaway_pg() {
     # The server's log, whose lines name their database; tests read it for notices.
     PG_LOG="$pgdir/server.log"
 }
+
+# A primary and its synchronous streaming standby, for the failover test: two more throwaway
+# clusters (the primary's commits wait for the standby, `synchronous_standby_names = standby`).
+# Sets PG_PAIR_URL (both hosts, libpq style, as superuser) and PG_PAIR_CTL (a script taking
+# kill-primary or promote-standby) and defines stop_pg_pair. Call after start_throwaway_pg (it
+# uses PG_BINDIR and as_pg).
+start_replicated_pg() {
+    pairdir=$(mktemp -d /tmp/referrals-pair.XXXXXX)
+    chmod 755 "$pairdir"
+    [ "$(id -u)" = 0 ] && chown postgres "$pairdir"
+    local p1 p2
+    p1=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    p2=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    stop_pg_pair() {
+        for node in primary standby; do
+            "${as_pg[@]}" "$PG_BINDIR/pg_ctl" -D "$pairdir/$node" -m immediate stop >/dev/null 2>&1 || true
+        done
+        rm -rf "$pairdir"
+    }
+    "${as_pg[@]}" "$PG_BINDIR/initdb" -D "$pairdir/primary" -U postgres -A trust --no-sync -E UTF8 >"$pairdir/initdb.log" 2>&1 \
+        || { cat "$pairdir/initdb.log" >&2; return 2; }
+    "${as_pg[@]}" "$PG_BINDIR/pg_ctl" -D "$pairdir/primary" -l "$pairdir/primary.log" -w -t 60 \
+        -o "-c listen_addresses=127.0.0.1 -p $p1 -k $pairdir -c max_connections=100 -c wal_level=replica -c max_wal_senders=4 -c synchronous_standby_names=standby" start >/dev/null \
+        || { cat "$pairdir/primary.log" >&2; return 2; }
+    "${as_pg[@]}" "$PG_BINDIR/pg_basebackup" -h 127.0.0.1 -p "$p1" -U postgres -D "$pairdir/standby" -X stream \
+        >"$pairdir/basebackup.log" 2>&1 || { cat "$pairdir/basebackup.log" >&2; return 2; }
+    "${as_pg[@]}" touch "$pairdir/standby/standby.signal"
+    "${as_pg[@]}" "$PG_BINDIR/pg_ctl" -D "$pairdir/standby" -l "$pairdir/standby.log" -w -t 60 \
+        -o "-c listen_addresses=127.0.0.1 -p $p2 -k $pairdir -c max_connections=100 -c hot_standby=on -c primary_conninfo='host=127.0.0.1 port=$p1 user=postgres application_name=standby'" start >/dev/null \
+        || { cat "$pairdir/standby.log" >&2; return 2; }
+    # The standby is synchronous before anything is written.
+    local tries=0
+    until [ "$("${as_pg[@]}" "$PG_BINDIR/psql" -h 127.0.0.1 -p "$p1" -U postgres -Atc \
+        "select count(*) from pg_stat_replication where sync_state = 'sync'" 2>/dev/null)" = 1 ]; do
+        tries=$((tries + 1))
+        [ "$tries" -lt 100 ] || { echo "the standby never became synchronous" >&2; cat "$pairdir/standby.log" >&2; return 2; }
+        sleep 0.1
+    done
+    cat >"$pairdir/ctl" <<CTL
+#!/usr/bin/env bash
+# kill-primary: the primary dies (pg_ctl stop -m immediate). promote-standby: the standby
+# becomes the primary.
+set -euo pipefail
+case "\$1" in
+    kill-primary) ${as_pg[*]} "$PG_BINDIR/pg_ctl" -D "$pairdir/primary" -m immediate stop >/dev/null ;;
+    promote-standby) ${as_pg[*]} "$PG_BINDIR/pg_ctl" -D "$pairdir/standby" -w promote >/dev/null ;;
+    *) echo "usage: \$0 kill-primary|promote-standby" >&2; exit 2 ;;
+esac
+CTL
+    chmod 755 "$pairdir/ctl"
+    PG_PAIR_URL="postgres://postgres@127.0.0.1:$p1,127.0.0.1:$p2/postgres"
+    PG_PAIR_CTL="$pairdir/ctl"
+}

@@ -37,6 +37,7 @@ mod db;
 mod detached;
 mod directory;
 mod events;
+mod hosts;
 mod intake;
 mod postgres;
 mod queue;

@@ -1,5 +1,6 @@
 //! The PostgreSQL store for production: `synchronous_commit=on`, `fsync` and full page writes.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::migrate::Migrator;
@@ -7,6 +8,7 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection, PgPool};
 
 use super::Durability;
+use super::hosts::Hosts;
 use super::batch::NewCase;
 use super::batch::{
     CategoryInsert, DispatchInsert, IntakeRows, Lookups, ReferralInsert, TimerInsert,
@@ -19,6 +21,10 @@ use crate::audit::AuditEntry;
 use crate::domain::Error;
 use crate::domain::intake::NewIntake;
 use crate::domain::types::{CaseStatus, DispatchStatus, ReferralStatus};
+
+/// How long the health check's write may take on the host in use before another host is
+/// looked for.
+const PROBE_WAIT: Duration = Duration::from_millis(800);
 
 /// Tells every server listening on the database that events up to this number were
 /// committed; PostgreSQL delivers it at commit, and not at all on rollback.
@@ -45,12 +51,20 @@ async fn applied_migrations(pool: &PgPool) -> Result<Option<Vec<Applied>>, sqlx:
         .map(Some)
 }
 
+/// The options of the host of `url` that accepts writes (the only one, or the primary of
+/// several).
+async fn primary(url: &str) -> Result<sqlx::postgres::PgConnectOptions, Error> {
+    let hosts = Hosts::parse(url)?;
+    hosts.choose_primary().await?;
+    Ok(hosts.options())
+}
+
 /// Applies the migrations to the database `url` names, as the role that owns (or is to own)
 /// the tables; PostgreSQL serialises concurrent migrators with an advisory lock.
 pub(super) async fn migrate(url: &str) -> Result<(), Error> {
     let pool = PgPoolOptions::new()
         .max_connections(1)
-        .connect(url)
+        .connect_with(primary(url).await?)
         .await
         .map_err(map_sqlx_error)?;
     let migrated = MIGRATOR.run(&pool).await.map_err(Error::internal);
@@ -62,7 +76,9 @@ pub(super) async fn migrate(url: &str) -> Result<(), Error> {
 /// the tables' owner. Refuses a role that owns tables or is a superuser: least privilege would
 /// be a fiction for it.
 pub(super) async fn grant(url: &str, role: &str) -> Result<(), Error> {
-    let mut connection = PgConnection::connect(url).await.map_err(map_sqlx_error)?;
+    let mut connection = PgConnection::connect_with(&primary(url).await?)
+        .await
+        .map_err(map_sqlx_error)?;
     let found: Option<(bool, i64)> = sqlx::query_as(
         "select r.rolsuper, (select count(*) from pg_tables t \
          where t.schemaname = current_schema() and t.tableowner = r.rolname) \
@@ -102,9 +118,17 @@ pub(super) async fn grant(url: &str, role: &str) -> Result<(), Error> {
 }
 
 /// A PostgreSQL database: its pool and what only PostgreSQL does.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(super) struct PostgresBackend {
     pool: PgPool,
+    /// The hosts the URL names, for failing over to a promoted standby.
+    hosts: Arc<Hosts>,
+}
+
+impl std::fmt::Debug for PostgresBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresBackend").finish_non_exhaustive()
+    }
 }
 
 impl PostgresBackend {
@@ -163,10 +187,18 @@ impl PostgresBackend {
 
     /// Connects to the database `url` names and checks that its schema is this build's.
     pub(super) async fn connect(url: &str, max_connections: u32) -> Result<Self, Error> {
+        let hosts = Arc::new(Hosts::parse(url)?);
+        hosts.choose_primary().await?;
+        let fresh = hosts.clone();
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(5))
-            .connect(url)
+            // A connection to the host the service failed over from is closed, not used.
+            .before_acquire(move |_, meta| {
+                let current = fresh.current_connection(meta.age);
+                Box::pin(async move { Ok(current) })
+            })
+            .connect_with(hosts.options())
             .await
             .map_err(super::map_sqlx_error)?;
         let applied = applied_migrations(&pool)
@@ -183,7 +215,7 @@ impl PostgresBackend {
                 _ => map_sqlx_error(error),
             })?;
         schema::check(applied.as_deref(), &MIGRATOR)?;
-        Ok(Self { pool })
+        Ok(Self { pool, hosts })
     }
 
     pub(super) fn pool(&self) -> &PgPool {
@@ -192,7 +224,22 @@ impl PostgresBackend {
 
     /// Writes and commits the health probe's row: the database answers, accepts writes and
     /// completes a commit (with synchronous standbys, one of them has it too).
+    /// With several hosts, a failed check looks for the one that accepts writes now and moves
+    /// there (see [`Hosts`]).
     pub(super) async fn check_reachable(&self) -> Result<(), sqlx::Error> {
+        // A host that is gone makes the pool retry its connection until the acquire timeout:
+        // the check gives up sooner and looks for the primary.
+        let checked = match tokio::time::timeout(PROBE_WAIT, self.probe()).await {
+            Ok(checked) => checked,
+            Err(_) => Err(sqlx::Error::PoolTimedOut),
+        };
+        if checked.is_err() && self.hosts.fail_over(&self.pool).await {
+            return self.probe().await;
+        }
+        checked
+    }
+
+    async fn probe(&self) -> Result<(), sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(super::statements::WRITE_HEALTH_PROBE)
             .bind(chrono::Utc::now().timestamp_micros())

@@ -162,30 +162,57 @@ impl TestDb {
                     name: String::new(),
                 }
             }
-            Backend::Postgres => {
-                let admin = admin_url();
-                let name = format!("referrals_test_{}", uuid::Uuid::now_v7().simple());
-                let mut conn = sqlx::PgConnection::connect(&admin)
-                    .await
-                    .expect("connect to TEST_DATABASE_URL");
-                create_test_roles(&mut conn).await;
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "create database {name} owner {OWNER_ROLE}"
-                )))
-                .execute(&mut conn)
-                .await
-                .expect("create test database");
-                let url = with_database(&admin, &name);
-                Self {
-                    backend,
-                    owner_url: as_role(&url, OWNER_ROLE),
-                    url: as_role(&url, SERVICE_ROLE),
-                    dir,
-                    admin_url: Some(admin),
-                    name,
-                }
-            }
+            Backend::Postgres => Self::unmigrated_on(admin_url(), dir).await,
         }
+    }
+
+    /// A new database with no schema on the PostgreSQL server `admin` reaches as a superuser.
+    async fn unmigrated_on(admin: String, dir: tempfile::TempDir) -> Self {
+        let name = format!("referrals_test_{}", uuid::Uuid::now_v7().simple());
+        let mut conn = sqlx::PgConnection::connect(&admin)
+            .await
+            .expect("connect to TEST_DATABASE_URL");
+        create_test_roles(&mut conn).await;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "create database {name} owner {OWNER_ROLE}"
+        )))
+        .execute(&mut conn)
+        .await
+        .expect("create test database");
+        let url = with_database(&admin, &name);
+        Self {
+            backend: Backend::Postgres,
+            owner_url: as_role(&url, OWNER_ROLE),
+            url: as_role(&url, SERVICE_ROLE),
+            dir,
+            admin_url: Some(admin),
+            name,
+        }
+    }
+
+    /// A new database on a primary and its streaming standby, `pair` naming both hosts
+    /// (libpq style); created through the first host, migrated and granted through whichever
+    /// accepts writes, as the service would.
+    pub async fn replicated(pair: &str) -> Self {
+        let (scheme, rest) = pair.split_once("://").expect("a URL with a scheme");
+        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (user, hosts) = rest[..authority_end]
+            .rsplit_once('@')
+            .map_or(("", &rest[..authority_end]), |(u, h)| (u, h));
+        let first = hosts.split(',').next().unwrap();
+        let admin = format!("{scheme}://{user}@{first}{}", &rest[authority_end..]);
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let mut db = Self::unmigrated_on(admin, dir).await;
+        let url = with_database(pair, &db.name);
+        db.owner_url = as_role(&url, OWNER_ROLE);
+        db.url = as_role(&url, SERVICE_ROLE);
+        referrals::store::migrate(&db.owner_url)
+            .await
+            .expect("migrate the replicated database");
+        referrals::store::grant(&db.owner_url, SERVICE_ROLE)
+            .await
+            .expect("grant the service role its privileges");
+        db
     }
 
     /// Another handle on the same database, for a second server; dropping the database stays

@@ -22,6 +22,7 @@ mod counties;
 mod database_tls;
 mod directory;
 mod encryption;
+mod failover;
 mod intake;
 mod lifecycle;
 mod list_cases;

@@ -1,0 +1,141 @@
+//! Failover on replicated PostgreSQL: a primary and its synchronous streaming standby (two
+//! throwaway clusters that scripts/test starts), the service given both hosts in one URL. With
+//! intakes flowing, the primary is killed and the standby promoted: the service finds the new
+//! primary by itself and serves again within the stated bound, clients see only UNAVAILABLE
+//! meanwhile, and every intake it acknowledged is on the promoted node.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio_stream::StreamExt;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+use crate::common::fixtures::emergency;
+use crate::common::{TestDb, TestServer};
+
+/// How soon after the promotion the service serves again: its health check runs every 500 ms
+/// and, on a failure, probes every host for 1 s at most.
+const BACK_WITHIN: Duration = Duration::from_secs(3);
+
+async fn wait_for(server: &TestServer, wanted: ServingStatus, within: Duration) -> Duration {
+    let started = Instant::now();
+    let mut watch = HealthClient::new(server.channel())
+        .watch(HealthCheckRequest {
+            service: "referral.v1.EmergencyIntake".into(),
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    tokio::time::timeout(within, async {
+        while let Some(update) = watch.next().await {
+            if update.expect("health update").status() == wanted {
+                return;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("not {wanted:?} within {within:?}"));
+    started.elapsed()
+}
+
+fn ctl(what: &str) {
+    let script = std::env::var("TEST_PG_PAIR_CTL").unwrap();
+    let status = std::process::Command::new(&script)
+        .arg(what)
+        .status()
+        .expect("run the pair's control script");
+    assert!(status.success(), "{script} {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_fails_over_to_the_promoted_standby_and_loses_no_acknowledged_intake() {
+    let Ok(pair) = std::env::var("TEST_PG_PAIR_URL") else {
+        eprintln!(
+            "skipped: TEST_PG_PAIR_URL is not set (scripts/test starts a primary and a \
+             synchronous standby for this test)"
+        );
+        return;
+    };
+    let db = TestDb::replicated(&pair).await;
+    let standby = {
+        let (scheme, rest) = db.owner_url.split_once("://").unwrap();
+        let (user, rest) = rest.split_once('@').unwrap();
+        let (hosts, path) = rest.split_at(rest.find('/').unwrap());
+        let second = hosts.split(',').nth(1).unwrap();
+        format!("{scheme}://{user}@{second}{path}")
+    };
+    let server = TestServer::start_on(db, |_| {}).await;
+    wait_for(&server, ServingStatus::Serving, Duration::from_secs(5)).await;
+
+    // Four clients send intakes without pause, each noting what was acknowledged and what
+    // was refused.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for client in 0..4 {
+        let stop = stop.clone();
+        let mut intake = server.emergency();
+        clients.push(tokio::spawn(async move {
+            let (mut acknowledged, mut refused) = (Vec::new(), Vec::new());
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let id = format!("failover-{client}-{n}");
+                n += 1;
+                match intake.report_emergency(emergency(&id)).await {
+                    Ok(_) => acknowledged.push(id),
+                    Err(status) => {
+                        refused.push(status.code());
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+            (acknowledged, refused)
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    ctl("kill-primary");
+    wait_for(&server, ServingStatus::NotServing, Duration::from_secs(3)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    ctl("promote-standby");
+    let back = wait_for(&server, ServingStatus::Serving, BACK_WITHIN).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::Relaxed);
+
+    let (mut acknowledged, mut refused) = (Vec::new(), Vec::new());
+    for client in clients {
+        let (a, r) = client.await.unwrap();
+        acknowledged.extend(a);
+        refused.extend(r);
+    }
+    // Meanwhile clients saw only UNAVAILABLE, which they retry.
+    assert!(
+        refused.iter().all(|code| *code == tonic::Code::Unavailable),
+        "{refused:?}"
+    );
+    assert!(!refused.is_empty(), "the outage was seen");
+    // Every acknowledged intake is on the promoted node.
+    use sqlx::Connection;
+    let mut promoted = sqlx::PgConnection::connect(&standby).await.unwrap();
+    let stored: HashSet<String> = sqlx::query_scalar("select request_id from idempotency_keys")
+        .fetch_all(&mut promoted)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    let missing: Vec<&String> = acknowledged.iter().filter(|id| !stored.contains(*id)).collect();
+    assert!(missing.is_empty(), "acknowledged but lost: {missing:?}");
+    // And intake works on it.
+    let after = server.report(emergency("failover-after")).await;
+    assert!(!after.replayed);
+    println!(
+        "failover: {} intakes acknowledged, {} refused with UNAVAILABLE, serving again {:?} \
+         after the promotion",
+        acknowledged.len(),
+        refused.len(),
+        back
+    );
+    // The old primary is gone with its cluster: the database is not dropped.
+    let _ = server.stop().await;
+}
