@@ -99,8 +99,9 @@ start_replicated_pg() {
     "${as_pg[@]}" "$PG_BINDIR/pg_basebackup" -h 127.0.0.1 -p "$p1" -U postgres -D "$pairdir/standby" -X stream \
         >"$pairdir/basebackup.log" 2>&1 || { cat "$pairdir/basebackup.log" >&2; return 2; }
     "${as_pg[@]}" touch "$pairdir/standby/standby.signal"
+    local standby_options="-c listen_addresses=127.0.0.1 -p $p2 -k $pairdir -c max_connections=100 -c hot_standby=on -c primary_conninfo='host=127.0.0.1 port=$p1 user=postgres application_name=standby'"
     "${as_pg[@]}" "$PG_BINDIR/pg_ctl" -D "$pairdir/standby" -l "$pairdir/standby.log" -w -t 60 \
-        -o "-c listen_addresses=127.0.0.1 -p $p2 -k $pairdir -c max_connections=100 -c hot_standby=on -c primary_conninfo='host=127.0.0.1 port=$p1 user=postgres application_name=standby'" start >/dev/null \
+        -o "$standby_options" start >/dev/null \
         || { cat "$pairdir/standby.log" >&2; return 2; }
     # The standby is synchronous before anything is written.
     local tries=0
@@ -112,13 +113,16 @@ start_replicated_pg() {
     done
     cat >"$pairdir/ctl" <<CTL
 #!/usr/bin/env bash
-# kill-primary: the primary dies (pg_ctl stop -m immediate). promote-standby: the standby
-# becomes the primary.
+# stop-standby, start-standby: the synchronous standby goes away (the primary's commits then
+# wait for it) and comes back. kill-primary: the primary dies (pg_ctl stop -m immediate).
+# promote-standby: the standby becomes the primary.
 set -euo pipefail
 case "\$1" in
+    stop-standby) ${as_pg[*]} "$PG_BINDIR/pg_ctl" -D "$pairdir/standby" -m fast stop >/dev/null ;;
+    start-standby) ${as_pg[*]} "$PG_BINDIR/pg_ctl" -D "$pairdir/standby" -l "$pairdir/standby.log" -w -t 60 -o "$standby_options" start >/dev/null ;;
     kill-primary) ${as_pg[*]} "$PG_BINDIR/pg_ctl" -D "$pairdir/primary" -m immediate stop >/dev/null ;;
     promote-standby) ${as_pg[*]} "$PG_BINDIR/pg_ctl" -D "$pairdir/standby" -w promote >/dev/null ;;
-    *) echo "usage: \$0 kill-primary|promote-standby" >&2; exit 2 ;;
+    *) echo "usage: \$0 stop-standby|start-standby|kill-primary|promote-standby" >&2; exit 2 ;;
 esac
 CTL
     chmod 755 "$pairdir/ctl"

@@ -57,7 +57,9 @@ impl Hosts {
 
     /// The options of the host in use.
     pub(super) fn options(&self) -> PgConnectOptions {
-        self.candidates[self.current.load(Ordering::Relaxed)].1.clone()
+        self.candidates[self.current.load(Ordering::Relaxed)]
+            .1
+            .clone()
     }
 
     /// Finds the host that accepts writes and makes it the one in use; refused when none does.
@@ -170,7 +172,8 @@ mod tests {
 
     #[test]
     fn a_url_with_several_hosts_is_one_url_per_host() {
-        let hosts = split("postgres://svc:pw@db-a:5432,db-b:5433/referrals?sslmode=require").unwrap();
+        let hosts =
+            split("postgres://svc:pw@db-a:5432,db-b:5433/referrals?sslmode=require").unwrap();
         assert_eq!(
             hosts,
             [

@@ -8,11 +8,11 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection, PgPool};
 
 use super::Durability;
-use super::hosts::Hosts;
 use super::batch::NewCase;
 use super::batch::{
     CategoryInsert, DispatchInsert, IntakeRows, Lookups, ReferralInsert, TimerInsert,
 };
+use super::hosts::Hosts;
 use super::map_sqlx_error;
 use super::rows::{EventRow, KeyedIdempotencyRow};
 use super::schema::{self, Applied};

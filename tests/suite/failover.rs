@@ -1,8 +1,13 @@
-//! Failover on replicated PostgreSQL: a primary and its synchronous streaming standby (two
-//! throwaway clusters that scripts/test starts), the service given both hosts in one URL. With
-//! intakes flowing, the primary is killed and the standby promoted: the service finds the new
-//! primary by itself and serves again within the stated bound, clients see only UNAVAILABLE
-//! meanwhile, and every intake it acknowledged is on the promoted node.
+//! Replicated PostgreSQL: a primary and its synchronous streaming standby (two throwaway
+//! clusters that scripts/test starts), the service given both hosts in one URL.
+//!
+//! - `synchronous_commit=local` there is refused at start as weak durability.
+//! - The standby goes away, so the primary's commits wait for it: the intake in flight is
+//!   answered UNAVAILABLE within 2 s, health turns NOT_SERVING, and all is well again when the
+//!   standby is back (the intake that waited stands).
+//! - With intakes flowing, the primary is killed and the standby promoted: the service finds
+//!   the new primary by itself and serves again within the stated bound, clients see only
+//!   UNAVAILABLE meanwhile, and every intake it acknowledged is on the promoted node.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -51,7 +56,7 @@ fn ctl(what: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_fails_over_to_the_promoted_standby_and_loses_no_acknowledged_intake() {
+async fn replicated_postgres_refuses_local_commits_rides_out_a_lost_standby_and_fails_over() {
     let Ok(pair) = std::env::var("TEST_PG_PAIR_URL") else {
         eprintln!(
             "skipped: TEST_PG_PAIR_URL is not set (scripts/test starts a primary and a \
@@ -67,8 +72,54 @@ async fn postgres_fails_over_to_the_promoted_standby_and_loses_no_acknowledged_i
         let second = hosts.split(',').nth(1).unwrap();
         format!("{scheme}://{user}@{second}{path}")
     };
+
+    // A local commit is acknowledged before the standby has it: refused at start.
+    db.admin(format!(
+        "alter database {} set synchronous_commit = local",
+        db.name()
+    ))
+    .await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let refused = referrals::run(crate::common::config(&db.url), listener, async {})
+        .await
+        .expect_err("weak durability is refused");
+    assert!(
+        refused
+            .to_string()
+            .contains("synchronous_commit is local while synchronous standbys are configured"),
+        "{refused}"
+    );
+    db.admin(format!(
+        "alter database {} reset synchronous_commit",
+        db.name()
+    ))
+    .await;
+
     let server = TestServer::start_on(db, |_| {}).await;
     wait_for(&server, ServingStatus::Serving, Duration::from_secs(5)).await;
+
+    // The only synchronous standby goes away: commits wait for it.
+    ctl("stop-standby");
+    let started = Instant::now();
+    let waited = server
+        .emergency()
+        .report_emergency(emergency("stalled"))
+        .await
+        .expect_err("not acknowledged while its commit waits");
+    assert_eq!(waited.code(), tonic::Code::Unavailable, "{waited:?}");
+    assert!(
+        started.elapsed() < Duration::from_millis(2900),
+        "{:?}",
+        started.elapsed()
+    );
+    wait_for(&server, ServingStatus::NotServing, Duration::from_secs(2)).await;
+    ctl("start-standby");
+    wait_for(&server, ServingStatus::Serving, Duration::from_secs(10)).await;
+    let retried = server.report(emergency("stalled")).await;
+    assert!(
+        retried.replayed,
+        "the intake that waited was committed: {retried:?}"
+    );
 
     // Four clients send intakes without pause, each noting what was acknowledged and what
     // was refused.
@@ -124,7 +175,10 @@ async fn postgres_fails_over_to_the_promoted_standby_and_loses_no_acknowledged_i
         .unwrap()
         .into_iter()
         .collect();
-    let missing: Vec<&String> = acknowledged.iter().filter(|id| !stored.contains(*id)).collect();
+    let missing: Vec<&String> = acknowledged
+        .iter()
+        .filter(|id| !stored.contains(*id))
+        .collect();
     assert!(missing.is_empty(), "acknowledged but lost: {missing:?}");
     // And intake works on it.
     let after = server.report(emergency("failover-after")).await;
