@@ -106,8 +106,9 @@ fn the_shipped_service_config_retries_only_what_is_safe_to_retry() {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/service-config.json"))
         .expect("service-config.json ships at the top");
     let config: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
-    // Intakes carry their request_id and reads change nothing: retrying them cannot make a
-    // second case or a second change. Changes are not retried by the client library.
+    // Intakes and changes carry their request_id and reads change nothing: retrying them cannot
+    // make a second case or a second change. Policy and directory entries, written by an
+    // administrator, are not retried by the client library.
     let safe = [
         "HotlineIntake/SubmitReferral",
         "EmergencyIntake/ReportEmergency",
@@ -122,6 +123,17 @@ fn the_shipped_service_config_retries_only_what_is_safe_to_retry() {
         "Directory/GetTeam",
         "Directory/ListCounties",
         "AuditTrail/ListAuditEntries",
+        "CaseTracking/TransitionReferral",
+        "CaseTracking/RequestAssignment",
+        "CaseTracking/ChangePriority",
+        "CaseTracking/CloseCase",
+        "CaseTracking/ReopenCase",
+        "CaseTracking/AddNote",
+        "CaseTracking/ScheduleFollowUp",
+        "CaseTracking/RecordFollowUp",
+        "Dispatch/ReportDispatchStatus",
+        "Directory/UpdateOccupancy",
+        "Directory/UpdateTeamStatus",
     ];
     let mut retried = 0;
     for method_config in config["methodConfig"].as_array().expect("methodConfig") {
