@@ -57,7 +57,14 @@ impl RoutingState {
     /// and takes what it sends the case to.
     fn reroute(&mut self, ask: &RerouteAsk<'_>, undo: &mut Vec<Taken>) -> ActionDecision {
         let request = RoutingRequest::for_case(ask.intake, ask.line, ask.priority, ask.at);
-        let found = routing::reroute(&self.directory, &request, ask.action, ask.tried, ask.only);
+        let found = routing::reroute(
+            &self.directory,
+            &request,
+            ask.action,
+            ask.tried,
+            ask.only,
+            ask.may_wait,
+        );
         if let Some(destination) = &found.destination {
             self.take(destination, undo);
         }

@@ -110,6 +110,8 @@ pub struct RecordedFollowUp {
     pub done_at: Option<DateTime<Utc>>,
     /// What came of it.
     pub outcome: Option<Sensitive<String>>,
+    /// The social-service base it was handed to.
+    pub service_point_id: Option<String>,
 }
 
 /// A dispatch as recorded.

@@ -154,6 +154,9 @@ pub enum Change {
         due_at: Option<DateTime<Utc>>,
         /// What the follow-up is for.
         reason: String,
+        /// Hand it to the social-service base of the incident's neighbourhood (allowed on a
+        /// closed case, which stays closed).
+        hand_to_base: bool,
     },
     /// Asks routing for one more destination: a team to send, a kind of centre to refer to, an
     /// outside body to tell. The directory chooses, as at intake, leaving out every destination
@@ -326,15 +329,23 @@ pub fn check_case_change(
                 ..current
             })
         }
-        Change::ScheduleFollowUp { reason, .. } => {
-            if closed {
-                return Err(refuse_closed("scheduling a follow-up"));
-            }
+        Change::ScheduleFollowUp {
+            reason,
+            hand_to_base,
+            ..
+        } => {
             require_reason("reason", Some(reason))?;
-            Ok(CaseState {
-                status: CaseStatus::AwaitingFollowUp,
-                ..current
-            })
+            match (closed, hand_to_base) {
+                // The base's follow-up: the case stays closed.
+                (true, true) => Ok(current),
+                (true, false) => Err(refuse_closed(
+                    "scheduling a follow-up (or hand it to the neighbourhood's social-service base)",
+                )),
+                (false, _) => Ok(CaseState {
+                    status: CaseStatus::AwaitingFollowUp,
+                    ..current
+                }),
+            }
         }
         Change::RecordFollowUp { outcome, .. } => {
             require_reason("outcome", Some(outcome))?;
@@ -442,6 +453,31 @@ mod tests {
     }
 
     #[test]
+    fn a_closed_case_takes_a_follow_up_only_when_it_is_handed_to_a_base_and_stays_closed() {
+        let follow_up = |hand_to_base| Change::ScheduleFollowUp {
+            case_id: ID,
+            due_at: None,
+            reason: "visit the family in a month".into(),
+            hand_to_base,
+        };
+        let context = CaseContext::default();
+        assert_eq!(
+            check_case_change(closed(), context, &follow_up(true)).unwrap(),
+            closed()
+        );
+        assert!(matches!(
+            check_case_change(closed(), context, &follow_up(false)),
+            Err(Error::FailedPrecondition(_))
+        ));
+        assert_eq!(
+            check_case_change(open(Priority::P2Priority), context, &follow_up(true))
+                .unwrap()
+                .status,
+            CaseStatus::AwaitingFollowUp
+        );
+    }
+
+    #[test]
     fn case_changes_follow_the_case_lifecycle() {
         use CaseStatus::*;
         let none = CaseContext::default();
@@ -458,6 +494,7 @@ mod tests {
             case_id: ID,
             due_at: None,
             reason: "call back".into(),
+            hand_to_base: false,
         };
         let record = Change::RecordFollowUp {
             follow_up_id: ID,

@@ -262,6 +262,29 @@ pub struct ActionDecision {
     pub waits_until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+impl ActionDecision {
+    /// What the search of the incident's neighbourhood came to, when it made one.
+    pub fn neighbourhood_note(&self) -> Option<String> {
+        let neighbourhood = self.candidates.iter().find_map(|c| match &c.step {
+            CoverStep::Neighbourhood(name) => Some(name),
+            _ => None,
+        })?;
+        let chosen = self
+            .candidates
+            .iter()
+            .find(|c| c.verdict == Verdict::Chosen);
+        Some(match chosen {
+            Some(c) if matches!(c.step, CoverStep::Neighbourhood(_)) => {
+                format!("the neighbourhood {neighbourhood} is served by {}", c.name)
+            }
+            _ => format!(
+                "nothing serving the neighbourhood {neighbourhood} could take the case: the \
+                 search went on along the cover chain"
+            ),
+        })
+    }
+}
+
 /// A routing decision, with everything needed to explain it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Decision {

@@ -9,6 +9,7 @@ use super::{Tracking, caller, canonical_filter_county, convert};
 use crate::access::{Caller, Operation};
 use crate::domain::Error;
 use crate::domain::case::PageRequest;
+use crate::domain::decision::Destination;
 use crate::domain::event::EventFilter;
 use crate::domain::reach::Reach;
 use crate::domain::sla::SlaKind;
@@ -264,11 +265,20 @@ impl CaseTracking for CaseTrackingService {
                 convert::schedule_change(request.into_inner(), at, caller)
             })
             .await?;
+        let base = outcome
+            .reroute
+            .as_ref()
+            .and_then(|decision| decision.assignments().into_iter().next())
+            .map(|assignment| match assignment.destination {
+                Destination::Team { id, .. } | Destination::ServicePoint { id, .. } => id,
+            });
         Ok(Response::new(ScheduleFollowUpResponse {
             follow_up_id: outcome.created.map(|id| id.to_string()).unwrap_or_default(),
             due_at: outcome.due_at.map(convert::wire_time),
             case_version: outcome.case_version,
             sequence: outcome.last_event,
+            service_point_id: base.unwrap_or_default(),
+            decision: outcome.reroute.as_ref().map(Into::into),
         }))
     }
 

@@ -178,7 +178,11 @@ pub fn route_excluding(
         };
     };
     let actions: Vec<ActionDecision> = rule.then.iter().map(|a| router.act(a)).collect();
-    notes.extend(actions.iter().filter_map(neighbourhood_note));
+    notes.extend(
+        actions
+            .iter()
+            .filter_map(ActionDecision::neighbourhood_note),
+    );
     Decision {
         policy_version: policy.version(),
         rule_id: rule.id.clone(),
@@ -192,21 +196,23 @@ pub fn route_excluding(
 /// Carries out one action again for a case whose destination turned it down, leaving out
 /// `excluded` (every destination the case was already sent to). The policy is not consulted:
 /// the action is the one the rule that fired chose, and only its destination changes. With
-/// `only_team`, no other team is looked at (a freed team offered to a waiting case).
+/// `only_team`, no other team is looked at (a freed team offered to a waiting case). A
+/// re-routed referral (its first destination turned it down) does not wait: with every eligible
+/// point closed the case is unrouted and the supervisors are alerted; a follow-up handed to a
+/// base `may_wait` for its opening.
 pub fn reroute(
     directory: &Directory,
     request: &RoutingRequest,
     action: &Action,
     excluded: &HashSet<String>,
     only_team: Option<&str>,
+    may_wait: bool,
 ) -> ActionDecision {
-    // A re-routed referral (its first destination turned it down) does not wait: with every
-    // eligible point closed the case is unrouted and the supervisors are alerted.
     Router {
         directory,
         request,
         excluded,
-        may_wait_for_opening: false,
+        may_wait_for_opening: may_wait,
         county: normalise(&request.county),
         only_team,
     }
@@ -592,27 +598,6 @@ impl Router<'_> {
             candidates,
         }
     }
-}
-
-/// What an action's search of the incident's neighbourhood came to, when it made one.
-fn neighbourhood_note(action: &ActionDecision) -> Option<String> {
-    let neighbourhood = action.candidates.iter().find_map(|c| match &c.step {
-        CoverStep::Neighbourhood(name) => Some(name),
-        _ => None,
-    })?;
-    let chosen = action
-        .candidates
-        .iter()
-        .find(|c| c.verdict == Verdict::Chosen);
-    Some(match chosen {
-        Some(c) if matches!(c.step, CoverStep::Neighbourhood(_)) => {
-            format!("the neighbourhood {neighbourhood} is served by {}", c.name)
-        }
-        _ => format!(
-            "nothing serving the neighbourhood {neighbourhood} could take the case: the search \
-             went on along the cover chain"
-        ),
-    })
 }
 
 /// Orders what was looked at, eligible first, then by score and id, and marks the first chosen

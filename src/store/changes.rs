@@ -36,8 +36,8 @@ pub(super) const SELECT_CASE_STATE: &str = "select case_id, line, status, priori
      primary_category, province, county, minors_involved, version, routing_status, details, \
      recorded_by from cases where case_id = $1";
 
-pub(super) const SELECT_FOLLOW_UP_STATE: &str =
-    "select follow_up_id, case_id, done_at from follow_ups where follow_up_id = $1";
+pub(super) const SELECT_FOLLOW_UP_STATE: &str = "select follow_up_id, case_id, done_at, service_point_id from follow_ups \
+     where follow_up_id = $1";
 
 pub(super) const COUNT_ACTIVE_DISPATCHES: &str = "select count(*) from dispatches \
      where case_id = $1 and status not in ('cleared', 'cancelled', 'declined')";
@@ -69,7 +69,7 @@ pub(super) const INSERT_NOTE: &str = "insert into notes (note_id, case_id, actor
      body) values ($1, $2, $3, $4, $5)";
 
 pub(super) const INSERT_FOLLOW_UP: &str = "insert into follow_ups (follow_up_id, case_id, due_at, \
-     reason, created_at) values ($1, $2, $3, $4, $5)";
+     reason, created_at, service_point_id) values ($1, $2, $3, $4, $5, $6)";
 
 pub(super) const RECORD_FOLLOW_UP: &str =
     "update follow_ups set outcome = $2, done_at = $3 where follow_up_id = $1";
@@ -236,6 +236,7 @@ struct FollowUpStateRow {
     follow_up_id: Uuid,
     case_id: Uuid,
     done_at: Option<i64>,
+    service_point_id: Option<String>,
 }
 
 impl SqlStore {
@@ -391,6 +392,7 @@ impl SqlStore {
                     follow_up_id: row.follow_up_id,
                     case_id: row.case_id,
                     done: row.done_at.is_some(),
+                    service_point_id: row.service_point_id,
                 })
             }
             Change::SlaBreach { timer_id } => Target::Timer(
@@ -607,12 +609,14 @@ impl SqlStore {
                     follow_up_id,
                     due,
                     reason,
+                    service_point_id,
                 } => query(INSERT_FOLLOW_UP)
                     .bind(follow_up_id)
                     .bind(case_id)
                     .bind(micros(*due))
                     .bind(reason)
-                    .bind(at),
+                    .bind(at)
+                    .bind(service_point_id.clone()),
                 Write::FollowUpDone {
                     follow_up_id,
                     outcome,

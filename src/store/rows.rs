@@ -122,6 +122,7 @@ pub(super) struct FollowUpRow {
     reason: String,
     outcome: Option<String>,
     done_at: Option<i64>,
+    service_point_id: Option<String>,
 }
 
 /// A stored dispatch.
@@ -385,6 +386,7 @@ impl CaseDetailRow {
                     follow_up_id: row.follow_up_id,
                     due_at: from_micros(row.due_at)?,
                     reason: row.reason,
+                    service_point_id: row.service_point_id,
                     done_at: row.done_at.map(from_micros).transpose()?,
                     outcome: row
                         .outcome

@@ -42,8 +42,8 @@ pub(super) const SELECT_DISPATCH_STEPS: &str = "select s.dispatch_id, s.status, 
 pub(super) const SELECT_NOTES: &str = "select note_id, actor, created_at, body from notes \
      where case_id = $1 order by note_id";
 
-pub(super) const SELECT_FOLLOW_UPS: &str = "select follow_up_id, due_at, reason, outcome, done_at \
-     from follow_ups where case_id = $1 order by follow_up_id";
+pub(super) const SELECT_FOLLOW_UPS: &str = "select follow_up_id, due_at, reason, outcome, done_at, \
+     service_point_id from follow_ups where case_id = $1 order by follow_up_id";
 
 pub(super) const SELECT_REFERRALS: &str = "select referral_id, case_id, service_point_id, \
      purpose, status, version, created_at, updated_at, reason from referrals where case_id = $1 \

@@ -299,6 +299,7 @@ backend_tests!(
     the_receipt_says_when_the_requested_action_was_not_taken,
     a_counselling_referral_at_night_waits_for_the_morning,
     a_case_goes_to_the_base_of_its_neighbourhood,
+    a_closed_cases_follow_up_is_handed_to_the_base_of_its_neighbourhood,
 );
 
 /// The fixture's girl lives in Khavaran, which has a social-service base of its own: her P2
@@ -445,5 +446,110 @@ async fn the_receipt_says_when_the_requested_action_was_not_taken(backend: Backe
     )
     .await;
     assert_eq!(&replayed.routing.unwrap().requested_action_not_taken, why);
+    server.finish().await;
+}
+
+/// The girl's case is closed; its follow-up is handed to the social-service base of Khavaran,
+/// her neighbourhood — the base that had the case before, since the follow-up is its to make.
+/// The case stays closed; the base is referred the case and records the follow-up; another
+/// centre may not, and a closed case takes no follow-up that is not handed over.
+async fn a_closed_cases_follow_up_is_handed_to_the_base_of_its_neighbourhood(backend: Backend) {
+    use referrals::pb::{CaseOutcome, CaseStatus, CloseCaseRequest, RecordFollowUpRequest};
+    let server = seeded(backend).await;
+    let receipt = report(
+        &server,
+        crate::common::fixtures::emergency("follow-khavaran"),
+    )
+    .await;
+    let version = server.case(&receipt.case_id).await.summary.unwrap().version;
+    let closed = server
+        .cases()
+        .close_case(CloseCaseRequest {
+            case_id: receipt.case_id.clone(),
+            expected_version: version,
+            outcome: CaseOutcome::ReturnedToFamily as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let schedule = |hand: bool| pb::ScheduleFollowUpRequest {
+        case_id: receipt.case_id.clone(),
+        reason: "a visit to the family in a month".into(),
+        expected_version: closed.case_version,
+        hand_to_neighbourhood_base: hand,
+        ..Default::default()
+    };
+    let refused = server
+        .cases()
+        .schedule_follow_up(schedule(false))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.code(),
+        tonic::Code::FailedPrecondition,
+        "{refused:?}"
+    );
+    let handed = server
+        .cases()
+        .schedule_follow_up(schedule(true))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(handed.service_point_id, "thr-base-khavaran");
+    let decision = handed.decision.unwrap();
+    assert_eq!(decision.rule_id, "follow_up_handover");
+    assert!(
+        decision.notes.contains(
+            &"the neighbourhood Khavaran is served by Khavaran social-service base".into()
+        ),
+        "{:?}",
+        decision.notes
+    );
+    let case = server.case(&receipt.case_id).await;
+    assert_eq!(case.summary.as_ref().unwrap().status(), CaseStatus::Closed);
+    assert_eq!(case.follow_ups[0].service_point_id, "thr-base-khavaran");
+    let referrals: Vec<&str> = case
+        .referrals
+        .iter()
+        .filter(|r| r.service_point_id == "thr-base-khavaran")
+        .map(|r| r.referral_id.as_str())
+        .collect();
+    assert_eq!(
+        referrals.len(),
+        2,
+        "the intake's referral and the follow-up's"
+    );
+
+    // Another centre that had the case may not record the base's follow-up; the base does.
+    let record = RecordFollowUpRequest {
+        follow_up_id: handed.follow_up_id.clone(),
+        outcome: "the family is safe; the girl is back at school".into(),
+        ..Default::default()
+    };
+    let other = case
+        .referrals
+        .iter()
+        .find(|r| r.service_point_id != "thr-base-khavaran")
+        .map(|r| r.service_point_id.clone())
+        .expect("another centre on the case");
+    let not_theirs = server
+        .centre_cases(&other)
+        .record_follow_up(record.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        not_theirs.code(),
+        tonic::Code::PermissionDenied,
+        "{not_theirs:?}"
+    );
+    server
+        .centre_cases("thr-base-khavaran")
+        .record_follow_up(record)
+        .await
+        .expect("the base records its follow-up");
+    let case = server.case(&receipt.case_id).await;
+    assert!(case.follow_ups[0].done_at.is_some());
+    assert_eq!(case.summary.unwrap().status(), CaseStatus::Closed);
     server.finish().await;
 }

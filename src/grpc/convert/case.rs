@@ -491,6 +491,7 @@ impl From<CaseRecord> for pb::Case {
                     reason: f.reason,
                     done_at: f.done_at.map(timestamp),
                     outcome: f.outcome.map(Sensitive::into_inner).unwrap_or_default(),
+                    service_point_id: f.service_point_id.unwrap_or_default(),
                 })
                 .collect(),
             referrals: case.referrals.into_iter().map(Into::into).collect(),

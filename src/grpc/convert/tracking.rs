@@ -311,6 +311,7 @@ pub(crate) fn schedule_change(
             case_id,
             due_at,
             reason,
+            hand_to_base: raw.hand_to_neighbourhood_base,
         }),
         _ => None,
     };

@@ -489,7 +489,14 @@ fn a_reroute_repeats_only_the_action_that_was_turned_down() {
         ),
     ];
     for (action, tried, expected, row) in table {
-        let found = reroute(&directory, &request("Ardabil"), &action, &tried, None);
+        let found = reroute(
+            &directory,
+            &request("Ardabil"),
+            &action,
+            &tried,
+            None,
+            false,
+        );
         let destination = found.destination.as_ref().map(|d| match d {
             Destination::Team { id, .. } | Destination::ServicePoint { id, .. } => id.as_str(),
         });
@@ -675,6 +682,7 @@ fn a_freed_team_offered_to_a_waiting_case_is_the_only_one_looked_at() {
         &action,
         &none,
         Some("freed"),
+        false,
     );
     let id = |found: &ActionDecision| {
         found.destination.as_ref().map(|d| match d {
@@ -692,9 +700,10 @@ fn a_freed_team_offered_to_a_waiting_case_is_the_only_one_looked_at() {
         &action,
         &tried,
         Some("freed"),
+        false,
     );
     assert_eq!(id(&found), None);
     // Without the restriction the nearer team is chosen.
-    let found = reroute(&directory, &request("Ardabil"), &action, &none, None);
+    let found = reroute(&directory, &request("Ardabil"), &action, &none, None, false);
     assert_eq!(id(&found).as_deref(), Some("near"));
 }

@@ -59,6 +59,8 @@ pub struct LoadedFollowUp {
     pub follow_up_id: Uuid,
     pub case_id: Uuid,
     pub done: bool,
+    /// The social-service base it was handed to.
+    pub service_point_id: Option<String>,
 }
 
 /// A deadline timer as a change sees it.
@@ -155,6 +157,7 @@ impl Needs {
                 needs.team = to.is_terminal();
             }
             Change::RequestAssignment { .. } | Change::OfferTeam { .. } => needs.routing = true,
+            Change::ScheduleFollowUp { hand_to_base, .. } => needs.routing = *hand_to_base,
             Change::SlaBreach { .. } => {
                 needs.routing = true;
                 needs.breach_subject = true;
@@ -164,7 +167,6 @@ impl Needs {
             Change::Close { .. }
             | Change::Reopen { .. }
             | Change::Note { .. }
-            | Change::ScheduleFollowUp { .. }
             | Change::RecordFollowUp { .. } => {}
         }
         // A change that may send a team, close the case or move its priority ends or moves

@@ -64,6 +64,12 @@ pub fn plan_change(
         Target::Referral(referral) => requester
             .parts
             .check_referral_owner(&referral.service_point_id)?,
+        // A follow-up handed to a base is that base's (or the requesting side's) to record.
+        Target::FollowUp(follow_up) => {
+            if let Some(base) = &follow_up.service_point_id {
+                requester.parts.check_referral_owner(base)?;
+            }
+        }
         _ => {}
     }
     let current = CaseState {
@@ -280,16 +286,27 @@ impl Planner<'_> {
                 );
                 Ok(())
             }
-            (Change::ScheduleFollowUp { due_at, reason, .. }, _) => {
+            (
+                Change::ScheduleFollowUp {
+                    due_at,
+                    reason,
+                    hand_to_base,
+                    ..
+                },
+                _,
+            ) => {
                 let due = due_at.unwrap_or_else(|| {
                     default_follow_up(self.load.case.primary_category, self.next.priority, at)
                 });
                 let follow_up_id = Uuid::now_v7();
+                // A base it is handed to is found when routing (see `route_again`).
                 self.writes.push(Write::FollowUp {
                     follow_up_id,
                     due,
                     reason: reason.clone(),
+                    service_point_id: None,
                 });
+                let _ = hand_to_base;
                 self.writes.push(Write::StartTimer(NewTimer {
                     timer_id: Uuid::now_v7(),
                     kind: SlaKind::FollowUp,

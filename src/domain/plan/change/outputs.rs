@@ -77,6 +77,8 @@ pub enum Write {
         follow_up_id: Uuid,
         due: DateTime<Utc>,
         reason: String,
+        /// The social-service base it is handed to.
+        service_point_id: Option<String>,
     },
     /// What came of a follow-up (free text about the person: sealed when stored).
     FollowUpDone {
@@ -206,6 +208,8 @@ pub struct RerouteAsk<'a> {
     pub tried: &'a HashSet<String>,
     /// Only this team may be chosen (a freed team offered to a waiting case).
     pub only: Option<&'a str>,
+    /// A referral may go to a point that is closed now, for its next opening.
+    pub may_wait: bool,
 }
 
 /// Routes a case again (the application's directory).

@@ -9,7 +9,7 @@ use crate::domain::Error;
 use crate::domain::audit::{AuditEntry, OK};
 use crate::domain::change::Change;
 use crate::domain::decision::{
-    Action, ActionDecision, Decision, Destination, DutyStatus, RoutingStatus,
+    Action, ActionDecision, Decision, Destination, DutyStatus, RoutingStatus, ServicePointKind,
 };
 use crate::domain::event::EventKind;
 use crate::domain::plan::{assign, routing_event_data, routing_event_kind};
@@ -35,6 +35,7 @@ impl Planner<'_> {
                 ),
                 requested: false,
                 only: None,
+                any_point: false,
             }),
             (None, Change::RequestAssignment { action, reason, .. }) => Some(Job {
                 action: action.clone(),
@@ -46,6 +47,29 @@ impl Planner<'_> {
                 },
                 requested: true,
                 only: None,
+                any_point: false,
+            }),
+            (
+                None,
+                Change::ScheduleFollowUp {
+                    hand_to_base: true,
+                    reason,
+                    ..
+                },
+            ) => Some(Job {
+                action: Action::ReferTo {
+                    kind: ServicePointKind::SocialServiceBase,
+                },
+                policy_version: decisions.last().map_or(0, |(_, d)| d.policy_version),
+                rule_id: "follow_up_handover".into(),
+                description: format!(
+                    "follow-up handed by {} to the social-service base of the incident's \
+                     neighbourhood: {reason}",
+                    self.actor
+                ),
+                requested: true,
+                only: None,
+                any_point: true,
             }),
             (None, Change::OfferTeam { team_id, .. }) => Some(Job {
                 action: Action::DispatchMobileTeam,
@@ -57,6 +81,7 @@ impl Planner<'_> {
                 ),
                 requested: true,
                 only: Some(team_id.as_str()),
+                any_point: false,
             }),
             _ => None,
         };
@@ -66,13 +91,16 @@ impl Planner<'_> {
             .details
             .as_ref()
             .ok_or_else(|| Error::internal("routing again without the case's intake"))?;
-        let tried: HashSet<String> = self
-            .load
-            .teams
-            .iter()
-            .chain(&self.load.service_points)
-            .cloned()
-            .collect();
+        let tried: HashSet<String> = if job.any_point {
+            HashSet::new()
+        } else {
+            self.load
+                .teams
+                .iter()
+                .chain(&self.load.service_points)
+                .cloned()
+                .collect()
+        };
         let found = reroute(&RerouteAsk {
             intake: &details.intake,
             line: self.load.case.line,
@@ -81,7 +109,15 @@ impl Planner<'_> {
             action: &job.action,
             tried: &tried,
             only: job.only,
+            may_wait: job.any_point,
         });
+        if job.any_point && found.destination.is_none() {
+            return Err(Error::FailedPrecondition(
+                "no social-service base along the case's cover chain can take the follow-up; \
+                 schedule it without handing it over"
+                    .into(),
+            ));
+        }
         if job.only.is_some() && found.destination.is_none() {
             return Err(Error::FailedPrecondition(
                 "the freed team is not in the case's cover chain, or was tried before".into(),
@@ -92,8 +128,8 @@ impl Planner<'_> {
             policy_version: job.policy_version,
             rule_id: job.rule_id,
             rule_description: job.description,
+            notes: found.neighbourhood_note().into_iter().collect(),
             actions: vec![found],
-            notes: Vec::new(),
             unmet_request: None,
         };
         let starts_waiting = self.wait.is_none()
@@ -128,6 +164,18 @@ impl Planner<'_> {
         let assigned = assign(&decision, &self.place, self.targets, at, || {
             Uuid::new_v7(uuid::Timestamp::now(&ids))
         });
+        if job.any_point
+            && let Some(referral) = assigned.referrals.first()
+        {
+            for write in &mut self.writes {
+                if let Write::FollowUp {
+                    service_point_id, ..
+                } = write
+                {
+                    *service_point_id = Some(referral.service_point_id.clone());
+                }
+            }
+        }
         if let Some(dispatch) = assigned.dispatches.first() {
             self.end_wait(WaitEnd::Team, Some(dispatch.dispatch_id));
         } else if starts_waiting {
@@ -215,6 +263,9 @@ struct Job<'a> {
     requested: bool,
     /// Only this team may be chosen.
     only: Option<&'a str>,
+    /// A follow-up handed to a base: no destination is left out (the base that took the case
+    /// before is the one to follow it up), and a closed base is taken at its next opening.
+    any_point: bool,
 }
 
 /// Finds, among a case's decisions (latest first), the action a destination was chosen for.
