@@ -16,10 +16,10 @@ use super::sealed::{
     DECISION, FOLLOW_UP_OUTCOME, NOTE_BODY, case_details, decision_of, decision_row, from_micros,
     micros, parse_enum, seal_position,
 };
-use super::sql_store::SqlStore;
+use super::sql_store::{SqlStore, bump_directory};
 use super::statements::{
-    ASSIGN_TEAM, BUMP_DIRECTORY, INSERT_DECISION, INSERT_DISPATCH, INSERT_DISPATCH_STEP,
-    INSERT_REFERRAL, LOCK_DIRECTORY, SELECT_CASE_DECISIONS, SELECT_DISPATCH, SELECT_REFERRAL,
+    ASSIGN_TEAM, INSERT_DECISION, INSERT_DISPATCH, INSERT_DISPATCH_STEP, INSERT_REFERRAL,
+    SELECT_CASE_DECISIONS, SELECT_DISPATCH, SELECT_REFERRAL,
 };
 use crate::domain::Error;
 use crate::domain::audit::{AuditEntry, OK};
@@ -247,12 +247,7 @@ impl SqlStore {
         change: &CaseChange,
         planner: &mut ChangePlanner<'_>,
     ) -> Result<ChangeOutcome, Error> {
-        let mut tx = self.backend.begin_write().await.map_err(db_error)?;
-        let mut directory: i64 = query_scalar(LOCK_DIRECTORY)
-            .fetch_one(tx.ex())
-            .await
-            .map_err(db_error)?;
-        self.directory.check(directory)?;
+        let (mut tx, mut directory) = self.begin_locked().await?;
         if let Some(key) = &change.key
             && let Some(kept) = self.kept_change(&mut tx, change, key).await?
         {
@@ -276,10 +271,7 @@ impl SqlStore {
             plan.audit_more.push(offered.audit);
         }
         if plan.directory_moved {
-            directory = query_scalar(BUMP_DIRECTORY)
-                .fetch_one(tx.ex())
-                .await
-                .map_err(db_error)?;
+            directory = bump_directory(&mut tx).await?;
         }
         let events = plan
             .events

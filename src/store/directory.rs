@@ -7,12 +7,11 @@ use super::db::{query, query_as, query_scalar};
 use super::map_sqlx_error as db_error;
 use super::rows::{PolicyRow, directory_from_rows, policy_from_row, service_point_details};
 use super::sealed::micros;
-use super::sql_store::SqlStore;
+use super::sql_store::{SqlStore, bump_directory};
 use super::statements::{
-    BUMP_DIRECTORY, DIRECTORY_VERSION, INSERT_POLICY, LATEST_POLICY_VERSION, LOCK_DIRECTORY,
-    SELECT_COUNTIES, SELECT_POLICY, SELECT_POLICY_NEWER, SELECT_PROVINCES, SELECT_SERVICE_POINTS,
-    SELECT_TEAMS, UPDATE_OCCUPANCY, UPDATE_TEAM, UPSERT_COUNTY, UPSERT_PROVINCE,
-    UPSERT_SERVICE_POINT, UPSERT_TEAM,
+    DIRECTORY_VERSION, INSERT_POLICY, LATEST_POLICY_VERSION, SELECT_COUNTIES, SELECT_POLICY,
+    SELECT_POLICY_NEWER, SELECT_PROVINCES, SELECT_SERVICE_POINTS, SELECT_TEAMS, UPDATE_OCCUPANCY,
+    UPDATE_TEAM, UPSERT_COUNTY, UPSERT_PROVINCE, UPSERT_SERVICE_POINT, UPSERT_TEAM,
 };
 use crate::domain::Error;
 use crate::domain::change::ChangeKey;
@@ -57,12 +56,7 @@ impl SqlStore {
 
     pub(super) async fn upsert_directory(&self, data: &DirectoryData) -> Result<(), Error> {
         let now = micros(chrono::Utc::now());
-        let mut tx = self.backend.begin_write().await.map_err(db_error)?;
-        let seen: i64 = query_scalar(LOCK_DIRECTORY)
-            .fetch_one(tx.ex())
-            .await
-            .map_err(db_error)?;
-        self.directory.check(seen)?;
+        let (mut tx, seen) = self.begin_locked().await?;
         for province in &data.provinces {
             let neighbours =
                 serde_json::to_string(&province.neighbours).map_err(Error::internal)?;
@@ -117,10 +111,7 @@ impl SqlStore {
                 .await
                 .map_err(db_error)?;
         }
-        let directory: i64 = query_scalar(BUMP_DIRECTORY)
-            .fetch_one(tx.ex())
-            .await
-            .map_err(db_error)?;
+        let directory: i64 = bump_directory(&mut tx).await?;
         tx.commit().await.map_err(db_error)?;
         if seen == self.directory.get() {
             self.directory.set(directory);
@@ -209,12 +200,7 @@ impl SqlStore {
                 (query, "service point")
             }
         };
-        let mut tx = self.backend.begin_write().await.map_err(db_error)?;
-        let seen: i64 = query_scalar(LOCK_DIRECTORY)
-            .fetch_one(tx.ex())
-            .await
-            .map_err(db_error)?;
-        self.directory.check(seen)?;
+        let (mut tx, _) = self.begin_locked().await?;
         if let Some((subject, key)) = key {
             let found: Option<(Vec<u8>, String)> = query_as(SELECT_CHANGE_KEY)
                 .bind(subject)
@@ -243,10 +229,7 @@ impl SqlStore {
             )
             .await?;
         }
-        let directory: i64 = query_scalar(BUMP_DIRECTORY)
-            .fetch_one(tx.ex())
-            .await
-            .map_err(db_error)?;
+        let directory: i64 = bump_directory(&mut tx).await?;
         tx.commit().await.map_err(db_error)?;
         self.directory.set(directory);
         Ok(true)

@@ -9,11 +9,10 @@ use std::collections::HashMap;
 
 use super::IntakePlanner;
 use super::batch::{ADVANCE_CHAINS, IntakeRows};
-use super::db::{query_as, query_scalar};
+use super::db::query_as;
 use super::map_sqlx_error as db_error;
 use super::sealed::from_json;
 use super::sql_store::SqlStore;
-use super::statements::LOCK_DIRECTORY;
 use crate::domain::Error;
 use crate::domain::intake::NewIntake;
 use crate::domain::plan::intake::{IntakeLoad, IntakeOutcome, StoredIntake};
@@ -34,14 +33,9 @@ impl SqlStore {
         batch: &[NewIntake],
         planner: &mut IntakePlanner<'_>,
     ) -> Result<Vec<IntakeOutcome>, Error> {
-        let mut tx = self.backend.begin_write().await.map_err(db_error)?;
         // The directory's counter first: its row lock orders this batch after any other
         // server's batch in flight, so the lookups below see what that one committed.
-        let directory: i64 = query_scalar(LOCK_DIRECTORY)
-            .fetch_one(tx.ex())
-            .await
-            .map_err(db_error)?;
-        self.directory.check(directory)?;
+        let (mut tx, directory) = self.begin_locked().await?;
         // Every caller number's keyed hash (a retry's goes unused), so that one statement can
         // look up the batch's stored keys, its callers' earlier contacts and the case-number
         // counters together. Every statement below covers the whole batch, so a batch costs

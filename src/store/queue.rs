@@ -5,13 +5,12 @@
 use uuid::Uuid;
 
 use super::chain::write_audit;
-use super::db::{Tx, query, query_as, query_scalar};
+use super::db::{Tx, query, query_as};
 use super::events::write_events;
 use super::map_sqlx_error as db_error;
 use super::rows::EventRow;
 use super::sealed::from_micros;
-use super::sql_store::SqlStore;
-use super::statements::{BUMP_DIRECTORY, LOCK_DIRECTORY};
+use super::sql_store::{SqlStore, bump_directory};
 use super::{ChangeOutcome, ChangePlanner};
 use crate::domain::Error;
 use crate::domain::change::{Actor, CaseChange, Change};
@@ -72,19 +71,11 @@ impl SqlStore {
         at: chrono::DateTime<chrono::Utc>,
         planner: &mut ChangePlanner<'_>,
     ) -> Result<Option<ChangeOutcome>, Error> {
-        let mut tx = self.backend.begin_write().await.map_err(db_error)?;
-        let directory: i64 = query_scalar(LOCK_DIRECTORY)
-            .fetch_one(tx.ex())
-            .await
-            .map_err(db_error)?;
-        self.directory.check(directory)?;
+        let (mut tx, _) = self.begin_locked().await?;
         let Some(mut plan) = self.offer_team(&mut tx, offer, at, planner).await? else {
             return Ok(None);
         };
-        let directory: i64 = query_scalar(BUMP_DIRECTORY)
-            .fetch_one(tx.ex())
-            .await
-            .map_err(db_error)?;
+        let directory: i64 = bump_directory(&mut tx).await?;
         let events = plan
             .events
             .iter()

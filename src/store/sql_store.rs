@@ -8,8 +8,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::db::{Backend, query_as, query_scalar};
+use super::db::{Backend, Tx, query_as, query_scalar};
 use super::map_sqlx_error as db_error;
+use super::statements::{BUMP_DIRECTORY, LOCK_DIRECTORY};
 use super::{
     ChainHead, ChangeOutcome, ChangePlanner, DirectoryWatermark, Durability, IntakeOutcome,
     IntakePlanner, OpenDeadlines, PoolUse, ResealCount, RoutingData, Store,
@@ -44,6 +45,27 @@ impl SqlStore {
             cipher,
         }
     }
+
+    /// Begins a write transaction holding the directory's counter, which orders it after any
+    /// other server's write in flight; refused with [`Error::DirectoryMoved`] when another
+    /// server changed the directory since this one read it. Returns the counter.
+    pub(super) async fn begin_locked(&self) -> Result<(Tx, i64), Error> {
+        let mut tx = self.backend.begin_write().await.map_err(db_error)?;
+        let seen: i64 = query_scalar(LOCK_DIRECTORY)
+            .fetch_one(tx.ex())
+            .await
+            .map_err(db_error)?;
+        self.directory.check(seen)?;
+        Ok((tx, seen))
+    }
+}
+
+/// Moves the directory's counter: the transaction changed the directory or its live state.
+pub(super) async fn bump_directory(tx: &mut Tx) -> Result<i64, Error> {
+    query_scalar(BUMP_DIRECTORY)
+        .fetch_one(tx.ex())
+        .await
+        .map_err(db_error)
 }
 
 #[async_trait]

@@ -681,3 +681,45 @@ impl TestServer {
         self.stop().await.drop_database().await;
     }
 }
+
+/// A health watch of the intake service, once it reports SERVING.
+pub async fn serving_intake_health(
+    server: &TestServer,
+) -> tonic::Streaming<tonic_health::pb::HealthCheckResponse> {
+    let mut watch = tonic_health::pb::health_client::HealthClient::new(server.channel())
+        .watch(tonic_health::pb::HealthCheckRequest {
+            service: "referral.v1.EmergencyIntake".into(),
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    wait_for_health(
+        &mut watch,
+        tonic_health::pb::health_check_response::ServingStatus::Serving,
+        Duration::from_secs(20),
+    )
+    .await;
+    watch
+}
+
+/// Reads a health watch until it reports `wanted`, for at most `within`; returns how long it
+/// took.
+pub async fn wait_for_health(
+    watch: &mut tonic::Streaming<tonic_health::pb::HealthCheckResponse>,
+    wanted: tonic_health::pb::health_check_response::ServingStatus,
+    within: Duration,
+) -> Duration {
+    use tokio_stream::StreamExt;
+    let started = std::time::Instant::now();
+    tokio::time::timeout(within, async {
+        while let Some(update) = watch.next().await {
+            if update.expect("health update").status() == wanted {
+                return;
+            }
+        }
+        panic!("health stream ended before {wanted:?}");
+    })
+    .await
+    .unwrap_or_else(|_| panic!("health never reported {wanted:?} within {within:?}"));
+    started.elapsed()
+}

@@ -14,19 +14,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio_stream::StreamExt;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 use crate::common::fixtures::emergency;
-use crate::common::{TestDb, TestServer};
+use crate::common::{TestDb, TestServer, wait_for_health};
 
 /// How soon after the promotion the service serves again: its health check runs every 500 ms
 /// and, on a failure, probes every host for 1 s at most.
 const BACK_WITHIN: Duration = Duration::from_secs(3);
 
+/// Waits, on a new watch, until health reports `wanted`; returns how long it took.
 async fn wait_for(server: &TestServer, wanted: ServingStatus, within: Duration) -> Duration {
-    let started = Instant::now();
     let mut watch = HealthClient::new(server.channel())
         .watch(HealthCheckRequest {
             service: "referral.v1.EmergencyIntake".into(),
@@ -34,16 +33,7 @@ async fn wait_for(server: &TestServer, wanted: ServingStatus, within: Duration) 
         .await
         .expect("watch")
         .into_inner();
-    tokio::time::timeout(within, async {
-        while let Some(update) = watch.next().await {
-            if update.expect("health update").status() == wanted {
-                return;
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("not {wanted:?} within {within:?}"));
-    started.elapsed()
+    wait_for_health(&mut watch, wanted, within).await
 }
 
 fn ctl(what: &str) {

@@ -74,6 +74,23 @@ struct Field {
 }
 
 impl Field {
+    /// The answer to a team's or centre's step; `None` when the server had moved the thing
+    /// first (a deadline passed), which is counted.
+    fn answered<T>(
+        &mut self,
+        answer: Result<tonic::Response<T>, tonic::Status>,
+        who: &str,
+    ) -> Option<T> {
+        match answer {
+            Ok(answer) => Some(answer.into_inner()),
+            Err(status) if matches!(status.code(), Code::FailedPrecondition | Code::Aborted) => {
+                self.overtaken += 1;
+                None
+            }
+            Err(status) => panic!("{who}: {status:?}"),
+        }
+    }
+
     fn plan(&mut self, at: DateTime<Utc>, step: Step) {
         self.planned += 1;
         self.steps.insert((at, self.planned), step);
@@ -335,11 +352,6 @@ fn hotline_call(rng: &mut Rng, id: &str, started: i64, province: &str, county: &
     }
 }
 
-/// A transition refused because the server moved the thing first (a deadline passed).
-fn overtaken(status: &tonic::Status) -> bool {
-    matches!(status.code(), Code::FailedPrecondition | Code::Aborted)
-}
-
 async fn a_national_day_is_routed_and_tracked_to_the_end(backend: Backend) {
     let calls: usize = std::env::var("NATIONAL_DAY_CALLS")
         .ok()
@@ -455,13 +467,9 @@ async fn a_national_day_is_routed_and_tracked_to_the_end(backend: Backend) {
                         ..Default::default()
                     })
                     .await;
-                let answer = match answer {
-                    Ok(answer) => answer.into_inner(),
-                    Err(status) if overtaken(&status) => {
-                        field.overtaken += 1;
-                        continue;
-                    }
-                    Err(status) => panic!("{team_id} moving {dispatch_id}: {status:?}"),
+                let who = format!("{team_id} moving {dispatch_id}");
+                let Some(answer) = field.answered(answer, &who) else {
+                    continue;
                 };
                 field
                     .versions
@@ -509,13 +517,9 @@ async fn a_national_day_is_routed_and_tracked_to_the_end(backend: Backend) {
                         ..Default::default()
                     })
                     .await;
-                let answer = match answer {
-                    Ok(answer) => answer.into_inner(),
-                    Err(status) if overtaken(&status) => {
-                        field.overtaken += 1;
-                        continue;
-                    }
-                    Err(status) => panic!("{point_id} moving {referral_id}: {status:?}"),
+                let who = format!("{point_id} moving {referral_id}");
+                let Some(answer) = field.answered(answer, &who) else {
+                    continue;
                 };
                 field
                     .versions

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::common::fixtures::{emergency, hotline};
-use crate::common::{Backend, TestDb, TestServer, config};
+use crate::common::{Backend, TestDb, TestServer, config, serving_intake_health, wait_for_health};
 use referrals::ServeError;
 use referrals::pb::GetCaseRequest;
 use tokio_stream::StreamExt;
@@ -79,31 +79,9 @@ async fn health_reports_serving_for_every_service(backend: Backend) {
     server.finish().await;
 }
 
-/// A watch on the 123 intake's health, once it reports SERVING.
-async fn serving_intake_health(server: &TestServer) -> tonic::Streaming<HealthCheckResponse> {
-    let mut watch = HealthClient::new(server.channel())
-        .watch(HealthCheckRequest {
-            service: "referral.v1.EmergencyIntake".into(),
-        })
-        .await
-        .expect("watch")
-        .into_inner();
-    wait_for(&mut watch, ServingStatus::Serving).await;
-    watch
-}
-
 /// Reads a health watch stream until it reports `wanted`, for at most 20 seconds.
 async fn wait_for(watch: &mut tonic::Streaming<HealthCheckResponse>, wanted: ServingStatus) {
-    tokio::time::timeout(Duration::from_secs(20), async {
-        while let Some(update) = watch.next().await {
-            if update.expect("health update").status() == wanted {
-                return;
-            }
-        }
-        panic!("health stream ended before {wanted:?}");
-    })
-    .await
-    .unwrap_or_else(|_| panic!("health never reported {wanted:?}"));
+    wait_for_health(watch, wanted, Duration::from_secs(20)).await;
 }
 
 /// The PostgreSQL database goes away (connections refused and cut), then comes back.
