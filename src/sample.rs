@@ -140,6 +140,19 @@ impl Sample {
         })
     }
 
+    /// A silent, nuisance or information-only call: its contact and `category`, nothing else.
+    pub fn minimal(self, category: pb::Category) -> Self {
+        self.with(|i| {
+            i.reporter = None;
+            i.subjects.clear();
+            i.location = None;
+            i.risk = None;
+            i.narrative.clear();
+            i.primary_category = category as i32;
+            i.secondary_categories.clear();
+        })
+    }
+
     /// The intake.
     pub fn build(self) -> pb::Intake {
         self.0

@@ -17,13 +17,7 @@ pub fn queues(priority: Priority) -> bool {
 
 /// Where a waiting case of `priority` stands in the queue: lower is served first.
 pub fn rank(priority: Priority) -> i64 {
-    match priority {
-        Priority::P0Immediate => 0,
-        Priority::P1Urgent => 1,
-        Priority::P2Priority => 2,
-        Priority::P3Routine => 3,
-        Priority::P4OutsideMandate => 4,
-    }
+    priority.level() as i64
 }
 
 /// Whether `decision` looked for a team and found none (a rule that sends no team is not a

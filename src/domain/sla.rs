@@ -67,13 +67,7 @@ impl Default for SlaTargets {
 }
 
 fn index(priority: Priority) -> usize {
-    match priority {
-        Priority::P0Immediate => 0,
-        Priority::P1Urgent => 1,
-        Priority::P2Priority => 2,
-        Priority::P3Routine => 3,
-        Priority::P4OutsideMandate => 4,
-    }
+    priority.level()
 }
 
 /// A `--sla-target` that does not parse.

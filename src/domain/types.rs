@@ -197,6 +197,17 @@ domain_enum! {
 }
 
 impl Priority {
+    /// The level as a number, 0 for P0 to 4 for P4: lower is more urgent.
+    pub fn level(self) -> usize {
+        match self {
+            Self::P0Immediate => 0,
+            Self::P1Urgent => 1,
+            Self::P2Priority => 2,
+            Self::P3Routine => 3,
+            Self::P4OutsideMandate => 4,
+        }
+    }
+
     /// Returns the level's short code, `P0` to `P4`.
     pub fn code(self) -> &'static str {
         match self {

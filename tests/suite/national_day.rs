@@ -235,16 +235,9 @@ fn emergency_call(rng: &mut Rng, id: &str, started: i64, province: &str, county:
         } else {
             Category::InformationOnly
         };
-        let mut request = located(Sample::child(started), started, province, county)
+        let request = located(Sample::child(started), started, province, county)
+            .minimal(category)
             .emergency(id, EmergencyAction::ResolvedByPhone);
-        let intake = request.intake.as_mut().unwrap();
-        intake.reporter = None;
-        intake.subjects.clear();
-        intake.location = None;
-        intake.risk = None;
-        intake.narrative.clear();
-        intake.primary_category = category as i32;
-        intake.secondary_categories.clear();
         return Call {
             at: DateTime::UNIX_EPOCH,
             request: Request::Emergency(request),

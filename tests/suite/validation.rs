@@ -447,17 +447,9 @@ backend_tests!(
 
 /// A 123 call with its contact and a category, and nothing else.
 fn minimal(request_id: &str, category: pb::Category) -> ReportEmergencyRequest {
-    let mut request = emergency(request_id);
-    request.action = pb::EmergencyAction::ResolvedByPhone as i32;
-    let intake = intake(&mut request);
-    intake.reporter = None;
-    intake.subjects.clear();
-    intake.location = None;
-    intake.risk = None;
-    intake.narrative.clear();
-    intake.primary_category = category as i32;
-    intake.secondary_categories.clear();
-    request
+    referrals::sample::Sample::child(common::fixtures::CALL_TIME)
+        .minimal(category)
+        .emergency(request_id, pb::EmergencyAction::ResolvedByPhone)
 }
 
 async fn a_silent_call_is_recorded_with_its_contact_and_category_alone(backend: Backend) {
