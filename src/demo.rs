@@ -221,6 +221,9 @@ impl Demo {
                     latitude,
                     longitude,
                 }),
+                // The report's key, the same on every retry of it: a phone that resends after
+                // a lost answer gets the first answer again.
+                request_id: format!("{}:{}", dispatch.dispatch_id, dispatch.version),
                 ..Default::default()
             })
             .await
