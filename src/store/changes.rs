@@ -273,12 +273,7 @@ impl SqlStore {
         if plan.directory_moved {
             directory = bump_directory(&mut tx).await?;
         }
-        let events = plan
-            .events
-            .iter()
-            .map(EventRow::of)
-            .collect::<Result<Vec<_>, _>>()?;
-        plan.outcome.last_event = write_events(self, &mut tx, &events).await?;
+        self.write_events_of(&mut tx, &mut plan).await?;
         if let Some(key) = &change.key {
             let reroute_no = plan.writes.iter().rev().find_map(|write| match write {
                 Write::Decision { decision_no, .. } => Some(*decision_no),
@@ -303,6 +298,21 @@ impl SqlStore {
         tx.commit().await.map_err(db_error)?;
         self.directory.set(directory);
         Ok(plan.outcome)
+    }
+
+    /// Writes a plan's events under the feed's next numbers and notes the last in its outcome.
+    pub(super) async fn write_events_of(
+        &self,
+        tx: &mut Tx,
+        plan: &mut ChangePlan,
+    ) -> Result<(), Error> {
+        let events = plan
+            .events
+            .iter()
+            .map(EventRow::of)
+            .collect::<Result<Vec<_>, _>>()?;
+        plan.outcome.last_event = write_events(self, tx, &events).await?;
+        Ok(())
     }
 
     /// The answer a change sent before under the same key, with the audit row of its retry;

@@ -122,7 +122,6 @@ impl SqlStore {
 
     pub(super) async fn statistics(&self, period: &Period) -> Result<Statistics, Error> {
         let (from, to) = (micros(period.from), micros(period.to));
-        let province = period.province.as_deref();
         // One read transaction: the counts and the intervals describe one moment.
         let mut tx = self.backend.begin_read().await.map_err(db_error)?;
         let mut counts = Vec::new();
@@ -131,12 +130,7 @@ impl SqlStore {
                 "select {column} as key, count(*) as n from cases where created_at >= "
             ));
             q.push_bind(from).push(" and created_at < ").push_bind(to);
-            if let Some(province) = province {
-                q.push(" and province = ").push_bind(province.to_owned());
-            }
-            if let Some(county) = &period.county {
-                q.push(" and county = ").push_bind(county.clone());
-            }
+            in_place(&mut q, "", period);
             q.push(&format!(" group by {column} order by n desc, {column}"));
             let rows: Vec<(String, i64)> = q.rows().fetch_all(tx.ex()).await.map_err(db_error)?;
             counts.push(
@@ -150,12 +144,7 @@ impl SqlStore {
              join cases c on c.case_id = e.case_id where c.created_at >= ",
         );
         q.push_bind(from).push(" and c.created_at < ").push_bind(to);
-        if let Some(province) = province {
-            q.push(" and c.province = ").push_bind(province.to_owned());
-        }
-        if let Some(county) = &period.county {
-            q.push(" and c.county = ").push_bind(county.clone());
-        }
+        in_place(&mut q, "c.", period);
         q.push(" and e.kind in ('case_recorded'");
         for (_, kind) in STEPS {
             q.push(", ").push_bind(kind);
@@ -168,12 +157,7 @@ impl SqlStore {
              join cases c on c.case_id = w.case_id where w.since >= ",
         );
         q.push_bind(from).push(" and w.since < ").push_bind(to);
-        if let Some(province) = province {
-            q.push(" and c.province = ").push_bind(province.to_owned());
-        }
-        if let Some(county) = &period.county {
-            q.push(" and c.county = ").push_bind(county.clone());
-        }
+        in_place(&mut q, "c.", period);
         let wait_rows: Vec<(i64, Option<i64>, Option<String>)> =
             q.rows().fetch_all(tx.ex()).await.map_err(db_error)?;
         tx.commit().await.map_err(db_error)?;
@@ -264,5 +248,18 @@ impl SqlStore {
             .map(EventDbRow::into_event)
             .collect::<Result<_, _>>()
             .map(Some)
+    }
+}
+
+/// Narrows a statistics query to the period's province and county, on the cases' columns
+/// (`prefix` names the cases' table in the query).
+fn in_place(q: &mut Query, prefix: &str, period: &Period) {
+    if let Some(province) = &period.province {
+        q.push(&format!(" and {prefix}province = "))
+            .push_bind(province.clone());
+    }
+    if let Some(county) = &period.county {
+        q.push(&format!(" and {prefix}county = "))
+            .push_bind(county.clone());
     }
 }

@@ -6,9 +6,7 @@ use uuid::Uuid;
 
 use super::chain::write_audit;
 use super::db::{Tx, query, query_as};
-use super::events::write_events;
 use super::map_sqlx_error as db_error;
-use super::rows::EventRow;
 use super::sealed::from_micros;
 use super::sql_store::{SqlStore, bump_directory};
 use super::{ChangeOutcome, ChangePlanner};
@@ -76,12 +74,7 @@ impl SqlStore {
             return Ok(None);
         };
         let directory: i64 = bump_directory(&mut tx).await?;
-        let events = plan
-            .events
-            .iter()
-            .map(EventRow::of)
-            .collect::<Result<Vec<_>, _>>()?;
-        plan.outcome.last_event = write_events(self, &mut tx, &events).await?;
+        self.write_events_of(&mut tx, &mut plan).await?;
         write_audit(&mut tx, std::slice::from_ref(&plan.audit)).await?;
         tx.commit().await.map_err(db_error)?;
         self.directory.set(directory);

@@ -111,12 +111,15 @@ async fn replicated_postgres_refuses_local_commits_rides_out_a_lost_standby_and_
         "the intake that waited was committed: {retried:?}"
     );
 
-    // Four clients send intakes without pause, each noting what was acknowledged and what
-    // was refused.
+    // Four clients send intakes without pause (a refused one backs off 50 ms, as a client's
+    // retry policy would), each noting what was acknowledged and what was refused; `seen`
+    // counts both across the clients.
     let stop = Arc::new(AtomicBool::new(false));
+    let (seen, mut counts) = tokio::sync::watch::channel((0usize, 0usize));
+    let seen = Arc::new(seen);
     let mut clients = Vec::new();
     for client in 0..4 {
-        let stop = stop.clone();
+        let (stop, seen) = (stop.clone(), seen.clone());
         let mut intake = server.emergency();
         clients.push(tokio::spawn(async move {
             let (mut acknowledged, mut refused) = (Vec::new(), Vec::new());
@@ -125,9 +128,13 @@ async fn replicated_postgres_refuses_local_commits_rides_out_a_lost_standby_and_
                 let id = format!("failover-{client}-{n}");
                 n += 1;
                 match intake.report_emergency(emergency(&id)).await {
-                    Ok(_) => acknowledged.push(id),
+                    Ok(_) => {
+                        acknowledged.push(id);
+                        seen.send_modify(|(ok, _)| *ok += 1);
+                    }
                     Err(status) => {
                         refused.push(status.code());
+                        seen.send_modify(|(_, no)| *no += 1);
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
                 }
@@ -135,13 +142,28 @@ async fn replicated_postgres_refuses_local_commits_rides_out_a_lost_standby_and_
             (acknowledged, refused)
         }));
     }
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Waits until the clients' counts satisfy `done`.
+    let mut until = async |what: &str, done: &dyn Fn(usize, usize) -> bool| {
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            counts.wait_for(|(ok, no)| done(*ok, *no)),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("never {what}"))
+        .unwrap();
+    };
+    until("acknowledged 50 intakes", &|ok, _| ok >= 50).await;
     ctl("kill-primary");
     wait_for(&server, ServingStatus::NotServing, Duration::from_secs(3)).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    until("saw a refusal", &|_, no| no >= 1).await;
     ctl("promote-standby");
     let back = wait_for(&server, ServingStatus::Serving, BACK_WITHIN).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = seen.borrow().0;
+    until(
+        "acknowledged 50 intakes on the new primary",
+        &move |ok, _| ok >= before + 50,
+    )
+    .await;
     stop.store(true, Ordering::Relaxed);
 
     let (mut acknowledged, mut refused) = (Vec::new(), Vec::new());

@@ -286,15 +286,7 @@ impl Planner<'_> {
                 );
                 Ok(())
             }
-            (
-                Change::ScheduleFollowUp {
-                    due_at,
-                    reason,
-                    hand_to_base,
-                    ..
-                },
-                _,
-            ) => {
+            (Change::ScheduleFollowUp { due_at, reason, .. }, _) => {
                 let due = due_at.unwrap_or_else(|| {
                     default_follow_up(self.load.case.primary_category, self.next.priority, at)
                 });
@@ -306,7 +298,6 @@ impl Planner<'_> {
                     reason: reason.clone(),
                     service_point_id: None,
                 });
-                let _ = hand_to_base;
                 self.writes.push(Write::StartTimer(NewTimer {
                     timer_id: Uuid::now_v7(),
                     kind: SlaKind::FollowUp,
