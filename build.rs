@@ -17,6 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/referral/v1/directory.proto",
         "proto/referral/v1/dispatch.proto",
         "proto/referral/v1/audit.proto",
+        "proto/referral/v1/crisis.proto",
     ];
     let descriptors = protox::compile(files, ["proto"])?;
 

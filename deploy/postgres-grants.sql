@@ -31,5 +31,5 @@ grant select, insert on case_categories, idempotency_keys, change_keys, policies
 grant select, insert, update on
     sequences, cases, contacts, notes, follow_ups, routing_decisions, referrals, dispatches,
     dispatch_steps, sla_timers, team_waits, provinces, counties, service_points, teams,
-    health_probe
+    health_probe, crises
     to :"role";

@@ -58,6 +58,10 @@ pub enum Operation {
     UpdateOccupancy,
     /// Read the audit trail.
     ReadAudit,
+    /// Declare, change or end a crisis.
+    ManageCrisis,
+    /// List the crisis declarations.
+    ReadCrises,
 }
 
 impl Operation {
@@ -102,6 +106,11 @@ impl Operation {
             "Directory/UpdateOccupancy" => Self::UpdateOccupancy,
             "Directory/UpdateTeamStatus" => Self::UpdateTeamStatus,
             "AuditTrail/ListAuditEntries" => Self::ReadAudit,
+            "CrisisOperation/DeclareCrisis"
+            | "CrisisOperation/ChangeCrisis"
+            | "CrisisOperation/EndCrisis" => Self::ManageCrisis,
+            "CrisisOperation/ListCrises" => Self::ReadCrises,
+            "CrisisOperation/GetCrisisStatistics" => Self::ReadStatistics,
             _ => return None,
         })
     }
@@ -143,6 +152,8 @@ impl Operation {
             Self::UpdateTeamStatus => "update_team_status",
             Self::UpdateOccupancy => "update_occupancy",
             Self::ReadAudit => "read_audit",
+            Self::ManageCrisis => "manage_crisis",
+            Self::ReadCrises => "read_crises",
         }
     }
 }
@@ -168,6 +179,8 @@ fn allowed(role: Role, operation: Operation) -> bool {
         UpdateTeamStatus => matches!(role, Team | Supervisor | Admin),
         UpdateOccupancy => matches!(role, Centre | Supervisor | Admin),
         ReadAudit => matches!(role, Auditor),
+        ManageCrisis => matches!(role, Supervisor),
+        ReadCrises => !matches!(role, Auditor),
     }
 }
 
@@ -287,6 +300,27 @@ impl Caller {
     fn area(&self) -> Option<(String, Option<String>)> {
         let claims = &self.claims;
         (claims.province != ALL_PROVINCES).then(|| (claims.province.clone(), claims.county.clone()))
+    }
+
+    /// Refuses a crisis declared, changed or ended for an area the caller's token does not
+    /// cover whole: a province's supervisor (not limited to a county) declares for its
+    /// province, a national one (`all`) for any province or the whole country (`None`).
+    pub fn check_crisis_area(&self, province: Option<&str>) -> Result<(), Error> {
+        match (self.area(), province) {
+            (None, _) => Ok(()),
+            (Some((own, None)), Some(asked)) if own == asked => Ok(()),
+            (Some(_), None) => Err(Error::PermissionDenied(
+                "only a national supervisor (province all) declares a crisis for the whole country"
+                    .into(),
+            )),
+            (Some((own, Some(_))), Some(asked)) if own == asked => Err(Error::PermissionDenied(
+                "a supervisor limited to one county cannot declare a crisis for the province"
+                    .into(),
+            )),
+            (Some(_), Some(_)) => Err(Error::PermissionDenied(
+                "the province asked for is outside this token's jurisdiction".into(),
+            )),
+        }
     }
 
     /// Narrows a requested province and county to the caller's area: an absent request takes

@@ -29,6 +29,7 @@ use crate::domain::sla::SlaTargets;
 use crate::grpc::audit::AuditService;
 use crate::grpc::auth::Authenticate;
 use crate::grpc::case_tracking::CaseTrackingService;
+use crate::grpc::crisis::CrisisService;
 use crate::grpc::directory::DirectoryService;
 use crate::grpc::dispatch::DispatchService;
 use crate::grpc::emergency::EmergencyService;
@@ -37,10 +38,12 @@ use crate::grpc::{Guard, Tracking};
 use crate::pb;
 use crate::pb::audit_trail_server::AuditTrailServer;
 use crate::pb::case_tracking_server::CaseTrackingServer;
+use crate::pb::crisis_operation_server::CrisisOperationServer;
 use crate::pb::directory_server::DirectoryServer;
 use crate::pb::dispatch_server::DispatchServer;
 use crate::pb::emergency_intake_server::EmergencyIntakeServer;
 use crate::pb::hotline_intake_server::HotlineIntakeServer;
+use crate::routing::crisis::Crises;
 use crate::routing::directory::{Directory, DirectoryData};
 use crate::routing::policy::{Policy, SHIPPED_POLICY};
 use crate::store::Store;
@@ -364,6 +367,16 @@ pub async fn run(
         ))
         .add_service(InterceptedService::new(
             AuditUndecodable::new(
+                CrisisOperationServer::new(CrisisService::new(tracking.clone()))
+                    .max_decoding_message_size(limit)
+                    .accept_compressed(Gzip)
+                    .send_compressed(Gzip),
+                guard.clone(),
+            ),
+            authenticate.clone(),
+        ))
+        .add_service(InterceptedService::new(
+            AuditUndecodable::new(
                 DispatchServer::new(DispatchService::new(tracking))
                     .max_decoding_message_size(limit)
                     .accept_compressed(Gzip)
@@ -531,6 +544,7 @@ async fn prepare_routing(
     Ok(RoutingState {
         policy: Arc::new(policy),
         directory,
+        crises: Crises::new(stored.crises),
     })
 }
 

@@ -21,17 +21,19 @@ use tokio::task::JoinHandle;
 
 use crate::domain::Error;
 use crate::domain::change::{CaseChange, ChangeKey};
-use crate::domain::decision::{ActionDecision, Decision, Destination, DutyStatus};
+use crate::domain::decision::{Destination, DutyStatus};
 use crate::domain::intake::NewIntake;
-use crate::domain::plan::change::{ChangePlan, RerouteAsk, plan_change};
+use crate::domain::plan::Routed;
+use crate::domain::plan::change::{ChangePlan, RerouteAsk, Rerouted, plan_change};
 use crate::domain::plan::intake::plan_intakes;
 use crate::domain::queue::TeamOffer;
 use crate::domain::sla::SlaTargets;
 use crate::domain::types::Line;
+use crate::routing::crisis::{self, Crises, CrisisRequest};
 use crate::routing::directory::{Directory, DirectoryData, DirectoryUpdate, Taken, TeamState};
 use crate::routing::policy::{Policy, PolicyDocument};
 use crate::routing::{self, RoutingRequest};
-use crate::store::{ChangeOutcome, DATABASE_WAIT, IntakeOutcome, Store};
+use crate::store::{ChangeOutcome, CrisisOutcome, DATABASE_WAIT, IntakeOutcome, Store};
 
 /// What the writer routes with.
 pub struct RoutingState {
@@ -39,36 +41,66 @@ pub struct RoutingState {
     pub policy: Arc<Policy>,
     /// The directory, with the live state the writer keeps.
     pub directory: Directory,
+    /// Every crisis declaration, ended ones too.
+    pub crises: Crises,
 }
 
 impl RoutingState {
+    /// Raises an intake's priority where a crisis in force in its province says to.
+    fn raise(&self, intake: &mut NewIntake) {
+        self.crises
+            .in_force(&intake.intake.location.province, intake.received_at)
+            .raise(intake);
+    }
+
     /// Routes a new case and takes what it sends the case to: each team busy, a place held at
-    /// each service point; `undo` notes what was taken.
-    fn route(&mut self, intake: &NewIntake, undo: &mut Vec<Taken>) -> Decision {
+    /// each service point; `undo` notes what was taken. The crises in force in the incident's
+    /// province at the intake's time take part, and their deadline targets replace `targets`.
+    fn route(&mut self, intake: &NewIntake, targets: &SlaTargets, undo: &mut Vec<Taken>) -> Routed {
         let request = RoutingRequest::from_intake(intake, intake.received_at);
-        let decision = routing::route(&self.policy, &self.directory, &request);
+        let crises = self.crises.in_force(&request.province, request.at);
+        let decision = routing::route_in(
+            &self.policy,
+            &crises,
+            &self.directory,
+            &request,
+            &HashSet::new(),
+        );
+        let targets = crises.targets(targets);
         for assignment in decision.assignments() {
             self.take(&assignment.destination, undo);
         }
-        decision
+        Routed { decision, targets }
     }
 
     /// Routes a case again for a change (a destination turned it down, or a call centre asked)
     /// and takes what it sends the case to.
-    fn reroute(&mut self, ask: &RerouteAsk<'_>, undo: &mut Vec<Taken>) -> ActionDecision {
+    fn reroute(
+        &mut self,
+        ask: &RerouteAsk<'_>,
+        targets: &SlaTargets,
+        undo: &mut Vec<Taken>,
+    ) -> Rerouted {
         let request = RoutingRequest::for_case(ask.intake, ask.line, ask.priority, ask.at);
+        let crises = self.crises.in_force(&request.province, request.at);
         let found = routing::reroute(
             &self.directory,
+            &crises,
             &request,
             ask.action,
             ask.tried,
             ask.only,
             ask.may_wait,
         );
-        if let Some(destination) = &found.destination {
+        let rerouted = Rerouted {
+            crises: crises.references(),
+            targets: crises.targets(targets),
+            found,
+        };
+        if let Some(destination) = &rerouted.found.destination {
             self.take(destination, undo);
         }
-        found
+        rerouted
     }
 
     fn take(&mut self, destination: &Destination, undo: &mut Vec<Taken>) {
@@ -194,6 +226,10 @@ enum Command {
     Change {
         change: Box<CaseChange>,
         reply: Reply<ChangeOutcome>,
+    },
+    Crisis {
+        request: Box<CrisisRequest>,
+        reply: Reply<CrisisOutcome>,
     },
 }
 
@@ -363,6 +399,16 @@ impl Writer {
         .await
     }
 
+    /// Declares, changes or ends a crisis; every case routed after the answer is routed with
+    /// it as it now stands.
+    pub async fn crisis(&self, request: CrisisRequest) -> Result<CrisisOutcome, Error> {
+        self.send(|reply| Command::Crisis {
+            request: Box::new(request),
+            reply,
+        })
+        .await
+    }
+
     /// Records an owner's change to the directory's live state, made at `at`. A team reported
     /// available is then offered to the cases waiting for one.
     pub async fn update_directory(
@@ -494,7 +540,8 @@ async fn record(
         let mut undo = Vec::new();
         let result = store
             .record_intakes(intakes, &mut |batch, load| {
-                let mut route = |intake: &NewIntake| routing.write().route(intake, &mut undo);
+                let mut route =
+                    |intake: &NewIntake| routing.write().route(intake, targets, &mut undo);
                 plan_intakes(batch, load, &mut route, targets)
             })
             .await;
@@ -534,7 +581,14 @@ async fn commit(
     targets: &SlaTargets,
 ) {
     refresh_policy(store, routing).await;
-    let (intakes, replies): (Vec<NewIntake>, Vec<Reply<IntakeOutcome>>) = batch.into_iter().unzip();
+    let (mut intakes, replies): (Vec<NewIntake>, Vec<Reply<IntakeOutcome>>) =
+        batch.into_iter().unzip();
+    {
+        let state = routing.read();
+        for intake in &mut intakes {
+            state.raise(intake);
+        }
+    }
     metrics::histogram!(crate::metrics::INTAKE_BATCH_SIZE).record(intakes.len() as f64);
     let started = std::time::Instant::now();
     let recorded = record(store, routing, &intakes, targets).await;
@@ -670,7 +724,28 @@ async fn apply(store: &dyn Store, routing: &SharedRouting, command: Command, tar
             let result = change_case(store, routing, &change, targets).await;
             let _ = reply.send(result);
         }
-        Command::Intake { intake, reply } => {
+        Command::Crisis { request, reply } => {
+            let result = async {
+                let mut reloads = Reloads::default();
+                loop {
+                    let result = store
+                        .write_crisis(&request, &mut |request, current, same_area| {
+                            crisis::plan(request, current, same_area)
+                        })
+                        .await;
+                    if let Some(outcome) =
+                        reloads.settle(store, routing, Vec::new(), result).await?
+                    {
+                        routing.write().crises.put(outcome.crisis.clone());
+                        return Ok(outcome);
+                    }
+                }
+            }
+            .await;
+            let _ = reply.send(result);
+        }
+        Command::Intake { mut intake, reply } => {
+            routing.read().raise(&mut intake);
             let outcome = record(store, routing, std::slice::from_ref(&intake), targets)
                 .await
                 .and_then(|mut outcomes| {
@@ -695,7 +770,8 @@ async fn change_case(
         let mut undo = Vec::new();
         let result = store
             .change_case(change, &mut |change, load| {
-                let mut reroute = |ask: &RerouteAsk<'_>| routing.write().reroute(ask, &mut undo);
+                let mut reroute =
+                    |ask: &RerouteAsk<'_>| routing.write().reroute(ask, targets, &mut undo);
                 let mut plan = plan_change(change, load, targets, &mut reroute)?;
                 // The freed team is free in memory before the waiting cases are offered it;
                 // if the write does not commit, `undo` puts it back.
@@ -739,7 +815,8 @@ async fn offer_team(
         let mut undo = Vec::new();
         let result = store
             .offer_team(&offer, at, &mut |change, load| {
-                let mut reroute = |ask: &RerouteAsk<'_>| routing.write().reroute(ask, &mut undo);
+                let mut reroute =
+                    |ask: &RerouteAsk<'_>| routing.write().reroute(ask, targets, &mut undo);
                 plan_change(change, load, targets, &mut reroute)
             })
             .await;
@@ -761,7 +838,9 @@ async fn reload_directory(store: &dyn Store, routing: &SharedRouting) -> Result<
     let data = store.load_routing().await?;
     let directory = Directory::new(data.directory)
         .map_err(|e| Error::internal(format!("stored directory refused: {e}")))?;
-    routing.write().directory = directory;
+    let mut state = routing.write();
+    state.directory = directory;
+    state.crises = Crises::new(data.crises);
     tracing::debug!("directory reloaded: another server changed it");
     Ok(())
 }

@@ -303,6 +303,20 @@ pub struct Decision {
     /// When the intake's requested action was not taken: why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unmet_request: Option<String>,
+    /// The crisis declarations in force in the incident's province when the case was routed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub crises: Vec<CrisisRef>,
+}
+
+/// A crisis declaration, as a decision made while it was in force names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CrisisRef {
+    /// The declaration's id.
+    pub crisis_id: uuid::Uuid,
+    /// Its name.
+    pub name: String,
+    /// Its version at the time.
+    pub version: i64,
 }
 
 /// Why a destination takes the case.
@@ -543,6 +557,7 @@ mod tests {
             actions,
             notes: Vec::new(),
             unmet_request: None,
+            crises: Vec::new(),
         }
     }
 

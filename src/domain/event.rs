@@ -49,6 +49,12 @@ domain_enum! {
         SlaBreached,
         /// A missed deadline had nothing to call off: supervisors were alerted.
         SupervisorsAlerted,
+        /// A crisis was declared for the province (or the country). No case.
+        CrisisDeclared,
+        /// A crisis declaration was changed. No case.
+        CrisisChanged,
+        /// A crisis was ended. No case.
+        CrisisEnded,
     }
 }
 
@@ -114,6 +120,9 @@ impl EventKind {
             Self::CaseReopened => "بازگشایی پرونده",
             Self::SlaBreached => "گذشتن از مهلت",
             Self::SupervisorsAlerted => "هشدار به ناظر",
+            Self::CrisisDeclared => "اعلام وضعیت بحران",
+            Self::CrisisChanged => "تغییر وضعیت بحران",
+            Self::CrisisEnded => "پایان وضعیت بحران",
         }
     }
 }
@@ -167,13 +176,15 @@ pub struct NewEvent {
     pub team_id: Option<String>,
 }
 
-/// One event of the feed: a change to a case. It holds no sensitive field.
+/// One event of the feed: a change to a case, or a crisis declared, changed or ended in a
+/// province (no case, line or priority; no province for the whole country). It holds no
+/// sensitive field.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FeedEvent {
     /// Global sequence number, in commit order, with no gap.
     pub sequence: i64,
-    /// The case changed.
-    pub case_id: Uuid,
+    /// The case changed; `None` for a crisis's event.
+    pub case_id: Option<Uuid>,
     /// What happened.
     pub kind: EventKind,
     /// Who did it, as `role:id`.
@@ -185,13 +196,13 @@ pub struct FeedEvent {
     /// The change's facts as a JSON object.
     pub data: String,
     /// The case's line.
-    pub line: Line,
-    /// The case's province.
+    pub line: Option<Line>,
+    /// The case's province (a crisis's; empty for the whole country).
     pub province: String,
     /// The case's county.
     pub county: String,
     /// The case's priority when the event was written.
-    pub priority: Priority,
+    pub priority: Option<Priority>,
     /// The team the event concerns.
     pub team_id: Option<String>,
     /// Who recorded the case (the subject of the intake's token).
@@ -217,11 +228,21 @@ pub struct EventFilter {
 
 impl EventFilter {
     /// True when `event` passes the filter. The store applies the same conditions in SQL.
+    ///
+    /// A crisis's event reaches every stream of its province (every stream, for the whole
+    /// country) whatever its county, priority, line or recorder: those narrow the cases
+    /// watched, and a crisis changes how all of them are routed. A team's stream carries its
+    /// assignments only.
     pub fn matches(&self, event: &FeedEvent) -> bool {
+        if event.case_id.is_none() {
+            return self.team_id.is_none()
+                && (event.province.is_empty()
+                    || self.province.as_ref().is_none_or(|p| *p == event.province));
+        }
         self.province.as_ref().is_none_or(|p| *p == event.province)
             && self.county.as_ref().is_none_or(|c| *c == event.county)
-            && self.priority.is_none_or(|p| p == event.priority)
-            && self.line.is_none_or(|l| l == event.line)
+            && self.priority.is_none_or(|p| Some(p) == event.priority)
+            && self.line.is_none_or(|l| Some(l) == event.line)
             && self
                 .team_id
                 .as_ref()

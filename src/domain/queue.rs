@@ -100,6 +100,7 @@ mod tests {
             actions,
             notes: Vec::new(),
             unmet_request: None,
+            crises: Vec::new(),
         }
     }
 

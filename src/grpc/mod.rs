@@ -32,6 +32,7 @@ pub mod auth;
 pub mod case_tracking;
 pub mod codec;
 pub(crate) mod convert;
+pub mod crisis;
 pub mod directory;
 pub mod dispatch;
 pub mod emergency;

@@ -7,6 +7,7 @@
 //! that has one. Every place looked at is kept in the decision with its verdict. The same inputs
 //! always give the same decision.
 
+pub mod crisis;
 pub mod directory;
 pub mod geography;
 pub mod policy;
@@ -16,6 +17,7 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use self::crisis::InForce;
 use self::directory::{CountyKey, Directory, LocalTime, ServicePoint, distance_km};
 use self::policy::{Conditions, Policy};
 use crate::domain::decision::{
@@ -153,6 +155,18 @@ pub fn route_excluding(
     request: &RoutingRequest,
     excluded: &HashSet<String>,
 ) -> Decision {
+    route_in(policy, &InForce::none(), directory, request, excluded)
+}
+
+/// Decides where a case goes while `crises` are in force in its province: their rules are
+/// tried before the policy's, and the service points they open round the clock are open.
+pub fn route_in(
+    policy: &Policy,
+    crises: &InForce<'_>,
+    directory: &Directory,
+    request: &RoutingRequest,
+    excluded: &HashSet<String>,
+) -> Decision {
     let router = Router {
         directory,
         request,
@@ -160,10 +174,12 @@ pub fn route_excluding(
         may_wait_for_opening: policy.may_wait_for_opening(request.priority),
         county: normalise(&request.county),
         only_team: None,
+        crises,
     };
     // The policy always has a default rule, so some rule fires.
-    let rule = policy
-        .rules_with_counties()
+    let rule = crises
+        .rules()
+        .chain(policy.rules_with_counties())
         .find(|(rule, counties)| router.holds(&rule.when, counties))
         .map(|(rule, _)| rule);
     let mut notes = router.notes();
@@ -175,6 +191,7 @@ pub fn route_excluding(
             actions: Vec::new(),
             notes,
             unmet_request: None,
+            crises: crises.references(),
         };
     };
     let actions: Vec<ActionDecision> = rule.then.iter().map(|a| router.act(a)).collect();
@@ -190,6 +207,7 @@ pub fn route_excluding(
         actions,
         notes,
         unmet_request: None,
+        crises: crises.references(),
     }
 }
 
@@ -199,9 +217,10 @@ pub fn route_excluding(
 /// `only_team`, no other team is looked at (a freed team offered to a waiting case). A
 /// re-routed referral (its first destination turned it down) does not wait: with every eligible
 /// point closed the case is unrouted and the supervisors are alerted; a follow-up handed to a
-/// base `may_wait` for its opening.
+/// base `may_wait` for its opening. The points `crises` open round the clock are open.
 pub fn reroute(
     directory: &Directory,
+    crises: &InForce<'_>,
     request: &RoutingRequest,
     action: &Action,
     excluded: &HashSet<String>,
@@ -215,6 +234,7 @@ pub fn reroute(
         may_wait_for_opening: may_wait,
         county: normalise(&request.county),
         only_team,
+        crises,
     }
     .act(action)
 }
@@ -229,6 +249,8 @@ struct Router<'a> {
     county: String,
     /// Only this team is looked at.
     only_team: Option<&'a str>,
+    /// The crisis declarations in force in the incident's province.
+    crises: &'a InForce<'a>,
 }
 
 /// A place routing looks at: a team or a service point, with its verdict before ranking.
@@ -518,7 +540,10 @@ impl Router<'_> {
     }
 
     fn judge(&self, point: &ServicePoint) -> Verdict {
-        if !point.hours.is_open(self.request.at) && !self.excluded.contains(&point.id) {
+        if !point.hours.is_open(self.request.at)
+            && !self.crises.opens(point)
+            && !self.excluded.contains(&point.id)
+        {
             return Verdict::Closed;
         }
         self.judge_open_or_not(point)

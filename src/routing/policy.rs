@@ -132,6 +132,20 @@ impl Policy {
 
     /// Checks a policy document.
     pub fn new(document: PolicyDocument, version: i64) -> Result<Self, PolicyError> {
+        Self::checked(document, version, true)
+    }
+
+    /// Checks the rules a crisis declaration puts before the policy's. They need no default
+    /// rule: when none of them holds, the policy decides.
+    pub fn extra(rules: Vec<Rule>) -> Result<Self, PolicyError> {
+        Self::checked(PolicyDocument::of(rules), 0, false)
+    }
+
+    fn checked(
+        document: PolicyDocument,
+        version: i64,
+        needs_default: bool,
+    ) -> Result<Self, PolicyError> {
         let mut problems = Vec::new();
         let mut ids = HashSet::new();
         let mut priorities = HashSet::new();
@@ -174,7 +188,7 @@ impl Policy {
                 }
             }
         }
-        if !document.rules.iter().any(|r| r.when.is_empty()) {
+        if needs_default && !document.rules.iter().any(|r| r.when.is_empty()) {
             problems.push("no default rule (a rule without conditions)".to_owned());
         }
         if !problems.is_empty() {

@@ -35,7 +35,7 @@ pub(super) const VERIFY_PAGE: i64 = 2_000;
 /// The columns of an event that its hash covers: all of them.
 pub(super) struct EventColumns<'a> {
     pub(super) event_id: i64,
-    pub(super) case_id: Uuid,
+    pub(super) case_id: Option<Uuid>,
     pub(super) kind: &'a str,
     pub(super) actor: &'a str,
     pub(super) occurred_at: i64,
@@ -54,7 +54,12 @@ impl EventColumns<'_> {
     pub(super) fn hash(&self, previous: ChainHasher) -> Vec<u8> {
         previous
             .number(self.event_id)
-            .bytes(self.case_id.as_bytes())
+            // A crisis's event has no case: no bytes, where a case's id has 16.
+            .bytes(
+                self.case_id
+                    .as_ref()
+                    .map_or(&[][..], |id| &id.as_bytes()[..]),
+            )
             .text(self.kind)
             .text(self.actor)
             .number(self.occurred_at)

@@ -21,13 +21,14 @@ use uuid::Uuid;
 
 use super::{ChainHead, DATABASE_WAIT, OpenDeadlines, PoolUse};
 use super::{ChangeOutcome, Durability, IntakeOutcome, RoutingData, Store, reseal};
-use super::{ChangePlanner, IntakePlanner};
+use super::{ChangePlanner, CrisisOutcome, CrisisPlanner, IntakePlanner};
 use crate::domain::Error;
 use crate::domain::case::{CaseFilter, CaseRecord, CaseSummary, PageRequest};
 use crate::domain::change::CaseChange;
 use crate::domain::event::{EventFilter, FeedEvent};
 use crate::domain::intake::NewIntake;
 use crate::domain::statistics::{Period, Statistics};
+use crate::routing::crisis::{Crisis, CrisisRequest};
 use crate::routing::directory::{DirectoryData, DirectoryUpdate};
 use crate::routing::policy::PolicyDocument;
 
@@ -215,6 +216,20 @@ impl Store for Detached {
     async fn load_routing(&self) -> Result<RoutingData, Error> {
         self.run_unbounded(|store| async move { store.load_routing().await })
             .await
+    }
+
+    async fn write_crisis(
+        &self,
+        request: &CrisisRequest,
+        planner: &mut CrisisPlanner<'_>,
+    ) -> Result<CrisisOutcome, Error> {
+        // Called only by the writer's task, which no request can drop.
+        self.check()?;
+        self.store.write_crisis(request, planner).await
+    }
+
+    async fn crises(&self) -> Result<Vec<Crisis>, Error> {
+        self.run(|store| async move { store.crises().await }).await
     }
 
     async fn upsert_directory(&self, data: &DirectoryData) -> Result<(), Error> {

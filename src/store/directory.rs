@@ -45,12 +45,14 @@ impl SqlStore {
             .fetch_one(tx.ex())
             .await
             .map_err(db_error)?;
+        let crises = super::crises::all_crises(&mut tx).await?;
         tx.commit().await.map_err(db_error)?;
         // What the caller now holds is this state of the directory.
         self.directory.set(directory);
         Ok(RoutingData {
             policy: policy.map(policy_from_row).transpose()?,
             directory: directory_from_rows(provinces, counties, points, teams)?,
+            crises,
         })
     }
 

@@ -92,6 +92,19 @@ impl SqlStore {
         q.push_bind(after)
             .push(" and event_id <= ")
             .push_bind(up_to);
+        // A crisis's events (no case) pass as `EventFilter::matches` says: every stream of
+        // their province but a team's.
+        if filter.team_id.is_some() {
+            q.push(" and case_id is not null");
+        } else {
+            q.push(" and (case_id is null");
+            if let Some(province) = &filter.province {
+                q.push(" and province in ('', ")
+                    .push_bind(province.clone())
+                    .push(")");
+            }
+            q.push(" or case_id is not null");
+        }
         if let Some(province) = &filter.province {
             q.push(" and province = ").push_bind(province.clone());
         }
@@ -109,6 +122,9 @@ impl SqlStore {
         }
         if let Some(team_id) = &filter.team_id {
             q.push(" and team_id = ").push_bind(team_id.clone());
+        }
+        if filter.team_id.is_none() {
+            q.push(")");
         }
         q.push(" order by event_id limit ")
             .push_bind(i64::from(limit));

@@ -25,6 +25,7 @@ use crate::domain::intake::NewIntake;
 use crate::domain::plan::change::{ChangeLoad, ChangePlan};
 use crate::domain::plan::intake::{IntakeLoad, IntakePlan};
 use crate::domain::statistics::{Period, Statistics};
+use crate::routing::crisis::{Crisis, CrisisPlan, CrisisRequest};
 use crate::routing::directory::{DirectoryData, DirectoryUpdate};
 use crate::routing::policy::PolicyDocument;
 
@@ -33,6 +34,7 @@ mod batch;
 mod cases;
 mod chain;
 mod changes;
+mod crises;
 mod db;
 mod detached;
 mod directory;
@@ -67,6 +69,20 @@ pub type ChangePlanner<'a> =
     dyn FnMut(&CaseChange, ChangeLoad) -> Result<ChangePlan, Error> + Send + 'a;
 
 pub use crate::domain::plan::change::ChangeOutcome;
+
+/// Plans a crisis request against the declaration it changes and the others of its area, read
+/// in the write's transaction.
+pub type CrisisPlanner<'a> =
+    dyn FnMut(&CrisisRequest, Option<&Crisis>, &[Crisis]) -> Result<CrisisPlan, Error> + Send + 'a;
+
+/// What a crisis request came to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CrisisOutcome {
+    /// The declaration as it now stands (for a retry: as it stands now).
+    pub crisis: Crisis,
+    /// The request id was seen before: nothing was written.
+    pub replayed: bool,
+}
 pub use crate::domain::plan::intake::IntakeOutcome;
 
 /// Which state of the directory this server's routing holds, as the `directory` counter of the
@@ -111,6 +127,8 @@ pub struct RoutingData {
     pub policy: Option<(i64, PolicyDocument)>,
     /// The directory.
     pub directory: DirectoryData,
+    /// Every crisis declaration.
+    pub crises: Vec<Crisis>,
 }
 
 /// A hash chain's head.
@@ -224,8 +242,21 @@ pub trait Store: Send + Sync + 'static {
         stop: tokio::sync::watch::Receiver<bool>,
     ) -> Option<tokio::task::JoinHandle<()>>;
 
-    /// Reads the policy in force (if any was stored) and the whole directory.
+    /// Reads the policy in force (if any was stored), the whole directory and the crisis
+    /// declarations.
     async fn load_routing(&self) -> Result<RoutingData, Error>;
+
+    /// Declares, changes or ends a crisis as `planner` plans it, with its event and the
+    /// caller's key, and moves the directory's counter; a retry of a request id answers with
+    /// the declaration and writes nothing.
+    async fn write_crisis(
+        &self,
+        request: &CrisisRequest,
+        planner: &mut CrisisPlanner<'_>,
+    ) -> Result<CrisisOutcome, Error>;
+
+    /// Every crisis declaration, as stored now.
+    async fn crises(&self) -> Result<Vec<Crisis>, Error>;
 
     /// Adds or updates directory entries (a seed file). Live state — occupancy, a team's duty
     /// status, load and position — is set only for entries that are new, so loading the same

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::db::Values;
 use super::sealed::{
     CONTACT_DETAILS, FOLLOW_UP_OUTCOME, NOTE_BODY, STEP_POSITION, case_details, decision_of,
-    from_json, from_micros, micros, parse_enum, step_row, to_json,
+    from_json, from_micros, micros, optional_enum, parse_enum, step_row, to_json,
 };
 use crate::crypto::FieldCipher;
 use crate::domain::Error;
@@ -62,7 +62,7 @@ pub(super) struct ReferralRow {
 #[derive(sqlx::FromRow)]
 pub(super) struct EventDbRow {
     pub(super) event_id: i64,
-    pub(super) case_id: Uuid,
+    pub(super) case_id: Option<Uuid>,
     pub(super) kind: String,
     pub(super) actor: String,
     pub(super) occurred_at: i64,
@@ -86,10 +86,10 @@ impl EventDbRow {
             occurred_at: from_micros(self.occurred_at)?,
             reason: self.reason,
             data: String::from_utf8(self.data).map_err(Error::internal)?,
-            line: parse_enum("line", &self.line)?,
+            line: optional_enum("line", &self.line)?,
             province: self.province,
             county: self.county,
-            priority: parse_enum("priority", &self.priority)?,
+            priority: optional_enum("priority", &self.priority)?,
             team_id: self.team_id,
             recorded_by: self.recorded_by,
         })
@@ -258,7 +258,8 @@ pub(super) struct ContactRow {
 
 /// An event to write: a change to a case, with what the feed's watchers filter on.
 pub(super) struct EventRow {
-    pub(super) case_id: Uuid,
+    /// `None` for a crisis's event.
+    pub(super) case_id: Option<Uuid>,
     pub(super) kind: &'static str,
     pub(super) actor: String,
     pub(super) occurred_at: i64,
@@ -531,7 +532,7 @@ impl EventRow {
     pub(super) fn of(event: &NewEvent) -> Result<Self, Error> {
         let place = &event.place;
         Ok(Self {
-            case_id: place.case_id,
+            case_id: Some(place.case_id),
             kind: event.kind.as_str(),
             actor: event.actor.clone(),
             occurred_at: micros(event.occurred_at),

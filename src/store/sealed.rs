@@ -44,6 +44,17 @@ pub(super) fn parse_enum<T: std::str::FromStr>(column: &str, value: &str) -> Res
         .map_err(|_| Error::internal(format!("unknown {column} in storage: {value}")))
 }
 
+/// A stored enum that may be empty (a crisis's event has no line or priority).
+pub(super) fn optional_enum<T: std::str::FromStr>(
+    column: &str,
+    value: &str,
+) -> Result<Option<T>, Error> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    parse_enum(column, value).map(Some)
+}
+
 /// A sealed column: its table and name, which each value is bound to with its row's key.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Sealed(pub(super) &'static str, pub(super) &'static str);

@@ -12,8 +12,9 @@ use super::db::{Backend, Tx, query_as, query_scalar};
 use super::map_sqlx_error as db_error;
 use super::statements::{BUMP_DIRECTORY, LOCK_DIRECTORY};
 use super::{
-    ChainHead, ChangeOutcome, ChangePlanner, DirectoryWatermark, Durability, IntakeOutcome,
-    IntakePlanner, OpenDeadlines, PoolUse, ResealCount, RoutingData, Store,
+    ChainHead, ChangeOutcome, ChangePlanner, CrisisOutcome, CrisisPlanner, DirectoryWatermark,
+    Durability, IntakeOutcome, IntakePlanner, OpenDeadlines, PoolUse, ResealCount, RoutingData,
+    Store,
 };
 use crate::audit::{AuditEntry, AuditQuery, AuditRecord, ChainReport};
 use crate::crypto::FieldCipher;
@@ -24,6 +25,7 @@ use crate::domain::event::{EventFilter, FeedEvent};
 use crate::domain::intake::NewIntake;
 use crate::domain::reach::Reach;
 use crate::domain::statistics::{Period, Statistics};
+use crate::routing::crisis::{Crisis, CrisisRequest};
 use crate::routing::directory::{DirectoryData, DirectoryUpdate};
 use crate::routing::policy::PolicyDocument;
 
@@ -175,6 +177,18 @@ impl Store for SqlStore {
 
     async fn upsert_directory(&self, data: &DirectoryData) -> Result<(), Error> {
         SqlStore::upsert_directory(self, data).await
+    }
+
+    async fn write_crisis(
+        &self,
+        request: &CrisisRequest,
+        planner: &mut CrisisPlanner<'_>,
+    ) -> Result<CrisisOutcome, Error> {
+        SqlStore::write_crisis(self, request, planner).await
+    }
+
+    async fn crises(&self) -> Result<Vec<Crisis>, Error> {
+        SqlStore::crises(self).await
     }
 
     async fn store_policy(

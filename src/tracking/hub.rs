@@ -112,15 +112,34 @@ impl State {
             examined,
             ..
         } = self;
+        // A crisis's event (no case) may be wanted by every stream of its province, or of the
+        // country, but a team's: they are few, and such events rare.
+        let notice: Vec<u64> = if event.case_id.is_none() {
+            let provinces: Vec<&Vec<u64>> = if event.province.is_empty() {
+                by_province.values().collect()
+            } else {
+                by_province.get(&event.province).into_iter().collect()
+            };
+            by_recorder
+                .values()
+                .chain(provinces)
+                .flatten()
+                .copied()
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let of_case = event.case_id.is_some();
         let team = event.team_id.as_deref().and_then(|team| by_team.get(team));
-        let recorder = by_recorder.get(&event.recorded_by);
-        let province = by_province.get(&event.province);
+        let recorder = by_recorder.get(&event.recorded_by).filter(|_| of_case);
+        let province = by_province.get(&event.province).filter(|_| of_case);
         let candidates = team
             .into_iter()
             .chain(recorder)
             .chain(province)
             .chain(std::iter::once(&*everyone))
-            .flatten();
+            .flatten()
+            .chain(&notice);
         for id in candidates {
             let Some(subscriber) = subscribers.get(id) else {
                 continue;
@@ -338,16 +357,16 @@ mod tests {
     fn event(sequence: i64, province: &str, team: Option<&str>) -> FeedEvent {
         FeedEvent {
             sequence,
-            case_id: Uuid::nil(),
+            case_id: Some(Uuid::nil()),
             kind: EventKind::CaseRecorded,
             actor: "operator:1".into(),
             occurred_at: Utc::now(),
             reason: None,
             data: "{}".into(),
-            line: Line::Emergency123,
+            line: Some(Line::Emergency123),
             province: province.into(),
             county: "Tehran".into(),
-            priority: Priority::P2Priority,
+            priority: Some(Priority::P2Priority),
             team_id: team.map(Into::into),
             recorded_by: "op-1".into(),
         }
@@ -366,6 +385,64 @@ mod tests {
             province: Some(code.into()),
             ..EventFilter::default()
         }
+    }
+
+    /// A crisis's event: no case, line or priority; `province` empty for the whole country.
+    fn crisis_event(sequence: i64, province: &str) -> FeedEvent {
+        FeedEvent {
+            case_id: None,
+            kind: EventKind::CrisisDeclared,
+            line: None,
+            priority: None,
+            county: String::new(),
+            recorded_by: String::new(),
+            team_id: None,
+            ..event(sequence, province, None)
+        }
+    }
+
+    #[test]
+    fn a_crisis_event_reaches_every_stream_of_its_province_but_a_teams() {
+        let hub = Arc::new(Hub::new(0, 16, 16));
+        let mut ilam = hub.subscribe(province("IR-16"));
+        let mut tehran = hub.subscribe(province("IR-23"));
+        let mut urgent_ilam_county = hub.subscribe(EventFilter {
+            province: Some("IR-16".into()),
+            county: Some("Ilam".into()),
+            priority: Some(Priority::P0Immediate),
+            line: Some(Line::Emergency123),
+            ..EventFilter::default()
+        });
+        let mut counsellor = hub.subscribe(EventFilter {
+            recorded_by: Some("counsellor-9".into()),
+            ..EventFilter::default()
+        });
+        let mut team = hub.subscribe(EventFilter {
+            team_id: Some("T-1".into()),
+            ..EventFilter::default()
+        });
+        let mut everything = hub.subscribe(EventFilter::default());
+        for s in [
+            &ilam,
+            &tehran,
+            &urgent_ilam_county,
+            &counsellor,
+            &team,
+            &everything,
+        ] {
+            s.rearm(0);
+        }
+        hub.publish([
+            crisis_event(1, "IR-16"),
+            crisis_event(2, ""),
+            event(3, "IR-16", None),
+        ]);
+        assert_eq!(drain(&mut ilam), [1, 2, 3]);
+        assert_eq!(drain(&mut tehran), [2]);
+        assert_eq!(drain(&mut urgent_ilam_county), [1, 2]);
+        assert_eq!(drain(&mut counsellor), [1, 2]);
+        assert_eq!(drain(&mut team), Vec::<i64>::new());
+        assert_eq!(drain(&mut everything), [1, 2, 3]);
     }
 
     #[test]

@@ -19,6 +19,7 @@ mod bad_bytes;
 mod binary;
 mod cancellation;
 mod counties;
+mod crisis;
 mod database_tls;
 mod directory;
 mod encryption;

@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{NewDispatch, NewReferral, NewTimer, assign, routing_event_data, routing_event_kind};
+use super::{
+    NewDispatch, NewReferral, NewTimer, Routed, assign, routing_event_data, routing_event_kind,
+};
 use crate::domain::Error;
 use crate::domain::audit::{AuditEntry, OK};
 use crate::domain::case::CaseDetails;
@@ -92,7 +94,7 @@ pub struct IntakePlan {
 pub fn plan_intakes(
     batch: &[NewIntake],
     load: IntakeLoad,
-    route: &mut dyn FnMut(&NewIntake) -> Decision,
+    route: &mut dyn FnMut(&NewIntake) -> Routed,
     targets: &SlaTargets,
 ) -> Result<IntakePlan, Error> {
     if load.stored.len() != batch.len() || load.callers.len() != batch.len() {
@@ -195,12 +197,13 @@ impl Ids {
     }
 }
 
-/// Plans the new case of `intake`, numbered `number` on its line and routed by `decision`.
+/// Plans the new case of `intake`, numbered `number` on its line and routed by `routed`; the
+/// deadlines are `routed`'s targets where a crisis set them, else `targets`.
 fn plan_case(
     index: usize,
     intake: &NewIntake,
     number: u64,
-    decision: Decision,
+    routed: Routed,
     caller_hash: Option<Vec<u8>>,
     earlier_contacts: i64,
     targets: &SlaTargets,
@@ -211,7 +214,11 @@ fn plan_case(
     let ids = Ids::at(at);
     let case_id = ids.next();
     let reference = reference::format(line, number);
-    let mut decision = decision;
+    let Routed {
+        mut decision,
+        targets: in_crisis,
+    } = routed;
+    let targets = in_crisis.as_ref().unwrap_or(targets);
     decision.unmet_request = decision.unmet(intake.action);
     let waits_for_team = queue::starts_waiting(&decision, priority).then(|| ids.next());
     if waits_for_team.is_some() {

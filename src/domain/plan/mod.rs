@@ -17,6 +17,23 @@ use super::event::{EventKind, EventPlace, NewEvent};
 use super::sla::SlaKind;
 use super::sla::SlaTargets;
 
+/// What routing answers for a new case: the decision, and the deadline targets that replace
+/// the deployment's for what it sends, while a crisis declaration that sets some is in force.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Routed {
+    pub decision: Decision,
+    pub targets: Option<SlaTargets>,
+}
+
+impl From<Decision> for Routed {
+    fn from(decision: Decision) -> Self {
+        Self {
+            decision,
+            targets: None,
+        }
+    }
+}
+
 pub mod change;
 pub mod intake;
 

@@ -121,7 +121,7 @@ fn filter_fingerprint(filter: &CaseFilter) -> [u8; 8] {
     fingerprint
 }
 
-pub(super) fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
+pub(crate) fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp {
         seconds: at.timestamp(),
         nanos: at.timestamp_subsec_nanos() as i32,
@@ -264,6 +264,15 @@ impl From<&Decision> for pb::RoutingDecision {
             unrouted: d.unrouted(),
             notes: d.notes.clone(),
             requested_action_not_taken: d.unmet_request.clone().unwrap_or_default(),
+            crises: d
+                .crises
+                .iter()
+                .map(|c| pb::CrisisInForce {
+                    crisis_id: c.crisis_id.to_string(),
+                    name: c.name.clone(),
+                    version: c.version,
+                })
+                .collect(),
         }
     }
 }

@@ -5,6 +5,7 @@
 
 mod audit;
 mod case;
+mod crisis;
 mod directory;
 mod intake;
 mod tracking;
@@ -13,6 +14,7 @@ mod wire;
 
 pub(crate) use audit::*;
 pub(crate) use case::*;
+pub(crate) use crisis::*;
 pub(crate) use directory::*;
 pub(crate) use intake::*;
 pub(crate) use tracking::*;

@@ -109,7 +109,7 @@ impl Violations {
     }
 
     /// A required identifier.
-    fn uuid(&mut self, field: &str, raw: &str) -> Option<Uuid> {
+    pub(super) fn uuid(&mut self, field: &str, raw: &str) -> Option<Uuid> {
         if raw.is_empty() {
             self.add(field, "is required");
             return None;
@@ -414,16 +414,16 @@ impl From<&FeedEvent> for pb::CaseEvent {
     fn from(e: &FeedEvent) -> Self {
         Self {
             sequence: e.sequence,
-            case_id: e.case_id.to_string(),
+            case_id: e.case_id.map(|id| id.to_string()).unwrap_or_default(),
             kind: e.kind.as_str().to_owned(),
             actor: e.actor.clone(),
             occurred_at: Some(timestamp(e.occurred_at)),
             reason: e.reason.clone().unwrap_or_default(),
             data_json: e.data.clone(),
-            line: e.line.to_wire(),
+            line: e.line.map_or(0, |line| line.to_wire()),
             province: e.province.clone(),
             county: e.county.clone(),
-            priority: e.priority.to_wire(),
+            priority: e.priority.map_or(0, |priority| priority.to_wire()),
             team_id: e.team_id.clone().unwrap_or_default(),
         }
     }
@@ -463,8 +463,12 @@ pub(crate) async fn assignment_response(
         }
         WatchItem::Event(event) => event,
     };
+    // A team's stream carries only its dispatches' events, each of a case.
+    let case_id = event
+        .case_id
+        .ok_or_else(|| Error::internal("a team's stream was offered an event of no case"))?;
     let case = store
-        .get_case(event.case_id)
+        .get_case(case_id)
         .await?
         .ok_or(Error::NotFound("case"))?;
     let dispatch_id = serde_json::from_str::<serde_json::Value>(&event.data)

@@ -491,6 +491,7 @@ fn a_reroute_repeats_only_the_action_that_was_turned_down() {
     for (action, tried, expected, row) in table {
         let found = reroute(
             &directory,
+            &InForce::none(),
             &request("Ardabil"),
             &action,
             &tried,
@@ -678,6 +679,7 @@ fn a_freed_team_offered_to_a_waiting_case_is_the_only_one_looked_at() {
     let action = Action::DispatchMobileTeam;
     let found = reroute(
         &directory,
+        &InForce::none(),
         &request("Ardabil"),
         &action,
         &none,
@@ -696,6 +698,7 @@ fn a_freed_team_offered_to_a_waiting_case_is_the_only_one_looked_at() {
     let tried: HashSet<String> = ["freed".to_owned()].into();
     let found = reroute(
         &directory,
+        &InForce::none(),
         &request("Ardabil"),
         &action,
         &tried,
@@ -704,6 +707,14 @@ fn a_freed_team_offered_to_a_waiting_case_is_the_only_one_looked_at() {
     );
     assert_eq!(id(&found), None);
     // Without the restriction the nearer team is chosen.
-    let found = reroute(&directory, &request("Ardabil"), &action, &none, None, false);
+    let found = reroute(
+        &directory,
+        &InForce::none(),
+        &request("Ardabil"),
+        &action,
+        &none,
+        None,
+        false,
+    );
     assert_eq!(id(&found).as_deref(), Some("near"));
 }

@@ -4,6 +4,7 @@
 #![allow(clippy::type_complexity)] // The tables spell out their columns.
 
 mod actions;
+mod crisis;
 mod shipped;
 
 use std::collections::HashSet;

@@ -27,7 +27,9 @@ pub use load::{
     ChangeLoad, LoadedCase, LoadedDispatch, LoadedFollowUp, LoadedReferral, LoadedTeam,
     LoadedTimer, Needs, Target,
 };
-pub use outputs::{ChangeOutcome, ChangePlan, ReleasedTeam, RerouteAsk, RerouteFn, Timers, Write};
+pub use outputs::{
+    ChangeOutcome, ChangePlan, ReleasedTeam, RerouteAsk, RerouteFn, Rerouted, Timers, Write,
+};
 
 /// Refuses a change based on another version than the current one.
 pub(super) fn check_version(what: &str, current: i64, expected: Option<i64>) -> Result<(), Error> {

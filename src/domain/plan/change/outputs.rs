@@ -9,13 +9,15 @@ use uuid::Uuid;
 use super::LoadedTeam;
 use crate::domain::audit::AuditEntry;
 use crate::domain::change::CaseOutcome;
-use crate::domain::decision::{Action, ActionDecision, Decision, DutyStatus, RoutingStatus};
+use crate::domain::decision::{
+    Action, ActionDecision, CrisisRef, Decision, DutyStatus, RoutingStatus,
+};
 use crate::domain::event::NewEvent;
 use crate::domain::intake::Intake;
 use crate::domain::plan::{NewDispatch, NewReferral, NewTimer};
 use crate::domain::queue::{TeamOffer, WaitEnd};
 use crate::domain::sensitive::Sensitive;
-use crate::domain::sla::SlaKind;
+use crate::domain::sla::{SlaKind, SlaTargets};
 use crate::domain::types::{CaseStatus, DispatchStatus, Line, Priority, ReferralStatus};
 
 /// Whose timers a write meets or cancels.
@@ -212,5 +214,25 @@ pub struct RerouteAsk<'a> {
     pub may_wait: bool,
 }
 
+/// What routing answers a [`RerouteAsk`]: the action carried out again, the crisis
+/// declarations in force (the new decision names them) and the deadline targets that replace
+/// the deployment's for what it sends, when one of them sets some.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rerouted {
+    pub found: ActionDecision,
+    pub crises: Vec<CrisisRef>,
+    pub targets: Option<SlaTargets>,
+}
+
+impl From<ActionDecision> for Rerouted {
+    fn from(found: ActionDecision) -> Self {
+        Self {
+            found,
+            crises: Vec::new(),
+            targets: None,
+        }
+    }
+}
+
 /// Routes a case again (the application's directory).
-pub type RerouteFn<'a> = dyn FnMut(&RerouteAsk<'_>) -> ActionDecision + Send + 'a;
+pub type RerouteFn<'a> = dyn FnMut(&RerouteAsk<'_>) -> Rerouted + Send + 'a;

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use uuid::Uuid;
 
-use super::{ChangeOutcome, ChangePlan, Planner, RerouteAsk, RerouteFn, Write};
+use super::{ChangeOutcome, ChangePlan, Planner, RerouteAsk, RerouteFn, Rerouted, Write};
 use crate::domain::Error;
 use crate::domain::audit::{AuditEntry, OK};
 use crate::domain::change::Change;
@@ -101,7 +101,11 @@ impl Planner<'_> {
                 .cloned()
                 .collect()
         };
-        let found = reroute(&RerouteAsk {
+        let Rerouted {
+            found,
+            crises,
+            targets,
+        } = reroute(&RerouteAsk {
             intake: &details.intake,
             line: self.load.case.line,
             priority: self.next.priority,
@@ -131,6 +135,7 @@ impl Planner<'_> {
             notes: found.neighbourhood_note().into_iter().collect(),
             actions: vec![found],
             unmet_request: None,
+            crises,
         };
         let starts_waiting = self.wait.is_none()
             && self.load.case.status != CaseStatus::Closed
@@ -161,7 +166,8 @@ impl Planner<'_> {
             decision: decision.clone(),
         });
         let ids = uuid::ContextV7::new();
-        let assigned = assign(&decision, &self.place, self.targets, at, || {
+        let targets = targets.as_ref().unwrap_or(self.targets);
+        let assigned = assign(&decision, &self.place, targets, at, || {
             Uuid::new_v7(uuid::Timestamp::now(&ids))
         });
         if job.any_point

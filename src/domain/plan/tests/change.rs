@@ -104,7 +104,7 @@ fn plan(
 ) -> Result<ChangePlan, Error> {
     let mut reroute = |ask: &RerouteAsk<'_>| {
         asked.push((ask.action.clone(), ask.tried.clone()));
-        chosen(ask.action.clone(), offer.clone())
+        chosen(ask.action.clone(), offer.clone()).into()
     };
     plan_change(change, load, &SlaTargets::default(), &mut reroute)
 }
@@ -291,7 +291,8 @@ fn a_team_that_never_acknowledged_is_called_off_and_replaced() {
         super::change::plan_change(&breach, late, &SlaTargets::default(), &mut |ask| chosen(
             ask.action.clone(),
             None
-        )),
+        )
+        .into()),
         Err(Error::FailedPrecondition(_))
     ));
 }

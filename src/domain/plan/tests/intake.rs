@@ -12,7 +12,7 @@ fn new_cases_are_numbered_per_line_routed_once_each_and_given_their_timers() {
     let mut routed = Vec::new();
     let mut route = |intake: &NewIntake| {
         routed.push(intake.request_id.as_str().to_owned());
-        team_and_centre()
+        team_and_centre().into()
     };
     let plan = plan_intakes(
         &batch,
@@ -74,7 +74,7 @@ fn a_retry_is_answered_from_its_receipt_and_a_changed_payload_is_a_conflict() {
     let mut first = plan_intakes(
         &batch[..1],
         fresh_load(&batch[..1]),
-        &mut |_| team_and_centre(),
+        &mut |_| team_and_centre().into(),
         &SlaTargets::default(),
     )
     .unwrap();
@@ -94,7 +94,7 @@ fn a_retry_is_answered_from_its_receipt_and_a_changed_payload_is_a_conflict() {
         load,
         &mut |_| {
             routed += 1;
-            team_and_centre()
+            team_and_centre().into()
         },
         &SlaTargets::default(),
     )
@@ -128,7 +128,7 @@ fn earlier_calls_from_a_number_count_across_the_database_and_the_batch() {
     let plan = plan_intakes(
         &batch,
         load,
-        &mut |_| team_and_centre(),
+        &mut |_| team_and_centre().into(),
         &SlaTargets::default(),
     )
     .unwrap();

@@ -112,6 +112,7 @@ pub(super) fn decision(actions: Vec<ActionDecision>) -> Decision {
         actions,
         notes: Vec::new(),
         unmet_request: None,
+        crises: Vec::new(),
     }
 }
 

@@ -1,0 +1,216 @@
+//! Routing while a crisis is declared: points opened round the clock, the declaration's rules
+//! first, only in its area, and nothing left over once it ends.
+
+use super::*;
+use crate::routing::crisis::{Crises, Crisis, Measures};
+
+/// Every point of the small directory (Ardabil and East Azerbaijan) keeps office hours,
+/// Saturday to Wednesday 08:00–14:30.
+fn office_hours() -> Directory {
+    small_directory(|d| {
+        for point in d.service_points.iter_mut() {
+            point.hours = OpeningHours::Weekly(vec![Window {
+                days: vec![
+                    Day::Saturday,
+                    Day::Sunday,
+                    Day::Monday,
+                    Day::Tuesday,
+                    Day::Wednesday,
+                ],
+                from: LocalTime::try_from("08:00".to_owned()).unwrap(),
+                to: LocalTime::try_from("14:30".to_owned()).unwrap(),
+            }]);
+        }
+    })
+}
+
+fn declared(
+    province: Option<&str>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    measures: Measures,
+) -> Crisis {
+    Crisis {
+        crisis_id: uuid::Uuid::now_v7(),
+        name: "earthquake".into(),
+        province: province.map(Into::into),
+        starts_at: from,
+        ends_at: Some(to),
+        measures,
+        version: 1,
+        declared_by: "sup-1".into(),
+        updated_by: "sup-1".into(),
+        updated_at: from,
+    }
+}
+
+fn refer(kind: ServicePointKind) -> Policy {
+    policy_with(Conditions::default(), vec![Action::ReferTo { kind }])
+}
+
+#[test]
+fn a_crisis_opens_its_provinces_points_round_the_clock_while_it_is_in_force() {
+    use ServicePointKind as K;
+    let directory = office_hours();
+    let policy = refer(K::CrisisInterventionCentre);
+    let mut r = request("Ardabil");
+    r.priority = Priority::P2Priority;
+    r.at = tehran(22, 2, 0);
+    let crises = Crises::new(vec![declared(
+        Some("IR-24"),
+        tehran(21, 20, 0),
+        tehran(22, 20, 0),
+        Measures {
+            round_the_clock: vec![K::CrisisInterventionCentre],
+            ..Measures::default()
+        },
+    )]);
+    let routed = |at: DateTime<Utc>| {
+        let mut r = r.clone();
+        r.at = at;
+        route_in(
+            &policy,
+            &crises.in_force("IR-24", at),
+            &directory,
+            &r,
+            &HashSet::new(),
+        )
+    };
+
+    // 02:00 in the crisis: the Ardabil centre takes the case now.
+    let d = routed(tehran(22, 2, 0));
+    assert_eq!(chosen(&d, 0).as_deref(), Some("ard-crisis"));
+    assert_eq!(d.actions[0].waits_until, None);
+    assert_eq!(d.crises.len(), 1);
+    assert_eq!(d.crises[0].name, "earthquake");
+
+    // 02:00 the next night, the crisis over: the case waits for the morning, as without it.
+    let d = routed(tehran(23, 2, 0));
+    assert_eq!(chosen(&d, 0).as_deref(), Some("ard-crisis"));
+    assert_eq!(d.actions[0].waits_until, Some(tehran(23, 8, 0)));
+    assert!(d.crises.is_empty());
+    assert_eq!(
+        d,
+        route(&policy, &directory, &{
+            let mut r = r.clone();
+            r.at = tehran(23, 2, 0);
+            r
+        })
+    );
+}
+
+#[test]
+fn a_provinces_crisis_does_not_open_a_neighbouring_provinces_points() {
+    use ServicePointKind as K;
+    let directory = office_hours();
+    let policy = refer(K::SafeHouse);
+    let mut r = request("Ardabil");
+    r.priority = Priority::P1Urgent;
+    r.at = tehran(22, 2, 0);
+    let in_ardabil = Crises::new(vec![declared(
+        Some("IR-24"),
+        tehran(21, 0, 0),
+        tehran(24, 0, 0),
+        Measures {
+            round_the_clock: vec![K::SafeHouse],
+            ..Measures::default()
+        },
+    )]);
+    // The only safe house is in Tabriz (IR-03): Ardabil's crisis leaves it closed.
+    let d = route_in(
+        &policy,
+        &in_ardabil.in_force("IR-24", r.at),
+        &directory,
+        &r,
+        &HashSet::new(),
+    );
+    assert_eq!(chosen(&d, 0), None);
+    assert_eq!(verdict_of(&d, 0, "tbz-safe"), Verdict::Closed);
+    // A national crisis opens it.
+    let national = Crises::new(vec![declared(
+        None,
+        tehran(21, 0, 0),
+        tehran(24, 0, 0),
+        Measures {
+            round_the_clock: vec![K::SafeHouse],
+            ..Measures::default()
+        },
+    )]);
+    let d = route_in(
+        &policy,
+        &national.in_force("IR-24", r.at),
+        &directory,
+        &r,
+        &HashSet::new(),
+    );
+    assert_eq!(chosen(&d, 0).as_deref(), Some("tbz-safe"));
+}
+
+#[test]
+fn a_crisis_rule_is_tried_before_the_policy_and_only_in_its_area() {
+    use ServicePointKind as K;
+    let directory = small_directory(|_| {});
+    let policy = refer(K::CrisisInterventionCentre);
+    let rule = Rule {
+        id: "quake-psychosocial".into(),
+        priority: 5,
+        description: "disaster psycho-social calls to the Meshgin Shahr centre".into(),
+        when: Conditions {
+            counties: vec!["Meshgin Shahr".into()],
+            ..Conditions::default()
+        },
+        then: vec![Action::ReferTo {
+            kind: K::CrisisInterventionCentre,
+        }],
+    };
+    let crises = Crises::new(vec![declared(
+        Some("IR-24"),
+        tehran(21, 0, 0),
+        tehran(24, 0, 0),
+        Measures {
+            rules: vec![
+                rule,
+                Rule {
+                    id: "quake-all".into(),
+                    priority: 1,
+                    description: "every other call to 123".into(),
+                    when: Conditions::default(),
+                    then: vec![Action::HandOverTo123],
+                },
+            ],
+            ..Measures::default()
+        },
+    )]);
+    let r = request("Ardabil");
+    let d = route_in(
+        &policy,
+        &crises.in_force("IR-24", r.at),
+        &directory,
+        &r,
+        &HashSet::new(),
+    );
+    assert_eq!(d.rule_id, "quake-all");
+    assert_eq!(chosen(&d, 0).as_deref(), Some("ard-123"));
+    assert_eq!(d.policy_version, 1);
+    let r = request("Meshgin Shahr");
+    let d = route_in(
+        &policy,
+        &crises.in_force("IR-24", r.at),
+        &directory,
+        &r,
+        &HashSet::new(),
+    );
+    assert_eq!(d.rule_id, "quake-psychosocial");
+    // A case of another province is routed by the policy alone.
+    let mut r = request("Tabriz");
+    r.province = "IR-03".into();
+    let d = route_in(
+        &policy,
+        &crises.in_force("IR-03", r.at),
+        &directory,
+        &r,
+        &HashSet::new(),
+    );
+    assert_eq!(d.rule_id, "rule");
+    assert!(d.crises.is_empty());
+}
