@@ -4,7 +4,9 @@
 //! The server runs on a clock the demo moves, so minutes pass in an instant: a 1480 call with
 //! acute suicide risk is handed to 123, a team goes out, a crisis-intervention centre takes the
 //! man in, a follow-up is done and the case is closed; then a 123 child-abuse report whose team
-//! does not acknowledge in time, so the deadline re-routes it to the next team. Each case's
+//! does not acknowledge in time, so the deadline re-routes it to the next team; then a crisis
+//! declared in Ilam, under which a 1480 call at 02:00 goes to a counselling centre at once,
+//! while the same call the night after the crisis ended waits for the morning. Each case's
 //! timeline is printed with Persian labels.
 
 use std::path::PathBuf;
@@ -24,6 +26,7 @@ use crate::domain::event::EventKind;
 use crate::domain::types::Category;
 use crate::grpc::auth::BearerToken;
 use crate::pb::case_tracking_client::CaseTrackingClient;
+use crate::pb::crisis_operation_client::CrisisOperationClient;
 use crate::pb::dispatch_client::DispatchClient;
 use crate::pb::emergency_intake_client::EmergencyIntakeClient;
 use crate::pb::hotline_intake_client::HotlineIntakeClient;
@@ -108,7 +111,8 @@ async fn run_in(dir: &std::path::Path, seed: PathBuf) -> Result<()> {
     };
     let result = async {
         demo.hotline_case().await?;
-        demo.slow_team_case().await
+        demo.slow_team_case().await?;
+        demo.crisis_in_ilam().await
     }
     .await;
     let _ = stop.send(());
@@ -143,10 +147,15 @@ enum Who<'a> {
     Centre(&'a str),
     /// A national supervisor.
     Supervisor,
+    /// A province's supervisor.
+    ProvinceSupervisor(&'a str),
 }
 
 /// The province of the demo's call centres.
 const TEHRAN: &str = "IR-23";
+
+/// The province of the crisis story.
+const ILAM: &str = "IR-16";
 
 fn call(what: &'static str) -> impl FnOnce(tonic::Status) -> DemoError {
     move |status| DemoError::Call(what, status)
@@ -161,6 +170,9 @@ impl Demo {
             Who::Team(team) => (team, Role::Team, TEHRAN, Some(team.to_owned())),
             Who::Centre(point) => (point, Role::Centre, TEHRAN, None),
             Who::Supervisor => ("supervisor", Role::Supervisor, auth::ALL_PROVINCES, None),
+            Who::ProvinceSupervisor(province) => {
+                ("province-supervisor", Role::Supervisor, province, None)
+            }
         };
         let token = self
             .keys
@@ -451,6 +463,146 @@ impl Demo {
         self.print_timeline(&receipt.case_id).await
     }
 
+    /// A crisis declared in Ilam: a 1480 call at 02:00 goes to the counselling centre, open
+    /// round the clock for the crisis; the night after it ended, the same call waits for the
+    /// morning.
+    async fn crisis_in_ilam(&self) -> Result<()> {
+        println!("\n== 3 == A crisis in Ilam: the 1480 line round the clock");
+        // The first 02:00 in Tehran at least three days after the start.
+        let tehran = self.start.with_timezone(&chrono_tz::Asia::Tehran);
+        let night = (tehran + chrono::Duration::days(3))
+            .date_naive()
+            .and_hms_opt(2, 0, 0)
+            .and_then(|t| t.and_local_timezone(chrono_tz::Asia::Tehran).single())
+            .ok_or_else(|| DemoError::Setup("no 02:00 in Tehran".into()))?
+            .with_timezone(&Utc);
+        let minutes = |at: DateTime<Utc>| (at - self.start).num_minutes();
+        let first = minutes(night);
+        let clock = |at: i64| {
+            (self.start + chrono::Duration::minutes(at))
+                .with_timezone(&chrono_tz::Asia::Tehran)
+                .format("%a %H:%M")
+                .to_string()
+        };
+        let crises = || -> Result<_> {
+            Ok(CrisisOperationClient::new(
+                self.channel(Who::ProvinceSupervisor(ILAM))?,
+            ))
+        };
+
+        self.at(first - 30);
+        let crisis = crises()?
+            .declare_crisis(pb::DeclareCrisisRequest {
+                request_id: format!("demo-crisis-{}", uuid::Uuid::now_v7()),
+                crisis: Some(pb::CrisisTerms {
+                    name: "زلزله ایلام (demo)".into(),
+                    province: ILAM.into(),
+                    round_the_clock: vec![pb::ServicePointKind::CounsellingCentre as i32],
+                    ..Default::default()
+                }),
+            })
+            .await
+            .map_err(call("DeclareCrisis"))?
+            .into_inner()
+            .crisis
+            .ok_or_else(|| DemoError::Setup("no crisis".into()))?;
+        println!(
+            "  {}  Ilam's supervisor declares «{}»: {} — counselling centres open round the clock",
+            clock(first - 30),
+            crisis
+                .terms
+                .as_ref()
+                .map(|t| t.name.as_str())
+                .unwrap_or_default(),
+            crisis.status_label_fa,
+        );
+
+        self.at(first);
+        let during = self.ilam_call(night, "demo-call-3").await?;
+        println!(
+            "  {}  a 1480 call from Ilam, someone in distress:",
+            clock(first)
+        );
+        self.print_waiting(&during);
+        let decision = self.case(Who::Supervisor, &during.case_id).await?.routing;
+        if let Some(named) = decision.as_ref().and_then(|d| d.crises.first()) {
+            println!(
+                "             the decision names the crisis: «{}»",
+                named.name
+            );
+        }
+
+        self.at(first + 6 * 60);
+        crises()?
+            .end_crisis(pb::EndCrisisRequest {
+                request_id: format!("demo-crisis-end-{}", uuid::Uuid::now_v7()),
+                crisis_id: crisis.crisis_id.clone(),
+                expected_version: crisis.version,
+                ends_at: None,
+            })
+            .await
+            .map_err(call("EndCrisis"))?;
+        println!(
+            "  {}  the crisis ends; nothing is undone by hand",
+            clock(first + 6 * 60)
+        );
+
+        let next = first + 24 * 60;
+        self.at(next);
+        let after = self
+            .ilam_call(night + chrono::Duration::days(1), "demo-call-4")
+            .await?;
+        println!("  {}  the same call, the next night:", clock(next));
+        self.print_waiting(&after);
+        let figures = crises()?
+            .get_crisis_statistics(pb::GetCrisisStatisticsRequest {
+                crisis_id: crisis.crisis_id,
+            })
+            .await
+            .map_err(call("GetCrisisStatistics"))?
+            .into_inner();
+        let span = match (figures.from, figures.to) {
+            (Some(from), Some(to)) => (to.seconds - from.seconds) as f64 / 3600.0,
+            _ => 0.0,
+        };
+        println!(
+            "  Ilam's cases in the crisis's {span:.1} hours: {}; in the same span before it: {}",
+            figures.during.map_or(0, |s| s.total),
+            figures.before.map_or(0, |s| s.total)
+        );
+        Ok(())
+    }
+
+    /// Records the demo's Ilam call, begun five minutes before `at`.
+    async fn ilam_call(&self, at: DateTime<Utc>, call_id: &str) -> Result<pb::IntakeReceipt> {
+        HotlineIntakeClient::new(self.channel(Who::Hotline)?)
+            .submit_referral(ilam_intake(at, call_id))
+            .await
+            .map_err(call("SubmitReferral"))?
+            .into_inner()
+            .receipt
+            .ok_or_else(|| DemoError::Setup("no receipt".into()))
+    }
+
+    /// Where a receipt sends the case, and whether it waits for an opening.
+    fn print_waiting(&self, receipt: &pb::IntakeReceipt) {
+        print_receipt(receipt);
+        let waits = receipt
+            .routing
+            .as_ref()
+            .and_then(|r| r.assignments.first())
+            .and_then(|a| a.waits_until);
+        match waits.and_then(|t| DateTime::from_timestamp(t.seconds, 0)) {
+            Some(opens) => println!(
+                "             waits for the centre to open at {}",
+                opens
+                    .with_timezone(&chrono_tz::Asia::Tehran)
+                    .format("%a %H:%M")
+            ),
+            None => println!("             taken now by the counsellor on duty"),
+        }
+    }
+
     async fn print_timeline(&self, case_id: &str) -> Result<()> {
         let case = self.case(Who::Supervisor, case_id).await?;
         let summary = case.summary.unwrap_or_default();
@@ -655,5 +807,56 @@ fn emergency_intake() -> pb::ReportEmergencyRequest {
         .emergency(
             format!("demo-123-{}", uuid::Uuid::now_v7()),
             pb::EmergencyAction::MobileTeam,
+        )
+}
+
+/// A 1480 call from Ilam begun five minutes before `at`: an adult in distress after the
+/// earthquake, nothing acute (a counselling need, P3).
+fn ilam_intake(at: DateTime<Utc>, call_id: &str) -> pb::SubmitReferralRequest {
+    use pb::Answer::No;
+    let started = at.timestamp() - 300;
+    Sample::child(started)
+        .call(call_id, "c-1480-07", "09180000000")
+        .suicidal_adult()
+        .with(|i| {
+            i.primary_category = pb::Category::PsychologicalDistress as i32;
+            i.secondary_categories = Vec::new();
+            let reporter = i.reporter.get_or_insert_default();
+            reporter.anonymous = true;
+            reporter.name = String::new();
+            i.narrative = "(demo) Cannot sleep since the earthquake; afraid of the night.".into();
+            let contact = i.contact.get_or_insert_default();
+            contact.answering_province = ILAM.into();
+            contact.ended_at = None;
+            let location = i.location.get_or_insert_default();
+            location.province = ILAM.into();
+            location.county = "Ilam".into();
+            location.district = String::new();
+            location.neighbourhood = String::new();
+            location.address = "(demo address)".into();
+            location.landmark = String::new();
+            location.coordinates = None;
+        })
+        .subject(|s| {
+            s.name = String::new();
+            s.national_id = String::new();
+        })
+        .risk(|r| {
+            *r = pb::RiskFacts {
+                suicide_screening: Some(pb::SuicideScreening {
+                    wish_to_be_dead: No as i32,
+                    suicidal_thoughts: No as i32,
+                    method: No as i32,
+                    intent: No as i32,
+                    plan: No as i32,
+                    behaviour_last_3_months: No as i32,
+                }),
+                recency: pb::Recency::Last24Hours as i32,
+                ..pb::RiskFacts::default()
+            }
+        })
+        .hotline(
+            format!("demo-1480-{}", uuid::Uuid::now_v7()),
+            pb::HotlineAction::CounsellingCentreReferral,
         )
 }

@@ -505,6 +505,53 @@ async fn a_crisis_period_is_counted_beside_the_same_span_before_it(backend: Back
             .submit(ilam_call(&format!("in-{n}"), MONDAY_2AM, category))
             .await;
     }
+    // A child in danger in Ilam: the Ilam team, back on duty, acknowledges two minutes later.
+    let ilam_ops = server.as_who("ilam-123", Role::Operator, "IR-16", None);
+    pb::directory_client::DirectoryClient::new(server.as_who(
+        "supervisor-IR-16",
+        Role::Supervisor,
+        "IR-16",
+        None,
+    ))
+    .update_team_status(pb::UpdateTeamStatusRequest {
+        team_id: "ilm-t1".into(),
+        status: pb::DutyStatus::Available as i32,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let child = pb::emergency_intake_client::EmergencyIntakeClient::new(ilam_ops)
+        .report_emergency(
+            Sample::child(MONDAY_2AM - 300)
+                .with(|i| {
+                    let location = i.location.as_mut().unwrap();
+                    location.province = "IR-16".into();
+                    location.county = "Ilam".into();
+                    location.neighbourhood.clear();
+                    location.coordinates = None;
+                    i.contact.as_mut().unwrap().answering_province = "IR-16".into();
+                    i.risk.as_mut().unwrap().violence_ongoing = true;
+                })
+                .emergency("child-ilam", pb::EmergencyAction::MobileTeam),
+        )
+        .await
+        .unwrap()
+        .into_inner()
+        .receipt
+        .unwrap();
+    let dispatch = server.case(&child.case_id).await.dispatches[0].clone();
+    assert_eq!(dispatch.team_id, "ilm-t1");
+    at(&server, MONDAY_2AM + 120);
+    server
+        .team_dispatch("ilm-t1")
+        .report_dispatch_status(pb::ReportDispatchStatusRequest {
+            dispatch_id: dispatch.dispatch_id,
+            expected_version: dispatch.version,
+            status: pb::DispatchStatus::Acknowledged as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     // A Tehran call in the same hours is not Ilam's.
     server
         .submit(
@@ -535,7 +582,11 @@ async fn a_crisis_period_is_counted_beside_the_same_span_before_it(backend: Back
     assert_eq!(figures.to.unwrap().seconds, MONDAY_2AM + 4 * HOUR);
     let during = figures.during.unwrap();
     let before = figures.before.unwrap();
-    assert_eq!((during.total, before.total), (3, 2));
+    assert_eq!((during.total, before.total), (4, 2));
+    let acknowledged = during.intake_to_acknowledged.unwrap();
+    assert_eq!(acknowledged.cases, 1);
+    assert_eq!(acknowledged.median.unwrap().seconds, 120);
+    assert_eq!(before.intake_to_acknowledged.unwrap().cases, 0);
     let count = |s: &pb::GetStatisticsResponse, key: &str| {
         s.by_category
             .iter()
@@ -556,8 +607,54 @@ async fn a_crisis_period_is_counted_beside_the_same_span_before_it(backend: Back
     server.finish().await;
 }
 
+/// Two servers on one database: a crisis declared through one routes the next case on the
+/// other.
+async fn a_crisis_declared_through_one_server_routes_on_the_other(backend: Backend) {
+    let first = server_on(TestDb::new(backend).await).await;
+    let second = server_on(first.db.same_database()).await;
+    for server in [&first, &second] {
+        at(server, MONDAY_2AM);
+    }
+    let waiting = second
+        .submit(ilam_call(
+            "two-0",
+            MONDAY_2AM,
+            Category::PsychologicalDistress,
+        ))
+        .await;
+    assert_eq!(assignment(&waiting).1, Some(MONDAY_8AM));
+    supervisor(&first, "IR-16")
+        .declare_crisis(DeclareCrisisRequest {
+            request_id: "two".into(),
+            crisis: Some(earthquake(None)),
+        })
+        .await
+        .unwrap();
+    let now = second
+        .submit(ilam_call(
+            "two-1",
+            MONDAY_2AM,
+            Category::PsychologicalDistress,
+        ))
+        .await;
+    assert_eq!(assignment(&now), ("ilm-counsel-1".into(), None));
+    assert_eq!(
+        second
+            .case(&now.case_id)
+            .await
+            .routing
+            .unwrap()
+            .crises
+            .len(),
+        1
+    );
+    second.stop().await;
+    first.finish().await;
+}
+
 crate::backend_tests!(
     a_crisis_changes_routing_while_in_force_and_nothing_once_it_ends,
+    a_crisis_declared_through_one_server_routes_on_the_other,
     only_a_supervisor_of_the_area_declares_and_bad_terms_are_named,
     a_crisis_period_is_counted_beside_the_same_span_before_it,
 );
