@@ -153,8 +153,38 @@ async fn watch(client: Authed) -> Streaming<WatchCasesResponse> {
         .into_inner()
 }
 
+/// What Ilam's and Tehran's operators see of the crisis replaying their feeds from the start:
+/// Ilam's the declaration and its change, with no case, line or priority; Tehran's nothing.
+async fn watch_notices(server: &TestServer, crisis: &pb::Crisis) -> Vec<(i64, String)> {
+    let ilam_watch = server.as_who("ilam-123", Role::Operator, "IR-16", None);
+    let mut stream = watch(ilam_watch).await;
+    let seen = events_up_to(&mut stream, 1).await;
+    let notices: Vec<&CaseEvent> = seen.iter().filter(|e| e.case_id.is_empty()).collect();
+    assert_eq!(
+        notices.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(),
+        ["crisis_declared", "crisis_changed"]
+    );
+    assert!(
+        notices
+            .iter()
+            .all(|e| e.province == "IR-16" && e.line == 0 && e.priority == 0)
+    );
+    assert!(notices[0].data_json.contains(&crisis.crisis_id));
+    let last = seen.last().unwrap().sequence;
+    let mut tehran_watch = watch(server.as_operator()).await;
+    let tehran_seen = events_up_to(&mut tehran_watch, last).await;
+    assert!(
+        tehran_seen.iter().all(|e| !e.case_id.is_empty()),
+        "{tehran_seen:?}"
+    );
+    notices
+        .iter()
+        .map(|e| (e.sequence, e.kind.clone()))
+        .collect()
+}
+
 async fn a_crisis_changes_routing_while_in_force_and_nothing_once_it_ends(backend: Backend) {
-    let server = server_on(TestDb::new(backend).await).await;
+    let mut server = server_on(TestDb::new(backend).await).await;
     at(&server, MONDAY_2AM);
     let ilam = supervisor(&server, "IR-16");
 
@@ -354,28 +384,15 @@ async fn a_crisis_changes_routing_while_in_force_and_nothing_once_it_ends(backen
     let kept = server.case(&during.case_id).await.routing.unwrap();
     assert_eq!(kept.crises[0].crisis_id, crisis.crisis_id);
 
-    // Ilam's watchers saw the declaration and its change, with no case; Tehran's did not.
-    let ilam_watch = server.as_who("ilam-123", Role::Operator, "IR-16", None);
-    let mut stream = watch(ilam_watch).await;
-    let seen = events_up_to(&mut stream, 1).await;
-    let notices: Vec<&CaseEvent> = seen.iter().filter(|e| e.case_id.is_empty()).collect();
-    assert_eq!(
-        notices.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(),
-        ["crisis_declared", "crisis_changed"]
-    );
-    assert!(
+    // Ilam's watchers saw the declaration and its change, with no case; Tehran's did not:
+    // from the server's memory, and after a restart from the database.
+    let (first, second) = (watch_notices(&server, &crisis).await, {
+        let restarted = server_on(server.stop().await).await;
+        let notices = watch_notices(&restarted, &crisis).await;
+        server = restarted;
         notices
-            .iter()
-            .all(|e| e.province == "IR-16" && e.line == 0 && e.priority == 0)
-    );
-    assert!(notices[0].data_json.contains(&crisis.crisis_id));
-    let last = seen.last().unwrap().sequence;
-    let mut tehran_watch = watch(server.as_operator()).await;
-    let tehran_seen = events_up_to(&mut tehran_watch, last).await;
-    assert!(
-        tehran_seen.iter().all(|e| !e.case_id.is_empty()),
-        "{tehran_seen:?}"
-    );
+    });
+    assert_eq!(first, second);
 
     // Each declaration, change and refusal is on the audit trail.
     let trail = AuditTrailClient::new(server.as_who("auditor", Role::Auditor, "all", None))
