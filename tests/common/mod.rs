@@ -594,32 +594,40 @@ impl TestServer {
         CaseTrackingClient::new(self.authed())
     }
 
-    /// Records a 123 intake and returns its receipt (the call must succeed).
+    /// Records a 123 intake and returns its receipt (the call must succeed, retried as
+    /// [`confirmed`] does).
     pub async fn report(
         &self,
         request: referrals::pb::ReportEmergencyRequest,
     ) -> referrals::pb::IntakeReceipt {
-        self.emergency()
-            .report_emergency(request)
-            .await
-            .unwrap()
-            .into_inner()
-            .receipt
-            .unwrap()
+        let client = self.emergency();
+        confirmed(|| {
+            let (mut client, request) = (client.clone(), request.clone());
+            async move { client.report_emergency(request).await }
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .receipt
+        .unwrap()
     }
 
-    /// Records a 1480 intake and returns its receipt (the call must succeed).
+    /// Records a 1480 intake and returns its receipt (the call must succeed, retried as
+    /// [`confirmed`] does).
     pub async fn submit(
         &self,
         request: referrals::pb::SubmitReferralRequest,
     ) -> referrals::pb::IntakeReceipt {
-        self.hotline()
-            .submit_referral(request)
-            .await
-            .unwrap()
-            .into_inner()
-            .receipt
-            .unwrap()
+        let client = self.hotline();
+        confirmed(|| {
+            let (mut client, request) = (client.clone(), request.clone());
+            async move { client.submit_referral(request).await }
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .receipt
+        .unwrap()
     }
 
     /// The kinds of a case's events, oldest first.
@@ -679,6 +687,29 @@ impl TestServer {
     /// Stops the server and drops its database.
     pub async fn finish(self) {
         self.stop().await.drop_database().await;
+    }
+}
+
+/// Sends a request as a call centre's software does: again, with the same request id, while
+/// the service answers UNAVAILABLE (a commit it could not confirm within its 2-second bound,
+/// which a machine loaded by the other tests can exceed), for up to 30 seconds. Any other
+/// answer is returned as it is.
+pub async fn confirmed<T, F, Fut>(mut call: F) -> Result<T, tonic::Status>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, tonic::Status>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match call().await {
+            Err(status)
+                if status.code() == tonic::Code::Unavailable
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            answer => return answer,
+        }
     }
 }
 

@@ -30,17 +30,20 @@ async fn open(server: &TestServer, request: WatchCasesRequest) -> Streaming<Watc
         .into_inner()
 }
 
-/// Reads events (skipping heartbeats) until `count` have arrived.
+/// Reads events (skipping heartbeats) until `count` have arrived; fails when none arrives for
+/// [`PATIENCE`], heartbeats or not.
 async fn events(stream: &mut Streaming<WatchCasesResponse>, count: usize) -> Vec<CaseEvent> {
     let mut got = Vec::new();
+    let mut deadline = tokio::time::Instant::now() + PATIENCE;
     while got.len() < count {
-        let message = tokio::time::timeout(PATIENCE, stream.message())
+        let message = tokio::time::timeout_at(deadline, stream.message())
             .await
             .unwrap_or_else(|_| panic!("only {} of {count} events arrived", got.len()))
             .unwrap()
             .expect("the stream stays open");
         if let Some(Message::Event(event)) = message.message {
             got.push(event);
+            deadline = tokio::time::Instant::now() + PATIENCE;
         }
     }
     got
@@ -105,12 +108,14 @@ async fn a_watcher_that_reconnects_misses_nothing_and_sees_nothing_twice_under_c
     for w in 0..writers {
         let client = server.emergency();
         tasks.push(tokio::spawn(async move {
-            let mut client = client;
             for i in 0..per_writer {
-                client
-                    .report_emergency(emergency(&format!("w{w}-{i}")))
-                    .await
-                    .unwrap();
+                let request = emergency(&format!("w{w}-{i}"));
+                crate::common::confirmed(|| {
+                    let (mut client, request) = (client.clone(), request.clone());
+                    async move { client.report_emergency(request).await }
+                })
+                .await
+                .unwrap();
             }
         }));
     }
@@ -216,12 +221,14 @@ async fn an_event_written_through_one_server_reaches_a_watcher_on_another(backen
     for (s, server) in [&one, &other].into_iter().enumerate() {
         let client = server.emergency();
         tasks.push(tokio::spawn(async move {
-            let mut client = client;
             for i in 0..10 {
-                client
-                    .report_emergency(emergency(&format!("s{s}-{i}")))
-                    .await
-                    .unwrap();
+                let request = emergency(&format!("s{s}-{i}"));
+                crate::common::confirmed(|| {
+                    let (mut client, request) = (client.clone(), request.clone());
+                    async move { client.report_emergency(request).await }
+                })
+                .await
+                .unwrap();
             }
         }));
     }
