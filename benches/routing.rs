@@ -107,6 +107,7 @@ fn policy() -> Policy {
             },
             then: vec![Action::ReferTo {
                 kind: ServicePointKind::CounsellingCentre,
+                point: None,
             }],
         })
         .collect();
@@ -123,6 +124,7 @@ fn policy() -> Policy {
             Action::DispatchMobileTeam,
             Action::ReferTo {
                 kind: ServicePointKind::CrisisInterventionCentre,
+                point: None,
             },
             Action::Notify {
                 body: ServicePointKind::Police110,
@@ -137,6 +139,7 @@ fn policy() -> Policy {
         when: Conditions::default(),
         then: vec![Action::ReferTo {
             kind: ServicePointKind::CrisisInterventionCentre,
+            point: None,
         }],
     });
     Policy::new(PolicyDocument::of(rules), 1).expect("valid policy")

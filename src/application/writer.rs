@@ -551,36 +551,12 @@ async fn record(
     }
 }
 
-/// Takes up a policy another server stored since this one last looked, so that every server
-/// on one database routes by the latest version from its next batch on.
-async fn refresh_policy(store: &dyn Store, routing: &SharedRouting) {
-    let current = routing.read().policy.version();
-    match store.policy_newer_than(current).await {
-        Ok(None) => {}
-        Ok(Some((version, document))) => match Policy::new(document, version) {
-            Ok(policy) => {
-                routing.write().policy = Arc::new(policy);
-                tracing::info!(
-                    policy_version = version,
-                    "routing policy taken up from the database"
-                );
-            }
-            Err(error) => {
-                tracing::error!(policy_version = version, %error, "stored policy refused")
-            }
-        },
-        // The batch itself will meet the same database and report what is wrong.
-        Err(error) => tracing::warn!(%error, "cannot check for a newer routing policy"),
-    }
-}
-
 async fn commit(
     store: &dyn Store,
     routing: &SharedRouting,
     batch: Vec<(NewIntake, Reply<IntakeOutcome>)>,
     targets: &SlaTargets,
 ) {
-    refresh_policy(store, routing).await;
     let (mut intakes, replies): (Vec<NewIntake>, Vec<Reply<IntakeOutcome>>) =
         batch.into_iter().unzip();
     {
@@ -636,7 +612,15 @@ async fn apply(store: &dyn Store, routing: &SharedRouting, command: Command, tar
             reply,
         } => {
             let result = async {
-                let version = store.store_policy(&document, expected_version).await?;
+                let mut reloads = Reloads::default();
+                let version = loop {
+                    let result = store.store_policy(&document, expected_version).await;
+                    if let Some(version) =
+                        reloads.settle(store, routing, Vec::new(), result).await?
+                    {
+                        break version;
+                    }
+                };
                 let policy = Policy::new(document, version).map_err(|e| {
                     Error::internal(format!("a checked policy failed its check: {e}"))
                 })?;
@@ -838,9 +822,23 @@ async fn reload_directory(store: &dyn Store, routing: &SharedRouting) -> Result<
     let data = store.load_routing().await?;
     let directory = Directory::new(data.directory)
         .map_err(|e| Error::internal(format!("stored directory refused: {e}")))?;
+    let policy = match data.policy {
+        Some((version, document)) if version != routing.read().policy.version() => Some(
+            Policy::new(document, version)
+                .map_err(|e| Error::internal(format!("stored policy {version} refused: {e}")))?,
+        ),
+        _ => None,
+    };
     let mut state = routing.write();
     state.directory = directory;
     state.crises = Crises::new(data.crises);
+    if let Some(policy) = policy {
+        tracing::info!(
+            policy_version = policy.version(),
+            "routing policy taken up from the database"
+        );
+        state.policy = Arc::new(policy);
+    }
     tracing::debug!("directory reloaded: another server changed it");
     Ok(())
 }

@@ -30,10 +30,14 @@ pub enum Flag {
 pub enum Action {
     /// Send the nearest available mobile team.
     DispatchMobileTeam,
-    /// Refer the case to a service point of a kind.
+    /// Refer the case to a service point of a kind: the one `point` names when it can take
+    /// the case, else the nearest eligible one along the cover chain.
     ReferTo {
         /// The kind of service point.
         kind: ServicePointKind,
+        /// A service point of that kind the rule names (a crisis's field centre, say).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        point: Option<String>,
     },
     /// Tell an outside body (police 110, EMS 115, forensic medicine, the prosecutor's unit),
     /// when any of `only_if` holds (always, when empty).
@@ -474,7 +478,7 @@ impl Decision {
             }),
             RequestedAction::Emergency(EmergencyAction::Placement) => (
                 "a placement (crisis centre, safe house or residential centre)",
-                &|a| matches!(a, Action::ReferTo { kind } if PLACEMENTS.contains(kind)),
+                &|a| matches!(a, Action::ReferTo { kind, .. } if PLACEMENTS.contains(kind)),
             ),
             RequestedAction::Hotline(HotlineAction::HandOverTo123) => {
                 ("a hand-over to 123", &|a| {
@@ -486,7 +490,8 @@ impl Decision {
                     matches!(
                         a,
                         Action::ReferTo {
-                            kind: ServicePointKind::CounsellingCentre
+                            kind: ServicePointKind::CounsellingCentre,
+                            ..
                         }
                     )
                 })
@@ -496,7 +501,8 @@ impl Decision {
                     matches!(
                         a,
                         Action::ReferTo {
-                            kind: ServicePointKind::SuicideSpecialisedCentre
+                            kind: ServicePointKind::SuicideSpecialisedCentre,
+                            ..
                         }
                     )
                 })

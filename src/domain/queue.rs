@@ -131,6 +131,7 @@ mod tests {
         let centre = decision(vec![action(
             Action::ReferTo {
                 kind: ServicePointKind::CrisisInterventionCentre,
+                point: None,
             },
             None,
         )]);

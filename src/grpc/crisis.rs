@@ -40,6 +40,14 @@ impl CrisisService {
         guard.check(&caller, Operation::ManageCrisis).await?;
         let result = async {
             let (action, key) = parsed?;
+            if let CrisisAction::Declare(declaration) | CrisisAction::Change { declaration, .. } =
+                &action
+            {
+                let routing = self.tracking.writer.routing().read();
+                declaration
+                    .check_against(&routing.directory, "crisis")
+                    .map_err(Error::InvalidArgument)?;
+            }
             let province = match &action {
                 CrisisAction::Declare(declaration) => declaration.province.clone(),
                 CrisisAction::Change {

@@ -111,6 +111,18 @@ impl Directory for DirectoryService {
                         .collect(),
                 )
             })?;
+            let problems = crate::routing::policy::unknown_points(
+                policy.rules(),
+                &self.writer.routing().read().directory,
+            );
+            if !problems.is_empty() {
+                return Err(Error::InvalidArgument(
+                    problems
+                        .into_iter()
+                        .map(|problem| FieldViolation::new("policy_toml", problem))
+                        .collect(),
+                ));
+            }
             let expected = (request.expected_version != 0).then_some(request.expected_version);
             let version = self
                 .writer

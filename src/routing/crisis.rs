@@ -12,7 +12,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::directory::ServicePoint;
+use super::directory::{Directory, ServicePoint};
 use super::policy::{Policy, Rule};
 use crate::domain::change::ChangeKey;
 use crate::domain::decision::{CrisisRef, ServicePointKind};
@@ -41,6 +41,8 @@ pub struct PriorityFloor {
 pub struct Measures {
     /// Service points of these kinds in the crisis's area are open at any hour.
     pub round_the_clock: Vec<ServicePointKind>,
+    /// These service points (ids, in the crisis's area) are open at any hour.
+    pub round_the_clock_points: Vec<String>,
     /// Deadline targets, as `KIND:PRIORITY=DURATION` (the `--sla-target` format), applied on
     /// top of the deployment's for the cases routed in the crisis.
     pub targets: Vec<String>,
@@ -226,6 +228,52 @@ impl Declaration {
     }
 }
 
+impl Declaration {
+    /// Checks what it names against the directory: the service points it opens round the
+    /// clock are there and in its area, and the points its rules refer to are there and of
+    /// their action's kind.
+    pub fn check_against(
+        &self,
+        directory: &Directory,
+        field: &str,
+    ) -> Result<(), Vec<FieldViolation>> {
+        let mut problems = Vec::new();
+        for (i, id) in self.measures.round_the_clock_points.iter().enumerate() {
+            let at = format!("{field}.round_the_clock_points[{i}]");
+            match directory.service_point(id) {
+                None => problems.push(FieldViolation::new(
+                    at,
+                    format!("{id:?} is not in the directory"),
+                )),
+                Some(point) if point.kind.is_outside_body() => problems.push(FieldViolation::new(
+                    at,
+                    format!("{id:?} is an outside body, not a service point with hours"),
+                )),
+                Some(point) if self.province.as_ref().is_some_and(|p| *p != point.province) => {
+                    problems.push(FieldViolation::new(
+                        at,
+                        format!(
+                            "{id:?} is in {}, outside the crisis's province",
+                            point.province
+                        ),
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+        problems.extend(
+            super::policy::unknown_points(&self.measures.rules, directory)
+                .into_iter()
+                .map(|problem| FieldViolation::new(format!("{field}.policy_toml"), problem)),
+        );
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
+    }
+}
+
 /// A declaration as routing holds it: its rules checked once.
 #[derive(Debug, Clone)]
 struct Declared {
@@ -319,8 +367,9 @@ impl InForce<'_> {
     /// clock.
     pub fn opens(&self, point: &ServicePoint) -> bool {
         self.found.iter().any(|d| {
-            d.crisis.covers(&point.province)
-                && d.crisis.measures.round_the_clock.contains(&point.kind)
+            let m = &d.crisis.measures;
+            m.round_the_clock_points.contains(&point.id)
+                || (d.crisis.covers(&point.province) && m.round_the_clock.contains(&point.kind))
         })
     }
 
@@ -560,6 +609,7 @@ pub fn plan(
         "ends_at": crisis.ends_at,
         "version": crisis.version,
         "round_the_clock": crisis.measures.round_the_clock,
+        "round_the_clock_points": crisis.measures.round_the_clock_points,
         "targets": crisis.measures.targets,
         "rules": crisis.measures.rules.iter().map(|r| &r.id).collect::<Vec<_>>(),
         "raise": crisis.measures.raise,
@@ -795,6 +845,7 @@ mod tests {
         let mut d = declaration(Some("IR-99"), 3, Some(2));
         d.name = "  ".into();
         d.measures = Measures {
+            round_the_clock_points: Vec::new(),
             round_the_clock: vec![
                 ServicePointKind::Police110,
                 ServicePointKind::SafeHouse,

@@ -308,7 +308,9 @@ impl Router<'_> {
     fn act(&self, action: &Action) -> ActionDecision {
         let found = match action {
             Action::DispatchMobileTeam => self.team(),
-            Action::ReferTo { kind } => self.service_point(*kind),
+            Action::ReferTo { kind, point } => {
+                self.service_point_when(*kind, point.as_deref(), false)
+            }
             Action::HandOverTo123 => self.service_point(ServicePointKind::SocialEmergencyCentre),
             Action::Notify { body, only_if } => {
                 if !only_if.is_empty() && !only_if.iter().any(|f| self.request.has(*f)) {
@@ -325,9 +327,9 @@ impl Router<'_> {
         };
         // Every eligible point is closed: a case that may wait is referred to the one that
         // takes it best once it opens.
-        if let (Action::ReferTo { kind }, None, true) =
+        if let (Action::ReferTo { kind, point }, None, true) =
             (action, &found.destination, self.may_wait_for_opening)
-            && let Some((later, opens)) = self.service_point_at_opening(*kind)
+            && let Some((later, opens)) = self.service_point_at_opening(*kind, point.as_deref())
         {
             return ActionDecision {
                 action: action.clone(),
@@ -414,13 +416,17 @@ impl Router<'_> {
     }
 
     fn service_point(&self, kind: ServicePointKind) -> Found {
-        self.service_point_when(kind, false)
+        self.service_point_when(kind, None, false)
     }
 
     /// The point of `kind` that takes the case best at its next opening, when every eligible
     /// one is closed now; with that opening.
-    fn service_point_at_opening(&self, kind: ServicePointKind) -> Option<(Found, DateTime<Utc>)> {
-        let found = self.service_point_when(kind, true);
+    fn service_point_at_opening(
+        &self,
+        kind: ServicePointKind,
+        named: Option<&str>,
+    ) -> Option<(Found, DateTime<Utc>)> {
+        let found = self.service_point_when(kind, named, true);
         let opens = match &found.destination {
             Some(Destination::ServicePoint { id, .. }) => self
                 .directory
@@ -433,10 +439,61 @@ impl Router<'_> {
     }
 
     /// Walks the cover chain for a point of `kind`; `at_opening` judges a closed point as it
-    /// will be at its next opening, ranking it further by the wait.
-    fn service_point_when(&self, kind: ServicePointKind, at_opening: bool) -> Found {
+    /// will be at its next opening, ranking it further by the wait. The point a rule `named`
+    /// is taken when it can take the case, and listed first when it cannot.
+    fn service_point_when(
+        &self,
+        kind: ServicePointKind,
+        named: Option<&str>,
+        at_opening: bool,
+    ) -> Found {
         let origin = self.origin();
         let destination = move |id, name| Destination::ServicePoint { id, name, kind };
+        let named = named
+            .and_then(|id| self.directory.service_point(id))
+            .filter(|point| point.kind == kind)
+            .map(|point| self.look_at(point, &self.step_of(point), origin, at_opening));
+        if let Some(looked) = &named
+            && looked.eligible
+        {
+            let mut chosen = looked.candidate.clone();
+            chosen.verdict = Verdict::Chosen;
+            return Found {
+                destination: Some(destination(chosen.id.clone(), chosen.name.clone())),
+                candidates: vec![chosen],
+            };
+        }
+        let mut found = self.service_point_found(kind, at_opening, origin, destination);
+        if let Some(looked) = named {
+            found.candidates.retain(|c| c.id != looked.candidate.id);
+            found.candidates.insert(0, looked.candidate);
+        }
+        found
+    }
+
+    /// Where a point lies on the incident's cover chain.
+    fn step_of(&self, point: &ServicePoint) -> CoverStep {
+        let (own, designated) = self.own_counties();
+        let key = point.county_key();
+        if Some(&key) == own.as_ref() {
+            CoverStep::IncidentCounty
+        } else if Some(&key) == designated.as_ref() {
+            CoverStep::DesignatedCounty
+        } else if point.province == self.request.province {
+            CoverStep::Province
+        } else {
+            CoverStep::NeighbouringProvince(point.province.clone())
+        }
+    }
+
+    /// The neighbourhood's points of `kind`, then the cover chain's.
+    fn service_point_found(
+        &self,
+        kind: ServicePointKind,
+        at_opening: bool,
+        origin: (f64, f64),
+        destination: impl Fn(String, String) -> Destination,
+    ) -> Found {
         // The points serving the incident's neighbourhood come first; the cover chain after,
         // leaving out what was looked at already.
         let nearby = self.neighbourhood_step(kind, at_opening, origin);

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::directory::Window;
+use super::directory::{Directory, Window};
 use crate::domain::decision::{Action, Flag, ServicePointKind};
 use crate::domain::types::{Category, Line, Priority};
 
@@ -179,11 +179,13 @@ impl Policy {
                             body.as_str()
                         ))
                     }
-                    Action::ReferTo { kind } if kind.is_outside_body() => problems.push(format!(
-                        "rule {:?} refers to {}, an outside body: use notify",
-                        rule.id,
-                        kind.as_str()
-                    )),
+                    Action::ReferTo { kind, .. } if kind.is_outside_body() => {
+                        problems.push(format!(
+                            "rule {:?} refers to {}, an outside body: use notify",
+                            rule.id,
+                            kind.as_str()
+                        ))
+                    }
                     _ => {}
                 }
             }
@@ -243,6 +245,36 @@ impl Policy {
     pub fn may_wait_for_opening(&self, priority: Priority) -> bool {
         self.wait_for_opening.contains(&priority)
     }
+}
+
+/// What is wrong with the service points `rules` name (`refer_to` with a `point`), against
+/// the directory: each must be there and of the kind its action refers to.
+pub fn unknown_points(rules: &[Rule], directory: &Directory) -> Vec<String> {
+    let mut problems = Vec::new();
+    for rule in rules {
+        for action in &rule.then {
+            if let Action::ReferTo {
+                kind,
+                point: Some(id),
+            } = action
+            {
+                match directory.service_point(id) {
+                    None => problems.push(format!(
+                        "rule {:?} refers to service point {id:?}, which is not in the directory",
+                        rule.id
+                    )),
+                    Some(point) if point.kind != *kind => problems.push(format!(
+                        "rule {:?} refers to {id:?} as a {}, but it is a {}",
+                        rule.id,
+                        kind.as_str(),
+                        point.kind.as_str()
+                    )),
+                    Some(_) => {}
+                }
+            }
+        }
+    }
+    problems
 }
 
 /// The policy that ships with the service (`seed/policy.toml`).

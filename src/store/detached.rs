@@ -250,14 +250,6 @@ impl Store for Detached {
         .await
     }
 
-    async fn policy_newer_than(
-        &self,
-        version: i64,
-    ) -> Result<Option<(i64, PolicyDocument)>, Error> {
-        self.run(move |store| async move { store.policy_newer_than(version).await })
-            .await
-    }
-
     async fn update_directory(
         &self,
         update: &DirectoryUpdate,

@@ -10,8 +10,8 @@ use super::sealed::micros;
 use super::sql_store::{SqlStore, bump_directory};
 use super::statements::{
     DIRECTORY_VERSION, INSERT_POLICY, LATEST_POLICY_VERSION, SELECT_COUNTIES, SELECT_POLICY,
-    SELECT_POLICY_NEWER, SELECT_PROVINCES, SELECT_SERVICE_POINTS, SELECT_TEAMS, UPDATE_OCCUPANCY,
-    UPDATE_TEAM, UPSERT_COUNTY, UPSERT_PROVINCE, UPSERT_SERVICE_POINT, UPSERT_TEAM,
+    SELECT_PROVINCES, SELECT_SERVICE_POINTS, SELECT_TEAMS, UPDATE_OCCUPANCY, UPDATE_TEAM,
+    UPSERT_COUNTY, UPSERT_PROVINCE, UPSERT_SERVICE_POINT, UPSERT_TEAM,
 };
 use crate::domain::Error;
 use crate::domain::change::ChangeKey;
@@ -127,7 +127,7 @@ impl SqlStore {
         expected_version: Option<i64>,
     ) -> Result<i64, Error> {
         let document = serde_json::to_string(policy).map_err(Error::internal)?;
-        let mut tx = self.backend.begin_write().await.map_err(db_error)?;
+        let (mut tx, seen) = self.begin_locked().await?;
         if let Some(expected) = expected_version {
             let latest: i64 = query_scalar(LATEST_POLICY_VERSION)
                 .fetch_one(tx.ex())
@@ -152,20 +152,14 @@ impl SqlStore {
                 ),
                 other => db_error(other),
             })?;
+        // Routing depends on the policy: moving the directory's counter makes every other
+        // server read it again before its next write, instead of asking before every batch.
+        let directory: i64 = bump_directory(&mut tx).await?;
         tx.commit().await.map_err(db_error)?;
+        if seen == self.directory.get() {
+            self.directory.set(directory);
+        }
         Ok(version)
-    }
-
-    pub(super) async fn policy_newer_than(
-        &self,
-        version: i64,
-    ) -> Result<Option<(i64, PolicyDocument)>, Error> {
-        let row: Option<PolicyRow> = query_as(SELECT_POLICY_NEWER)
-            .bind(version)
-            .fetch_optional(self.backend.ex())
-            .await
-            .map_err(db_error)?;
-        row.map(policy_from_row).transpose()
     }
 
     pub(super) async fn update_directory(

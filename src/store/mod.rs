@@ -271,10 +271,6 @@ pub trait Store: Send + Sync + 'static {
         expected_version: Option<i64>,
     ) -> Result<i64, Error>;
 
-    /// Returns the latest stored policy when its version is above `version`.
-    async fn policy_newer_than(&self, version: i64)
-    -> Result<Option<(i64, PolicyDocument)>, Error>;
-
     /// Records an owner's change to a team's duty status or a service point's occupancy;
     /// [`Error::NotFound`] when there is no such team or service point.
     /// Returns false when `key` was seen before with the same update (a retry: nothing is

@@ -199,13 +199,6 @@ impl Store for SqlStore {
         SqlStore::store_policy(self, policy, expected_version).await
     }
 
-    async fn policy_newer_than(
-        &self,
-        version: i64,
-    ) -> Result<Option<(i64, PolicyDocument)>, Error> {
-        SqlStore::policy_newer_than(self, version).await
-    }
-
     async fn update_directory(
         &self,
         update: &DirectoryUpdate,

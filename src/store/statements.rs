@@ -102,8 +102,6 @@ pub(super) const UPDATE_TEAM: &str = "update teams set status = $2, \
      lat = coalesce($3, lat), lon = coalesce($4, lon), updated_at = $5 where team_id = $1";
 pub(super) const UPDATE_OCCUPANCY: &str = "update service_points set occupancy = $2, \
      updated_at = $3 where service_point_id = $1";
-pub(super) const SELECT_POLICY_NEWER: &str = "select policy_version, document from policies \
-     where policy_version > $1 order by policy_version desc limit 1";
 pub(super) const INSERT_POLICY: &str = "insert into policies (policy_version, document, created_at) \
      select coalesce(max(policy_version), 0) + 1, $1, $2 from policies returning policy_version";
 

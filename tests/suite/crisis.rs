@@ -86,14 +86,15 @@ fn earthquake(starts_at: Option<i64>) -> CrisisTerms {
         starts_at: starts_at.map(referrals::sample::timestamp),
         ends_at: None,
         round_the_clock: vec![ServicePointKind::CounsellingCentre as i32],
+        round_the_clock_points: Vec::new(),
         targets: vec!["referral_acceptance:p3=2h".into()],
         policy_toml: r#"
 [[rules]]
 id = "quake-psychosocial"
 priority = 10
-description = "Disaster psycho-social calls go to the crisis-intervention centre."
+description = "Disaster psycho-social calls go to the Ilam crisis-intervention centre."
 when = { categories = ["disaster_psychosocial"] }
-then = [{ action = "refer_to", kind = "crisis_intervention_centre" }]
+then = [{ action = "refer_to", kind = "crisis_intervention_centre", point = "ilm-crisis-1" }]
 "#
         .into(),
         raise: vec![PriorityFloor {
@@ -472,6 +473,51 @@ async fn only_a_supervisor_of_the_area_declares_and_bad_terms_are_named(backend:
             "{field}: {status:?}"
         );
     }
+    // What the terms name must be in the directory, and in the crisis's area.
+    let unknown = CrisisTerms {
+        round_the_clock_points: vec!["thr-counsel-1".into(), "nowhere".into()],
+        policy_toml: "[[rules]]\nid = \"x\"\npriority = 1\nthen = [{ action = \"refer_to\", \
+                      kind = \"safe_house\", point = \"ilm-crisis-1\" }]"
+            .into(),
+        ..earthquake(None)
+    };
+    let status = refused(
+        server.as_who("sup-16", Role::Supervisor, "IR-16", None),
+        unknown,
+    )
+    .await;
+    assert_eq!(status.code(), Code::InvalidArgument);
+    for field in [
+        "crisis.round_the_clock_points[0]",
+        "crisis.round_the_clock_points[1]",
+        "crisis.policy_toml",
+    ] {
+        assert!(status.message().contains(field), "{field}: {status:?}");
+    }
+    // So must a policy's.
+    let policy = server
+        .directory()
+        .get_policy(pb::GetPolicyRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let shipped = include_str!("../../seed/policy.toml");
+    let naming = shipped.replacen(
+        "kind = \"crisis_intervention_centre\" }",
+        "kind = \"crisis_intervention_centre\", point = \"no-such-centre\" }",
+        1,
+    );
+    assert_ne!(naming, shipped);
+    let status = server
+        .directory()
+        .replace_policy(pb::ReplacePolicyRequest {
+            policy_toml: naming,
+            expected_version: policy.version,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(format!("{status:?}").contains("no-such-centre"));
     // A national supervisor declares for the whole country.
     let declared = supervisor(&server, "all")
         .declare_crisis(declare(national))

@@ -230,7 +230,7 @@ impl From<&ActionDecision> for pb::ActionOutcome {
     fn from(a: &ActionDecision) -> Self {
         let (action, kind) = match &a.action {
             Action::DispatchMobileTeam => (pb::ActionType::DispatchMobileTeam, 0),
-            Action::ReferTo { kind } => (pb::ActionType::ReferTo, kind.to_wire()),
+            Action::ReferTo { kind, .. } => (pb::ActionType::ReferTo, kind.to_wire()),
             Action::Notify { body, .. } => (pb::ActionType::Notify, body.to_wire()),
             Action::HandOverTo123 => (
                 pb::ActionType::HandOverTo123,

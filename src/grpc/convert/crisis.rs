@@ -65,6 +65,11 @@ fn terms(
         ends_at,
         measures: Measures {
             round_the_clock: round_the_clock.unwrap_or_default(),
+            round_the_clock_points: raw
+                .round_the_clock_points
+                .into_iter()
+                .map(|id| id.trim().to_owned())
+                .collect(),
             targets: raw
                 .targets
                 .into_iter()
@@ -166,6 +171,7 @@ pub(crate) fn crisis(c: &Crisis, now: DateTime<Utc>) -> pb::Crisis {
             starts_at: Some(timestamp(c.starts_at)),
             ends_at: c.ends_at.map(timestamp),
             round_the_clock: m.round_the_clock.iter().map(|k| k.to_wire()).collect(),
+            round_the_clock_points: m.round_the_clock_points.clone(),
             targets: m.targets.clone(),
             policy_toml: if m.rules.is_empty() {
                 String::new()

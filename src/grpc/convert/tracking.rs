@@ -626,7 +626,7 @@ pub(crate) fn assignment_change(
         Ok(pb::ActionType::DispatchMobileTeam) => Some(Action::DispatchMobileTeam),
         Ok(pb::ActionType::HandOverTo123) => Some(Action::HandOverTo123),
         Ok(pb::ActionType::ReferTo) => match kind() {
-            Some(kind) => Some(Action::ReferTo { kind }),
+            Some(kind) => Some(Action::ReferTo { kind, point: None }),
             None => {
                 v.add("kind", "is required for REFER_TO");
                 None

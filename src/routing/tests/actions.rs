@@ -21,6 +21,7 @@ fn each_action_finds_its_kind_of_destination() {
             "refer_to finds a point of the kind",
             Action::ReferTo {
                 kind: K::CrisisInterventionCentre,
+                point: None,
             },
             vec![],
             Some("ard-crisis"),
@@ -99,7 +100,10 @@ fn the_cover_chain_goes_county_then_designated_county_then_province_then_neighbo
     );
     let safe_house = policy_with(
         Conditions::default(),
-        vec![Action::ReferTo { kind: K::SafeHouse }],
+        vec![Action::ReferTo {
+            kind: K::SafeHouse,
+            point: None,
+        }],
     );
     let directory = small_directory(|_| {});
 
@@ -159,6 +163,7 @@ fn a_centre_open_overnight_is_chosen_after_midnight_and_passed_over_in_the_morni
         Conditions::default(),
         vec![Action::ReferTo {
             kind: K::CrisisInterventionCentre,
+            point: None,
         }],
     );
     let mut r = request("Ardabil");
@@ -191,6 +196,7 @@ fn a_case_that_may_wait_is_referred_to_a_closed_point_until_it_opens() {
         Conditions::default(),
         vec![Action::ReferTo {
             kind: K::CrisisInterventionCentre,
+            point: None,
         }],
     );
     let mut r = request("Ardabil");
@@ -253,6 +259,7 @@ fn the_base_of_the_incidents_neighbourhood_comes_first() {
         Conditions::default(),
         vec![Action::ReferTo {
             kind: K::SocialServiceBase,
+            point: None,
         }],
     );
     let mut r = request("Ardabil");
@@ -305,6 +312,7 @@ fn a_full_centre_is_passed_over() {
         Conditions::default(),
         vec![Action::ReferTo {
             kind: K::CrisisInterventionCentre,
+            point: None,
         }],
     );
     let d = route(&policy, &directory, &request("Ardabil"));
@@ -319,6 +327,7 @@ fn places_held_by_open_referrals_count_against_capacity() {
         Conditions::default(),
         vec![Action::ReferTo {
             kind: K::CrisisInterventionCentre,
+            point: None,
         }],
     );
     // Two people there and eight referrals waiting for an answer fill ten places.
@@ -360,7 +369,10 @@ fn admission_limits_decide_who_a_safe_house_takes() {
     });
     let policy = policy_with(
         Conditions::default(),
-        vec![Action::ReferTo { kind: K::SafeHouse }],
+        vec![Action::ReferTo {
+            kind: K::SafeHouse,
+            point: None,
+        }],
     );
     let adult = |sex| SubjectFacts {
         sex,
@@ -454,6 +466,7 @@ fn a_reroute_repeats_only_the_action_that_was_turned_down() {
     let ids = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<HashSet<_>>();
     let crisis = Action::ReferTo {
         kind: ServicePointKind::CrisisInterventionCentre,
+        point: None,
     };
     // (action, already tried, expected destination, row)
     let table: Vec<(Action, HashSet<String>, Option<&str>, &str)> = vec![
@@ -621,6 +634,7 @@ fn bad_policies_are_refused_with_every_problem_named() {
                 Conditions::default(),
                 vec![Action::ReferTo {
                     kind: ServicePointKind::Police110,
+                    point: None,
                 }],
             )],
             "use notify",

@@ -45,7 +45,10 @@ fn declared(
 }
 
 fn refer(kind: ServicePointKind) -> Policy {
-    policy_with(Conditions::default(), vec![Action::ReferTo { kind }])
+    policy_with(
+        Conditions::default(),
+        vec![Action::ReferTo { kind, point: None }],
+    )
 }
 
 #[test]
@@ -161,6 +164,7 @@ fn a_crisis_rule_is_tried_before_the_policy_and_only_in_its_area() {
         },
         then: vec![Action::ReferTo {
             kind: K::CrisisInterventionCentre,
+            point: None,
         }],
     };
     let crises = Crises::new(vec![declared(
@@ -213,4 +217,90 @@ fn a_crisis_rule_is_tried_before_the_policy_and_only_in_its_area() {
     );
     assert_eq!(d.rule_id, "rule");
     assert!(d.crises.is_empty());
+}
+
+#[test]
+fn a_rule_may_name_its_point_and_falls_back_along_the_chain_when_it_cannot_take_the_case() {
+    use ServicePointKind as K;
+    let named = |full: bool| {
+        small_directory(|d| {
+            if full {
+                let point = d
+                    .service_points
+                    .iter_mut()
+                    .find(|p| p.id == "mgs-crisis")
+                    .unwrap();
+                point.capacity = Some(4);
+                point.occupancy = 4;
+            }
+        })
+    };
+    let policy = policy_with(
+        Conditions::default(),
+        vec![Action::ReferTo {
+            kind: K::CrisisInterventionCentre,
+            point: Some("mgs-crisis".into()),
+        }],
+    );
+    let r = request("Ardabil");
+    // Meshgin Shahr's centre is further than Ardabil's, but the rule names it.
+    let d = route(&policy, &named(false), &r);
+    assert_eq!(chosen(&d, 0).as_deref(), Some("mgs-crisis"));
+    assert_eq!(d.actions[0].candidates.len(), 1);
+    assert_eq!(d.actions[0].candidates[0].step, CoverStep::Province);
+    // Full: it is listed first, as full, and the nearest other centre takes the case.
+    let d = route(&policy, &named(true), &r);
+    assert_eq!(chosen(&d, 0).as_deref(), Some("ard-crisis"));
+    assert_eq!(d.actions[0].candidates[0].id, "mgs-crisis");
+    assert_eq!(d.actions[0].candidates[0].verdict, Verdict::Full);
+    // Once it turned the case down, a re-route goes past it.
+    let tried: HashSet<String> = ["mgs-crisis".to_owned()].into();
+    let d = route_excluding(&policy, &named(false), &r, &tried);
+    assert_eq!(chosen(&d, 0).as_deref(), Some("ard-crisis"));
+    // The directory must hold the point, of the kind its action refers to.
+    let bad = vec![Rule {
+        id: "quake".into(),
+        priority: 1,
+        description: String::new(),
+        when: Conditions::default(),
+        then: vec![
+            Action::ReferTo {
+                kind: K::SafeHouse,
+                point: Some("mgs-crisis".into()),
+            },
+            Action::ReferTo {
+                kind: K::SafeHouse,
+                point: Some("nowhere".into()),
+            },
+        ],
+    }];
+    assert_eq!(unknown_points(&bad, &named(false)).len(), 2);
+}
+
+#[test]
+fn a_crisis_may_open_single_points_round_the_clock() {
+    use ServicePointKind as K;
+    let directory = office_hours();
+    let policy = refer(K::CrisisInterventionCentre);
+    let mut r = request("Ardabil");
+    r.priority = Priority::P1Urgent;
+    r.at = tehran(22, 2, 0);
+    let crises = Crises::new(vec![declared(
+        Some("IR-24"),
+        tehran(21, 20, 0),
+        tehran(22, 20, 0),
+        Measures {
+            round_the_clock_points: vec!["mgs-crisis".into()],
+            ..Measures::default()
+        },
+    )]);
+    let d = route_in(
+        &policy,
+        &crises.in_force("IR-24", r.at),
+        &directory,
+        &r,
+        &HashSet::new(),
+    );
+    assert_eq!(verdict_of(&d, 0, "ard-crisis"), Verdict::Closed);
+    assert_eq!(chosen(&d, 0).as_deref(), Some("mgs-crisis"));
 }

@@ -59,6 +59,7 @@ impl Planner<'_> {
             ) => Some(Job {
                 action: Action::ReferTo {
                     kind: ServicePointKind::SocialServiceBase,
+                    point: None,
                 },
                 policy_version: decisions.last().map_or(0, |(_, d)| d.policy_version),
                 rule_id: "follow_up_handover".into(),

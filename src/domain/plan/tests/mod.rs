@@ -123,6 +123,7 @@ pub(super) fn team_and_centre() -> Decision {
         chosen(
             Action::ReferTo {
                 kind: ServicePointKind::CrisisInterventionCentre,
+                point: None,
             },
             Some(point(
                 "centre-1",
