@@ -772,7 +772,6 @@ fn hotline_intake() -> pb::SubmitReferralRequest {
 }
 
 fn emergency_intake() -> pb::ReportEmergencyRequest {
-    use pb::Answer::Unknown;
     demo_call("op-123-03", "demo-call-2")
         .with(|i| {
             let reporter = i.reporter.get_or_insert_default();
@@ -789,14 +788,7 @@ fn emergency_intake() -> pb::ReportEmergencyRequest {
         })
         .risk(|r| {
             *r = pb::RiskFacts {
-                suicide_screening: Some(pb::SuicideScreening {
-                    wish_to_be_dead: Unknown as i32,
-                    suicidal_thoughts: Unknown as i32,
-                    method: Unknown as i32,
-                    intent: Unknown as i32,
-                    plan: Unknown as i32,
-                    behaviour_last_3_months: Unknown as i32,
-                }),
+                suicide_screening: Some(screening(pb::Answer::Unknown)),
                 violence_ongoing: true,
                 perpetrator_present: true,
                 children_in_household: true,
@@ -813,7 +805,6 @@ fn emergency_intake() -> pb::ReportEmergencyRequest {
 /// A 1480 call from Ilam begun five minutes before `at`: an adult in distress after the
 /// earthquake, nothing acute (a counselling need, P3).
 fn ilam_intake(at: DateTime<Utc>, call_id: &str) -> pb::SubmitReferralRequest {
-    use pb::Answer::No;
     let started = at.timestamp() - 300;
     Sample::child(started)
         .call(call_id, "c-1480-07", "09180000000")
@@ -843,14 +834,7 @@ fn ilam_intake(at: DateTime<Utc>, call_id: &str) -> pb::SubmitReferralRequest {
         })
         .risk(|r| {
             *r = pb::RiskFacts {
-                suicide_screening: Some(pb::SuicideScreening {
-                    wish_to_be_dead: No as i32,
-                    suicidal_thoughts: No as i32,
-                    method: No as i32,
-                    intent: No as i32,
-                    plan: No as i32,
-                    behaviour_last_3_months: No as i32,
-                }),
+                suicide_screening: Some(screening(pb::Answer::No)),
                 recency: pb::Recency::Last24Hours as i32,
                 ..pb::RiskFacts::default()
             }
@@ -859,4 +843,17 @@ fn ilam_intake(at: DateTime<Utc>, call_id: &str) -> pb::SubmitReferralRequest {
             format!("demo-1480-{}", uuid::Uuid::now_v7()),
             pb::HotlineAction::CounsellingCentreReferral,
         )
+}
+
+/// A suicide screening with the same answer to every question.
+fn screening(answer: pb::Answer) -> pb::SuicideScreening {
+    let answer = answer as i32;
+    pb::SuicideScreening {
+        wish_to_be_dead: answer,
+        suicidal_thoughts: answer,
+        method: answer,
+        intent: answer,
+        plan: answer,
+        behaviour_last_3_months: answer,
+    }
 }

@@ -12,9 +12,7 @@ use crate::domain::case::PageRequest;
 use crate::domain::decision::Destination;
 use crate::domain::event::EventFilter;
 use crate::domain::reach::Reach;
-use crate::domain::sla::SlaKind;
 use crate::domain::statistics::Period;
-use crate::domain::types::Priority;
 use crate::pb::case_tracking_server::CaseTracking;
 use crate::pb::{
     AddNoteRequest, AddNoteResponse, ChangePriorityRequest, ChangePriorityResponse,
@@ -330,14 +328,9 @@ impl CaseTracking for CaseTrackingService {
             };
         let _turn = self.tracking.read_turn().await?;
         let statistics = self.tracking.store().statistics(&period).await?;
-        let p0_target = self
-            .tracking
-            .writer
-            .targets()
-            .target(SlaKind::TeamAcknowledgement, Priority::P0Immediate)
-            .unwrap_or(std::time::Duration::from_secs(180));
         Ok(Response::new(convert::statistics_response(
-            statistics, p0_target,
+            statistics,
+            self.tracking.p0_target(),
         )))
     }
 

@@ -10,9 +10,7 @@ use tonic::{Request, Response, Status};
 use super::{Tracking, caller, convert};
 use crate::access::{Caller, Operation};
 use crate::domain::Error;
-use crate::domain::sla::SlaKind;
 use crate::domain::statistics::Period;
-use crate::domain::types::Priority;
 use crate::pb;
 use crate::pb::crisis_operation_server::CrisisOperation;
 use crate::routing::crisis::{Crisis, CrisisAction, CrisisRequest};
@@ -219,12 +217,7 @@ impl CrisisOperation for CrisisService {
         };
         let _turn = self.tracking.read_turn().await?;
         let store = self.tracking.store();
-        let p0_target = self
-            .tracking
-            .writer
-            .targets()
-            .target(SlaKind::TeamAcknowledgement, Priority::P0Immediate)
-            .unwrap_or(std::time::Duration::from_secs(180));
+        let p0_target = self.tracking.p0_target();
         let figures_during = store.statistics(&during).await?;
         let figures_before = store.statistics(&before).await?;
         Ok(Response::new(pb::GetCrisisStatisticsResponse {

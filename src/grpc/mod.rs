@@ -352,6 +352,17 @@ impl Tracking {
         &self.store
     }
 
+    /// The P0 team-acknowledgement target the statistics judge cases by.
+    fn p0_target(&self) -> std::time::Duration {
+        self.writer
+            .targets()
+            .target(
+                crate::domain::sla::SlaKind::TeamAcknowledgement,
+                crate::domain::types::Priority::P0Immediate,
+            )
+            .unwrap_or(std::time::Duration::from_secs(180))
+    }
+
     fn now(&self) -> DateTime<Utc> {
         self.clock.now()
     }

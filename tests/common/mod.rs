@@ -600,16 +600,7 @@ impl TestServer {
         &self,
         request: referrals::pb::ReportEmergencyRequest,
     ) -> referrals::pb::IntakeReceipt {
-        let client = self.emergency();
-        confirmed(|| {
-            let (mut client, request) = (client.clone(), request.clone());
-            async move { client.report_emergency(request).await }
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .receipt
-        .unwrap()
+        report_confirmed(&self.emergency(), request).await
     }
 
     /// Records a 1480 intake and returns its receipt (the call must succeed, retried as
@@ -711,6 +702,23 @@ where
             answer => return answer,
         }
     }
+}
+
+/// Records a 123 intake through `client`, retried as [`confirmed`] does, and returns its
+/// receipt (the call must succeed).
+pub async fn report_confirmed(
+    client: &EmergencyIntakeClient<Authed>,
+    request: referrals::pb::ReportEmergencyRequest,
+) -> referrals::pb::IntakeReceipt {
+    confirmed(|| {
+        let (mut client, request) = (client.clone(), request.clone());
+        async move { client.report_emergency(request).await }
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .receipt
+    .unwrap()
 }
 
 /// A health watch of the intake service, once it reports SERVING.

@@ -456,23 +456,22 @@ async fn only_a_supervisor_of_the_area_declares_and_bad_terms_are_named(backend:
         policy_toml: "[[rules]]\nid = 3".into(),
         ..earthquake(Some(CALL_TIME - 4 * HOUR))
     };
-    let status = refused(
-        server.as_who("sup-16", Role::Supervisor, "IR-16", None),
-        bad,
-    )
-    .await;
-    assert_eq!(status.code(), Code::InvalidArgument);
-    for field in [
-        "crisis.name",
-        "crisis.round_the_clock[0]",
-        "crisis.targets[0]",
-        "crisis.policy_toml",
-    ] {
-        assert!(
-            status.message().contains(field) || format!("{status:?}").contains(field),
-            "{field}: {status:?}"
-        );
-    }
+    let ilam = || server.as_who("sup-16", Role::Supervisor, "IR-16", None);
+    let names_each = |status: tonic::Status, fields: &[&str]| {
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+        for field in fields {
+            assert!(status.message().contains(field), "{field}: {status:?}");
+        }
+    };
+    names_each(
+        refused(ilam(), bad).await,
+        &[
+            "crisis.name",
+            "crisis.round_the_clock[0]",
+            "crisis.targets[0]",
+            "crisis.policy_toml",
+        ],
+    );
     // What the terms name must be in the directory, and in the crisis's area.
     let unknown = CrisisTerms {
         round_the_clock_points: vec!["thr-counsel-1".into(), "nowhere".into()],
@@ -481,19 +480,14 @@ async fn only_a_supervisor_of_the_area_declares_and_bad_terms_are_named(backend:
             .into(),
         ..earthquake(None)
     };
-    let status = refused(
-        server.as_who("sup-16", Role::Supervisor, "IR-16", None),
-        unknown,
-    )
-    .await;
-    assert_eq!(status.code(), Code::InvalidArgument);
-    for field in [
-        "crisis.round_the_clock_points[0]",
-        "crisis.round_the_clock_points[1]",
-        "crisis.policy_toml",
-    ] {
-        assert!(status.message().contains(field), "{field}: {status:?}");
-    }
+    names_each(
+        refused(ilam(), unknown).await,
+        &[
+            "crisis.round_the_clock_points[0]",
+            "crisis.round_the_clock_points[1]",
+            "crisis.policy_toml",
+        ],
+    );
     // So must a policy's.
     let policy = server
         .directory()

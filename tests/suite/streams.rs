@@ -109,13 +109,7 @@ async fn a_watcher_that_reconnects_misses_nothing_and_sees_nothing_twice_under_c
         let client = server.emergency();
         tasks.push(tokio::spawn(async move {
             for i in 0..per_writer {
-                let request = emergency(&format!("w{w}-{i}"));
-                crate::common::confirmed(|| {
-                    let (mut client, request) = (client.clone(), request.clone());
-                    async move { client.report_emergency(request).await }
-                })
-                .await
-                .unwrap();
+                crate::common::report_confirmed(&client, emergency(&format!("w{w}-{i}"))).await;
             }
         }));
     }
@@ -222,13 +216,7 @@ async fn an_event_written_through_one_server_reaches_a_watcher_on_another(backen
         let client = server.emergency();
         tasks.push(tokio::spawn(async move {
             for i in 0..10 {
-                let request = emergency(&format!("s{s}-{i}"));
-                crate::common::confirmed(|| {
-                    let (mut client, request) = (client.clone(), request.clone());
-                    async move { client.report_emergency(request).await }
-                })
-                .await
-                .unwrap();
+                crate::common::report_confirmed(&client, emergency(&format!("s{s}-{i}"))).await;
             }
         }));
     }

@@ -44,6 +44,17 @@ fn declared(
     }
 }
 
+/// Routes `r` with what `crises` have in force in its province at its time.
+fn during(policy: &Policy, crises: &Crises, directory: &Directory, r: &RoutingRequest) -> Decision {
+    route_in(
+        policy,
+        &crises.in_force(&r.province, r.at),
+        directory,
+        r,
+        &HashSet::new(),
+    )
+}
+
 fn refer(kind: ServicePointKind) -> Policy {
     policy_with(
         Conditions::default(),
@@ -71,13 +82,7 @@ fn a_crisis_opens_its_provinces_points_round_the_clock_while_it_is_in_force() {
     let routed = |at: DateTime<Utc>| {
         let mut r = r.clone();
         r.at = at;
-        route_in(
-            &policy,
-            &crises.in_force("IR-24", at),
-            &directory,
-            &r,
-            &HashSet::new(),
-        )
+        during(&policy, &crises, &directory, &r)
     };
 
     // 02:00 in the crisis: the Ardabil centre takes the case now.
@@ -120,13 +125,7 @@ fn a_provinces_crisis_does_not_open_a_neighbouring_provinces_points() {
         },
     )]);
     // The only safe house is in Tabriz (IR-03): Ardabil's crisis leaves it closed.
-    let d = route_in(
-        &policy,
-        &in_ardabil.in_force("IR-24", r.at),
-        &directory,
-        &r,
-        &HashSet::new(),
-    );
+    let d = during(&policy, &in_ardabil, &directory, &r);
     assert_eq!(chosen(&d, 0), None);
     assert_eq!(verdict_of(&d, 0, "tbz-safe"), Verdict::Closed);
     // A national crisis opens it.
@@ -139,13 +138,7 @@ fn a_provinces_crisis_does_not_open_a_neighbouring_provinces_points() {
             ..Measures::default()
         },
     )]);
-    let d = route_in(
-        &policy,
-        &national.in_force("IR-24", r.at),
-        &directory,
-        &r,
-        &HashSet::new(),
-    );
+    let d = during(&policy, &national, &directory, &r);
     assert_eq!(chosen(&d, 0).as_deref(), Some("tbz-safe"));
 }
 
@@ -186,35 +179,17 @@ fn a_crisis_rule_is_tried_before_the_policy_and_only_in_its_area() {
         },
     )]);
     let r = request("Ardabil");
-    let d = route_in(
-        &policy,
-        &crises.in_force("IR-24", r.at),
-        &directory,
-        &r,
-        &HashSet::new(),
-    );
+    let d = during(&policy, &crises, &directory, &r);
     assert_eq!(d.rule_id, "quake-all");
     assert_eq!(chosen(&d, 0).as_deref(), Some("ard-123"));
     assert_eq!(d.policy_version, 1);
     let r = request("Meshgin Shahr");
-    let d = route_in(
-        &policy,
-        &crises.in_force("IR-24", r.at),
-        &directory,
-        &r,
-        &HashSet::new(),
-    );
+    let d = during(&policy, &crises, &directory, &r);
     assert_eq!(d.rule_id, "quake-psychosocial");
     // A case of another province is routed by the policy alone.
     let mut r = request("Tabriz");
     r.province = "IR-03".into();
-    let d = route_in(
-        &policy,
-        &crises.in_force("IR-03", r.at),
-        &directory,
-        &r,
-        &HashSet::new(),
-    );
+    let d = during(&policy, &crises, &directory, &r);
     assert_eq!(d.rule_id, "rule");
     assert!(d.crises.is_empty());
 }
@@ -294,13 +269,7 @@ fn a_crisis_may_open_single_points_round_the_clock() {
             ..Measures::default()
         },
     )]);
-    let d = route_in(
-        &policy,
-        &crises.in_force("IR-24", r.at),
-        &directory,
-        &r,
-        &HashSet::new(),
-    );
+    let d = during(&policy, &crises, &directory, &r);
     assert_eq!(verdict_of(&d, 0, "ard-crisis"), Verdict::Closed);
     assert_eq!(chosen(&d, 0).as_deref(), Some("mgs-crisis"));
 }
