@@ -24,13 +24,16 @@ const SELECT_CRISIS: &str = "select crisis_id, province, name, starts_at, ends_a
 const SELECT_AREA_CRISES: &str = "select crisis_id, province, name, starts_at, ends_at, \
      measures, version, declared_by, updated_by, updated_at from crises where province = $1";
 
-const INSERT_CRISIS: &str = "insert into crises (crisis_id, province, name, starts_at, ends_at, \
+/// A new declaration, or the next version of one: a version that is not the next of the stored
+/// one writes nothing.
+const WRITE_CRISIS: &str = "insert into crises (crisis_id, province, name, starts_at, ends_at, \
      measures, version, declared_by, updated_by, updated_at) \
-     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
-
-const UPDATE_CRISIS: &str = "update crises set name = $2, starts_at = $3, ends_at = $4, \
-     measures = $5, version = $6, updated_by = $7, updated_at = $8 \
-     where crisis_id = $1 and version = $9";
+     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+     on conflict (crisis_id) do update set name = excluded.name, \
+     starts_at = excluded.starts_at, ends_at = excluded.ends_at, measures = excluded.measures, \
+     version = excluded.version, updated_by = excluded.updated_by, \
+     updated_at = excluded.updated_at \
+     where crises.version = excluded.version - 1";
 
 #[derive(sqlx::FromRow)]
 pub(super) struct CrisisRow {
@@ -139,9 +142,9 @@ impl SqlStore {
         let plan = planner(request, current.as_ref(), &same_area)?;
         let crisis = &plan.crisis;
         let measures = String::from_utf8(to_json(&crisis.measures)?).map_err(Error::internal)?;
-        if current.is_none() {
-            tx.run(
-                query(INSERT_CRISIS)
+        let written = tx
+            .run(
+                query(WRITE_CRISIS)
                     .bind(crisis.crisis_id)
                     .bind(crisis.province.clone().unwrap_or_default())
                     .bind(&crisis.name)
@@ -154,26 +157,10 @@ impl SqlStore {
                     .bind(micros(crisis.updated_at)),
             )
             .await?;
-        } else {
-            let updated = tx
-                .run(
-                    query(UPDATE_CRISIS)
-                        .bind(crisis.crisis_id)
-                        .bind(&crisis.name)
-                        .bind(micros(crisis.starts_at))
-                        .bind(crisis.ends_at.map(micros))
-                        .bind(measures)
-                        .bind(crisis.version)
-                        .bind(&crisis.updated_by)
-                        .bind(micros(crisis.updated_at))
-                        .bind(crisis.version - 1),
-                )
-                .await?;
-            if updated == 0 {
-                return Err(Error::Stale(
-                    "the declaration changed meanwhile; read it again".into(),
-                ));
-            }
+        if written == 0 {
+            return Err(Error::Stale(
+                "the declaration changed meanwhile; read it again".into(),
+            ));
         }
         if let Some(key) = &request.key {
             tx.run(

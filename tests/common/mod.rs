@@ -600,7 +600,7 @@ impl TestServer {
         &self,
         request: referrals::pb::ReportEmergencyRequest,
     ) -> referrals::pb::IntakeReceipt {
-        report_confirmed(&self.emergency(), request).await
+        report_confirmed(&self.emergency(), &self.channel(), request).await
     }
 
     /// Records a 1480 intake and returns its receipt (the call must succeed, retried as
@@ -610,7 +610,7 @@ impl TestServer {
         request: referrals::pb::SubmitReferralRequest,
     ) -> referrals::pb::IntakeReceipt {
         let client = self.hotline();
-        confirmed(|| {
+        confirmed(&self.channel(), || {
             let (mut client, request) = (client.clone(), request.clone());
             async move { client.submit_referral(request).await }
         })
@@ -683,9 +683,10 @@ impl TestServer {
 
 /// Sends a request as a call centre's software does: again, with the same request id, while
 /// the service answers UNAVAILABLE (a commit it could not confirm within its 2-second bound,
-/// which a machine loaded by the other tests can exceed), for up to 30 seconds. Any other
-/// answer is returned as it is.
-pub async fn confirmed<T, F, Fut>(mut call: F) -> Result<T, tonic::Status>
+/// which a machine loaded by the other tests can exceed), each time once the server's health
+/// (on `channel`) says it serves intakes, for up to 30 seconds. Any other answer is returned as
+/// it is.
+pub async fn confirmed<T, F, Fut>(channel: &Channel, mut call: F) -> Result<T, tonic::Status>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, tonic::Status>>,
@@ -697,7 +698,7 @@ where
                 if status.code() == tonic::Code::Unavailable
                     && tokio::time::Instant::now() < deadline =>
             {
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                serving_health_on(channel.clone()).await;
             }
             answer => return answer,
         }
@@ -708,9 +709,10 @@ where
 /// receipt (the call must succeed).
 pub async fn report_confirmed(
     client: &EmergencyIntakeClient<Authed>,
+    channel: &Channel,
     request: referrals::pb::ReportEmergencyRequest,
 ) -> referrals::pb::IntakeReceipt {
-    confirmed(|| {
+    confirmed(channel, || {
         let (mut client, request) = (client.clone(), request.clone());
         async move { client.report_emergency(request).await }
     })
@@ -725,7 +727,14 @@ pub async fn report_confirmed(
 pub async fn serving_intake_health(
     server: &TestServer,
 ) -> tonic::Streaming<tonic_health::pb::HealthCheckResponse> {
-    let mut watch = tonic_health::pb::health_client::HealthClient::new(server.channel())
+    serving_health_on(server.channel()).await
+}
+
+/// A health watch of the intake service on `channel`, once it reports SERVING.
+async fn serving_health_on(
+    channel: Channel,
+) -> tonic::Streaming<tonic_health::pb::HealthCheckResponse> {
+    let mut watch = tonic_health::pb::health_client::HealthClient::new(channel)
         .watch(tonic_health::pb::HealthCheckRequest {
             service: "referral.v1.EmergencyIntake".into(),
         })

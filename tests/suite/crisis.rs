@@ -54,6 +54,21 @@ fn supervisor(server: &TestServer, province: &str) -> CrisisOperationClient<Auth
     ))
 }
 
+/// Declares the Ilam earthquake of [`earthquake`], starting now, under `request_id`.
+async fn declare_earthquake(
+    client: &CrisisOperationClient<Authed>,
+    request_id: &str,
+) -> Result<pb::DeclareCrisisResponse, tonic::Status> {
+    client
+        .clone()
+        .declare_crisis(DeclareCrisisRequest {
+            request_id: request_id.into(),
+            crisis: Some(earthquake(None)),
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
 /// A 1480 call from Ilam that began five minutes before `now`: an adult in distress (P3, a
 /// counselling need), nothing acute.
 fn ilam_call(request_id: &str, now: i64, category: Category) -> pb::SubmitReferralRequest {
@@ -203,15 +218,7 @@ async fn a_crisis_changes_routing_while_in_force_and_nothing_once_it_ends(backen
         ("ilm-counsel-1".into(), Some(MONDAY_8AM))
     );
 
-    let declared = ilam
-        .clone()
-        .declare_crisis(DeclareCrisisRequest {
-            request_id: "declare-1".into(),
-            crisis: Some(earthquake(None)),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let declared = declare_earthquake(&ilam, "declare-1").await.unwrap();
     let crisis = declared.crisis.unwrap();
     assert!(!declared.replayed);
     assert_eq!(crisis.status(), CrisisStatus::InForce);
@@ -222,25 +229,10 @@ async fn a_crisis_changes_routing_while_in_force_and_nothing_once_it_ends(backen
     assert_eq!(terms.raise[0].category_label_fa, "افکار خودکشی");
     assert_eq!(terms.raise[0].priority_label_fa, "اضطراری");
     // A retry is the same declaration; another for the same time and place is refused.
-    let again = ilam
-        .clone()
-        .declare_crisis(DeclareCrisisRequest {
-            request_id: "declare-1".into(),
-            crisis: Some(earthquake(None)),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let again = declare_earthquake(&ilam, "declare-1").await.unwrap();
     assert!(again.replayed);
     assert_eq!(again.crisis.unwrap().crisis_id, crisis.crisis_id);
-    let overlap = ilam
-        .clone()
-        .declare_crisis(DeclareCrisisRequest {
-            request_id: "declare-2".into(),
-            crisis: Some(earthquake(None)),
-        })
-        .await
-        .unwrap_err();
+    let overlap = declare_earthquake(&ilam, "declare-2").await.unwrap_err();
     assert_eq!(overlap.code(), Code::FailedPrecondition, "{overlap:?}");
 
     // In force: the counsellor on duty takes the call now, with the declaration's deadline.
@@ -539,15 +531,9 @@ async fn a_crisis_period_is_counted_beside_the_same_span_before_it(backend: Back
             .await;
     }
     at(&server, MONDAY_2AM);
-    let crisis = ilam
-        .clone()
-        .declare_crisis(DeclareCrisisRequest {
-            request_id: "stats".into(),
-            crisis: Some(earthquake(None)),
-        })
+    let crisis = declare_earthquake(&ilam, "stats")
         .await
         .unwrap()
-        .into_inner()
         .crisis
         .unwrap();
     for (n, category) in [
@@ -680,11 +666,7 @@ async fn a_crisis_declared_through_one_server_routes_on_the_other(backend: Backe
         ))
         .await;
     assert_eq!(assignment(&waiting).1, Some(MONDAY_8AM));
-    supervisor(&first, "IR-16")
-        .declare_crisis(DeclareCrisisRequest {
-            request_id: "two".into(),
-            crisis: Some(earthquake(None)),
-        })
+    declare_earthquake(&supervisor(&first, "IR-16"), "two")
         .await
         .unwrap();
     let now = second

@@ -106,10 +106,11 @@ async fn a_watcher_that_reconnects_misses_nothing_and_sees_nothing_twice_under_c
     let mut stream = open(&server, watch_from(Some(0))).await;
     let mut tasks = Vec::new();
     for w in 0..writers {
-        let client = server.emergency();
+        let (client, channel) = (server.emergency(), server.channel());
         tasks.push(tokio::spawn(async move {
             for i in 0..per_writer {
-                crate::common::report_confirmed(&client, emergency(&format!("w{w}-{i}"))).await;
+                crate::common::report_confirmed(&client, &channel, emergency(&format!("w{w}-{i}")))
+                    .await;
             }
         }));
     }
@@ -213,10 +214,11 @@ async fn an_event_written_through_one_server_reaches_a_watcher_on_another(backen
     // Both servers write concurrently; each watcher sees every event once, in order.
     let mut tasks = Vec::new();
     for (s, server) in [&one, &other].into_iter().enumerate() {
-        let client = server.emergency();
+        let (client, channel) = (server.emergency(), server.channel());
         tasks.push(tokio::spawn(async move {
             for i in 0..10 {
-                crate::common::report_confirmed(&client, emergency(&format!("s{s}-{i}"))).await;
+                crate::common::report_confirmed(&client, &channel, emergency(&format!("s{s}-{i}")))
+                    .await;
             }
         }));
     }

@@ -24,24 +24,22 @@ fn office_hours() -> Directory {
     })
 }
 
-fn declared(
-    province: Option<&str>,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-    measures: Measures,
-) -> Crisis {
-    Crisis {
+/// One declaration, "earthquake", of `province` (`None`: the whole country), in force from
+/// Saturday 00:00 to Sunday 20:00 in Tehran.
+fn declared(province: Option<&str>, measures: Measures) -> Crises {
+    let from = tehran(21, 0, 0);
+    Crises::new(vec![Crisis {
         crisis_id: uuid::Uuid::now_v7(),
         name: "earthquake".into(),
         province: province.map(Into::into),
         starts_at: from,
-        ends_at: Some(to),
+        ends_at: Some(tehran(22, 20, 0)),
         measures,
         version: 1,
         declared_by: "sup-1".into(),
         updated_by: "sup-1".into(),
         updated_at: from,
-    }
+    }])
 }
 
 /// Routes `r` with what `crises` have in force in its province at its time.
@@ -70,15 +68,13 @@ fn a_crisis_opens_its_provinces_points_round_the_clock_while_it_is_in_force() {
     let mut r = request("Ardabil");
     r.priority = Priority::P2Priority;
     r.at = tehran(22, 2, 0);
-    let crises = Crises::new(vec![declared(
+    let crises = declared(
         Some("IR-24"),
-        tehran(21, 20, 0),
-        tehran(22, 20, 0),
         Measures {
             round_the_clock: vec![K::CrisisInterventionCentre],
             ..Measures::default()
         },
-    )]);
+    );
     let routed = |at: DateTime<Utc>| {
         let mut r = r.clone();
         r.at = at;
@@ -115,29 +111,25 @@ fn a_provinces_crisis_does_not_open_a_neighbouring_provinces_points() {
     let mut r = request("Ardabil");
     r.priority = Priority::P1Urgent;
     r.at = tehran(22, 2, 0);
-    let in_ardabil = Crises::new(vec![declared(
+    let in_ardabil = declared(
         Some("IR-24"),
-        tehran(21, 0, 0),
-        tehran(24, 0, 0),
         Measures {
             round_the_clock: vec![K::SafeHouse],
             ..Measures::default()
         },
-    )]);
+    );
     // The only safe house is in Tabriz (IR-03): Ardabil's crisis leaves it closed.
     let d = during(&policy, &in_ardabil, &directory, &r);
     assert_eq!(chosen(&d, 0), None);
     assert_eq!(verdict_of(&d, 0, "tbz-safe"), Verdict::Closed);
     // A national crisis opens it.
-    let national = Crises::new(vec![declared(
+    let national = declared(
         None,
-        tehran(21, 0, 0),
-        tehran(24, 0, 0),
         Measures {
             round_the_clock: vec![K::SafeHouse],
             ..Measures::default()
         },
-    )]);
+    );
     let d = during(&policy, &national, &directory, &r);
     assert_eq!(chosen(&d, 0).as_deref(), Some("tbz-safe"));
 }
@@ -160,10 +152,8 @@ fn a_crisis_rule_is_tried_before_the_policy_and_only_in_its_area() {
             point: None,
         }],
     };
-    let crises = Crises::new(vec![declared(
+    let crises = declared(
         Some("IR-24"),
-        tehran(21, 0, 0),
-        tehran(24, 0, 0),
         Measures {
             rules: vec![
                 rule,
@@ -177,7 +167,7 @@ fn a_crisis_rule_is_tried_before_the_policy_and_only_in_its_area() {
             ],
             ..Measures::default()
         },
-    )]);
+    );
     let r = request("Ardabil");
     let d = during(&policy, &crises, &directory, &r);
     assert_eq!(d.rule_id, "quake-all");
@@ -260,15 +250,13 @@ fn a_crisis_may_open_single_points_round_the_clock() {
     let mut r = request("Ardabil");
     r.priority = Priority::P1Urgent;
     r.at = tehran(22, 2, 0);
-    let crises = Crises::new(vec![declared(
+    let crises = declared(
         Some("IR-24"),
-        tehran(21, 20, 0),
-        tehran(22, 20, 0),
         Measures {
             round_the_clock_points: vec!["mgs-crisis".into()],
             ..Measures::default()
         },
-    )]);
+    );
     let d = during(&policy, &crises, &directory, &r);
     assert_eq!(verdict_of(&d, 0, "ard-crisis"), Verdict::Closed);
     assert_eq!(chosen(&d, 0).as_deref(), Some("mgs-crisis"));
