@@ -16,11 +16,15 @@ use crate::domain::intake::{NewIntake, Receipt};
 use crate::domain::plan::intake::IntakePlan;
 use crate::domain::types::Line;
 
-/// The two lines' case-number counters. Only intake batches move them, and each holds the
-/// directory's row lock first, so a batch reads them without locking and sets them as it
-/// writes ([`SET_CASE_NUMBERS`]).
-pub(super) const SELECT_CASE_NUMBERS: &str = "select name, last_value from sequences \
-     where name in ('case_hotline_1480', 'case_emergency_123')";
+/// The counters an intake batch reads after the directory's lock, each with the hash its
+/// chain ends with (none for the others): the two lines' case numbers, which only intake
+/// batches move, each holding that lock ([`SET_CASE_NUMBERS`]); the directory's own; the
+/// event and audit chains' last numbers, set as the batch writes ([`SET_CHAINS`]). The audit
+/// trail also takes numbers for reads without the directory's lock, so on PostgreSQL the
+/// batch's lookup holds these rows until commit (`sql/lookups.sql`); on SQLite the write
+/// transaction already holds the whole database.
+pub(super) const SELECT_COUNTERS: &str = "select name, last_value, hash from sequences \
+     where name in ('case_hotline_1480', 'case_emergency_123', 'directory', 'event', 'audit')";
 
 /// Sets the last 1480 case number to `$1` and the last 123 case number to `$2`.
 pub(super) const SET_CASE_NUMBERS: &str = "update sequences set last_value = \
@@ -34,15 +38,28 @@ pub(super) struct Lookups {
     pub(super) keys: Vec<super::rows::KeyedIdempotencyRow>,
     /// How many stored contacts came from each of the batch's caller-number hashes.
     pub(super) contacts: Vec<(Vec<u8>, i64)>,
-    /// Each line's counter (`case_sequence` name) and the last number it gave.
-    pub(super) case_numbers: Vec<(String, i64)>,
+    /// Each counter of [`SELECT_COUNTERS`]: its name, the last number it gave and, for a
+    /// chain, the hash of its last row.
+    pub(super) counters: Vec<(String, i64, Option<Vec<u8>>)>,
 }
 
-/// Takes `$1` numbers of the event chain and `$2` of the audit chain, returning each chain's
-/// last number with the hash to chain from.
-pub(super) const ADVANCE_CHAINS: &str = "update sequences set last_value = last_value + \
-     case name when 'event' then $1 else $2 end where name in ('event', 'audit') \
-     returning name, last_value, hash";
+impl Lookups {
+    /// The counter `name`'s last number and, for a chain, the hash of its last row.
+    pub(super) fn counter(&self, name: &str) -> Result<(i64, Option<Vec<u8>>), Error> {
+        self.counters
+            .iter()
+            .find(|(counter, _, _)| counter == name)
+            .map(|(_, last, hash)| (*last, hash.clone()))
+            .ok_or_else(|| Error::internal(format!("the counter {name} is missing")))
+    }
+}
+
+/// Sets the event chain's last number to `$1` and the audit chain's to `$2`, and their heads'
+/// hashes to `$3` and `$4` where the batch added rows.
+pub(super) const SET_CHAINS: &str = "update sequences set \
+     last_value = case name when 'event' then $1 else $2 end, \
+     hash = case name when 'event' then coalesce($3, hash) else coalesce($4, hash) end \
+     where name in ('event', 'audit')";
 
 /// A referral a new case makes: id, case, service point, purpose, time.
 pub(super) type ReferralInsert = (Uuid, Uuid, String, &'static str, i64);
@@ -211,8 +228,19 @@ impl<'a> IntakeRows<'a> {
         (last_event, event_head): (i64, Option<Vec<u8>>),
         (last_audit, audit_head): (i64, Option<Vec<u8>>),
     ) {
-        (self.first_event, self.event_hashes) = link(&self.events, last_event, event_head);
-        (self.first_audit, self.audit_hashes) = link(&self.audit, last_audit, audit_head);
+        let end = |last: i64, rows: usize| last + rows as i64;
+        (self.first_event, self.event_hashes) =
+            link(&self.events, end(last_event, self.events.len()), event_head);
+        (self.first_audit, self.audit_hashes) =
+            link(&self.audit, end(last_audit, self.audit.len()), audit_head);
+    }
+
+    /// The last numbers of the event and audit chains once the batch is written.
+    pub(super) fn chain_ends(&self) -> (i64, i64) {
+        (
+            self.first_event + self.events.len() as i64 - 1,
+            self.first_audit + self.audit.len() as i64 - 1,
+        )
     }
 
     /// The number of the batch's last event, when it has any.

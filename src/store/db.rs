@@ -460,6 +460,24 @@ impl Backend {
         })
     }
 
+    /// Starts a transaction that writes holding the directory counter's lock, which orders
+    /// it after any other server's write in flight. On PostgreSQL the `BEGIN` and the lock go
+    /// in one round trip ([`BEGIN_LOCKED`]). On SQLite, `BEGIN IMMEDIATE` already holds the
+    /// only write lock there is.
+    ///
+    /// [`BEGIN_LOCKED`]: super::postgres::BEGIN_LOCKED
+    pub(super) async fn begin_locked_write(&self) -> Result<Tx, sqlx::Error> {
+        Ok(match self {
+            Self::Sqlite(backend) => Tx::Sqlite(backend.begin_write().await?),
+            Self::Postgres(backend) => Tx::Postgres(
+                backend
+                    .pool()
+                    .begin_with(super::postgres::BEGIN_LOCKED)
+                    .await?,
+            ),
+        })
+    }
+
     /// Starts a transaction that writes.
     pub(super) async fn begin_write(&self) -> Result<Tx, sqlx::Error> {
         Ok(match self {

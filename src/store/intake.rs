@@ -8,8 +8,7 @@
 use std::collections::HashMap;
 
 use super::IntakePlanner;
-use super::batch::{ADVANCE_CHAINS, IntakeRows};
-use super::db::query_as;
+use super::batch::IntakeRows;
 use super::map_sqlx_error as db_error;
 use super::sealed::from_json;
 use super::sql_store::SqlStore;
@@ -34,12 +33,13 @@ impl SqlStore {
         planner: &mut IntakePlanner<'_>,
     ) -> Result<Vec<IntakeOutcome>, Error> {
         // The directory's counter first: its row lock orders this batch after any other
-        // server's batch in flight, so the lookups below see what that one committed.
-        let (mut tx, directory) = self.begin_locked().await?;
+        // server's batch in flight, so the lookup below sees what that one committed. A batch
+        // is then four round trips on PostgreSQL, whatever its size: BEGIN with the lock, the
+        // lookup, the write and COMMIT.
+        let mut tx = self.backend.begin_locked_write().await.map_err(db_error)?;
         // Every caller number's keyed hash (a retry's goes unused), so that one statement can
-        // look up the batch's stored keys, its callers' earlier contacts and the case-number
-        // counters together. Every statement below covers the whole batch, so a batch costs
-        // about as many round trips as a single intake.
+        // look up the batch's stored keys, its callers' earlier contacts and the counters
+        // together.
         let callers = batch
             .iter()
             .map(|intake| match &intake.intake.contact.caller_number {
@@ -58,6 +58,13 @@ impl SqlStore {
             .lookups(&mut tx, batch, &distinct)
             .await
             .map_err(db_error)?;
+        let (directory, _) = lookups.counter("directory")?;
+        self.directory.check(directory)?;
+        let mut last_numbers = HashMap::new();
+        for line in [Line::Hotline1480, Line::Emergency123] {
+            last_numbers.insert(line, lookups.counter(case_sequence(line))?.0);
+        }
+        let chains = (lookups.counter("event")?, lookups.counter("audit")?);
         let mut stored: HashMap<(String, String), StoredIntake> = HashMap::new();
         for row in lookups.keys {
             stored.insert(
@@ -67,14 +74,6 @@ impl SqlStore {
                     receipt: from_json(&row.receipt)?,
                 },
             );
-        }
-        let mut last_numbers = HashMap::new();
-        for (name, last) in &lookups.case_numbers {
-            for line in [Line::Hotline1480, Line::Emergency123] {
-                if case_sequence(line) == name {
-                    last_numbers.insert(line, *last);
-                }
-            }
         }
         let load = IntakeLoad {
             stored: batch
@@ -94,23 +93,7 @@ impl SqlStore {
         let mut plan = planner(batch, load)?;
         let outcomes = std::mem::take(&mut plan.outcomes);
         let mut rows = IntakeRows::new(batch, plan, &self.cipher)?;
-
-        // Numbers on the two chains are taken last: their counters stay locked until commit,
-        // and the shorter that stretch, the less another writer waits.
-        let heads: Vec<(String, i64, Option<Vec<u8>>)> = query_as(ADVANCE_CHAINS)
-            .bind(rows.events.len() as i64)
-            .bind(rows.audit.len() as i64)
-            .fetch_all(tx.ex())
-            .await
-            .map_err(db_error)?;
-        let head = |chain: &str| {
-            heads
-                .iter()
-                .find(|(name, _, _)| name == chain)
-                .map(|(_, last, hash)| (*last, hash.clone()))
-                .ok_or_else(|| Error::internal("a chain counter is missing"))
-        };
-        rows.chain(head("event")?, head("audit")?);
+        rows.chain(chains.0, chains.1);
         let directory = self
             .backend
             .write_intake_rows(&mut tx, &rows)

@@ -30,6 +30,12 @@ const PROBE_WAIT: Duration = Duration::from_millis(800);
 /// committed; PostgreSQL delivers it at commit, and not at all on rollback.
 pub(super) const NOTIFY_EVENTS: &str = "select pg_notify('referral_events', $1)";
 
+/// `BEGIN` and the directory counter's row lock, sent as one simple query: one round trip. Every write that depends on what other
+/// servers wrote takes the lock first, so the writes of all servers on a database are ordered
+/// (see `DirectoryWatermark`).
+pub(super) const BEGIN_LOCKED: &str = "begin; \
+     update sequences set last_value = last_value where name = 'directory'";
+
 /// The schema's migrations, applied only by `referrals migrate` (or `serve --migrate`).
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -315,14 +321,16 @@ fn weakened(settings: &[(&str, String)]) -> Vec<String> {
 const WRITE_INTAKES: &str = include_str!("sql/write_intakes.sql");
 
 /// `lookups`: kind 0, a stored idempotency key (line, request id, payload hash, receipt);
-/// kind 1, a caller hash and its stored contacts; kind 2, a case-number counter and its last
-/// number. The counters need no lock: see `SELECT_CASE_NUMBERS`.
+/// kind 1, a caller hash and its stored contacts; kind 2, a counter of `SELECT_COUNTERS`, its
+/// last number and its chain's hash, locked until commit (the audit trail's writer takes
+/// numbers without the directory's lock; a locked row is read as last committed, whatever the
+/// statement's snapshot).
 const LOOKUPS: &str = include_str!("sql/lookups.sql");
 
 /// The batch steps of intake, each one statement for the whole batch.
 impl PostgresBackend {
     /// The batch's stored idempotency keys, its callers' earlier contacts (by the keyed hashes
-    /// `hashes`) and the case-number counters, in one statement: one round trip.
+    /// `hashes`) and the counters, in one statement: one round trip.
     pub(super) async fn lookups(
         &self,
         tx: &mut PgConnection,
@@ -361,9 +369,10 @@ impl PostgresBackend {
                     bytes.ok_or_else(|| missing("caller hash"))?,
                     number.ok_or_else(|| missing("count"))?,
                 )),
-                _ => found.case_numbers.push((
+                _ => found.counters.push((
                     text.ok_or_else(|| missing("counter"))?,
                     number.ok_or_else(|| missing("number"))?,
+                    bytes,
                 )),
             }
         }
@@ -466,6 +475,9 @@ impl PostgresBackend {
             // $73: the case numbers.
             .bind(rows.last_case_numbers.0)
             .bind(rows.last_case_numbers.1)
+            // $75: the chains' last numbers.
+            .bind(rows.chain_ends().0)
+            .bind(rows.chain_ends().1)
             .fetch_one(tx)
             .await
             .map_err(map_sqlx_error)?;

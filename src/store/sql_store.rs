@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::db::{Backend, Tx, query_as, query_scalar};
 use super::map_sqlx_error as db_error;
-use super::statements::{BUMP_DIRECTORY, LOCK_DIRECTORY};
+use super::statements::{BUMP_DIRECTORY, DIRECTORY_VERSION};
 use super::{
     ChainHead, ChangeOutcome, ChangePlanner, CrisisOutcome, CrisisPlanner, DirectoryWatermark,
     Durability, IntakeOutcome, IntakePlanner, OpenDeadlines, PoolUse, ResealCount, RoutingData,
@@ -52,8 +52,8 @@ impl SqlStore {
     /// other server's write in flight; refused with [`Error::DirectoryMoved`] when another
     /// server changed the directory since this one read it. Returns the counter.
     pub(super) async fn begin_locked(&self) -> Result<(Tx, i64), Error> {
-        let mut tx = self.backend.begin_write().await.map_err(db_error)?;
-        let seen: i64 = query_scalar(LOCK_DIRECTORY)
+        let mut tx = self.backend.begin_locked_write().await.map_err(db_error)?;
+        let seen: i64 = query_scalar(DIRECTORY_VERSION)
             .fetch_one(tx.ex())
             .await
             .map_err(db_error)?;

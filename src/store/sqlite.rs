@@ -9,8 +9,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Sqlite, SqliteConnection, SqlitePool};
 
 use super::Durability;
-use super::batch::{IntakeRows, Lookups, SELECT_CASE_NUMBERS, SET_CASE_NUMBERS};
-use super::chain::{Chained, SET_CHAIN_HEAD};
+use super::batch::{IntakeRows, Lookups, SELECT_COUNTERS, SET_CASE_NUMBERS, SET_CHAINS};
+use super::chain::Chained;
 use super::db::{Ex, Query, Values, query, query_as, query_scalar};
 use super::map_sqlx_error;
 use super::rows::KeyedIdempotencyRow;
@@ -241,7 +241,7 @@ async fn run_migrations(pool: &SqlitePool) -> Result<(), Error> {
 /// with one multi-row insert per table.
 impl SqliteBackend {
     /// The batch's stored idempotency keys, its callers' earlier contacts (by the keyed hashes
-    /// `hashes`) and the case-number counters.
+    /// `hashes`) and the counters.
     pub(super) async fn lookups(
         &self,
         tx: &mut SqliteConnection,
@@ -251,7 +251,7 @@ impl SqliteBackend {
         Ok(Lookups {
             keys: self.stored_keys(tx, batch).await?,
             contacts: self.count_contacts(tx, hashes).await?,
-            case_numbers: query_as(SELECT_CASE_NUMBERS)
+            counters: query_as(SELECT_COUNTERS)
                 .fetch_all(Ex::Sqlite(&mut *tx))
                 .await?,
         })
@@ -459,19 +459,15 @@ impl SqliteBackend {
         .await?;
         insert_chained(&mut *tx, rows.first_event, &rows.events, &rows.event_hashes).await?;
         insert_chained(&mut *tx, rows.first_audit, &rows.audit, &rows.audit_hashes).await?;
-        for (chain, head) in [
-            ("event", rows.event_hashes.last()),
-            ("audit", rows.audit_hashes.last()),
-        ] {
-            if let Some(head) = head {
-                query(SET_CHAIN_HEAD)
-                    .bind(head)
-                    .bind(chain)
-                    .execute(Ex::Sqlite(&mut *tx))
-                    .await
-                    .map_err(map_sqlx_error)?;
-            }
-        }
+        let (last_event, last_audit) = rows.chain_ends();
+        query(SET_CHAINS)
+            .bind(last_event)
+            .bind(last_audit)
+            .bind(rows.event_hashes.last())
+            .bind(rows.audit_hashes.last())
+            .execute(Ex::Sqlite(&mut *tx))
+            .await
+            .map_err(map_sqlx_error)?;
         if rows.dispatches.is_empty() {
             return Ok(None);
         }

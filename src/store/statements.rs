@@ -8,10 +8,6 @@ pub(super) const ROWS_PER_INSERT: usize = 500;
 pub(super) const WRITE_HEALTH_PROBE: &str = "insert into health_probe (probe_id, at) values (1, $1) \
     on conflict (probe_id) do update set at = excluded.at";
 
-/// Locks the directory counter for the transaction and reads it (see `DirectoryWatermark`).
-pub(super) const LOCK_DIRECTORY: &str = "update sequences set last_value = last_value \
-     where name = 'directory' returning last_value";
-
 /// Moves the directory counter: this transaction changed the directory.
 pub(super) const BUMP_DIRECTORY: &str = "update sequences set last_value = last_value + 1 \
      where name = 'directory' returning last_value";

@@ -495,8 +495,71 @@ async fn an_owner_who_recomputes_every_hash_is_caught_by_the_signed_checkpoints(
     db.drop_database().await;
 }
 
+/// Intake batches take the chains' numbers after the directory's lock, and the audit trail's
+/// writer takes its numbers for reads without it: both at once, on two servers, leave each
+/// chain whole, gapless and with its counter at its last row.
+async fn intakes_and_audited_reads_on_two_servers_leave_both_chains_whole(backend: Backend) {
+    let first = TestServer::start(backend).await;
+    let known = first.report(child_in_danger("chains-known")).await;
+    let second = TestServer::start_on(first.db.same_database(), |_| {}).await;
+    let mut tasks = Vec::new();
+    for (n, server) in [&first, &second].into_iter().enumerate() {
+        for task in 0..3 {
+            let (client, channel) = (server.emergency(), server.channel());
+            tasks.push(tokio::spawn(async move {
+                for i in 0..8 {
+                    let request = child_in_danger(&format!("chains-{n}-{task}-{i}"));
+                    crate::common::report_confirmed(&client, &channel, request).await;
+                }
+            }));
+            let (mut reader, case_id) = (server.cases(), known.case_id.clone());
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..12 {
+                    let request = pb::GetCaseRequest {
+                        case_id: case_id.clone(),
+                    };
+                    reader.get_case(request).await.expect("read");
+                }
+            }));
+        }
+    }
+    for task in tasks {
+        task.await.expect("task");
+    }
+    second.stop().await;
+    let db = first.stop().await;
+    assert_eq!(db.count("cases").await, 1 + 2 * 3 * 8);
+    for (table, id, chain) in [
+        ("events", "event_id", "event"),
+        ("audit_log", "audit_id", "audit"),
+    ] {
+        let numbers = db
+            .integers(&format!(
+                "select count(*) from {table} union all select min({id}) from {table} \
+                 union all select max({id}) from {table} \
+                 union all select last_value from sequences where name = '{chain}'"
+            ))
+            .await;
+        let (count, min, max, counter) = (numbers[0], numbers[1], numbers[2], numbers[3]);
+        assert_eq!(
+            (min, max, counter),
+            (1, count, count),
+            "{table}: {numbers:?}"
+        );
+    }
+    // Reads were audited while intakes were written: 2 × 3 × 12 of them, at least.
+    assert!(db.count("audit_log").await >= 1 + 2 * 3 * 8 + 2 * 3 * 12);
+    let store = db.store(1).await;
+    for report in store.verify_chains().await.unwrap() {
+        assert_eq!(report.problem, None, "{report:?}");
+    }
+    drop(store);
+    db.drop_database().await;
+}
+
 backend_tests!(
     an_owner_who_recomputes_every_hash_is_caught_by_the_signed_checkpoints,
+    intakes_and_audited_reads_on_two_servers_leave_both_chains_whole,
     reads_changes_and_refusals_are_on_the_trail,
     the_trail_and_the_events_cannot_be_changed_and_tampering_is_found,
     the_verify_command_passes_an_intact_database,

@@ -13,7 +13,7 @@ new_timers as (insert into sla_timers (timer_id, case_id, kind, subject_id, due_
 new_categories as (insert into case_categories (case_id, category, is_primary)  select * from unnest($41::uuid[], $42::text[], $43::bool[])), 
 new_events as (insert into events (event_id, case_id, kind, actor, occurred_at, reason,  data, line, province, county, priority, team_id, recorded_by, hash)  select * from unnest($44::bigint[], $45::uuid[], $46::text[], $47::text[],  $48::bigint[], $49::text[], $50::bytea[], $51::text[], $52::text[], $53::text[],  $54::text[], $55::text[], $56::text[], $57::bytea[])), 
 new_audit as (insert into audit_log (audit_id, at, subject, role, action, case_id, outcome,  request_id, hash)  select * from unnest($58::bigint[], $59::bigint[], $60::text[], $61::text[],  $62::text[], $63::uuid[], $64::text[], $65::text[], $66::bytea[])), 
-heads as (update sequences set hash = case name when 'event' then coalesce($67, hash)  else coalesce($68, hash) end where name in ('event', 'audit')), 
+heads as (update sequences set last_value = case name when 'event' then $75::bigint  else $76::bigint end, hash = case name when 'event' then coalesce($67, hash)  else coalesce($68, hash) end where name in ('event', 'audit')), 
 directory as (update sequences set last_value = last_value + 1  where name = 'directory' and cardinality($31::uuid[]) > 0 returning last_value), 
 notified as (select pg_notify('referral_events', $69) where $69 is not null), 
 numbers as (update sequences set last_value =  case name when 'case_hotline_1480' then $73::bigint else $74::bigint end  where name in ('case_hotline_1480', 'case_emergency_123'))  select (select last_value from directory), (select count(*) from notified)
