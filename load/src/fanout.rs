@@ -254,6 +254,9 @@ pub async fn open(config: &LoadConfig) -> Result<Fanout, LoadError> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let rss_open = server.as_ref().and_then(Process::rss);
+    if let (Some(every), Some(pid)) = (config.memory_every, config.server_pid) {
+        tokio::spawn(sample_memory(Process(pid), every, stop.subscribe()));
+    }
     println!(
         "streams: {} open over {} connection(s) ({}), each at its first heartbeat after {:.1} s",
         held.len(),
@@ -356,7 +359,7 @@ async fn follow(
 impl Fanout {
     /// After the intakes: waits for every stream to reach the last event, checks each against a
     /// replay, closes them and prints what was measured.
-    pub async fn finish(self, url: &str) -> Result<(), LoadError> {
+    pub async fn finish(self, url: &str, replay: bool) -> Result<(), LoadError> {
         let elapsed = self.started.elapsed();
         let cpu_during = self
             .server
@@ -402,7 +405,12 @@ impl Fanout {
         // about ten seconds.
         tokio::time::sleep(SETTLE).await;
         let rss_closed = self.server.as_ref().and_then(Process::rss);
-        let complete = check(&records, last).await;
+        let complete = if replay {
+            check(&records, last).await
+        } else {
+            println!("streams: not replayed (--no-replay)");
+            Ok(())
+        };
         tokio::time::sleep(SETTLE).await;
         let rss_checked = self.server.as_ref().and_then(Process::rss);
 
@@ -429,8 +437,13 @@ impl Fanout {
             caught_up.as_secs_f64(),
         );
         println!(
-            "streams: {} of {n} complete and in order against a replay from the database; {out_of_order} out of order; {} ended by the server{}",
+            "streams: {} of {n} {} from the database; {out_of_order} out of order; {} ended by the server{}",
             complete.as_ref().map_or(0, |_| n),
+            if replay {
+                "complete and in order against a replay"
+            } else {
+                "at the last event"
+            },
             ended.len(),
             ended
                 .first()
@@ -451,7 +464,7 @@ impl Fanout {
             })
         };
         println!(
-            "server: RSS {} before the streams, {} with them open, {} at the end of the intakes, {} {} s after they closed, {} {} s after the replays{}",
+            "server: RSS {} before the streams, {} with them open, {} at the end of the intakes, {} {} s after they closed, {} {} s after the check{}",
             mib(self.rss_idle),
             mib(self.rss_open),
             mib(rss_load),
@@ -521,6 +534,27 @@ async fn check(records: &[(Ask, Authed, i64, Record)], last: i64) -> Result<(), 
 
 async fn last_event(url: &str) -> Result<i64, LoadError> {
     crate::scalar(url, "select coalesce(max(event_id), 0) from events").await
+}
+
+/// Prints the server's resident memory every `every` until `stop`, with its growth since the
+/// first sample.
+async fn sample_memory(server: Process, every: Duration, mut stop: watch::Receiver<bool>) {
+    let started = Instant::now();
+    let mut first = None;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+        let Some(rss) = server.rss() else { return };
+        let first = *first.get_or_insert(rss);
+        println!(
+            "memory: {:>5.0} s: server RSS {:.1} MiB ({:+.1} MiB since the first sample)",
+            started.elapsed().as_secs_f64(),
+            rss as f64 / 1048576.0,
+            (rss as f64 - first as f64) / 1048576.0
+        );
+    }
 }
 
 /// A process, read from `/proc`: the server's, or this program's own.

@@ -104,6 +104,16 @@ pub struct LoadConfig {
     /// The server's process id, to report its CPU and memory (read from /proc).
     #[arg(long)]
     pub server_pid: Option<u32>,
+    /// While the intakes run, print the server's resident memory this often (needs
+    /// `--server-pid`): a long run shows whether it grows.
+    #[arg(long, value_parser = humantime::parse_duration, requires = "server_pid")]
+    pub memory_every: Option<Duration>,
+    /// Check the streams against the database without replaying each from its start: every
+    /// stream must still reach the last event, in order, and none may be ended by the server.
+    /// For runs too long to replay (a Tehran watcher of a 10-minute run holds millions of
+    /// events).
+    #[arg(long)]
+    pub no_replay: bool,
 }
 
 /// The read a flood sends.
@@ -326,7 +336,7 @@ async fn intake_run(
     let (intake, recorded) = intakes(config, channels, bearers, acks).await;
     println!("{}", intake.line("intake"));
     if let (Some(fanout), Some(url)) = (fanout, &config.database_url) {
-        fanout.finish(url).await?;
+        fanout.finish(url, !config.no_replay).await?;
     }
     if let Some((stop, tasks)) = flood {
         stop.store(true, Ordering::Relaxed);

@@ -30,9 +30,9 @@ const PROBE_WAIT: Duration = Duration::from_millis(800);
 /// committed; PostgreSQL delivers it at commit, and not at all on rollback.
 pub(super) const NOTIFY_EVENTS: &str = "select pg_notify('referral_events', $1)";
 
-/// `BEGIN` and the directory counter's row lock, sent as one simple query: one round trip. Every write that depends on what other
-/// servers wrote takes the lock first, so the writes of all servers on a database are ordered
-/// (see `DirectoryWatermark`).
+/// `BEGIN` and the directory counter's row lock, sent as one simple query: one round trip.
+/// Every write that depends on what other servers wrote takes the lock first, so the writes of
+/// all servers on a database are ordered (see `DirectoryWatermark`).
 pub(super) const BEGIN_LOCKED: &str = "begin; \
      update sequences set last_value = last_value where name = 'directory'";
 
