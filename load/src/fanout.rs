@@ -405,14 +405,15 @@ impl Fanout {
         // about ten seconds.
         tokio::time::sleep(SETTLE).await;
         let rss_closed = self.server.as_ref().and_then(Process::rss);
-        let complete = if replay {
-            check(&records, last).await
+        // Without the replay there is nothing to settle from a second time.
+        let (complete, rss_checked) = if replay {
+            let complete = check(&records, last).await;
+            tokio::time::sleep(SETTLE).await;
+            (complete, self.server.as_ref().and_then(Process::rss))
         } else {
             println!("streams: not replayed (--no-replay)");
-            Ok(())
+            (Ok(()), rss_closed)
         };
-        tokio::time::sleep(SETTLE).await;
-        let rss_checked = self.server.as_ref().and_then(Process::rss);
 
         let mut latency = histogram();
         let (mut delivered, mut before_ack, mut out_of_order) = (0u64, 0u64, 0u64);

@@ -468,6 +468,7 @@ impl PostgresBackend {
             |a: &AuditEntry| a.case_id, |a: &AuditEntry| a.outcome.as_str(),
             |a: &AuditEntry| a.request_id.as_str());
         q = q.bind(&rows.audit_hashes);
+        let (last_event, last_audit) = rows.chain_ends();
         // $67: the chains' heads, the feed's notification and the statuses.
         let (directory, _): (Option<i64>, Option<i64>) = q
             .bind(rows.event_hashes.last())
@@ -480,8 +481,8 @@ impl PostgresBackend {
             .bind(rows.last_case_numbers.0)
             .bind(rows.last_case_numbers.1)
             // $75: the chains' last numbers.
-            .bind(rows.chain_ends().0)
-            .bind(rows.chain_ends().1)
+            .bind(last_event)
+            .bind(last_audit)
             .fetch_one(tx)
             .await
             .map_err(map_sqlx_error)?;
