@@ -394,6 +394,8 @@ pub(super) enum Ex<'a> {
 pub(super) enum Tx {
     Sqlite(super::sqlite::Transaction),
     Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+    /// One on the connection the writes that take the directory's lock keep.
+    PostgresKept(super::kept::KeptTx),
 }
 
 impl Tx {
@@ -402,6 +404,16 @@ impl Tx {
         match self {
             Self::Sqlite(tx) => Ex::Sqlite(tx.connection()),
             Self::Postgres(tx) => Ex::Postgres(tx),
+            Self::PostgresKept(tx) => Ex::Postgres(tx.connection()),
+        }
+    }
+
+    /// This transaction's connection, when it is on PostgreSQL.
+    fn postgres(&mut self) -> Option<&mut PgConnection> {
+        match self {
+            Self::Sqlite(_) => None,
+            Self::Postgres(tx) => Some(tx),
+            Self::PostgresKept(tx) => Some(tx.connection()),
         }
     }
 
@@ -417,6 +429,7 @@ impl Tx {
         match self {
             Self::Sqlite(tx) => tx.commit().await,
             Self::Postgres(tx) => tx.commit().await,
+            Self::PostgresKept(tx) => tx.commit().await,
         }
     }
 }
@@ -462,19 +475,15 @@ impl Backend {
 
     /// Starts a transaction that writes holding the directory counter's lock, which orders
     /// it after any other server's write in flight. On PostgreSQL the `BEGIN` and the lock go
-    /// in one round trip ([`BEGIN_LOCKED`]). On SQLite, `BEGIN IMMEDIATE` already holds the
-    /// only write lock there is.
+    /// in one round trip ([`BEGIN_LOCKED`]), on the connection such writes keep
+    /// ([`super::kept`]). On SQLite, `BEGIN IMMEDIATE` already holds the only write lock there
+    /// is.
     ///
     /// [`BEGIN_LOCKED`]: super::postgres::BEGIN_LOCKED
     pub(super) async fn begin_locked_write(&self) -> Result<Tx, sqlx::Error> {
         Ok(match self {
             Self::Sqlite(backend) => Tx::Sqlite(backend.begin_write().await?),
-            Self::Postgres(backend) => Tx::Postgres(
-                backend
-                    .pool()
-                    .begin_with(super::postgres::BEGIN_LOCKED)
-                    .await?,
-            ),
+            Self::Postgres(backend) => Tx::PostgresKept(backend.begin_locked_write().await?),
         })
     }
 
@@ -498,7 +507,7 @@ impl Backend {
     pub(super) async fn close(&self) {
         match self {
             Self::Sqlite(backend) => backend.pool().close().await,
-            Self::Postgres(backend) => backend.pool().close().await,
+            Self::Postgres(backend) => backend.close().await,
         }
     }
 
@@ -513,7 +522,10 @@ impl Backend {
             (Self::Sqlite(backend), Tx::Sqlite(tx)) => {
                 backend.lookups(tx.connection(), batch, hashes).await
             }
-            (Self::Postgres(backend), Tx::Postgres(tx)) => backend.lookups(tx, batch, hashes).await,
+            (Self::Postgres(backend), tx) => match tx.postgres() {
+                Some(conn) => backend.lookups(conn, batch, hashes).await,
+                None => Err(mixed()),
+            },
             _ => Err(mixed()),
         }
     }
@@ -529,9 +541,10 @@ impl Backend {
             (Self::Sqlite(backend), Tx::Sqlite(tx)) => {
                 backend.write_intake_rows(tx.connection(), rows).await
             }
-            (Self::Postgres(backend), Tx::Postgres(tx)) => {
-                backend.write_intake_rows(tx, rows).await
-            }
+            (Self::Postgres(backend), tx) => match tx.postgres() {
+                Some(conn) => backend.write_intake_rows(conn, rows).await,
+                None => Err(super::map_sqlx_error(mixed())),
+            },
             _ => Err(super::map_sqlx_error(mixed())),
         }
     }

@@ -118,6 +118,12 @@ impl Hosts {
         }
     }
 
+    /// Whether the pool moved to another host after `at`: a connection taken from it before
+    /// then is to the host the service left.
+    pub(super) fn moved_since(&self, at: Instant) -> bool {
+        matches!(*self.switched.lock().unwrap_or_else(|p| p.into_inner()), Some(switched) if switched > at)
+    }
+
     /// The first host, in the URL's order, that answers and is not in recovery.
     async fn find_primary(&self) -> Option<usize> {
         let probes = self.candidates.iter().map(|(_, options)| async move {

@@ -41,6 +41,7 @@ mod directory;
 mod events;
 mod hosts;
 mod intake;
+mod kept;
 mod postgres;
 mod queue;
 pub mod reseal;

@@ -13,6 +13,7 @@ use super::batch::{
     CategoryInsert, DispatchInsert, IntakeRows, Lookups, ReferralInsert, TimerInsert,
 };
 use super::hosts::Hosts;
+use super::kept::{KeptConnection, KeptTx};
 use super::map_sqlx_error;
 use super::rows::{EventRow, KeyedIdempotencyRow};
 use super::schema::{self, Applied};
@@ -129,6 +130,8 @@ pub(super) struct PostgresBackend {
     pool: PgPool,
     /// The hosts the URL names, for failing over to a promoted standby.
     hosts: Arc<Hosts>,
+    /// The connection the writes that take the directory's lock keep.
+    kept: KeptConnection,
 }
 
 impl std::fmt::Debug for PostgresBackend {
@@ -221,11 +224,27 @@ impl PostgresBackend {
                 _ => map_sqlx_error(error),
             })?;
         schema::check(applied.as_deref(), &MIGRATOR)?;
-        Ok(Self { pool, hosts })
+        Ok(Self {
+            pool,
+            hosts,
+            kept: KeptConnection::default(),
+        })
     }
 
     pub(super) fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// Starts a transaction that writes holding the directory counter's lock, on the
+    /// connection such writes keep ([`KeptConnection`]).
+    pub(super) async fn begin_locked_write(&self) -> Result<KeptTx, sqlx::Error> {
+        self.kept.begin(&self.pool, &self.hosts, BEGIN_LOCKED).await
+    }
+
+    /// Closes the connections, waiting for those in use to be returned.
+    pub(super) async fn close(&self) {
+        self.kept.release().await;
+        self.pool.close().await;
     }
 
     /// Writes and commits the health probe's row: the database answers, accepts writes and

@@ -856,6 +856,49 @@ async fn servers_sharing_a_database_never_take_a_team_another_has_taken(backend:
     one.finish().await;
 }
 
+/// A change refused inside its transaction (a stale version, found once the dispatch is
+/// loaded) leaves no lock behind: another server on the same database records an intake at
+/// once, and this server's next change goes through.
+async fn a_refused_change_holds_no_lock_another_server_waits_for(backend: Backend) {
+    let one = seeded(backend).await;
+    let first = report(&one, child_in_danger("refused-one")).await;
+    let dispatch = one.case(&first.case_id).await.dispatches[0].clone();
+    let other = TestServer::seeded_on(one.db.same_database()).await;
+    let team = one.team_dispatch(&dispatch.team_id);
+    let stale = team
+        .clone()
+        .report_dispatch_status(report_status(
+            &dispatch,
+            7,
+            DispatchStatus::Acknowledged,
+            "",
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(stale.code(), Code::Aborted, "{stale:?}");
+    let recorded = tokio::time::timeout(
+        std::time::Duration::from_secs(3),
+        other.report(child_in_danger("refused-other")),
+    )
+    .await
+    .expect("the other server records an intake within 3 s of the refusal");
+    assert!(
+        recorded.reference.starts_with("123-000002-"),
+        "{recorded:?}"
+    );
+    team.clone()
+        .report_dispatch_status(report_status(
+            &dispatch,
+            1,
+            DispatchStatus::Acknowledged,
+            "",
+        ))
+        .await
+        .expect("the refused change's server goes on changing cases");
+    other.stop().await;
+    one.finish().await;
+}
+
 async fn a_referral_goes_through_its_lifecycle_and_only_its_own_side_moves_it(backend: Backend) {
     let server = seeded(backend).await;
     let mut request = fixtures::emergency("referral-steps");
@@ -1267,6 +1310,7 @@ backend_tests!(
     a_team_carrying_a_case_of_its_own_is_free_again_once_its_dispatch_ends,
     a_referral_goes_through_its_lifecycle_and_only_its_own_side_moves_it,
     servers_sharing_a_database_never_take_a_team_another_has_taken,
+    a_refused_change_holds_no_lock_another_server_waits_for,
     a_call_centre_asks_for_a_team_and_a_centre_and_routing_chooses_them,
     a_team_moves_its_dispatch_to_cleared_and_every_step_keeps_its_time,
     refused_transitions_say_why_with_the_right_code,

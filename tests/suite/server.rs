@@ -124,6 +124,35 @@ async fn postgres_health_is_not_serving_while_the_database_is_unreachable() {
     server.finish().await;
 }
 
+/// The database cuts the server's connections between two intakes (a restart, an idle timeout,
+/// an administrator): the next intake is recorded at once, on a new connection, not refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_an_intake_after_the_connections_were_cut_is_recorded_at_once() {
+    let server = TestServer::start(Backend::Postgres).await;
+    server
+        .emergency()
+        .report_emergency(emergency("before-cut"))
+        .await
+        .expect("recorded");
+    let name = server.db.name().to_owned();
+    server
+        .db
+        .admin(format!(
+            "select pg_terminate_backend(pid) from pg_stat_activity \
+             where datname = '{name}' and pid <> pg_backend_pid()"
+        ))
+        .await;
+    for n in 0..3 {
+        server
+            .emergency()
+            .report_emergency(emergency(&format!("after-cut-{n}")))
+            .await
+            .expect("an intake after the connections were cut is recorded");
+    }
+    assert_eq!(server.db.count("cases").await, 4);
+    server.finish().await;
+}
+
 /// The database turns read-only (a demoted primary, a proxy switched early during failover):
 /// intakes are UNAVAILABLE, never INTERNAL, and health turns NOT_SERVING, since its probe is a
 /// commit, not `select 1`; both come back when writes do.
