@@ -207,10 +207,10 @@ impl Store for Detached {
 
     fn spawn_event_listener(
         &self,
-        wake: Arc<tokio::sync::Notify>,
+        announcements: super::Announcements,
         stop: tokio::sync::watch::Receiver<bool>,
     ) -> Option<tokio::task::JoinHandle<()>> {
-        self.store.spawn_event_listener(wake, stop)
+        self.store.spawn_event_listener(announcements, stop)
     }
 
     async fn load_routing(&self) -> Result<RoutingData, Error> {

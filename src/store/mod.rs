@@ -61,6 +61,41 @@ pub use reseal::ResealCount;
 /// a commit that completes later stands, and a retry with the same request id finds it.
 pub const DATABASE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// What an event listener tells of commits: the number of the last event committed that it
+/// knows of, and a poke once it has raised that number.
+#[derive(Clone, Default)]
+pub struct Announcements {
+    /// The highest number told since [`Announcements::take`] last read it; [`i64::MAX`] when
+    /// a commit was missed or could not be read, so that whoever takes it reads the events.
+    last: Arc<std::sync::atomic::AtomicI64>,
+    poke: Arc<tokio::sync::Notify>,
+}
+
+impl Announcements {
+    /// Tells that events up to `last` were committed.
+    pub fn tell(&self, last: i64) {
+        self.last
+            .fetch_max(last, std::sync::atomic::Ordering::SeqCst);
+        self.poke.notify_one();
+    }
+
+    /// Tells that events may have been committed without saying which (a notification lost
+    /// while the listener reconnected, or one it could not read).
+    pub fn tell_unknown(&self) {
+        self.tell(i64::MAX);
+    }
+
+    /// Waits for a poke.
+    pub async fn told(&self) {
+        self.poke.notified().await;
+    }
+
+    /// The highest number told since the last take (0 if none).
+    pub fn take(&self) -> i64 {
+        self.last.swap(0, std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
 pub type IntakePlanner<'a> =
     dyn FnMut(&[NewIntake], IntakeLoad) -> Result<IntakePlan, Error> + Send + 'a;
 
@@ -234,12 +269,12 @@ pub trait Store: Send + Sync + 'static {
         reach: &crate::domain::reach::Reach,
     ) -> Result<Option<Vec<FeedEvent>>, Error>;
 
-    /// Starts a task that pokes `wake` whenever another server commits events, for backends
-    /// that can tell (PostgreSQL `LISTEN`); the task ends when `stop` fires. `None` when the
-    /// backend cannot, and new events are found by polling.
+    /// Starts a task that tells `announcements` whenever a server (this one too) commits
+    /// events, for backends that can tell (PostgreSQL `LISTEN`); the task ends when `stop`
+    /// fires. `None` when the backend cannot, and new events are found by polling.
     fn spawn_event_listener(
         &self,
-        wake: Arc<tokio::sync::Notify>,
+        announcements: Announcements,
         stop: tokio::sync::watch::Receiver<bool>,
     ) -> Option<tokio::task::JoinHandle<()>>;
 
@@ -427,5 +462,26 @@ pub(crate) fn map_sqlx_error(error: sqlx::Error) -> Error {
             Error::Unavailable(Box::new(error))
         }
         other => Error::Internal(Box::new(other)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Announcements;
+
+    #[tokio::test]
+    async fn announcements_keep_the_highest_number_told_until_taken() {
+        let announcements = Announcements::default();
+        assert_eq!(announcements.take(), 0, "nothing told");
+        announcements.tell(7);
+        announcements.tell(5);
+        // A poke waits for whoever listens; told once or twice, it is one.
+        announcements.told().await;
+        assert_eq!(announcements.take(), 7);
+        assert_eq!(announcements.take(), 0, "taken once");
+        announcements.tell(9);
+        announcements.tell_unknown();
+        announcements.tell(11);
+        assert_eq!(announcements.take(), i64::MAX, "a missed commit is read");
     }
 }

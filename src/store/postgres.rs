@@ -141,11 +141,12 @@ impl std::fmt::Debug for PostgresBackend {
 }
 
 impl PostgresBackend {
-    /// Listens on the events channel and pokes `wake` on every notification, and once more
-    /// after each reconnection, since notifications sent while disconnected are lost.
+    /// Listens on the events channel and tells `announcements` the number each notification
+    /// carries (the last event its transaction committed), and that it cannot tell after each
+    /// reconnection, since notifications sent while disconnected are lost.
     pub(super) fn listen_for_events(
         &self,
-        wake: std::sync::Arc<tokio::sync::Notify>,
+        announcements: super::Announcements,
         mut stop: tokio::sync::watch::Receiver<bool>,
     ) -> tokio::task::JoinHandle<()> {
         let pool = self.pool.clone();
@@ -174,17 +175,20 @@ impl PostgresBackend {
                 };
                 backoff = std::time::Duration::from_millis(100);
                 // Whatever was committed before the listener was up is found by this poke.
-                wake.notify_one();
+                announcements.tell_unknown();
                 loop {
                     tokio::select! {
                         _ = stop.changed() => return,
                         received = listener.try_recv() => match received {
-                            Ok(Some(_)) => wake.notify_one(),
+                            Ok(Some(notification)) => match notification.payload().parse() {
+                                Ok(last) => announcements.tell(last),
+                                Err(_) => announcements.tell_unknown(),
+                            },
                             // The connection was lost; notifications may have been missed.
-                            Ok(None) => wake.notify_one(),
+                            Ok(None) => announcements.tell_unknown(),
                             Err(error) => {
                                 tracing::warn!(%error, "event listener failed; reconnecting");
-                                wake.notify_one();
+                                announcements.tell_unknown();
                                 break;
                             }
                         }

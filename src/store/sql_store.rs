@@ -162,12 +162,12 @@ impl Store for SqlStore {
 
     fn spawn_event_listener(
         &self,
-        wake: Arc<tokio::sync::Notify>,
+        announcements: super::Announcements,
         stop: tokio::sync::watch::Receiver<bool>,
     ) -> Option<tokio::task::JoinHandle<()>> {
         match &self.backend {
             Backend::Sqlite(_) => None,
-            Backend::Postgres(backend) => Some(backend.listen_for_events(wake, stop)),
+            Backend::Postgres(backend) => Some(backend.listen_for_events(announcements, stop)),
         }
     }
 

@@ -22,7 +22,7 @@ use tokio::task::JoinHandle;
 use super::hub::{Hub, Subscription};
 use crate::domain::Error;
 use crate::domain::event::{EventFilter, FeedEvent};
-use crate::store::Store;
+use crate::store::{Announcements, Store};
 
 /// How the tail reads and fans out.
 #[derive(Debug, Clone, Copy)]
@@ -86,16 +86,18 @@ impl Feed {
         let start = store.last_event().await?;
         let hub = Arc::new(Hub::new(start, config.stream_queue, config.recent_events));
         let wake = Arc::new(Notify::new());
+        let announcements = Announcements::default();
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = vec![tokio::spawn(tail(
             store.clone(),
             wake.clone(),
+            announcements.clone(),
             hub.clone(),
             config.poll_interval,
             config.page_size.max(1),
             stop_rx.clone(),
         ))];
-        if let Some(listener) = store.spawn_event_listener(wake.clone(), stop_rx) {
+        if let Some(listener) = store.spawn_event_listener(announcements, stop_rx) {
             tasks.push(listener);
         }
         let pages = Arc::new(Pages {
@@ -247,9 +249,14 @@ impl Pages {
     }
 }
 
+/// Reads new events and hands them out: when this server's writer pokes `wake` after a commit,
+/// when the store's listener announces events past those handed out (another server's, or
+/// this one's told after the writer's poke was read: not read twice), and every
+/// `poll_interval`.
 async fn tail(
     store: Arc<dyn Store>,
     wake: Arc<Notify>,
+    announcements: Announcements,
     hub: Arc<Hub>,
     poll_interval: Duration,
     page: u32,
@@ -260,6 +267,11 @@ async fn tail(
         tokio::select! {
             _ = stop.changed() => break,
             _ = wake.notified() => {}
+            _ = announcements.told() => {
+                if announcements.take() <= hub.head() {
+                    continue;
+                }
+            }
             _ = tokio::time::sleep(poll_interval) => {}
         }
         loop {

@@ -238,6 +238,42 @@ async fn an_event_written_through_one_server_reaches_a_watcher_on_another(backen
     one.finish().await;
 }
 
+/// On PostgreSQL another server's commit is told at once (`NOTIFY`), not found by the next
+/// poll: with polling an hour apart, a watcher on one server gets events written through the
+/// other within seconds, after this server's own commits have been read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_another_servers_commit_reaches_a_watcher_without_polling() {
+    let one = TestServer::start_on(TestDb::new(Backend::Postgres).await, |config| {
+        config.feed_poll_interval = Duration::from_secs(3600);
+    })
+    .await;
+    let other = TestServer::start_on(one.db.same_database(), |_| {}).await;
+    let mut watch = open(&one, watch_from(None)).await;
+    let mut seen = Vec::new();
+    for (n, server) in [&one, &one, &other, &one, &other, &other]
+        .into_iter()
+        .enumerate()
+    {
+        let receipt = report(server, emergency(&format!("notified-{n}"))).await;
+        // Every event up to the new case's, within 5 s.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while seen
+            .last()
+            .is_none_or(|event: &CaseEvent| event.case_id != receipt.case_id)
+        {
+            let arrived = tokio::time::timeout_at(deadline, events(&mut watch, 1))
+                .await
+                .unwrap_or_else(|_| panic!("intake {n}'s events did not arrive within 5 s"));
+            seen.extend(arrived);
+        }
+    }
+    let expected: Vec<i64> = (1..=seen.len() as i64).collect();
+    assert_eq!(sequences(&seen), expected);
+    drop(watch);
+    other.stop().await;
+    one.finish().await;
+}
+
 /// Reads assignment updates, skipping heartbeats, until one arrives.
 async fn next(stream: &mut Streaming<pb::StreamAssignmentsResponse>) -> pb::AssignmentUpdate {
     loop {
