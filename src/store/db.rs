@@ -487,6 +487,17 @@ impl Backend {
         })
     }
 
+    /// [`Self::begin_locked_write`] for a batch of intakes: on PostgreSQL its statements are
+    /// planned without sequential scans ([`BEGIN_INTAKE_BATCH`]).
+    ///
+    /// [`BEGIN_INTAKE_BATCH`]: super::postgres::BEGIN_INTAKE_BATCH
+    pub(super) async fn begin_intake_batch(&self) -> Result<Tx, sqlx::Error> {
+        Ok(match self {
+            Self::Sqlite(backend) => Tx::Sqlite(backend.begin_write().await?),
+            Self::Postgres(backend) => Tx::PostgresKept(backend.begin_intake_batch().await?),
+        })
+    }
+
     /// Starts a transaction that writes.
     pub(super) async fn begin_write(&self) -> Result<Tx, sqlx::Error> {
         Ok(match self {

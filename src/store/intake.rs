@@ -36,7 +36,7 @@ impl SqlStore {
         // server's batch in flight, so the lookup below sees what that one committed. A batch
         // is then four round trips on PostgreSQL, whatever its size: BEGIN with the lock, the
         // lookup, the write and COMMIT.
-        let mut tx = self.backend.begin_locked_write().await.map_err(db_error)?;
+        let mut tx = self.backend.begin_intake_batch().await.map_err(db_error)?;
         // Every caller number's keyed hash (a retry's goes unused), so that one statement can
         // look up the batch's stored keys, its callers' earlier contacts and the counters
         // together.

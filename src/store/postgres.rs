@@ -37,6 +37,15 @@ pub(super) const NOTIFY_EVENTS: &str = "select pg_notify('referral_events', $1)"
 pub(super) const BEGIN_LOCKED: &str = "begin; \
      update sequences set last_value = last_value where name = 'directory'";
 
+/// [`BEGIN_LOCKED`] for a batch of intakes, whose statements are planned without sequential
+/// scans. The batch's lookup is prepared, and PostgreSQL plans a prepared statement once for
+/// any arguments after its first five runs: on a new database, with a few rows in each table,
+/// that plan scanned `idempotency_keys` and `contacts` whole, and went on doing so for every
+/// batch as they grew (2.1 ms a lookup after 6,000 cases, against 0.07 ms by their indexes;
+/// BENCHMARKS.md). Sent unprepared it is planned for each batch instead, which costs ~0.3 ms.
+pub(super) const BEGIN_INTAKE_BATCH: &str = "begin; set local enable_seqscan = off; \
+     update sequences set last_value = last_value where name = 'directory'";
+
 /// The schema's migrations, applied only by `referrals migrate` (or `serve --migrate`).
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -245,6 +254,13 @@ impl PostgresBackend {
         self.kept.begin(&self.pool, &self.hosts, BEGIN_LOCKED).await
     }
 
+    /// [`Self::begin_locked_write`] for a batch of intakes ([`BEGIN_INTAKE_BATCH`]).
+    pub(super) async fn begin_intake_batch(&self) -> Result<KeptTx, sqlx::Error> {
+        self.kept
+            .begin(&self.pool, &self.hosts, BEGIN_INTAKE_BATCH)
+            .await
+    }
+
     /// Closes the connections, waiting for those in use to be returned.
     pub(super) async fn close(&self) {
         self.kept.release().await;
@@ -372,11 +388,9 @@ impl PostgresBackend {
             Option<Vec<u8>>,
             Option<i64>,
         );
-        // Planned for each batch, with its arrays: the cached generic plan of this statement
-        // took longer with every case recorded (0.5 ms more each thousand batches, measured
-        // with one intake in flight; see BENCHMARKS.md), where planning costs about 0.2 ms.
+        // Prepared: its plan, made once in a transaction that takes no sequential scan
+        // (BEGIN_INTAKE_BATCH), reads each table by its index whatever its size.
         let rows: Vec<LookupRow> = sqlx::query_as(LOOKUPS)
-            .persistent(false)
             .bind(lines)
             .bind(ids)
             .bind(hashes)
