@@ -7,7 +7,8 @@
 //! wording. Its parts: `db` runs a statement on either backend; `sql_store` implements the
 //! trait, one module per topic (`intake` and `batch`, `changes`, `cases`, `events`,
 //! `directory`, `chain`, `reseal`) with `rows`, `sealed` and `statements` shared among them;
-//! `sqlite` and `postgres` hold what only one backend does; `detached` keeps a caller that gives
+//! `sqlite` and `postgres` hold what only one backend does (with `kept`, the connection the
+//! PostgreSQL writes that take the directory's lock keep); `detached` keeps a caller that gives
 //! up from dropping a transaction half way; `audit_writer` group-commits audit entries.
 
 use std::sync::Arc;
