@@ -41,8 +41,8 @@ pub(super) const BEGIN_LOCKED: &str = "begin; \
 /// scans. The batch's lookup is prepared, and PostgreSQL plans a prepared statement once for
 /// any arguments after its first five runs: on a new database, with a few rows in each table,
 /// that plan scanned `idempotency_keys` and `contacts` whole, and went on doing so for every
-/// batch as they grew (2.1 ms a lookup after 6,000 cases, against 0.07 ms by their indexes;
-/// BENCHMARKS.md). Sent unprepared it is planned for each batch instead, which costs ~0.3 ms.
+/// batch as they grew (2.1 ms a lookup after 6,000 cases, against 0.06 ms by their indexes;
+/// BENCHMARKS.md). Sent unprepared it was planned for each batch instead, at 0.2–0.25 ms.
 pub(super) const BEGIN_INTAKE_BATCH: &str = "begin; set local enable_seqscan = off; \
      update sequences set last_value = last_value where name = 'directory'";
 
