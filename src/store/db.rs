@@ -410,10 +410,9 @@ impl Tx {
 
     /// This transaction's connection, when it is on PostgreSQL.
     fn postgres(&mut self) -> Option<&mut PgConnection> {
-        match self {
-            Self::Sqlite(_) => None,
-            Self::Postgres(tx) => Some(tx),
-            Self::PostgresKept(tx) => Some(tx.connection()),
+        match self.ex() {
+            Ex::Postgres(conn) => Some(conn),
+            _ => None,
         }
     }
 
@@ -483,7 +482,9 @@ impl Backend {
     pub(super) async fn begin_locked_write(&self) -> Result<Tx, sqlx::Error> {
         Ok(match self {
             Self::Sqlite(backend) => Tx::Sqlite(backend.begin_write().await?),
-            Self::Postgres(backend) => Tx::PostgresKept(backend.begin_locked_write().await?),
+            Self::Postgres(backend) => {
+                Tx::PostgresKept(backend.begin_kept(super::postgres::BEGIN_LOCKED).await?)
+            }
         })
     }
 
@@ -494,7 +495,11 @@ impl Backend {
     pub(super) async fn begin_intake_batch(&self) -> Result<Tx, sqlx::Error> {
         Ok(match self {
             Self::Sqlite(backend) => Tx::Sqlite(backend.begin_write().await?),
-            Self::Postgres(backend) => Tx::PostgresKept(backend.begin_intake_batch().await?),
+            Self::Postgres(backend) => Tx::PostgresKept(
+                backend
+                    .begin_kept(super::postgres::BEGIN_INTAKE_BATCH)
+                    .await?,
+            ),
         })
     }
 

@@ -31,11 +31,17 @@ const PROBE_WAIT: Duration = Duration::from_millis(800);
 /// committed; PostgreSQL delivers it at commit, and not at all on rollback.
 pub(super) const NOTIFY_EVENTS: &str = "select pg_notify('referral_events', $1)";
 
+/// The directory counter's row lock. Every write that depends on what other servers wrote
+/// takes it first, so the writes of all servers on a database are ordered (see
+/// `DirectoryWatermark`).
+macro_rules! lock_directory {
+    () => {
+        "update sequences set last_value = last_value where name = 'directory'"
+    };
+}
+
 /// `BEGIN` and the directory counter's row lock, sent as one simple query: one round trip.
-/// Every write that depends on what other servers wrote takes the lock first, so the writes of
-/// all servers on a database are ordered (see `DirectoryWatermark`).
-pub(super) const BEGIN_LOCKED: &str = "begin; \
-     update sequences set last_value = last_value where name = 'directory'";
+pub(super) const BEGIN_LOCKED: &str = concat!("begin; ", lock_directory!());
 
 /// [`BEGIN_LOCKED`] for a batch of intakes, whose statements are planned without sequential
 /// scans. The batch's lookup is prepared, and PostgreSQL plans a prepared statement once for
@@ -43,8 +49,8 @@ pub(super) const BEGIN_LOCKED: &str = "begin; \
 /// that plan scanned `idempotency_keys` and `contacts` whole, and went on doing so for every
 /// batch as they grew (2.1 ms a lookup after 6,000 cases, against 0.06 ms by their indexes;
 /// BENCHMARKS.md). Sent unprepared it was planned for each batch instead, at 0.2–0.25 ms.
-pub(super) const BEGIN_INTAKE_BATCH: &str = "begin; set local enable_seqscan = off; \
-     update sequences set last_value = last_value where name = 'directory'";
+pub(super) const BEGIN_INTAKE_BATCH: &str =
+    concat!("begin; set local enable_seqscan = off; ", lock_directory!());
 
 /// The schema's migrations, applied only by `referrals migrate` (or `serve --migrate`).
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -248,17 +254,10 @@ impl PostgresBackend {
         &self.pool
     }
 
-    /// Starts a transaction that writes holding the directory counter's lock, on the
-    /// connection such writes keep ([`KeptConnection`]).
-    pub(super) async fn begin_locked_write(&self) -> Result<KeptTx, sqlx::Error> {
-        self.kept.begin(&self.pool, &self.hosts, BEGIN_LOCKED).await
-    }
-
-    /// [`Self::begin_locked_write`] for a batch of intakes ([`BEGIN_INTAKE_BATCH`]).
-    pub(super) async fn begin_intake_batch(&self) -> Result<KeptTx, sqlx::Error> {
-        self.kept
-            .begin(&self.pool, &self.hosts, BEGIN_INTAKE_BATCH)
-            .await
+    /// Starts a transaction with `begin` ([`BEGIN_LOCKED`] or [`BEGIN_INTAKE_BATCH`]) on the
+    /// connection the writes that take the directory's lock keep ([`KeptConnection`]).
+    pub(super) async fn begin_kept(&self, begin: &'static str) -> Result<KeptTx, sqlx::Error> {
+        self.kept.begin(&self.pool, &self.hosts, begin).await
     }
 
     /// Closes the connections, waiting for those in use to be returned.
