@@ -83,6 +83,12 @@ bindable! {
     &Uuid => Uuid(|v: &Uuid| *v),
 }
 
+impl Bind for Arg {
+    fn arg(self) -> Arg {
+        self
+    }
+}
+
 impl Bind for &Option<String> {
     fn arg(self) -> Arg {
         Arg::Text(self.clone())
@@ -194,6 +200,37 @@ impl Query {
         self
     }
 
+    /// Starts the next statement of a script: several statements sent as one, which SQLite
+    /// runs in one call on its connection's thread, binding the values in order.
+    pub(super) fn push_next(&mut self) -> &mut Self {
+        if !self.sql.is_empty() {
+            self.push(";\n");
+        }
+        self
+    }
+
+    /// Appends `sql`, a statement of fixed text with placeholders `$1`, `$2`…, as the next
+    /// statement of a script, binding `values[k - 1]` wherever `$k` appears. Each placeholder
+    /// is appended as [`Query::push_bind`] appends one, in the order they appear, so the
+    /// script's values stay bound once each and in order.
+    pub(super) fn push_statement(&mut self, sql: &str, values: &[Arg]) -> &mut Self {
+        self.push_next();
+        let mut rest = sql;
+        while let Some(at) = rest.find('$') {
+            let digits = rest[at + 1..]
+                .bytes()
+                .take_while(u8::is_ascii_digit)
+                .count();
+            self.push(&rest[..at]);
+            match rest[at + 1..at + 1 + digits].parse::<usize>() {
+                Ok(k) => self.push_bind(values[k - 1].clone()),
+                Err(_) => self.push("$"),
+            };
+            rest = &rest[at + 1 + digits..];
+        }
+        self.push(rest)
+    }
+
     /// Appends a placeholder for `value`.
     pub(super) fn push_bind(&mut self, value: impl Bind) -> &mut Self {
         use std::fmt::Write as _;
@@ -248,6 +285,28 @@ impl Query {
 
     async fn fetch_all<R: Row>(self, ex: Ex<'_>) -> Result<Vec<R>, sqlx::Error> {
         Ok(run!(self, ex, sqlx::query_as_with, fetch_all))
+    }
+
+    /// Runs a script of several statements (see [`Query::push_next`]) on SQLite in one call;
+    /// returns each statement's rows, statement by statement.
+    pub(super) async fn fetch_each(
+        self,
+        conn: &mut SqliteConnection,
+    ) -> Result<Vec<Vec<SqliteRow>>, sqlx::Error> {
+        use futures::TryStreamExt as _;
+        use sqlx::Executor as _;
+        let Self { sql, args, pushed } = self;
+        let script = sqlx::query_with(sqlite_text(sql, pushed), sqlite_args(args)?);
+        let mut results = conn.fetch_many(script);
+        let (mut statements, mut rows) = (Vec::new(), Vec::new());
+        while let Some(result) = results.try_next().await? {
+            match result {
+                // The end of a statement.
+                sqlx::Either::Left(_) => statements.push(std::mem::take(&mut rows)),
+                sqlx::Either::Right(row) => rows.push(row),
+            }
+        }
+        Ok(statements)
     }
 
     async fn fetch_optional<R: Row>(self, ex: Ex<'_>) -> Result<Option<R>, sqlx::Error> {
@@ -598,5 +657,36 @@ mod tests {
         let mut mixed = Query::built("select 1 from t where a = $1");
         mixed.push(" and b = ").push_bind(3_i64);
         assert!(!mixed.pushed);
+    }
+
+    #[test]
+    fn a_script_binds_each_statements_values_in_the_order_they_appear() {
+        let mut script = Query::built(String::new());
+        script.push_statement(
+            "update t set a = $2 where b = $1",
+            &[1_i64.arg(), 2_i64.arg()],
+        );
+        script
+            .push_next()
+            .push("insert into u (c)")
+            .push_values(["x", "y"], |row, value| {
+                row.push_bind(value);
+            });
+        script.push_statement("update v set d = d + 1 returning d", &[]);
+        let values: Vec<String> = script.args.iter().map(|arg| format!("{arg:?}")).collect();
+        assert_eq!(
+            values,
+            [
+                "Int(Some(2))",
+                "Int(Some(1))",
+                "Text(Some(\"x\"))",
+                "Text(Some(\"y\"))"
+            ]
+        );
+        assert_eq!(
+            sqlite(script),
+            "update t set a = ? where b = ?;\ninsert into u (c) values (?), (?);\n\
+             update v set d = d + 1 returning d"
+        );
     }
 }

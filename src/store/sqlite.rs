@@ -6,14 +6,13 @@ use std::time::Duration;
 
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqliteConnection, SqlitePool};
+use sqlx::{FromRow, Sqlite, SqliteConnection, SqlitePool};
 
 use super::Durability;
 use super::batch::{IntakeRows, Lookups, SELECT_COUNTERS, SET_CASE_NUMBERS, SET_CHAINS};
 use super::chain::Chained;
-use super::db::{Ex, Query, Values, query, query_as, query_scalar};
+use super::db::{Bind, Ex, Query, Values, query};
 use super::map_sqlx_error;
-use super::rows::KeyedIdempotencyRow;
 use super::schema::{self, Applied};
 use super::statements::{
     ASSIGN_TEAM, BUMP_DIRECTORY, INSERT_CASES, INSERT_CATEGORIES, INSERT_CONTACTS,
@@ -129,6 +128,11 @@ impl SqliteBackend {
             SqlitePoolOptions::new().max_connections(max_connections.max(2))
         }
         .acquire_timeout(Duration::from_secs(10))
+        // A connection to a file has no far end that can hang up: sqlx's ping before each
+        // acquire only woke the connection's thread, one more wait on every statement or
+        // transaction. A connection that did fail fails its next statement, which writes
+        // nothing, and sqlx still checks each connection as it is returned.
+        .test_before_acquire(false)
         .connect_with(options)
         .await
         .map_err(super::map_sqlx_error)?;
@@ -248,73 +252,82 @@ impl SqliteBackend {
         batch: &[NewIntake],
         hashes: &[&Vec<u8>],
     ) -> Result<Lookups, sqlx::Error> {
-        Ok(Lookups {
-            keys: self.stored_keys(tx, batch).await?,
-            contacts: self.count_contacts(tx, hashes).await?,
-            counters: query_as(SELECT_COUNTERS)
-                .fetch_all(Ex::Sqlite(&mut *tx))
-                .await?,
-        })
-    }
-
-    /// The stored idempotency keys of `batch`'s intakes.
-    async fn stored_keys(
-        &self,
-        tx: &mut SqliteConnection,
-        batch: &[NewIntake],
-    ) -> Result<Vec<KeyedIdempotencyRow>, sqlx::Error> {
-        let mut found = Vec::new();
+        // One script, one call on the connection's thread, as the batch's write is.
+        enum Read {
+            Keys,
+            Contacts,
+            Counters,
+        }
+        let mut script = Query::built(String::new());
+        let mut reads = Vec::new();
         for chunk in batch.chunks(500) {
-            let mut q = Query::built(
+            script.push_next().push(
                 "select line, request_id, payload_hash, receipt from idempotency_keys \
                  where (line, request_id) in (",
             );
-            q.push_values(chunk, |row, intake| {
+            script.push_values(chunk, |row, intake| {
                 row.push_bind(intake.line().as_str())
                     .push_bind(intake.request_id.as_str());
             });
-            q.push(")");
-            found.extend(q.rows().fetch_all(Ex::Sqlite(&mut *tx)).await?);
+            script.push(")");
+            reads.push(Read::Keys);
         }
-        Ok(found)
-    }
-
-    /// How many stored contacts came from each of the keyed caller-number hashes.
-    async fn count_contacts(
-        &self,
-        tx: &mut SqliteConnection,
-        hashes: &[&Vec<u8>],
-    ) -> Result<Vec<(Vec<u8>, i64)>, sqlx::Error> {
-        let mut counts = Vec::new();
         for chunk in hashes.chunks(500) {
-            let mut q =
-                Query::built("select caller_hash, count(*) from contacts where caller_hash in (");
+            script
+                .push_next()
+                .push("select caller_hash, count(*) from contacts where caller_hash in (");
             for (n, hash) in chunk.iter().enumerate() {
                 if n > 0 {
-                    q.push(", ");
+                    script.push(", ");
                 }
-                q.push_bind(*hash);
+                script.push_bind(*hash);
             }
-            q.push(") group by caller_hash");
-            counts.extend(q.rows().fetch_all(Ex::Sqlite(&mut *tx)).await?);
+            script.push(") group by caller_hash");
+            reads.push(Read::Contacts);
         }
-        Ok(counts)
+        script.push_statement(SELECT_COUNTERS, &[]);
+        reads.push(Read::Counters);
+        let results = script.fetch_each(tx).await?;
+        if results.len() != reads.len() {
+            return Err(sqlx::Error::Protocol(format!(
+                "the lookups' script answered for {} statements of {}",
+                results.len(),
+                reads.len()
+            )));
+        }
+        let mut lookups = Lookups::default();
+        for (read, rows) in reads.into_iter().zip(results) {
+            for row in &rows {
+                match read {
+                    Read::Keys => lookups.keys.push(FromRow::from_row(row)?),
+                    Read::Contacts => lookups.contacts.push(FromRow::from_row(row)?),
+                    Read::Counters => lookups.counters.push(FromRow::from_row(row)?),
+                }
+            }
+        }
+        Ok(lookups)
     }
 
     /// Writes a batch's rows; returns the directory's new counter when a team was taken.
+    ///
+    /// Every statement goes in one script, so the batch costs one call on the connection's
+    /// thread however many tables it writes: each call is a wake-up of that thread and of the
+    /// writer, which cost more than most of these statements' own work (BENCHMARKS.md).
     pub(super) async fn write_intake_rows(
         &self,
         tx: &mut SqliteConnection,
         rows: &IntakeRows<'_>,
     ) -> Result<Option<i64>, Error> {
-        query(SET_CASE_NUMBERS)
-            .bind(rows.last_case_numbers.0)
-            .bind(rows.last_case_numbers.1)
-            .execute(Ex::Sqlite(&mut *tx))
-            .await
-            .map_err(map_sqlx_error)?;
-        insert_rows(
-            &mut *tx,
+        let mut script = Query::built(String::new());
+        script.push_statement(
+            SET_CASE_NUMBERS,
+            &[
+                rows.last_case_numbers.0.arg(),
+                rows.last_case_numbers.1.arg(),
+            ],
+        );
+        push_rows(
+            &mut script,
             INSERT_CASES,
             &rows.cases,
             |row, (intake, case)| {
@@ -337,21 +350,24 @@ impl SqliteBackend {
                     .push_bind(case.routing_status.as_str())
                     .push_bind(&intake.requester.subject);
             },
-        )
-        .await?;
-        insert_rows(&mut *tx, INSERT_DECISIONS, &rows.cases, |row, (_, case)| {
-            row.push_bind(case.case_id)
-                .push_bind(1_i64)
-                .push_bind(case.decision.policy_version)
-                .push_bind(&case.decision.rule_id)
-                .push_bind(case.decision.unrouted())
-                .push_bind(&case.decision_json)
-                .push_bind(case.created_at);
-        })
-        .await?;
+        );
+        push_rows(
+            &mut script,
+            INSERT_DECISIONS,
+            &rows.cases,
+            |row, (_, case)| {
+                row.push_bind(case.case_id)
+                    .push_bind(1_i64)
+                    .push_bind(case.decision.policy_version)
+                    .push_bind(&case.decision.rule_id)
+                    .push_bind(case.decision.unrouted())
+                    .push_bind(&case.decision_json)
+                    .push_bind(case.created_at);
+            },
+        );
         let requested = ReferralStatus::Requested.as_str();
-        insert_rows(
-            &mut *tx,
+        push_rows(
+            &mut script,
             INSERT_REFERRALS,
             &rows.referrals,
             |row, (id, case_id, point, purpose, at)| {
@@ -364,11 +380,10 @@ impl SqliteBackend {
                     .push_bind(*at)
                     .push_bind(*at);
             },
-        )
-        .await?;
+        );
         let assigned = DispatchStatus::Assigned.as_str();
-        insert_rows(
-            &mut *tx,
+        push_rows(
+            &mut script,
             INSERT_DISPATCHES,
             &rows.dispatches,
             |row, (id, case_id, team, at)| {
@@ -380,10 +395,9 @@ impl SqliteBackend {
                     .push_bind(*at)
                     .push_bind(*at);
             },
-        )
-        .await?;
-        insert_rows(
-            &mut *tx,
+        );
+        push_rows(
+            &mut script,
             INSERT_STEPS,
             &rows.dispatches,
             |row, (id, _, _, at)| {
@@ -392,18 +406,12 @@ impl SqliteBackend {
                     .push_bind(*at)
                     .push_bind(Option::<Vec<u8>>::None);
             },
-        )
-        .await?;
+        );
         for (_, _, team, at) in &rows.dispatches {
-            query(ASSIGN_TEAM)
-                .bind(team)
-                .bind(*at)
-                .execute(Ex::Sqlite(&mut *tx))
-                .await
-                .map_err(map_sqlx_error)?;
+            script.push_statement(ASSIGN_TEAM, &[team.arg(), at.arg()]);
         }
-        insert_rows(
-            &mut *tx,
+        push_rows(
+            &mut script,
             INSERT_TIMERS,
             &rows.timers,
             |row, (id, case_id, kind, subject, due, at)| {
@@ -415,10 +423,9 @@ impl SqliteBackend {
                     .push_bind("pending")
                     .push_bind(*at);
             },
-        )
-        .await?;
-        insert_rows(
-            &mut *tx,
+        );
+        push_rows(
+            &mut script,
             INSERT_CATEGORIES,
             &rows.categories,
             |row, (case_id, category, primary)| {
@@ -426,10 +433,9 @@ impl SqliteBackend {
                     .push_bind(*category)
                     .push_bind(*primary);
             },
-        )
-        .await?;
-        insert_rows(
-            &mut *tx,
+        );
+        push_rows(
+            &mut script,
             INSERT_CONTACTS,
             &rows.cases,
             |row, (intake, case)| {
@@ -441,10 +447,9 @@ impl SqliteBackend {
                     .push_bind(&case.contact)
                     .push_bind(&case.caller_hash);
             },
-        )
-        .await?;
-        insert_rows(
-            &mut *tx,
+        );
+        push_rows(
+            &mut script,
             INSERT_IDEMPOTENCY_KEYS,
             &rows.cases,
             |row, (intake, case)| {
@@ -455,59 +460,72 @@ impl SqliteBackend {
                     .push_bind(&case.receipt_json)
                     .push_bind(case.created_at);
             },
-        )
-        .await?;
-        insert_chained(&mut *tx, rows.first_event, &rows.events, &rows.event_hashes).await?;
-        insert_chained(&mut *tx, rows.first_audit, &rows.audit, &rows.audit_hashes).await?;
+        );
+        push_chained(
+            &mut script,
+            rows.first_event,
+            &rows.events,
+            &rows.event_hashes,
+        );
+        push_chained(
+            &mut script,
+            rows.first_audit,
+            &rows.audit,
+            &rows.audit_hashes,
+        );
         let (last_event, last_audit) = rows.chain_ends();
-        query(SET_CHAINS)
-            .bind(last_event)
-            .bind(last_audit)
-            .bind(rows.event_hashes.last())
-            .bind(rows.audit_hashes.last())
-            .execute(Ex::Sqlite(&mut *tx))
-            .await
-            .map_err(map_sqlx_error)?;
+        script.push_statement(
+            SET_CHAINS,
+            &[
+                last_event.arg(),
+                last_audit.arg(),
+                rows.event_hashes.last().arg(),
+                rows.audit_hashes.last().arg(),
+            ],
+        );
         if rows.dispatches.is_empty() {
+            script
+                .execute(Ex::Sqlite(&mut *tx))
+                .await
+                .map_err(map_sqlx_error)?;
             return Ok(None);
         }
-        let directory = query_scalar(BUMP_DIRECTORY)
-            .fetch_one(Ex::Sqlite(&mut *tx))
+        // The script's only row: the directory's counter, moved by its last statement.
+        script.push_statement(BUMP_DIRECTORY, &[]);
+        let directory = script
+            .scalar::<i64>()
+            .fetch_all(Ex::Sqlite(&mut *tx))
             .await
-            .map_err(map_sqlx_error)?;
+            .map_err(map_sqlx_error)?
+            .pop()
+            .ok_or_else(|| Error::internal("the directory's counter is missing"))?;
         Ok(Some(directory))
     }
 }
 
-/// Inserts rows with one statement per [`ROWS_PER_INSERT`] (well inside SQLite's limit on bound
-/// values): `push` binds one row's values, in the columns' order.
-async fn insert_rows<T>(
-    tx: &mut SqliteConnection,
+/// Appends `rows` to `script` as inserts of [`ROWS_PER_INSERT`] rows at most (well inside
+/// SQLite's limit on a statement's bound values): `push` binds one row's values, in the
+/// columns' order.
+fn push_rows<T>(
+    script: &mut Query,
     head: &'static str,
     rows: &[T],
     mut push: impl FnMut(&mut Values<'_>, &T),
-) -> Result<(), Error> {
+) {
     for chunk in rows.chunks(ROWS_PER_INSERT) {
-        let mut insert = Query::built(head);
-        insert.push_values(chunk, &mut push);
-        insert
-            .execute(Ex::Sqlite(&mut *tx))
-            .await
-            .map_err(map_sqlx_error)?;
+        script.push_next().push(head).push_values(chunk, &mut push);
     }
-    Ok(())
 }
 
-/// Inserts chained rows already numbered from `first` and hashed.
-async fn insert_chained<T: Chained>(
-    tx: &mut SqliteConnection,
-    first: i64,
-    rows: &[T],
-    hashes: &[Vec<u8>],
-) -> Result<(), Error> {
+/// Appends inserts of chained rows already numbered from `first` and hashed.
+fn push_chained<T: Chained>(script: &mut Query, first: i64, rows: &[T], hashes: &[Vec<u8>]) {
     let numbered: Vec<_> = (first..).zip(rows).zip(hashes).collect();
-    insert_rows(tx, T::INSERT, &numbered, |row, ((number, item), hash)| {
-        item.push(row, *number, hash);
-    })
-    .await
+    push_rows(
+        script,
+        T::INSERT,
+        &numbered,
+        |row, ((number, item), hash)| {
+            item.push(row, *number, hash);
+        },
+    );
 }
