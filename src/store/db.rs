@@ -292,11 +292,13 @@ impl Query {
     pub(super) async fn fetch_each(
         self,
         conn: &mut SqliteConnection,
+        persistent: bool,
     ) -> Result<Vec<Vec<SqliteRow>>, sqlx::Error> {
         use futures::TryStreamExt as _;
         use sqlx::Executor as _;
         let Self { sql, args, pushed } = self;
-        let script = sqlx::query_with(sqlite_text(sql, pushed), sqlite_args(args)?);
+        let script =
+            sqlx::query_with(sqlite_text(sql, pushed), sqlite_args(args)?).persistent(persistent);
         let mut results = conn.fetch_many(script);
         let (mut statements, mut rows) = (Vec::new(), Vec::new());
         while let Some(result) = results.try_next().await? {
