@@ -1,7 +1,7 @@
 //! The rows a batch of new cases writes, worked out in full before any of them is written, so
-//! that each backend writes them the way it writes fastest: SQLite, where a statement costs no
-//! round trip, with one multi-row insert per table; PostgreSQL, where every statement waits for
-//! the server, with a single statement for the whole batch.
+//! that each backend writes them the way it writes fastest: SQLite, in process, with one script
+//! of a multi-row insert per table run in one call on the connection's thread; PostgreSQL, where
+//! every statement waits for the server, with a single statement for the whole batch.
 
 use uuid::Uuid;
 

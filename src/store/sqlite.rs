@@ -241,8 +241,9 @@ async fn run_migrations(pool: &SqlitePool) -> Result<(), Error> {
     }
 }
 
-/// The batch steps of intake. A statement costs SQLite no round trip, so a batch is written
-/// with one multi-row insert per table.
+/// The batch steps of intake. SQLite runs in this process, but sqlx runs each call on the
+/// connection's own thread, and every call is a message there and back: the lookups are one
+/// script and the write another (a multi-row insert per table), each one call.
 impl SqliteBackend {
     /// The batch's stored idempotency keys, its callers' earlier contacts (by the keyed hashes
     /// `hashes`) and the counters.
