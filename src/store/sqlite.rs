@@ -484,24 +484,22 @@ impl SqliteBackend {
                 rows.audit_hashes.last().arg(),
             ],
         );
-        if rows.dispatches.is_empty() {
-            script
-                .fetch_each(tx, persistent(rows.cases.len()))
-                .await
-                .map_err(map_sqlx_error)?;
-            return Ok(None);
+        let took_team = !rows.dispatches.is_empty();
+        if took_team {
+            // The script's only row: the directory's counter, moved by its last statement.
+            script.push_statement(BUMP_DIRECTORY, &[]);
         }
-        // The script's only row: the directory's counter, moved by its last statement.
-        script.push_statement(BUMP_DIRECTORY, &[]);
-        let moved = script
+        let results = script
             .fetch_each(tx, persistent(rows.cases.len()))
             .await
             .map_err(map_sqlx_error)?;
-        let directory = match moved.last().map(Vec::as_slice) {
-            Some([row]) => row.try_get(0).map_err(map_sqlx_error)?,
-            _ => return Err(Error::internal("the directory's counter is missing")),
-        };
-        Ok(Some(directory))
+        if !took_team {
+            return Ok(None);
+        }
+        match results.last().map(Vec::as_slice) {
+            Some([row]) => Ok(Some(row.try_get(0).map_err(map_sqlx_error)?)),
+            _ => Err(Error::internal("the directory's counter is missing")),
+        }
     }
 }
 
