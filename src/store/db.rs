@@ -456,7 +456,7 @@ pub(super) enum Tx {
     Sqlite(super::sqlite::Transaction),
     Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
     /// One on the connection the writes that take the directory's lock keep.
-    PostgresKept(super::kept::KeptTx),
+    PostgresKept(super::kept::KeptTx<sqlx::Postgres>),
 }
 
 impl Tx {
@@ -583,7 +583,7 @@ impl Backend {
 
     pub(super) async fn close(&self) {
         match self {
-            Self::Sqlite(backend) => backend.pool().close().await,
+            Self::Sqlite(backend) => backend.close().await,
             Self::Postgres(backend) => backend.close().await,
         }
     }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use sqlx::migrate::Migrator;
 use sqlx::postgres::PgPoolOptions;
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::{Connection, PgConnection, PgPool, Postgres};
 
 use super::Durability;
 use super::batch::NewCase;
@@ -146,7 +146,7 @@ pub(super) struct PostgresBackend {
     /// The hosts the URL names, for failing over to a promoted standby.
     hosts: Arc<Hosts>,
     /// The connection the writes that take the directory's lock keep.
-    kept: KeptConnection,
+    kept: KeptConnection<Postgres>,
 }
 
 impl std::fmt::Debug for PostgresBackend {
@@ -246,7 +246,7 @@ impl PostgresBackend {
         Ok(Self {
             pool,
             hosts,
-            kept: KeptConnection::default(),
+            kept: KeptConnection::new(true, None),
         })
     }
 
@@ -256,8 +256,11 @@ impl PostgresBackend {
 
     /// Starts a transaction with `begin` ([`BEGIN_LOCKED`] or [`BEGIN_INTAKE_BATCH`]) on the
     /// connection the writes that take the directory's lock keep ([`KeptConnection`]).
-    pub(super) async fn begin_kept(&self, begin: &'static str) -> Result<KeptTx, sqlx::Error> {
-        self.kept.begin(&self.pool, &self.hosts, begin).await
+    pub(super) async fn begin_kept(
+        &self,
+        begin: &'static str,
+    ) -> Result<KeptTx<Postgres>, sqlx::Error> {
+        self.kept.begin(&self.pool, Some(&self.hosts), begin).await
     }
 
     /// Closes the connections, waiting for those in use to be returned.

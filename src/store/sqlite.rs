@@ -12,6 +12,7 @@ use super::Durability;
 use super::batch::{IntakeRows, Lookups, SELECT_COUNTERS, SET_CASE_NUMBERS, SET_CHAINS};
 use super::chain::Chained;
 use super::db::{Bind, Query, Values, query};
+use super::kept::{KeptConnection, KeptTx};
 use super::map_sqlx_error;
 use super::schema::{self, Applied};
 use super::statements::{
@@ -35,26 +36,35 @@ pub(super) struct SqliteBackend {
     /// while open, and everything written after that is lost at the next start; the store
     /// checks that the file is still there before each write and in the health check.
     file: Option<PathBuf>,
-    /// This process's turn to write. SQLite has one writer at a time; without a queue here,
-    /// writers of this process (the intake writer, the audit writer, changes, timers) would
-    /// meet in SQLite's busy handler, which retries with sleeps growing to 100 ms and serves
-    /// no one in order. Another process on the same file still waits there.
-    write_turn: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// The connection every write of this process runs on, one after another in the order they
+    /// asked ([`super::kept`]). SQLite has one writer at a time; without a queue here, writers
+    /// of this process (the intake writer, the audit writer, changes, timers) would meet in
+    /// SQLite's busy handler, which retries with sleeps growing to 100 ms and serves no one in
+    /// order. Another process on the same file still waits there. On one connection, the pages
+    /// a write reads stay in its cache for the next.
+    writer: KeptConnection<Sqlite>,
 }
 
-/// A transaction; one that writes holds its process's turn to write until it ends.
-pub(super) struct Transaction {
-    tx: sqlx::Transaction<'static, Sqlite>,
-    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+/// A transaction: one that reads, on a connection from the pool, or one that writes, on the
+/// writer's connection.
+pub(super) enum Transaction {
+    Read(sqlx::Transaction<'static, Sqlite>),
+    Write(KeptTx<Sqlite>),
 }
 
 impl Transaction {
     pub(super) fn connection(&mut self) -> &mut SqliteConnection {
-        &mut self.tx
+        match self {
+            Self::Read(tx) => tx,
+            Self::Write(tx) => tx.connection(),
+        }
     }
 
     pub(super) async fn commit(self) -> Result<(), sqlx::Error> {
-        self.tx.commit().await
+        match self {
+            Self::Read(tx) => tx.commit().await,
+            Self::Write(tx) => tx.commit().await,
+        }
     }
 }
 
@@ -145,7 +155,7 @@ impl SqliteBackend {
         Ok(Self {
             pool,
             file,
-            write_turn: Default::default(),
+            writer: KeptConnection::new(!in_memory, Some(WAIT_TO_WRITE)),
         })
     }
 
@@ -155,10 +165,7 @@ impl SqliteBackend {
 
     /// Starts a transaction that reads.
     pub(super) async fn begin_read(&self) -> Result<Transaction, sqlx::Error> {
-        Ok(Transaction {
-            tx: self.pool.begin().await?,
-            _turn: None,
-        })
+        Ok(Transaction::Read(self.pool.begin().await?))
     }
 
     /// Fails when the database file has gone from its path.
@@ -172,19 +179,22 @@ impl SqliteBackend {
         }
     }
 
-    /// Starts a write transaction once this process's earlier ones have ended, in the order
-    /// they asked. `BEGIN IMMEDIATE` takes the write lock at once, so a transaction never fails
-    /// half-way on upgrading a read lock while another one writes.
+    /// Starts a write transaction on the writer's connection once this process's earlier ones
+    /// have ended, in the order they asked. `BEGIN IMMEDIATE` takes the write lock at once, so
+    /// a transaction never fails half-way on upgrading a read lock while another one writes.
     pub(super) async fn begin_write(&self) -> Result<Transaction, sqlx::Error> {
         self.check_file()?;
-        let turn = tokio::time::timeout(WAIT_TO_WRITE, self.write_turn.clone().lock_owned())
-            .await
-            .map_err(|_| sqlx::Error::PoolTimedOut)?;
-        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        Ok(Transaction {
-            tx,
-            _turn: Some(turn),
-        })
+        let tx = self
+            .writer
+            .begin(&self.pool, None, "BEGIN IMMEDIATE")
+            .await?;
+        Ok(Transaction::Write(tx))
+    }
+
+    /// Closes the connections, the writer's once its transaction ends.
+    pub(super) async fn close(&self) {
+        self.writer.release().await;
+        self.pool.close().await;
     }
 
     /// Writes and commits the health probe's row, in its turn among this process's writers.
