@@ -550,12 +550,13 @@ impl Backend {
     }
 
     /// [`Self::begin_locked_write`] for a batch of intakes: on PostgreSQL its statements are
-    /// planned without sequential scans ([`BEGIN_INTAKE_BATCH`]).
+    /// planned without sequential scans ([`BEGIN_INTAKE_BATCH`]); on SQLite its `BEGIN` goes
+    /// with the batch's lookups ([`SqliteBackend::begin_intake_batch`]).
     ///
     /// [`BEGIN_INTAKE_BATCH`]: super::postgres::BEGIN_INTAKE_BATCH
     pub(super) async fn begin_intake_batch(&self) -> Result<Tx, sqlx::Error> {
         Ok(match self {
-            Self::Sqlite(backend) => Tx::Sqlite(backend.begin_write().await?),
+            Self::Sqlite(backend) => Tx::Sqlite(backend.begin_intake_batch().await?),
             Self::Postgres(backend) => Tx::PostgresKept(
                 backend
                     .begin_kept(super::postgres::BEGIN_INTAKE_BATCH)
@@ -596,9 +597,7 @@ impl Backend {
         hashes: &[&Vec<u8>],
     ) -> Result<Lookups, sqlx::Error> {
         match (self, tx) {
-            (Self::Sqlite(backend), Tx::Sqlite(tx)) => {
-                backend.lookups(tx.connection(), batch, hashes).await
-            }
+            (Self::Sqlite(backend), Tx::Sqlite(tx)) => backend.lookups(tx, batch, hashes).await,
             (Self::Postgres(backend), tx) => match tx.postgres() {
                 Some(conn) => backend.lookups(conn, batch, hashes).await,
                 None => Err(mixed()),
@@ -607,22 +606,28 @@ impl Backend {
         }
     }
 
-    /// Writes a batch's rows in the transaction `tx`; returns the directory's new counter when
-    /// a team was taken.
-    pub(super) async fn write_intake_rows(
+    /// Writes a batch's rows and the waits of the cases that wait for a team in the transaction
+    /// `tx`, and commits it; returns the directory's new counter when a team was taken.
+    pub(super) async fn write_intake_batch(
         &self,
-        tx: &mut Tx,
+        tx: Tx,
         rows: &IntakeRows<'_>,
     ) -> Result<Option<i64>, crate::domain::Error> {
+        use super::map_sqlx_error as db_error;
         match (self, tx) {
-            (Self::Sqlite(backend), Tx::Sqlite(tx)) => {
-                backend.write_intake_rows(tx.connection(), rows).await
+            (Self::Sqlite(backend), Tx::Sqlite(super::sqlite::Transaction::Write(tx))) => {
+                backend.write_intake_batch(tx, rows).await
             }
-            (Self::Postgres(backend), tx) => match tx.postgres() {
-                Some(conn) => backend.write_intake_rows(conn, rows).await,
-                None => Err(super::map_sqlx_error(mixed())),
-            },
-            _ => Err(super::map_sqlx_error(mixed())),
+            (Self::Postgres(backend), mut tx) => {
+                let conn = tx.postgres().ok_or_else(|| db_error(mixed()))?;
+                let directory = backend.write_intake_rows(conn, rows).await?;
+                for wait in &rows.waits {
+                    super::queue::start_wait(&mut tx, wait).await?;
+                }
+                tx.commit().await.map_err(db_error)?;
+                Ok(directory)
+            }
+            _ => Err(db_error(mixed())),
         }
     }
 }

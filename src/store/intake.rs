@@ -35,7 +35,8 @@ impl SqlStore {
         // The directory's counter first: its row lock orders this batch after any other
         // server's batch in flight, so the lookup below sees what that one committed. A batch
         // is then four round trips on PostgreSQL, whatever its size: BEGIN with the lock, the
-        // lookup, the write and COMMIT.
+        // lookup, the write and COMMIT. On SQLite it is two calls on the connection's thread:
+        // BEGIN with the lookups, the write with COMMIT.
         let mut tx = self.backend.begin_intake_batch().await.map_err(db_error)?;
         // Every caller number's keyed hash (a retry's goes unused), so that one statement can
         // look up the batch's stored keys, its callers' earlier contacts and the counters
@@ -96,13 +97,9 @@ impl SqlStore {
         rows.chain(chains.0, chains.1);
         let directory = self
             .backend
-            .write_intake_rows(&mut tx, &rows)
+            .write_intake_batch(tx, &rows)
             .await?
             .unwrap_or(directory);
-        for wait in &rows.waits {
-            super::queue::start_wait(&mut tx, wait).await?;
-        }
-        tx.commit().await.map_err(db_error)?;
         self.directory.set(directory);
         Ok(outcomes)
     }

@@ -22,6 +22,11 @@
 //!   (see [`Hosts`]).
 //! - A transaction dropped without commit is rolled back on the connection before the next one
 //!   can take it; a connection whose commit or rollback fails is closed.
+//!
+//! A transaction can also be taken with its `BEGIN` still to send ([`KeptConnection::begin_later`]),
+//! for a caller that sends its statements as scripts: the `BEGIN` goes at the head of its first
+//! script and a `COMMIT` at the end of its last ([`KeptTx::committed`]), so that a SQLite batch
+//! of intakes is two calls on the connection's thread instead of four.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -123,13 +128,7 @@ impl<DB: KeptBackend> KeptConnection<DB> {
         hosts: Option<&Hosts>,
         begin: &'static str,
     ) -> Result<KeptTx<DB>, sqlx::Error> {
-        let lock = self.slot.clone().lock_owned();
-        let mut slot = match self.wait {
-            Some(wait) => tokio::time::timeout(wait, lock)
-                .await
-                .map_err(|_| sqlx::Error::PoolTimedOut)?,
-            None => lock.await,
-        };
+        let mut slot = self.turn().await?;
         if let Some(mut kept) = slot.take() {
             if hosts.is_some_and(|hosts| hosts.moved_since(kept.taken)) {
                 kept.conn.close_on_drop();
@@ -160,6 +159,40 @@ impl<DB: KeptBackend> KeptConnection<DB> {
         Ok(KeptTx::open(slot, kept, self.keep))
     }
 
+    /// Takes the kept connection (or one from `pool`) for a transaction whose `begin` is sent
+    /// by the caller at the head of its first statement ([`KeptTx::take_begin`]); waits while
+    /// another transaction has it. A connection that broke fails that statement, and is closed
+    /// when the rollback that follows fails too (as it does after a `BEGIN` that failed, which
+    /// costs only the connection's cache).
+    pub(super) async fn begin_later(
+        &self,
+        pool: &Pool<DB>,
+        begin: &'static str,
+    ) -> Result<KeptTx<DB>, sqlx::Error> {
+        let mut slot = self.turn().await?;
+        let kept = match slot.take() {
+            Some(kept) => kept,
+            None => Kept {
+                conn: pool.acquire().await?,
+                taken: Instant::now(),
+            },
+        };
+        let mut tx = KeptTx::open(slot, kept, self.keep);
+        tx.begin = Some(begin);
+        Ok(tx)
+    }
+
+    /// The slot, once every transaction that asked before has ended.
+    async fn turn(&self) -> Result<Slot<DB>, sqlx::Error> {
+        let lock = self.slot.clone().lock_owned();
+        match self.wait {
+            Some(wait) => tokio::time::timeout(wait, lock)
+                .await
+                .map_err(|_| sqlx::Error::PoolTimedOut),
+            None => Ok(lock.await),
+        }
+    }
+
     /// Gives the kept connection back to the pool, after any transaction on it ends, so that
     /// closing the pool does not wait for it.
     pub(super) async fn release(&self) {
@@ -177,6 +210,9 @@ pub(super) struct KeptTx<DB: KeptBackend> {
     open: Option<(Slot<DB>, Kept<DB>)>,
     /// Whether the connection goes back in the slot when the transaction ends (or to the pool).
     keep: bool,
+    /// The `BEGIN` of a transaction taken with [`KeptConnection::begin_later`], until the
+    /// caller takes it to send.
+    begin: Option<&'static str>,
 }
 
 impl<DB: KeptBackend> KeptTx<DB> {
@@ -184,6 +220,7 @@ impl<DB: KeptBackend> KeptTx<DB> {
         Self {
             open: Some((slot, kept)),
             keep,
+            begin: None,
         }
     }
 
@@ -194,10 +231,28 @@ impl<DB: KeptBackend> KeptTx<DB> {
         }
     }
 
+    /// The transaction's `BEGIN`, not sent yet: the caller puts it at the head of the next
+    /// statement it sends on [`Self::connection`].
+    pub(super) fn take_begin(&mut self) -> Option<&'static str> {
+        self.begin.take()
+    }
+
+    /// Ends the transaction that the caller's last script committed, and keeps its connection.
+    pub(super) fn committed(mut self) {
+        if let Some((mut slot, kept)) = self.open.take() {
+            *slot = self.keep.then_some(kept);
+        }
+    }
+
     pub(super) async fn commit(mut self) -> Result<(), sqlx::Error> {
         let Some((mut slot, mut kept)) = self.open.take() else {
             unreachable!("a transaction holds its connection until it ends")
         };
+        if self.begin.is_some() {
+            // Nothing was sent: there is no transaction to commit.
+            *slot = self.keep.then_some(kept);
+            return Ok(());
+        }
         match DB::run(&mut kept.conn, "commit").await {
             Ok(_) => {
                 *slot = self.keep.then_some(kept);
@@ -218,6 +273,11 @@ impl<DB: KeptBackend> Drop for KeptTx<DB> {
             return;
         };
         let keep = self.keep;
+        if self.begin.is_some() {
+            // Its `BEGIN` was never sent.
+            *slot = keep.then_some(kept);
+            return;
+        }
         // The rollback holds the slot, so the next transaction waits for it.
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
@@ -234,5 +294,182 @@ impl<DB: KeptBackend> Drop for KeptTx<DB> {
             // Closing the connection ends its transaction.
             Err(_) => kept.conn.close_on_drop(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! On a SQLite file: a `TEMP` table lives only on the connection that made it, so finding
+    //! one made in an earlier transaction shows that the connection was kept.
+    use std::str::FromStr;
+
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+    use sqlx::{Connection, SqliteConnection, SqlitePool};
+
+    use super::*;
+
+    const BEGIN: &str = "BEGIN IMMEDIATE";
+
+    async fn database(dir: &tempfile::TempDir) -> (SqlitePool, SqliteConnectOptions) {
+        let options = SqliteConnectOptions::from_str(&format!(
+            "sqlite://{}",
+            dir.path().join("kept.db").display()
+        ))
+        .unwrap()
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .busy_timeout(Duration::from_millis(50));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.clone())
+            .await
+            .unwrap();
+        sqlx::raw_sql("create table cases (n integer)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        (pool, options)
+    }
+
+    async fn count(pool: &SqlitePool) -> i64 {
+        sqlx::query_scalar("select count(*) from cases")
+            .fetch_one(pool)
+            .await
+            .unwrap()
+    }
+
+    /// Whether the transaction's connection is the one that made the `TEMP` table `marker`.
+    async fn has_marker(tx: &mut KeptTx<Sqlite>) -> bool {
+        sqlx::query("select 1 from temp.marker")
+            .fetch_optional(tx.connection())
+            .await
+            .is_ok()
+    }
+
+    #[tokio::test]
+    async fn the_writer_keeps_one_connection_from_one_transaction_to_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let (pool, _) = database(&dir).await;
+        let kept = KeptConnection::<Sqlite>::new(true, None);
+
+        let mut tx = kept.begin(&pool, None, BEGIN).await.unwrap();
+        sqlx::raw_sql("create temp table marker (x); insert into cases values (1)")
+            .execute(tx.connection())
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+
+        // Begun with the first script and committed with the last.
+        let mut tx = kept.begin_later(&pool, BEGIN).await.unwrap();
+        let begin = tx.take_begin().expect("the BEGIN is the caller's to send");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "{begin}; insert into cases values (2); COMMIT"
+        )))
+        .execute(tx.connection())
+        .await
+        .unwrap();
+        assert!(has_marker(&mut tx).await, "the same connection");
+        tx.committed();
+
+        let mut tx = kept.begin(&pool, None, BEGIN).await.unwrap();
+        assert!(has_marker(&mut tx).await, "the same connection");
+        tx.commit().await.unwrap();
+        assert_eq!(count(&pool).await, 2, "both committed");
+    }
+
+    #[tokio::test]
+    async fn a_first_script_that_fails_leaves_nothing_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let (pool, _) = database(&dir).await;
+        let kept = KeptConnection::<Sqlite>::new(true, None);
+
+        let mut tx = kept.begin_later(&pool, BEGIN).await.unwrap();
+        let begin = tx.take_begin().unwrap();
+        let failed = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "{begin}; create temp table marker (x); insert into cases values (1); \
+             insert into missing values (2); COMMIT"
+        )))
+        .execute(tx.connection())
+        .await;
+        assert!(failed.is_err(), "the script stops at the missing table");
+        drop(tx);
+
+        // The next transaction waits for the rollback, on the same connection.
+        let mut tx = kept.begin(&pool, None, BEGIN).await.unwrap();
+        assert!(!has_marker(&mut tx).await, "rolled back with the rest");
+        sqlx::raw_sql("insert into cases values (3)")
+            .execute(tx.connection())
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(count(&pool).await, 1, "only the later transaction's row");
+    }
+
+    #[tokio::test]
+    async fn a_transaction_whose_begin_was_never_sent_ends_without_a_rollback() {
+        let dir = tempfile::tempdir().unwrap();
+        let (pool, _) = database(&dir).await;
+        let kept = KeptConnection::<Sqlite>::new(true, None);
+        let mut tx = kept.begin(&pool, None, BEGIN).await.unwrap();
+        sqlx::raw_sql("create temp table marker (x)")
+            .execute(tx.connection())
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+
+        // A rollback with no transaction open fails, and would close the connection.
+        drop(kept.begin_later(&pool, BEGIN).await.unwrap());
+        let tx = kept.begin_later(&pool, BEGIN).await.unwrap();
+        tx.commit().await.unwrap();
+
+        let mut tx = kept.begin(&pool, None, BEGIN).await.unwrap();
+        assert!(has_marker(&mut tx).await, "still the same connection");
+        tx.commit().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_begin_refused_while_another_process_writes_fails_only_that_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let (pool, options) = database(&dir).await;
+        let kept = KeptConnection::<Sqlite>::new(true, None);
+        let mut other = SqliteConnection::connect_with(&options).await.unwrap();
+        sqlx::raw_sql("BEGIN IMMEDIATE; insert into cases values (1)")
+            .execute(&mut other)
+            .await
+            .unwrap();
+
+        // Kept: SQLite's answer says nothing against the connection.
+        let refused = kept.begin(&pool, None, BEGIN).await;
+        assert!(
+            matches!(refused, Err(sqlx::Error::Database(_))),
+            "busy: {:?}",
+            refused.err()
+        );
+        // Begun later: the first script fails, and the rollback after it.
+        let mut tx = kept.begin_later(&pool, BEGIN).await.unwrap();
+        let begin = tx.take_begin().unwrap();
+        let refused = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "{begin}; insert into cases values (2)"
+        )))
+        .execute(tx.connection())
+        .await;
+        assert!(refused.is_err(), "busy");
+        drop(tx);
+
+        sqlx::raw_sql("COMMIT").execute(&mut other).await.unwrap();
+        let mut tx = kept.begin_later(&pool, BEGIN).await.unwrap();
+        let begin = tx.take_begin().unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "{begin}; insert into cases values (3); COMMIT"
+        )))
+        .execute(tx.connection())
+        .await
+        .unwrap();
+        tx.committed();
+        assert_eq!(
+            count(&pool).await,
+            2,
+            "the other process's row and the last one"
+        );
     }
 }

@@ -14,6 +14,7 @@ use super::chain::Chained;
 use super::db::{Bind, Query, Values, query};
 use super::kept::{KeptConnection, KeptTx};
 use super::map_sqlx_error;
+use super::queue::INSERT_WAIT;
 use super::schema::{self, Applied};
 use super::statements::{
     ASSIGN_TEAM, BUMP_DIRECTORY, INSERT_CASES, INSERT_CATEGORIES, INSERT_CONTACTS,
@@ -64,6 +65,14 @@ impl Transaction {
         match self {
             Self::Read(tx) => tx.commit().await,
             Self::Write(tx) => tx.commit().await,
+        }
+    }
+
+    /// The `BEGIN` of a write taken with [`SqliteBackend::begin_intake_batch`], not sent yet.
+    fn take_begin(&mut self) -> Option<&'static str> {
+        match self {
+            Self::Read(_) => None,
+            Self::Write(tx) => tx.take_begin(),
         }
     }
 }
@@ -191,6 +200,18 @@ impl SqliteBackend {
         Ok(Transaction::Write(tx))
     }
 
+    /// [`Self::begin_write`] for a batch of intakes, whose `BEGIN IMMEDIATE` goes at the head of
+    /// the batch's lookups and its `COMMIT` at the end of its write: two calls on the
+    /// connection's thread for the whole transaction.
+    pub(super) async fn begin_intake_batch(&self) -> Result<Transaction, sqlx::Error> {
+        self.check_file()?;
+        let tx = self
+            .writer
+            .begin_later(&self.pool, "BEGIN IMMEDIATE")
+            .await?;
+        Ok(Transaction::Write(tx))
+    }
+
     /// Closes the connections, the writer's once its transaction ends.
     pub(super) async fn close(&self) {
         self.writer.release().await;
@@ -252,25 +273,32 @@ async fn run_migrations(pool: &SqlitePool) -> Result<(), Error> {
 }
 
 /// The batch steps of intake. SQLite runs in this process, but sqlx runs each call on the
-/// connection's own thread, and every call is a message there and back: the lookups are one
-/// script and the write another (a multi-row insert per table), each one call.
+/// connection's own thread, and every call is a message there and back: the transaction's
+/// `BEGIN IMMEDIATE` and the lookups are one script, the write (a multi-row insert per table)
+/// and the `COMMIT` another, each one call.
 impl SqliteBackend {
     /// The batch's stored idempotency keys, its callers' earlier contacts (by the keyed hashes
-    /// `hashes`) and the counters.
+    /// `hashes`) and the counters; begins the transaction `tx` when its `BEGIN` is still to send
+    /// ([`Self::begin_intake_batch`]).
     pub(super) async fn lookups(
         &self,
-        tx: &mut SqliteConnection,
+        tx: &mut Transaction,
         batch: &[NewIntake],
         hashes: &[&Vec<u8>],
     ) -> Result<Lookups, sqlx::Error> {
         // One script, one call on the connection's thread, as the batch's write is.
         enum Read {
+            Begin,
             Keys,
             Contacts,
             Counters,
         }
         let mut script = Query::built(String::new());
         let mut reads = Vec::new();
+        if let Some(begin) = tx.take_begin() {
+            script.push_statement(begin, &[]);
+            reads.push(Read::Begin);
+        }
         for chunk in batch.chunks(500) {
             script.push_next().push(
                 "select line, request_id, payload_hash, receipt from idempotency_keys \
@@ -298,7 +326,9 @@ impl SqliteBackend {
         }
         script.push_statement(SELECT_COUNTERS, &[]);
         reads.push(Read::Counters);
-        let results = script.fetch_each(tx, persistent(batch.len())).await?;
+        let results = script
+            .fetch_each(tx.connection(), persistent(batch.len()))
+            .await?;
         if results.len() != reads.len() {
             return Err(sqlx::Error::Protocol(format!(
                 "the lookups' script answered for {} statements of {}",
@@ -310,6 +340,7 @@ impl SqliteBackend {
         for (read, rows) in reads.into_iter().zip(results) {
             for row in &rows {
                 match read {
+                    Read::Begin => {}
                     Read::Keys => lookups.keys.push(FromRow::from_row(row)?),
                     Read::Contacts => lookups.contacts.push(FromRow::from_row(row)?),
                     Read::Counters => lookups.counters.push(FromRow::from_row(row)?),
@@ -319,14 +350,17 @@ impl SqliteBackend {
         Ok(lookups)
     }
 
-    /// Writes a batch's rows; returns the directory's new counter when a team was taken.
+    /// Writes a batch's rows and commits them; returns the directory's new counter when a team
+    /// was taken.
     ///
-    /// Every statement goes in one script, so the batch costs one call on the connection's
-    /// thread however many tables it writes: each call is a wake-up of that thread and of the
-    /// writer, which cost more than most of these statements' own work (BENCHMARKS.md).
-    pub(super) async fn write_intake_rows(
+    /// Every statement goes in one script with the `COMMIT`, so the batch costs one call on the
+    /// connection's thread however many tables it writes: each call is a wake-up of that thread
+    /// and of the writer, which cost more than most of these statements' own work
+    /// (BENCHMARKS.md). A statement that fails ends the script before the `COMMIT`, and the
+    /// transaction rolls back when `tx` is dropped.
+    pub(super) async fn write_intake_batch(
         &self,
-        tx: &mut SqliteConnection,
+        mut tx: KeptTx<Sqlite>,
         rows: &IntakeRows<'_>,
     ) -> Result<Option<i64>, Error> {
         let mut script = Query::built(String::new());
@@ -496,18 +530,32 @@ impl SqliteBackend {
         );
         let took_team = !rows.dispatches.is_empty();
         if took_team {
-            // The script's only row: the directory's counter, moved by its last statement.
+            // The script's only row: the directory's counter, moved by this statement.
             script.push_statement(BUMP_DIRECTORY, &[]);
         }
+        for (wait_id, case_id, province, rank, since) in &rows.waits {
+            script.push_statement(
+                INSERT_WAIT,
+                &[
+                    wait_id.arg(),
+                    case_id.arg(),
+                    province.arg(),
+                    rank.arg(),
+                    since.arg(),
+                ],
+            );
+        }
+        script.push_statement("COMMIT", &[]);
         let results = script
-            .fetch_each(tx, persistent(rows.cases.len()))
+            .fetch_each(tx.connection(), persistent(rows.cases.len()))
             .await
             .map_err(map_sqlx_error)?;
+        tx.committed();
         if !took_team {
             return Ok(None);
         }
-        match results.last().map(Vec::as_slice) {
-            Some([row]) => Ok(Some(row.try_get(0).map_err(map_sqlx_error)?)),
+        match results.iter().flatten().collect::<Vec<_>>().as_slice() {
+            [row] => Ok(Some(row.try_get(0).map_err(map_sqlx_error)?)),
             _ => Err(Error::internal("the directory's counter is missing")),
         }
     }
