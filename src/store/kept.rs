@@ -346,33 +346,45 @@ mod tests {
             .is_ok()
     }
 
+    /// A kept connection on `pool`, taken and marked by a first transaction.
+    async fn marked(pool: &SqlitePool) -> KeptConnection<Sqlite> {
+        let kept = KeptConnection::new(true, None);
+        let mut tx = kept.begin(pool, None, BEGIN).await.unwrap();
+        run(&mut tx, "create temp table marker (x)").await.unwrap();
+        tx.commit().await.unwrap();
+        kept
+    }
+
+    /// Runs `script` in `tx`, after its `BEGIN` when that is still to send.
+    async fn run(tx: &mut KeptTx<Sqlite>, script: &str) -> Result<(), sqlx::Error> {
+        let script = match tx.take_begin() {
+            Some(begin) => format!("{begin}; {script}"),
+            None => script.to_owned(),
+        };
+        sqlx::raw_sql(sqlx::AssertSqlSafe(script))
+            .execute(tx.connection())
+            .await
+            .map(drop)
+    }
+
     #[tokio::test]
     async fn the_writer_keeps_one_connection_from_one_transaction_to_the_next() {
         let dir = tempfile::tempdir().unwrap();
         let (pool, _) = database(&dir).await;
-        let kept = KeptConnection::<Sqlite>::new(true, None);
-
-        let mut tx = kept.begin(&pool, None, BEGIN).await.unwrap();
-        sqlx::raw_sql("create temp table marker (x); insert into cases values (1)")
-            .execute(tx.connection())
-            .await
-            .unwrap();
-        tx.commit().await.unwrap();
+        let kept = marked(&pool).await;
 
         // Begun with the first script and committed with the last.
         let mut tx = kept.begin_later(&pool, BEGIN).await.unwrap();
-        let begin = tx.take_begin().expect("the BEGIN is the caller's to send");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "{begin}; insert into cases values (2); COMMIT"
-        )))
-        .execute(tx.connection())
-        .await
-        .unwrap();
+        assert!(tx.begin.is_some(), "the BEGIN is the caller's to send");
+        run(&mut tx, "insert into cases values (1); COMMIT")
+            .await
+            .unwrap();
         assert!(has_marker(&mut tx).await, "the same connection");
         tx.committed();
 
         let mut tx = kept.begin(&pool, None, BEGIN).await.unwrap();
         assert!(has_marker(&mut tx).await, "the same connection");
+        run(&mut tx, "insert into cases values (2)").await.unwrap();
         tx.commit().await.unwrap();
         assert_eq!(count(&pool).await, 2, "both committed");
     }
@@ -381,26 +393,21 @@ mod tests {
     async fn a_first_script_that_fails_leaves_nothing_written() {
         let dir = tempfile::tempdir().unwrap();
         let (pool, _) = database(&dir).await;
-        let kept = KeptConnection::<Sqlite>::new(true, None);
+        let kept = marked(&pool).await;
 
         let mut tx = kept.begin_later(&pool, BEGIN).await.unwrap();
-        let begin = tx.take_begin().unwrap();
-        let failed = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "{begin}; create temp table marker (x); insert into cases values (1); \
-             insert into missing values (2); COMMIT"
-        )))
-        .execute(tx.connection())
+        let failed = run(
+            &mut tx,
+            "insert into cases values (1); insert into missing values (2); COMMIT",
+        )
         .await;
         assert!(failed.is_err(), "the script stops at the missing table");
         drop(tx);
 
         // The next transaction waits for the rollback, on the same connection.
         let mut tx = kept.begin(&pool, None, BEGIN).await.unwrap();
-        assert!(!has_marker(&mut tx).await, "rolled back with the rest");
-        sqlx::raw_sql("insert into cases values (3)")
-            .execute(tx.connection())
-            .await
-            .unwrap();
+        assert!(has_marker(&mut tx).await, "the same connection");
+        run(&mut tx, "insert into cases values (3)").await.unwrap();
         tx.commit().await.unwrap();
         assert_eq!(count(&pool).await, 1, "only the later transaction's row");
     }
@@ -409,13 +416,7 @@ mod tests {
     async fn a_transaction_whose_begin_was_never_sent_ends_without_a_rollback() {
         let dir = tempfile::tempdir().unwrap();
         let (pool, _) = database(&dir).await;
-        let kept = KeptConnection::<Sqlite>::new(true, None);
-        let mut tx = kept.begin(&pool, None, BEGIN).await.unwrap();
-        sqlx::raw_sql("create temp table marker (x)")
-            .execute(tx.connection())
-            .await
-            .unwrap();
-        tx.commit().await.unwrap();
+        let kept = marked(&pool).await;
 
         // A rollback with no transaction open fails, and would close the connection.
         drop(kept.begin_later(&pool, BEGIN).await.unwrap());
@@ -447,24 +448,15 @@ mod tests {
         );
         // Begun later: the first script fails, and the rollback after it.
         let mut tx = kept.begin_later(&pool, BEGIN).await.unwrap();
-        let begin = tx.take_begin().unwrap();
-        let refused = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "{begin}; insert into cases values (2)"
-        )))
-        .execute(tx.connection())
-        .await;
+        let refused = run(&mut tx, "insert into cases values (2)").await;
         assert!(refused.is_err(), "busy");
         drop(tx);
 
         sqlx::raw_sql("COMMIT").execute(&mut other).await.unwrap();
         let mut tx = kept.begin_later(&pool, BEGIN).await.unwrap();
-        let begin = tx.take_begin().unwrap();
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "{begin}; insert into cases values (3); COMMIT"
-        )))
-        .execute(tx.connection())
-        .await
-        .unwrap();
+        run(&mut tx, "insert into cases values (3); COMMIT")
+            .await
+            .unwrap();
         tx.committed();
         assert_eq!(
             count(&pool).await,
