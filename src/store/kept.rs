@@ -19,7 +19,8 @@
 //! - A kept connection that broke since its last transaction fails its `BEGIN`, which writes
 //!   nothing: it is closed, and the `BEGIN` is sent once more on a connection from the pool.
 //! - A kept connection opened before the service moved to another host is closed, not used
-//!   (see [`Hosts`]).
+//!   (see [`Hosts`]); so is one kept for longer than the pool's `max_lifetime`, as the pool
+//!   would have closed it.
 //! - A transaction dropped without commit is rolled back on the connection before the next one
 //!   can take it; a connection whose commit or rollback fails is closed.
 //!
@@ -110,6 +111,19 @@ struct Kept<DB: KeptBackend> {
     taken: Instant,
 }
 
+impl<DB: KeptBackend> Kept<DB> {
+    /// Whether the connection is not to be used again: `pool` moved to another host since it
+    /// was taken (as `hosts` tells), or it has been kept for longer than the pool keeps any of
+    /// its connections (`max_lifetime`), which the pool would have closed by now.
+    fn stale(&self, pool: &Pool<DB>, hosts: Option<&Hosts>) -> bool {
+        hosts.is_some_and(|hosts| hosts.moved_since(self.taken))
+            || pool
+                .options()
+                .get_max_lifetime()
+                .is_some_and(|lifetime| self.taken.elapsed() >= lifetime)
+    }
+}
+
 impl<DB: KeptBackend> KeptConnection<DB> {
     pub(super) fn new(keep: bool, wait: Option<Duration>) -> Self {
         Self {
@@ -130,7 +144,7 @@ impl<DB: KeptBackend> KeptConnection<DB> {
     ) -> Result<KeptTx<DB>, sqlx::Error> {
         let mut slot = self.turn().await?;
         if let Some(mut kept) = slot.take() {
-            if hosts.is_some_and(|hosts| hosts.moved_since(kept.taken)) {
+            if kept.stale(pool, hosts) {
                 kept.conn.close_on_drop();
             } else {
                 match DB::run(&mut kept.conn, begin).await {
@@ -171,7 +185,14 @@ impl<DB: KeptBackend> KeptConnection<DB> {
     ) -> Result<KeptTx<DB>, sqlx::Error> {
         let mut slot = self.turn().await?;
         let kept = match slot.take() {
-            Some(kept) => kept,
+            Some(kept) if !kept.stale(pool, None) => kept,
+            Some(mut kept) => {
+                kept.conn.close_on_drop();
+                Kept {
+                    conn: pool.acquire().await?,
+                    taken: Instant::now(),
+                }
+            }
             None => Kept {
                 conn: pool.acquire().await?,
                 taken: Instant::now(),
@@ -387,6 +408,29 @@ mod tests {
         run(&mut tx, "insert into cases values (2)").await.unwrap();
         tx.commit().await.unwrap();
         assert_eq!(count(&pool).await, 2, "both committed");
+    }
+
+    #[tokio::test]
+    async fn a_connection_kept_past_the_pools_lifetime_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, options) = database(&dir).await;
+        let pool = SqlitePoolOptions::new()
+            .max_lifetime(Duration::from_millis(200))
+            .connect_with(options)
+            .await
+            .unwrap();
+
+        // Whether the transaction begins later or at once.
+        let kept = marked(&pool).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut tx = kept.begin_later(&pool, BEGIN).await.unwrap();
+        assert!(!has_marker(&mut tx).await, "a new connection");
+        tx.commit().await.unwrap();
+        let kept = marked(&pool).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut tx = kept.begin(&pool, None, BEGIN).await.unwrap();
+        assert!(!has_marker(&mut tx).await, "a new connection");
+        tx.commit().await.unwrap();
     }
 
     #[tokio::test]
