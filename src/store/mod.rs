@@ -55,8 +55,6 @@ mod statements;
 
 pub use reseal::ResealCount;
 
-/// Plans a batch of intakes from what the store loaded for it (the application's planner,
-/// [`crate::domain::plan::intake::plan_intakes`] with its routing).
 /// How long a request waits on the database for an answer before it is told UNAVAILABLE: a
 /// read, an intake's or a change's commit, an audit entry's. The work itself is not abandoned —
 /// a commit that completes later stands, and a retry with the same request id finds it.
@@ -97,6 +95,8 @@ impl Announcements {
     }
 }
 
+/// Plans a batch of intakes from what the store loaded for it (the application's planner,
+/// [`crate::domain::plan::intake::plan_intakes`] with its routing).
 pub type IntakePlanner<'a> =
     dyn FnMut(&[NewIntake], IntakeLoad) -> Result<IntakePlan, Error> + Send + 'a;
 

@@ -564,3 +564,89 @@ async fn a_policy_replaced_through_one_server_is_used_by_the_other(backend: Back
     second.stop().await;
     first.finish().await;
 }
+
+/// Two servers on one PostgreSQL database: the second takes a team off duty while the first
+/// records an intake that would send it, and the change commits first. The intake is routed by
+/// the directory as it is after the change, however far the first server had got with it: the
+/// team is not sent. (A server that planned from what it read before the change and wrote
+/// without checking it would send the team.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_team_another_server_takes_off_duty_is_not_sent_by_an_intake_waiting_behind_it()
+{
+    use sqlx::Connection;
+
+    let first = TestServer::seeded_on(TestDb::new(Backend::Postgres).await).await;
+    let second = TestServer::seeded_on(first.db.same_database()).await;
+
+    // A transaction of the test's own holds the directory's lock, so that each server's write
+    // waits for it where it takes that lock: the second's change first, then the first's
+    // intake.
+    let mut holder = sqlx::PgConnection::connect(&first.db.url).await.unwrap();
+    sqlx::raw_sql("begin; select 1 from sequences where name = 'directory' for update")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let mut change_client = directory(&second);
+    let change = tokio::spawn(async move {
+        change_client
+            .update_team_status(pb::UpdateTeamStatusRequest {
+                team_id: "thr-t1".into(),
+                status: DutyStatus::OffDuty as i32,
+                ..Default::default()
+            })
+            .await
+    });
+    waiting_for_the_lock(&mut holder, first.db.name(), 1).await;
+    let intake = tokio::spawn({
+        let mut emergency = first.emergency();
+        async move {
+            emergency
+                .report_emergency(fixtures::child_in_danger("planned-before-off-duty"))
+                .await
+        }
+    });
+    waiting_for_the_lock(&mut holder, first.db.name(), 2).await;
+    sqlx::raw_sql("rollback")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+
+    change.await.unwrap().expect("the team goes off duty");
+    let receipt = intake
+        .await
+        .unwrap()
+        .expect("the intake is recorded")
+        .into_inner()
+        .receipt
+        .unwrap();
+    assert_eq!(first_destination(&receipt), "thr-t3");
+    let store = first.db.store(1).await;
+    for report in store.verify_chains().await.unwrap() {
+        assert_eq!(report.problem, None, "{report:?}");
+    }
+    second.stop().await;
+    first.finish().await;
+}
+
+/// Returns once `count` transactions on the database `name` wait for a lock.
+async fn waiting_for_the_lock(conn: &mut sqlx::PgConnection, name: &str, count: i64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "select count(*) from pg_locks l join pg_stat_activity a using (pid) \
+             where not l.granted and a.datname = $1",
+        )
+        .bind(name)
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+        if waiting >= count {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{waiting} of {count} transactions wait for the lock"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
