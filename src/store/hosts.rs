@@ -100,13 +100,19 @@ impl Hosts {
             return false;
         }
         pool.set_connect_options(self.candidates[index].1.clone());
-        *self.switched.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        self.record_move();
         tracing::warn!(
             from = self.candidates[before].0,
             to = self.candidates[index].0,
             "the database's primary moved; connecting to the new one"
         );
         true
+    }
+
+    /// Records that the pool moves to another host now: connections taken before are to the
+    /// host it leaves.
+    pub(super) fn record_move(&self) {
+        *self.switched.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
     }
 
     /// Whether a pooled connection `age` old was opened after the last move (older ones are

@@ -472,6 +472,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_connection_kept_from_before_the_database_moved_host_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let (pool, _) = database(&dir).await;
+        let hosts = Hosts::parse("postgres://primary.example,standby.example/referrals").unwrap();
+        let kept = marked(&pool).await;
+        let mut tx = kept.begin(&pool, Some(&hosts), BEGIN).await.unwrap();
+        assert!(
+            has_marker(&mut tx).await,
+            "no move yet: the same connection"
+        );
+        tx.commit().await.unwrap();
+
+        // A failover: the kept connection is to the host the service left, which may still
+        // accept writes.
+        hosts.record_move();
+        let mut tx = kept.begin(&pool, Some(&hosts), BEGIN).await.unwrap();
+        assert!(
+            !has_marker(&mut tx).await,
+            "a connection taken after the move"
+        );
+        run(&mut tx, "create temp table marker (x)").await.unwrap();
+        tx.commit().await.unwrap();
+        let mut tx = kept.begin(&pool, Some(&hosts), BEGIN).await.unwrap();
+        assert!(has_marker(&mut tx).await, "the new connection is kept");
+        tx.commit().await.unwrap();
+    }
+
+    #[tokio::test]
     async fn a_begin_refused_while_another_process_writes_fails_only_that_transaction() {
         let dir = tempfile::tempdir().unwrap();
         let (pool, options) = database(&dir).await;
