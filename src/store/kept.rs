@@ -112,6 +112,14 @@ struct Kept<DB: KeptBackend> {
 }
 
 impl<DB: KeptBackend> Kept<DB> {
+    /// A connection from `pool`, to be kept.
+    async fn take(pool: &Pool<DB>) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            conn: pool.acquire().await?,
+            taken: Instant::now(),
+        })
+    }
+
     /// Whether the connection is not to be used again: `pool` moved to another host since it
     /// was taken (as `hosts` tells), or it has been kept for longer than the pool keeps any of
     /// its connections (`max_lifetime`), which the pool would have closed by now.
@@ -160,16 +168,12 @@ impl<DB: KeptBackend> KeptConnection<DB> {
                 }
             }
         }
-        let mut conn = pool.acquire().await?;
-        if let Err(error) = DB::run(&mut conn, begin).await {
+        let mut kept = Kept::take(pool).await?;
+        if let Err(error) = DB::run(&mut kept.conn, begin).await {
             // Its transaction may have opened before the failure.
-            conn.close_on_drop();
+            kept.conn.close_on_drop();
             return Err(error);
         }
-        let kept = Kept {
-            conn,
-            taken: Instant::now(),
-        };
         Ok(KeptTx::open(slot, kept, self.keep))
     }
 
@@ -186,17 +190,12 @@ impl<DB: KeptBackend> KeptConnection<DB> {
         let mut slot = self.turn().await?;
         let kept = match slot.take() {
             Some(kept) if !kept.stale(pool, None) => kept,
-            Some(mut kept) => {
-                kept.conn.close_on_drop();
-                Kept {
-                    conn: pool.acquire().await?,
-                    taken: Instant::now(),
+            stale => {
+                if let Some(mut kept) = stale {
+                    kept.conn.close_on_drop();
                 }
+                Kept::take(pool).await?
             }
-            None => Kept {
-                conn: pool.acquire().await?,
-                taken: Instant::now(),
-            },
         };
         let mut tx = KeptTx::open(slot, kept, self.keep);
         tx.begin = Some(begin);
