@@ -120,15 +120,21 @@ impl<DB: KeptBackend> Kept<DB> {
         })
     }
 
-    /// Whether the connection is not to be used again: `pool` moved to another host since it
-    /// was taken (as `hosts` tells), or it has been kept for longer than the pool keeps any of
-    /// its connections (`max_lifetime`), which the pool would have closed by now.
-    fn stale(&self, pool: &Pool<DB>, hosts: Option<&Hosts>) -> bool {
-        hosts.is_some_and(|hosts| hosts.moved_since(self.taken))
+    /// The connection, unless it is not to be used again, when it is closed instead: `pool`
+    /// moved to another host since it was taken (as `hosts` tells), or it has been kept for
+    /// longer than the pool keeps any of its connections (`max_lifetime`), which the pool would
+    /// have closed by now.
+    fn unless_stale(mut self, pool: &Pool<DB>, hosts: Option<&Hosts>) -> Option<Self> {
+        let stale = hosts.is_some_and(|hosts| hosts.moved_since(self.taken))
             || pool
                 .options()
                 .get_max_lifetime()
-                .is_some_and(|lifetime| self.taken.elapsed() >= lifetime)
+                .is_some_and(|lifetime| self.taken.elapsed() >= lifetime);
+        if stale {
+            self.conn.close_on_drop();
+            return None;
+        }
+        Some(self)
     }
 }
 
@@ -151,20 +157,16 @@ impl<DB: KeptBackend> KeptConnection<DB> {
         begin: &'static str,
     ) -> Result<KeptTx<DB>, sqlx::Error> {
         let mut slot = self.turn().await?;
-        if let Some(mut kept) = slot.take() {
-            if kept.stale(pool, hosts) {
-                kept.conn.close_on_drop();
-            } else {
-                match DB::run(&mut kept.conn, begin).await {
-                    Ok(_) => return Ok(KeptTx::open(slot, kept, self.keep)),
-                    Err(error) if DB::broken(&error) => {
-                        tracing::info!(%error, "the writer's connection failed; taking another");
-                        kept.conn.close_on_drop();
-                    }
-                    Err(error) => {
-                        *slot = Some(kept);
-                        return Err(error);
-                    }
+        if let Some(mut kept) = slot.take().and_then(|kept| kept.unless_stale(pool, hosts)) {
+            match DB::run(&mut kept.conn, begin).await {
+                Ok(_) => return Ok(KeptTx::open(slot, kept, self.keep)),
+                Err(error) if DB::broken(&error) => {
+                    tracing::info!(%error, "the writer's connection failed; taking another");
+                    kept.conn.close_on_drop();
+                }
+                Err(error) => {
+                    *slot = Some(kept);
+                    return Err(error);
                 }
             }
         }
@@ -188,14 +190,9 @@ impl<DB: KeptBackend> KeptConnection<DB> {
         begin: &'static str,
     ) -> Result<KeptTx<DB>, sqlx::Error> {
         let mut slot = self.turn().await?;
-        let kept = match slot.take() {
-            Some(kept) if !kept.stale(pool, None) => kept,
-            stale => {
-                if let Some(mut kept) = stale {
-                    kept.conn.close_on_drop();
-                }
-                Kept::take(pool).await?
-            }
+        let kept = match slot.take().and_then(|kept| kept.unless_stale(pool, None)) {
+            Some(kept) => kept,
+            None => Kept::take(pool).await?,
         };
         let mut tx = KeptTx::open(slot, kept, self.keep);
         tx.begin = Some(begin);
