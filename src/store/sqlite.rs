@@ -81,12 +81,21 @@ impl Transaction {
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// The connection options for the database `url` names: WAL, `synchronous=FULL`.
+///
+/// `temp_store=memory` keeps statement journals in memory. Each insert of a batch's rows may
+/// fail half-way on a constraint, so SQLite keeps a statement journal to undo that statement
+/// alone; past 64 KiB it spilled to a temporary file, created, written and deleted in each
+/// large batch (11 % of the SQLite thread's time at 64 in flight; BENCHMARKS.md, session 17). The journal undoes a statement inside an open transaction and is never read
+/// after a crash, so where it lives changes nothing that is durable. Sorts and groupings live in
+/// memory too: the largest, a statistics request's over the cases of its period, is of the
+/// order of the rows that request already holds in memory.
 fn options(url: &str) -> Result<SqliteConnectOptions, Error> {
     Ok(SqliteConnectOptions::from_str(url)
         .map_err(Error::internal)?
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
         .foreign_keys(true)
+        .pragma("temp_store", "memory")
         .busy_timeout(WAIT_TO_WRITE))
 }
 
@@ -595,4 +604,30 @@ fn push_chained<T: Chained>(script: &mut Query, first: i64, rows: &[T], hashes: 
             item.push(row, *number, hash);
         },
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both kinds of connection, the pool's and the writer's, keep temporary files in memory:
+    /// 2 is `MEMORY` (0 is the build's default, a file).
+    #[tokio::test]
+    async fn every_connection_keeps_its_statement_journals_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("referrals.db").display());
+        migrate(&url).await.unwrap();
+        let backend = SqliteBackend::connect(&url, 2).await.unwrap();
+        let mut read = backend.begin_read().await.unwrap();
+        let mut write = backend.begin_write().await.unwrap();
+        for (name, tx) in [("read", &mut read), ("write", &mut write)] {
+            let store: i64 = sqlx::query_scalar("pragma temp_store")
+                .fetch_one(&mut *tx.connection())
+                .await
+                .unwrap();
+            assert_eq!(store, 2, "temp_store on the {name} connection");
+        }
+        drop((read, write));
+        backend.close().await;
+    }
 }
