@@ -85,10 +85,11 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 /// `temp_store=memory` keeps statement journals in memory. Each insert of a batch's rows may
 /// fail half-way on a constraint, so SQLite keeps a statement journal to undo that statement
 /// alone; past 64 KiB it spilled to a temporary file, created, written and deleted in each
-/// large batch (11 % of the SQLite thread's time at 64 in flight; BENCHMARKS.md, session 17). The journal undoes a statement inside an open transaction and is never read
-/// after a crash, so where it lives changes nothing that is durable. Sorts and groupings live in
-/// memory too: the largest, a statistics request's over the cases of its period, is of the
-/// order of the rows that request already holds in memory.
+/// large batch (11 % of the SQLite thread's time at 64 in flight; BENCHMARKS.md, session 17).
+/// The journal undoes a statement inside an open transaction and is never read after a crash,
+/// so where it lives changes nothing that is durable. Sorts and groupings live in memory too:
+/// the largest, a statistics request's over the cases of its period, is of the order of the
+/// rows that request already holds in memory.
 fn options(url: &str) -> Result<SqliteConnectOptions, Error> {
     Ok(SqliteConnectOptions::from_str(url)
         .map_err(Error::internal)?
